@@ -1,0 +1,86 @@
+/**
+ * What a user asks for when spawning an agent, and the schemas that check it.
+ */
+import { Schema } from "effect"
+import { parseCpuMillis, parseMemoryBytes } from "./Quantity.ts"
+
+/** How far an agent's code is trusted; decides runtime class, network policy and security context. */
+export const TrustLevel = Schema.Literals(["TRUSTED", "STANDARD", "UNTRUSTED", "CONFIDENTIAL"])
+/** @see TrustLevel */
+export type TrustLevel = typeof TrustLevel.Type
+
+/** Every trust level, most trusted first. */
+export const trustLevels: ReadonlyArray<TrustLevel> = ["TRUSTED", "STANDARD", "UNTRUSTED", "CONFIDENTIAL"]
+
+/** A CPU quantity such as "500m" or "2". */
+export const CpuQuantity = Schema.String.check(
+  Schema.makeFilter((s: string) => parseCpuMillis(s) !== undefined || `a CPU quantity such as "500m" or "2", got ${JSON.stringify(s)}`)
+)
+
+/** A memory quantity such as "512Mi" or "2Gi". */
+export const MemoryQuantity = Schema.String.check(
+  Schema.makeFilter(
+    (s: string) => parseMemoryBytes(s) !== undefined || `a memory quantity such as "512Mi" or "2Gi", got ${JSON.stringify(s)}`
+  )
+)
+
+/** Requested resources; omitted fields take the configured sandbox defaults. */
+export const ResourceRequest = Schema.Struct({
+  cpu: Schema.optional(CpuQuantity),
+  memory: Schema.optional(MemoryQuantity),
+  tokensPerHour: Schema.optional(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0))),
+  pids: Schema.optional(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1)))
+})
+/** @see ResourceRequest */
+export type ResourceRequest = typeof ResourceRequest.Type
+
+const labelKey = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/
+const labelValue = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/
+
+/** Labels in the form Kubernetes accepts, so they can be carried to every backend unchanged. */
+export const Labels = Schema.Record(
+  Schema.String.check(
+    Schema.makeFilter(
+      (k: string) =>
+        (labelKey.test(k) && !k.startsWith("l02.dev/")) ||
+        `a label key of at most 63 name characters with an optional DNS prefix, not under l02.dev/, got ${JSON.stringify(k)}`
+    )
+  ),
+  Schema.String.check(
+    Schema.makeFilter(
+      (v: string) => labelValue.test(v) || `a label value of at most 63 alphanumerics, '-', '_' or '.', got ${JSON.stringify(v)}`
+    )
+  )
+)
+
+/** An agent name: a DNS-1123 label, so it can name a container or a Pod. */
+export const AgentName = Schema.String.check(
+  Schema.makeFilter(
+    (s: string) =>
+      /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(s) ||
+      `a lowercase name of 1-63 letters, digits or '-', starting and ending with a letter or digit, got ${JSON.stringify(s)}`
+  )
+)
+
+const envName = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+/** The full request to spawn an agent. */
+export const AgentConfig = Schema.Struct({
+  name: AgentName,
+  /** Container image (Docker, Kubernetes); ignored by the process backend. */
+  image: Schema.optional(Schema.String.check(Schema.isMinLength(1))),
+  /** The agent's entry point; the backend's default agent program when omitted. */
+  command: Schema.optional(Schema.Array(Schema.String).check(Schema.isMinLength(1))),
+  env: Schema.optional(
+    Schema.Record(
+      Schema.String.check(Schema.makeFilter((k: string) => envName.test(k) || `an environment variable name, got ${JSON.stringify(k)}`)),
+      Schema.String
+    )
+  ),
+  trustLevel: Schema.optional(TrustLevel),
+  resources: Schema.optional(ResourceRequest),
+  sessionId: Schema.optional(Schema.String.check(Schema.isUUID())),
+  labels: Schema.optional(Labels)
+})
+/** @see AgentConfig */
+export type AgentConfig = typeof AgentConfig.Type

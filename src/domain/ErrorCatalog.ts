@@ -1,0 +1,68 @@
+/**
+ * The stable error codes of L02 Agent Runtime and what supervisors do with them.
+ *
+ * A code, once published in docs/errors.md, keeps its meaning forever. Supervisors decide by
+ * code (through {@link errorInfo}), never by message text.
+ */
+
+/** Broad class of a failure, used for metrics and for deciding who must act. */
+export type ErrorCategory = "configuration" | "lifecycle" | "sandbox" | "execution" | "store" | "backend" | "interface"
+
+/** What the catalog knows about one code. */
+export interface ErrorInfo {
+  readonly code: ErrorCode
+  readonly tag: string
+  readonly category: ErrorCategory
+  /** Whether repeating the same operation later may succeed without the caller changing anything. */
+  readonly retryable: boolean
+  readonly title: string
+}
+
+const entries = [
+  ["E2000", "ConfigInvalid", "configuration", false, "configuration invalid"],
+  ["E2001", "InputInvalid", "interface", false, "request input invalid"],
+  ["E2020", "InvalidTransition", "lifecycle", false, "operation not allowed in the agent's current state"],
+  ["E2021", "AgentNotFound", "lifecycle", false, "agent not found"],
+  ["E2022", "SpawnFailed", "lifecycle", true, "spawn failed"],
+  ["E2023", "SuspendFailed", "lifecycle", true, "suspend or checkpoint failed"],
+  ["E2024", "ResumeFailed", "lifecycle", false, "resume failed"],
+  ["E2025", "RestartLimitExceeded", "lifecycle", false, "restart limit exceeded"],
+  ["E2026", "TerminateFailed", "lifecycle", true, "terminate failed"],
+  ["E2027", "SandboxExited", "lifecycle", true, "sandbox exited unexpectedly"],
+  ["E2028", "RuntimeShutDown", "lifecycle", false, "runtime is shut down"],
+  ["E2029", "ExecuteFailed", "execution", true, "execute failed"],
+  ["E2040", "SandboxConfigInvalid", "sandbox", false, "sandbox configuration invalid"],
+  ["E2041", "RuntimeClassUnavailable", "sandbox", false, "runtime class not available on this backend"],
+  ["E2042", "ResourceLimitsInvalid", "sandbox", false, "resource limits invalid or above the allowed maximum"],
+  ["E2043", "NetworkPolicyUnsupported", "sandbox", false, "network policy not supported by this backend"],
+  ["E2044", "SecurityContextViolation", "sandbox", false, "security context violation"],
+  ["E2045", "SandboxNotFound", "sandbox", false, "sandbox not found"],
+  ["E2046", "SandboxOperationFailed", "backend", true, "sandbox operation failed"],
+  ["E2047", "BackendUnavailable", "backend", true, "backend unavailable"],
+  ["E2048", "SandboxOomKilled", "sandbox", true, "sandbox killed for exceeding its memory limit"],
+  ["E2060", "StoreFailed", "store", true, "state store operation failed"],
+  ["E2061", "CheckpointNotFound", "store", false, "checkpoint not found"],
+  ["E2062", "CheckpointCorrupt", "store", false, "checkpoint corrupt or expired"]
+] as const
+
+/** Every code the runtime can raise. */
+export type ErrorCode = (typeof entries)[number][0]
+
+/** The full catalog, keyed by code. */
+export const errorCatalog: ReadonlyMap<ErrorCode, ErrorInfo> = new Map(
+  entries.map(([code, tag, category, retryable, title]) => [code, { code, tag, category, retryable, title }])
+)
+
+/** Looks up a code; unknown codes are a programming error. */
+export const errorInfo = (code: ErrorCode): ErrorInfo => {
+  const info = errorCatalog.get(code)
+  if (info === undefined) throw new Error(`unknown error code ${code}`)
+  return info
+}
+
+/** Plain, JSON-safe form of an error, the only shape machines and snapshots carry. */
+export interface ErrorData {
+  readonly code: ErrorCode
+  readonly message: string
+  readonly retryable: boolean
+}

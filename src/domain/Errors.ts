@@ -1,0 +1,209 @@
+/**
+ * Schema-backed tagged errors, one class per stable code (see docs/errors.md).
+ *
+ * Every class is an `Error` subclass with `_tag`, `code` and `retryable`, so the promise API can
+ * throw them as they are and Effect code can match them with `Effect.catchTag`.
+ */
+import { Schema } from "effect"
+import { type ErrorCode, type ErrorData, errorInfo } from "./ErrorCatalog.ts"
+
+const fields = {
+  message: Schema.String,
+  /** The agent concerned, when there is one. */
+  agentId: Schema.optional(Schema.String),
+  /** The configuration key or input path concerned, when there is one. */
+  key: Schema.optional(Schema.String)
+}
+
+/** E2000: a configuration value is invalid; `key` names it. */
+export class ConfigInvalid extends Schema.TaggedError<ConfigInvalid>()("ConfigInvalid", fields) {
+  readonly code = "E2000" as const
+}
+/** E2001: request input (an AgentConfig, an id, an option) is invalid; `key` names the path. */
+export class InputInvalid extends Schema.TaggedError<InputInvalid>()("InputInvalid", fields) {
+  readonly code = "E2001" as const
+}
+/** E2020: the operation is not accepted in the agent's current state; nothing was changed. */
+export class InvalidTransition extends Schema.TaggedError<InvalidTransition>()("InvalidTransition", {
+  ...fields,
+  state: Schema.String,
+  operation: Schema.String
+}) {
+  readonly code = "E2020" as const
+}
+/** E2021: no agent with this id is known to the runtime. */
+export class AgentNotFound extends Schema.TaggedError<AgentNotFound>()("AgentNotFound", fields) {
+  readonly code = "E2021" as const
+}
+/** E2022: the sandbox could not be provisioned or started (including spawn timeout). */
+export class SpawnFailed extends Schema.TaggedError<SpawnFailed>()("SpawnFailed", fields) {
+  readonly code = "E2022" as const
+}
+/** E2023: suspending or checkpointing failed. */
+export class SuspendFailed extends Schema.TaggedError<SuspendFailed>()("SuspendFailed", fields) {
+  readonly code = "E2023" as const
+}
+/** E2024: resume failed: checkpoint missing, expired or corrupt, or the sandbox could not come back. */
+export class ResumeFailed extends Schema.TaggedError<ResumeFailed>()("ResumeFailed", fields) {
+  readonly code = "E2024" as const
+}
+/** E2025: the agent failed more than max_restart_count times within the restart window. */
+export class RestartLimitExceeded extends Schema.TaggedError<RestartLimitExceeded>()("RestartLimitExceeded", fields) {
+  readonly code = "E2025" as const
+}
+/** E2026: stopping or removing the sandbox failed. */
+export class TerminateFailed extends Schema.TaggedError<TerminateFailed>()("TerminateFailed", fields) {
+  readonly code = "E2026" as const
+}
+/** E2027: the agent's sandbox exited without being asked to. */
+export class SandboxExited extends Schema.TaggedError<SandboxExited>()("SandboxExited", fields) {
+  readonly code = "E2027" as const
+}
+/** E2028: the runtime was shut down; no further operations are accepted. */
+export class RuntimeShutDown extends Schema.TaggedError<RuntimeShutDown>()("RuntimeShutDown", fields) {
+  readonly code = "E2028" as const
+}
+/** E2029: sending input to the agent or reading its output failed. */
+export class ExecuteFailed extends Schema.TaggedError<ExecuteFailed>()("ExecuteFailed", fields) {
+  readonly code = "E2029" as const
+}
+/** E2040: the sandbox configuration is invalid. */
+export class SandboxConfigInvalid extends Schema.TaggedError<SandboxConfigInvalid>()("SandboxConfigInvalid", fields) {
+  readonly code = "E2040" as const
+}
+/** E2041: the runtime class the trust level needs is not available on this backend. */
+export class RuntimeClassUnavailable extends Schema.TaggedError<RuntimeClassUnavailable>()("RuntimeClassUnavailable", {
+  ...fields,
+  runtimeClass: Schema.String
+}) {
+  readonly code = "E2041" as const
+}
+/** E2042: resource limits are malformed or above the configured maximum. */
+export class ResourceLimitsInvalid extends Schema.TaggedError<ResourceLimitsInvalid>()("ResourceLimitsInvalid", fields) {
+  readonly code = "E2042" as const
+}
+/** E2043: the backend cannot enforce the requested network policy. */
+export class NetworkPolicyUnsupported extends Schema.TaggedError<NetworkPolicyUnsupported>()(
+  "NetworkPolicyUnsupported",
+  fields
+) {
+  readonly code = "E2043" as const
+}
+/** E2044: the requested security context is weaker than the trust level allows. */
+export class SecurityContextViolation extends Schema.TaggedError<SecurityContextViolation>()(
+  "SecurityContextViolation",
+  fields
+) {
+  readonly code = "E2044" as const
+}
+/** E2045: the backend has no sandbox with this id. */
+export class SandboxNotFound extends Schema.TaggedError<SandboxNotFound>()("SandboxNotFound", fields) {
+  readonly code = "E2045" as const
+}
+/** E2046: a sandbox operation failed in the backend. */
+export class SandboxOperationFailed extends Schema.TaggedError<SandboxOperationFailed>()("SandboxOperationFailed", fields) {
+  readonly code = "E2046" as const
+}
+/** E2047: the backend (Docker engine, Kubernetes API) cannot be reached. */
+export class BackendUnavailable extends Schema.TaggedError<BackendUnavailable>()("BackendUnavailable", fields) {
+  readonly code = "E2047" as const
+}
+/** E2048: the sandbox was killed for exceeding its memory limit. */
+export class SandboxOomKilled extends Schema.TaggedError<SandboxOomKilled>()("SandboxOomKilled", fields) {
+  readonly code = "E2048" as const
+}
+/** E2060: the state store failed (connection, query, migration). */
+export class StoreFailed extends Schema.TaggedError<StoreFailed>()("StoreFailed", fields) {
+  readonly code = "E2060" as const
+}
+/** E2061: no checkpoint with this id exists. */
+export class CheckpointNotFound extends Schema.TaggedError<CheckpointNotFound>()("CheckpointNotFound", fields) {
+  readonly code = "E2061" as const
+}
+/** E2062: the checkpoint failed its integrity check or has expired. */
+export class CheckpointCorrupt extends Schema.TaggedError<CheckpointCorrupt>()("CheckpointCorrupt", fields) {
+  readonly code = "E2062" as const
+}
+
+/** Any expected failure of the runtime. */
+export type RuntimeError =
+  | ConfigInvalid
+  | InputInvalid
+  | InvalidTransition
+  | AgentNotFound
+  | SpawnFailed
+  | SuspendFailed
+  | ResumeFailed
+  | RestartLimitExceeded
+  | TerminateFailed
+  | SandboxExited
+  | RuntimeShutDown
+  | ExecuteFailed
+  | SandboxConfigInvalid
+  | RuntimeClassUnavailable
+  | ResourceLimitsInvalid
+  | NetworkPolicyUnsupported
+  | SecurityContextViolation
+  | SandboxNotFound
+  | SandboxOperationFailed
+  | BackendUnavailable
+  | SandboxOomKilled
+  | StoreFailed
+  | CheckpointNotFound
+  | CheckpointCorrupt
+
+/** Errors a sandbox backend may raise. */
+export type SandboxError =
+  | SandboxConfigInvalid
+  | RuntimeClassUnavailable
+  | ResourceLimitsInvalid
+  | NetworkPolicyUnsupported
+  | SecurityContextViolation
+  | SandboxNotFound
+  | SandboxOperationFailed
+  | BackendUnavailable
+  | SpawnFailed
+
+/** True when `u` is one of the runtime's coded errors. */
+export const isRuntimeError = (u: unknown): u is RuntimeError => {
+  const code: unknown = u instanceof Error ? (u as { code?: unknown }).code : undefined
+  return typeof code === "string" && /^E20\d\d$/.test(code)
+}
+
+/** The JSON-safe form of an error that machines carry in events and context. */
+export const toErrorData = (error: RuntimeError): ErrorData => ({
+  code: error.code,
+  message: error.message,
+  retryable: errorInfo(error.code).retryable
+})
+
+const constructors: Record<ErrorCode, (data: { message: string; agentId?: string }) => RuntimeError> = {
+  E2000: (d) => new ConfigInvalid(d),
+  E2001: (d) => new InputInvalid(d),
+  E2020: (d) => new InvalidTransition({ ...d, state: "unknown", operation: "unknown" }),
+  E2021: (d) => new AgentNotFound(d),
+  E2022: (d) => new SpawnFailed(d),
+  E2023: (d) => new SuspendFailed(d),
+  E2024: (d) => new ResumeFailed(d),
+  E2025: (d) => new RestartLimitExceeded(d),
+  E2026: (d) => new TerminateFailed(d),
+  E2027: (d) => new SandboxExited(d),
+  E2028: (d) => new RuntimeShutDown(d),
+  E2029: (d) => new ExecuteFailed(d),
+  E2040: (d) => new SandboxConfigInvalid(d),
+  E2041: (d) => new RuntimeClassUnavailable({ ...d, runtimeClass: "unknown" }),
+  E2042: (d) => new ResourceLimitsInvalid(d),
+  E2043: (d) => new NetworkPolicyUnsupported(d),
+  E2044: (d) => new SecurityContextViolation(d),
+  E2045: (d) => new SandboxNotFound(d),
+  E2046: (d) => new SandboxOperationFailed(d),
+  E2047: (d) => new BackendUnavailable(d),
+  E2048: (d) => new SandboxOomKilled(d),
+  E2060: (d) => new StoreFailed(d),
+  E2061: (d) => new CheckpointNotFound(d),
+  E2062: (d) => new CheckpointCorrupt(d)
+}
+
+/** Rebuilds a throwable error from its plain data (e.g. from a machine's context). */
+export const fromErrorData = (data: ErrorData, agentId?: string): RuntimeError =>
+  constructors[data.code](agentId === undefined ? { message: data.message } : { message: data.message, agentId })

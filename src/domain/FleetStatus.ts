@@ -1,0 +1,16 @@
+/**
+ * The fleet at a glance: agents counted by state, restarts and pending restarts.
+ */
+import { Schema } from "effect"
+
+/** Counts of the agents a runtime supervises. */
+export const FleetStatus = Schema.Struct({
+  runtimeId: Schema.String,
+  backend: Schema.String,
+  total: Schema.Number,
+  byState: Schema.Record(Schema.String, Schema.Number),
+  pendingRestarts: Schema.Number,
+  restartsTotal: Schema.Number
+})
+/** @see FleetStatus */
+export type FleetStatus = typeof FleetStatus.Type

@@ -1,0 +1,16 @@
+/**
+ * Health of one agent as the supervisor sees it.
+ */
+import { Schema } from "effect"
+
+/** Liveness and readiness of an agent. */
+export const HealthStatus = Schema.Struct({
+  agentId: Schema.String,
+  live: Schema.Boolean,
+  ready: Schema.Boolean,
+  lastHeartbeatAt: Schema.optional(Schema.String),
+  checkedAt: Schema.String,
+  reason: Schema.optional(Schema.String)
+})
+/** @see HealthStatus */
+export type HealthStatus = typeof HealthStatus.Type

@@ -1,0 +1,124 @@
+/**
+ * The port every sandbox backend implements: process (embedded), Docker and Kubernetes.
+ *
+ * A backend owns sandboxes it can find again by label: every sandbox carries the ownership labels
+ * (`OwnershipLabels`), so a restarted runtime can adopt what it owns and reap what nobody owns.
+ * Backends translate their foreign errors at the edge; callers only ever see {@link SandboxError}.
+ *
+ * Semantics every implementation must honour (the contract suite in test/services checks them):
+ * - `provision` is idempotent by agent id: provisioning an agent that already has a sandbox of this
+ *   runtime returns that sandbox instead of creating a second one.
+ * - `provision` fails closed: a runtime class, network policy or security context the backend cannot
+ *   give is refused with E2041/E2043/E2044 and leaves nothing behind.
+ * - `stop` is graceful for `graceMs`, then forced; `remove` of an unknown id succeeds (idempotent).
+ * - `pause` stops every process of the sandbox from running; `unpause` lets them run again.
+ */
+import { Context, type Effect, type Scope, type Stream } from "effect"
+import type { SandboxError } from "../domain/Errors.ts"
+import type { SandboxConfiguration } from "../domain/SandboxConfiguration.ts"
+
+/** What to build: the agent's identity, its program and its sandbox configuration. */
+export interface SandboxSpec {
+  readonly agentId: string
+  readonly sessionId: string
+  readonly runtimeId: string
+  readonly name: string
+  readonly image?: string | undefined
+  readonly command?: ReadonlyArray<string> | undefined
+  readonly env: Readonly<Record<string, string>>
+  readonly labels: Readonly<Record<string, string>>
+  readonly sandbox: SandboxConfiguration
+}
+
+/** Coarse status of a sandbox, the same words on every backend. */
+export type SandboxStatus = "created" | "running" | "paused" | "exited" | "removed"
+
+/** What a backend reports about one sandbox. */
+export interface SandboxInfo {
+  readonly sandboxId: string
+  readonly agentId: string
+  readonly runtimeId: string
+  readonly status: SandboxStatus
+  readonly labels: Readonly<Record<string, string>>
+  readonly exitCode?: number | undefined
+  readonly oomKilled?: boolean | undefined
+  /** Where the backend ran the sandbox stricter than asked, it says so here. */
+  readonly notes?: ReadonlyArray<string> | undefined
+}
+
+/** Something that happened to a sandbox outside of the runtime's own calls. */
+export interface SandboxEvent {
+  readonly sandboxId: string
+  readonly agentId: string
+  readonly type: "exited" | "oom" | "paused" | "unpaused" | "started" | "removed" | "health"
+  readonly exitCode?: number | undefined
+  readonly healthy?: boolean | undefined
+  readonly at: number
+}
+
+/** A command to run inside a running sandbox. */
+export interface ExecRequest {
+  readonly command: ReadonlyArray<string>
+  readonly stdin?: string | undefined
+  readonly workingDir?: string | undefined
+  readonly env?: Readonly<Record<string, string>> | undefined
+  readonly timeoutMs: number
+  /** Output beyond this many bytes (stdout and stderr together) is dropped and `truncated` set. */
+  readonly maxOutputBytes: number
+}
+
+/** One piece of an exec's output, then exactly one `exit`. */
+export type ExecChunk =
+  | { readonly _tag: "stdout"; readonly data: string }
+  | { readonly _tag: "stderr"; readonly data: string }
+  | { readonly _tag: "exit"; readonly exitCode: number; readonly timedOut: boolean; readonly truncated: boolean }
+
+/** A line written by the agent's main process. */
+export interface OutputLine {
+  readonly stream: "stdout" | "stderr"
+  readonly line: string
+}
+
+/** A live connection to the agent's main process: write lines to its stdin, read its output lines. */
+export interface Attachment {
+  readonly write: (line: string) => Effect.Effect<void, SandboxError>
+  readonly output: Stream.Stream<OutputLine, SandboxError>
+}
+
+/** Live resource usage of a sandbox. */
+export interface SandboxStats {
+  readonly cpuPercent: number
+  readonly memoryBytes: number
+  readonly pids?: number | undefined
+}
+
+/** What a backend can host, for fail-closed checks and helpful errors. */
+export interface BackendCapabilities {
+  readonly name: string
+  readonly runtimeClasses: ReadonlyArray<string>
+  readonly networkPolicies: ReadonlyArray<"allow_egress" | "restricted" | "isolated">
+  /** Whether `exportWorkspace`/`importWorkspace` are supported. */
+  readonly workspaceArchive: boolean
+}
+
+/** The shape of a sandbox backend. */
+export interface SandboxBackendShape {
+  readonly capabilities: Effect.Effect<BackendCapabilities, SandboxError>
+  readonly provision: (spec: SandboxSpec) => Effect.Effect<SandboxInfo, SandboxError>
+  readonly start: (sandboxId: string) => Effect.Effect<SandboxInfo, SandboxError>
+  readonly pause: (sandboxId: string) => Effect.Effect<void, SandboxError>
+  readonly unpause: (sandboxId: string) => Effect.Effect<void, SandboxError>
+  readonly stop: (sandboxId: string, options: { readonly graceMs: number }) => Effect.Effect<void, SandboxError>
+  readonly remove: (sandboxId: string) => Effect.Effect<void, SandboxError>
+  readonly inspect: (sandboxId: string) => Effect.Effect<SandboxInfo, SandboxError>
+  readonly list: (labels: Readonly<Record<string, string>>) => Effect.Effect<ReadonlyArray<SandboxInfo>, SandboxError>
+  readonly exec: (sandboxId: string, request: ExecRequest) => Stream.Stream<ExecChunk, SandboxError>
+  readonly attach: (sandboxId: string) => Effect.Effect<Attachment, SandboxError, Scope.Scope>
+  readonly events: Stream.Stream<SandboxEvent, SandboxError>
+  readonly stats: (sandboxId: string) => Effect.Effect<SandboxStats, SandboxError>
+  readonly exportWorkspace: (sandboxId: string) => Effect.Effect<Uint8Array, SandboxError>
+  readonly importWorkspace: (sandboxId: string, archive: Uint8Array) => Effect.Effect<void, SandboxError>
+}
+
+/** The sandbox backend port. Implementations: `ProcessBackend`, `DockerBackend`, `KubernetesBackend`, `MemoryBackend`. */
+export class SandboxBackend extends Context.Service<SandboxBackend, SandboxBackendShape>()("l02/SandboxBackend") {}

@@ -1,0 +1,901 @@
+/**
+ * The Effect-native runtime: runs every agent as a root XState actor of the agent machine, supervised by
+ * one fleet actor, with every side effect going through the injected services.
+ *
+ * Guarantees:
+ * - An operation the agent's state does not accept fails with E2020 and changes nothing: the runtime
+ *   asks the actor (`snapshot.can`) before sending anything.
+ * - A transition is persisted (StateStore, EventLog) before the operation that caused it is
+ *   acknowledged, and before the side effect of the state it entered starts.
+ * - After a restart the runtime reloads its agents from the store, re-checks their sandboxes and reaps
+ *   sandboxes it owns that no live agent claims.
+ */
+import { randomUUID } from "node:crypto"
+import { Cause, Context, Effect, Exit, Fiber, Layer, Option, PubSub, Schema, Scope, Stream } from "effect"
+import { type Actor, createActor, type InspectionEvent, type Snapshot } from "xstate"
+import { accepts, agentMachine, type AgentContext, type AgentEvent, type ProvisionInput, type ResumeInput, type StopInput, type SuspendInput } from "../../machines/agentMachine.ts"
+import { fleetMachine, type FleetPolicy } from "../../machines/fleetMachine.ts"
+import { AgentConfig } from "../domain/AgentConfig.ts"
+import type { AgentInstance, SpawnResult } from "../domain/AgentInstance.ts"
+import type { AgentActivity, AgentOperation, AgentState } from "../domain/AgentState.ts"
+import type { ErrorData } from "../domain/ErrorCatalog.ts"
+import {
+  AgentNotFound,
+  ExecuteFailed,
+  fromErrorData,
+  InputInvalid,
+  InvalidTransition,
+  ResourceLimitsInvalid,
+  RuntimeClassUnavailable,
+  type RuntimeError,
+  RuntimeShutDown,
+  SandboxConfigInvalid,
+  StoreFailed,
+  SuspendFailed
+} from "../domain/Errors.ts"
+import type { FleetStatus } from "../domain/FleetStatus.ts"
+import { OwnershipLabels } from "../domain/Ids.ts"
+import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
+import { resolveSandbox } from "../domain/resolveSandbox.ts"
+import type { RuntimeConfig } from "../domain/RuntimeConfig.ts"
+import type { SandboxConfiguration } from "../domain/SandboxConfiguration.ts"
+import { CheckpointStore } from "../services/CheckpointStore.ts"
+import { EventLog } from "../services/EventLog.ts"
+import { SandboxBackend, type SandboxSpec } from "../services/SandboxBackend.ts"
+import { type AgentFilter, type AgentRecord, StateStore } from "../services/StateStore.ts"
+import { fromEffect } from "./EffectBridge.ts"
+
+/** Options of `suspend`. */
+export interface SuspendOptions {
+  /** Take a checkpoint (actor state and workspace) and remove the sandbox, instead of pausing it. */
+  readonly checkpoint?: boolean | undefined
+}
+
+/** Options of `terminate`. */
+export interface TerminateOptions {
+  readonly reason?: string | undefined
+  /** Skip the graceful stop and kill at once. */
+  readonly force?: boolean | undefined
+}
+
+/** Options of `execute`. */
+export interface ExecuteOptions {
+  /** How long to wait for the agent's `done` line; default 300 s. */
+  readonly timeoutMs?: number | undefined
+}
+
+/** What `execute` streams: the agent's output lines, then `done`. */
+export type ExecuteEvent =
+  | { readonly type: "output"; readonly stream: "stdout" | "stderr"; readonly line: string; readonly data?: unknown }
+  | { readonly type: "done"; readonly executionId: string; readonly data?: unknown }
+
+/** Runtime-level options that are not part of the configuration file. */
+export interface AgentRuntimeOptions {
+  readonly runtimeId: string
+  readonly backendName: string
+  /** An XState inspection observer (e.g. from @statelyai/inspect), attached to every actor. */
+  readonly inspect?: ((event: InspectionEvent) => void) | undefined
+  /** XState clock for delays (spawn timeout, grace period, backoff); a SimulatedClock in tests. */
+  readonly clock?: { setTimeout: (fn: (...args: Array<unknown>) => void, ms: number) => unknown; clearTimeout: (id: unknown) => void } | undefined
+  /** Wall clock in milliseconds, used for failure windows and timestamps. */
+  readonly now?: (() => number) | undefined
+  /** Random source in [0, 1), used for backoff jitter. */
+  readonly random?: (() => number) | undefined
+  /** Default command when an AgentConfig names none (backend-specific). */
+  readonly defaultCommand?: ReadonlyArray<string> | undefined
+  /** Backoff jitter fraction for restarts (default 0.1). */
+  readonly backoffJitter?: number | undefined
+}
+
+/** The Effect-native runtime API. */
+export interface AgentRuntimeShape {
+  readonly runtimeId: string
+  readonly spawn: (config: unknown, initialContext?: unknown) => Effect.Effect<SpawnResult, RuntimeError>
+  readonly terminate: (agentId: string, options?: TerminateOptions) => Effect.Effect<void, RuntimeError>
+  readonly suspend: (agentId: string, options?: SuspendOptions) => Effect.Effect<string | undefined, RuntimeError>
+  readonly resume: (agentId: string, checkpointId?: string) => Effect.Effect<AgentState, RuntimeError>
+  readonly getState: (agentId: string) => Effect.Effect<AgentInstance, RuntimeError>
+  readonly list: (filter?: AgentFilter) => Effect.Effect<ReadonlyArray<AgentInstance>, RuntimeError>
+  readonly execute: (agentId: string, input: unknown, options?: ExecuteOptions) => Stream.Stream<ExecuteEvent, RuntimeError>
+  /** Lifecycle events as they happen (state changes and supervision decisions). */
+  readonly events: Stream.Stream<LifecycleEvent>
+  readonly fleetStatus: Effect.Effect<FleetStatus>
+  /** Resolves once every accepted transition has been written to the store. */
+  readonly flush: Effect.Effect<void>
+  /** The live agent actor, for inspection and tests. */
+  readonly actorOf: (agentId: string) => Option.Option<Actor<typeof agentMachine>>
+}
+
+/** The runtime as an Effect service. */
+export class AgentRuntime extends Context.Service<AgentRuntime, AgentRuntimeShape>()("l02/AgentRuntime") {}
+
+interface AgentHandle {
+  readonly agentId: string
+  readonly sessionId: string
+  readonly config: AgentConfig
+  readonly sandbox: SandboxConfiguration
+  readonly initialContext: unknown
+  readonly createdAt: string
+  actor: Actor<typeof agentMachine>
+  state: AgentState
+  activity: AgentActivity | undefined
+  lastContext: AgentContext
+  updatedAt: string
+  terminatedAt: string | undefined
+  /** The chain of store writes for this agent; an operation resolves after it. */
+  persisted: Promise<void>
+  persistError: StoreFailed | undefined
+  /** In-flight provisioning, awaited (and interrupted) before a stop so no sandbox leaks. */
+  provisioning: Fiber.Fiber<unknown, unknown> | undefined
+}
+
+const stateOf = (value: unknown): AgentState =>
+  (typeof value === "string" ? value : Object.keys(value as object)[0]) as AgentState
+
+const activityOf = (value: unknown): AgentActivity | undefined =>
+  typeof value === "object" && value !== null && "running" in value ? ((value as { running: AgentActivity }).running) : undefined
+
+const decodeConfig = (raw: unknown): Effect.Effect<AgentConfig, InputInvalid | ResourceLimitsInvalid | SandboxConfigInvalid> => {
+  const exit = Schema.decodeUnknownExit(AgentConfig)(raw, { errors: "all", onExcessProperty: "error" })
+  if (Exit.isSuccess(exit)) return Effect.succeed(exit.value)
+  const failure = exit.cause.reasons.find(Cause.isFailReason)
+  const text = failure === undefined ? "invalid agent config" : String((failure.error as { message?: unknown }).message ?? failure.error)
+  const path = [...text.matchAll(/at \[([^\]]+)\]/g)].map((m) => m[1]!.replaceAll('"', "").replaceAll("][", ".")).find(() => true) ?? ""
+  const message = `agent config ${path === "" ? "" : `key ${path} `}is invalid: ${text.replace(/\n\s*at \[.*$/s, "").replaceAll("\n", "; ")}`
+  if (path.startsWith("resources")) return Effect.fail(new ResourceLimitsInvalid({ message, key: path }))
+  if (path.startsWith("trustLevel")) return Effect.fail(new SandboxConfigInvalid({ message, key: path }))
+  return Effect.fail(new InputInvalid({ message, key: path }))
+}
+
+const backendsFor = (runtimeClass: string): string =>
+  runtimeClass === "runc"
+    ? "the process, docker or kubernetes backend"
+    : `the docker backend with a runtime mapped to ${runtimeClass} (docker.runtimes), or the kubernetes backend with RuntimeClass ${runtimeClass}`
+
+/** Builds the runtime; its scope owns every actor and background fiber. */
+export const make = (
+  config: RuntimeConfig,
+  options: AgentRuntimeOptions
+): Effect.Effect<AgentRuntimeShape, RuntimeError, SandboxBackend | StateStore | CheckpointStore | EventLog | Scope.Scope> =>
+  Effect.gen(function* () {
+    const backend = yield* SandboxBackend
+    const store = yield* StateStore
+    const checkpoints = yield* CheckpointStore
+    const eventLog = yield* EventLog
+    const services = yield* Effect.context<SandboxBackend | StateStore | CheckpointStore | EventLog>()
+    const run = Effect.runPromiseWith(services)
+    const runFork = Effect.runForkWith(services)
+    const scope = yield* Effect.scope
+    const now = options.now ?? Date.now
+    const random = options.random ?? Math.random
+    const iso = () => new Date(now()).toISOString()
+    const lifecycle = config.lifecycle
+    const agents = new Map<string, AgentHandle>()
+    const hub = yield* PubSub.unbounded<LifecycleEvent>()
+    let closed = false
+    let pendingWrites: Promise<void> = Promise.resolve()
+
+    const publish = (events: ReadonlyArray<LifecycleEvent>) => {
+      for (const event of events) PubSub.publishUnsafe(hub, event)
+    }
+
+    const recordOf = (h: AgentHandle): AgentRecord => ({
+      agentId: h.agentId,
+      sessionId: h.sessionId,
+      runtimeId: options.runtimeId,
+      state: h.state,
+      config: h.config,
+      sandbox: h.sandbox,
+      sandboxId: h.lastContext.sandboxId,
+      snapshot: { machine: h.actor.getPersistedSnapshot(), initialContext: h.initialContext, activity: h.activity ?? null },
+      createdAt: h.createdAt,
+      updatedAt: h.updatedAt,
+      terminatedAt: h.terminatedAt
+    })
+
+    /** Queues a write of the agent's current record and the given events, in order. */
+    const persist = (h: AgentHandle, events: ReadonlyArray<LifecycleEvent>) => {
+      const record = recordOf(h)
+      const write = h.persisted.then(() =>
+        run(
+          Effect.gen(function* () {
+            yield* store.saveAgent(record)
+            if (events.length > 0) publish(yield* eventLog.append(events))
+          })
+        ).then(
+          () => undefined,
+          (error: unknown) => {
+            h.persistError = error instanceof StoreFailed ? error : new StoreFailed({ message: String(error), agentId: h.agentId })
+          }
+        )
+      )
+      h.persisted = write
+      pendingWrites = Promise.all([pendingWrites, write]).then(() => undefined)
+    }
+
+    const flushed = (h: AgentHandle): Effect.Effect<void, StoreFailed> =>
+      Effect.promise(() => h.persisted).pipe(
+        Effect.flatMap(() => (h.persistError === undefined ? Effect.void : Effect.fail(h.persistError)))
+      )
+
+    // ---- fleet -------------------------------------------------------------------------------------
+    const policy: FleetPolicy = {
+      maxRestarts: lifecycle.max_restart_count,
+      windowMs: lifecycle.restart_window_seconds * 1000,
+      backoffInitialMs: lifecycle.restart_backoff_initial_ms,
+      backoffFactor: lifecycle.restart_backoff_factor,
+      backoffMaxMs: lifecycle.restart_backoff_max_ms,
+      backoffJitter: options.backoffJitter ?? 0.1,
+      idleSuspendMs: lifecycle.enable_suspend ? lifecycle.suspend_idle_after_seconds * 1000 : 0
+    }
+    const actorOptions = {
+      ...(options.inspect === undefined ? {} : { inspect: options.inspect }),
+      ...(options.clock === undefined ? {} : { clock: options.clock })
+    }
+    const fleet = createActor(fleetMachine, { ...actorOptions, input: { policy }, systemId: "fleet" })
+    fleet.subscribe({ error: (error) => reportDefect("fleet", error) })
+    const fleetEvent = (agentId: string, type: string, data: unknown) =>
+      Effect.runFork(
+        eventLog.append([{ agentId, type, data, at: iso() }]).pipe(
+          Effect.tap((events) => Effect.sync(() => publish(events))),
+          Effect.ignore
+        )
+      )
+    fleet.on("fleet.restart", ({ agentId, attempt }) => {
+      const h = agents.get(agentId)
+      if (h === undefined || h.state !== "failed") return
+      fleetEvent(agentId, "fleet.restart", { attempt })
+      h.actor.send({ type: "agent.restart" })
+    })
+    fleet.on("fleet.escalate", ({ agentId, error }) => {
+      const h = agents.get(agentId)
+      if (h === undefined) return
+      fleetEvent(agentId, "fleet.escalate", error)
+      h.actor.send({ type: "agent.escalate", error })
+    })
+    fleet.on("fleet.suspendIdle", ({ agentId }) => {
+      const h = agents.get(agentId)
+      if (h === undefined || h.state !== "running" || h.activity !== "idle") return
+      fleetEvent(agentId, "fleet.suspendIdle", undefined)
+      runFork(Effect.ignore(suspend(agentId, {})))
+    })
+    fleet.start()
+
+    const defects: Array<unknown> = []
+    const reportDefect = (who: string, error: unknown) => {
+      // An unobserved actor error would escape as an uncaught exception in the host process.
+      defects.push({ who, error })
+    }
+
+    // ---- side effects of the agent machine ------------------------------------------------------------
+    const specOf = (h: AgentHandle): SandboxSpec => ({
+      agentId: h.agentId,
+      sessionId: h.sessionId,
+      runtimeId: options.runtimeId,
+      name: h.config.name,
+      image: h.config.image,
+      command: h.config.command ?? options.defaultCommand,
+      env: { ...h.config.env, L02_AGENT_ID: h.agentId, L02_SESSION_ID: h.sessionId },
+      labels: {
+        ...h.config.labels,
+        [OwnershipLabels.managedBy]: "l02",
+        [OwnershipLabels.agentId]: h.agentId,
+        [OwnershipLabels.runtimeId]: options.runtimeId,
+        [OwnershipLabels.sessionId]: h.sessionId
+      },
+      sandbox: h.sandbox
+    })
+
+    const handleOf = (agentId: string): AgentHandle => {
+      const h = agents.get(agentId)
+      if (h === undefined) throw new Error(`agent ${agentId} has no handle`)
+      return h
+    }
+
+    const removeQuietly = (sandboxId: string) =>
+      backend.remove(sandboxId).pipe(Effect.catchTag("SandboxNotFound", () => Effect.void))
+
+    /** Removes every sandbox of this runtime labelled with the agent's id except `keep`. */
+    const reapAgentSandboxes = (agentId: string, keep?: string) =>
+      backend.list({ [OwnershipLabels.agentId]: agentId, [OwnershipLabels.runtimeId]: options.runtimeId }).pipe(
+        Effect.flatMap((found) =>
+          Effect.forEach(
+            found.filter((s) => s.sandboxId !== keep),
+            (s) => removeQuietly(s.sandboxId),
+            { discard: true }
+          )
+        )
+      )
+
+    const provisionSandbox = (input: ProvisionInput) =>
+      Effect.gen(function* () {
+        const h = handleOf(input.agentId)
+        if (input.replaceSandboxId !== undefined) yield* removeQuietly(input.replaceSandboxId)
+        const created = yield* backend.provision(specOf(h))
+        const started = yield* backend.start(created.sandboxId).pipe(
+          Effect.onInterrupt(() => Effect.ignore(removeQuietly(created.sandboxId))),
+          Effect.onError(() => Effect.ignore(removeQuietly(created.sandboxId)))
+        )
+        return { sandboxId: started.sandboxId }
+      })
+
+    const suspendSandbox = (input: SuspendInput) =>
+      Effect.gen(function* () {
+        const h = handleOf(input.agentId)
+        if (input.sandboxId === undefined) {
+          return yield* new SuspendFailed({ message: "the agent has no sandbox to suspend", agentId: input.agentId })
+        }
+        if (!input.checkpoint) {
+          yield* backend.pause(input.sandboxId)
+          return { checkpointId: undefined as string | undefined, sandboxRemoved: false }
+        }
+        const caps = yield* backend.capabilities
+        const workspace = caps.workspaceArchive ? yield* backend.exportWorkspace(input.sandboxId) : undefined
+        const checkpointId: string = randomUUID()
+        yield* checkpoints.save({
+          checkpointId,
+          agentId: h.agentId,
+          sessionId: h.sessionId,
+          checkpointType: "suspend",
+          content: { actorState: { context: h.lastContext, initialContext: h.initialContext }, workspace }
+        })
+        yield* backend.stop(input.sandboxId, { graceMs: lifecycle.graceful_shutdown_seconds * 1000 })
+        yield* removeQuietly(input.sandboxId)
+        return { checkpointId, sandboxRemoved: true }
+      }).pipe(
+        Effect.mapError((e) =>
+          e._tag === "SuspendFailed" ? e : new SuspendFailed({ message: `suspend failed: ${e.message}`, agentId: input.agentId })
+        )
+      )
+
+    const resumeSandbox = (input: ResumeInput) =>
+      Effect.gen(function* () {
+        const h = handleOf(input.agentId)
+        if (input.sandboxId !== undefined) {
+          yield* backend.unpause(input.sandboxId)
+          return { sandboxId: input.sandboxId }
+        }
+        if (input.checkpointId === undefined) {
+          return yield* Effect.fail(
+            fromErrorData({ code: "E2024", message: "the agent has neither a paused sandbox nor a checkpoint to resume from", retryable: false }, input.agentId)
+          )
+        }
+        const { checkpoint, content } = yield* checkpoints.load(input.checkpointId)
+        if (checkpoint.agentId !== h.agentId) {
+          return yield* Effect.fail(
+            fromErrorData(
+              { code: "E2024", message: `checkpoint ${input.checkpointId} belongs to agent ${checkpoint.agentId}, not ${h.agentId}`, retryable: false },
+              h.agentId
+            )
+          )
+        }
+        yield* reapAgentSandboxes(h.agentId)
+        const created = yield* backend.provision(specOf(h))
+        if (content.workspace !== undefined) yield* backend.importWorkspace(created.sandboxId, content.workspace)
+        const started = yield* backend.start(created.sandboxId).pipe(
+          Effect.onError(() => Effect.ignore(removeQuietly(created.sandboxId)))
+        )
+        return { sandboxId: started.sandboxId }
+      }).pipe(
+        Effect.mapError((e) =>
+          e.code === "E2024" ? e : fromErrorData({ code: "E2024", message: `resume failed (${e.code}): ${e.message}`, retryable: false }, input.agentId)
+        )
+      )
+
+    const stopSandbox = (input: StopInput) =>
+      Effect.gen(function* () {
+        const h = agents.get(input.agentId)
+        if (h?.provisioning !== undefined) yield* Fiber.interrupt(h.provisioning)
+        if (input.sandboxId !== undefined) {
+          yield* backend.stop(input.sandboxId, { graceMs: input.force ? 0 : input.graceMs }).pipe(
+            Effect.catchTag("SandboxNotFound", () => Effect.void)
+          )
+          yield* removeQuietly(input.sandboxId)
+        }
+        yield* reapAgentSandboxes(input.agentId)
+      })
+
+    const beforeEffect = (input: { readonly agentId: string }) => {
+      const h = agents.get(input.agentId)
+      return h === undefined ? Promise.resolve() : h.persisted
+    }
+
+    const provided = agentMachine.provide({
+      actors: {
+        provisionSandbox: fromEffect(
+          services,
+          (input: ProvisionInput) =>
+            Effect.gen(function* () {
+              const h = handleOf(input.agentId)
+              const fiber = yield* Effect.forkDetach(provisionSandbox(input))
+              h.provisioning = fiber
+              return yield* Fiber.join(fiber).pipe(
+                Effect.onInterrupt(() => Fiber.interrupt(fiber)),
+                Effect.ensuring(Effect.sync(() => (h.provisioning = undefined)))
+              )
+            }),
+          beforeEffect
+        ),
+        suspendSandbox: fromEffect(services, suspendSandbox, beforeEffect),
+        resumeSandbox: fromEffect(services, resumeSandbox, beforeEffect),
+        stopSandbox: fromEffect(services, stopSandbox, beforeEffect)
+      }
+    })
+
+    // ---- actors ------------------------------------------------------------------------------------
+    const observe = (h: AgentHandle) => {
+      h.actor.subscribe({
+        next: (snapshot) => onSnapshot(h, snapshot),
+        error: (error) => reportDefect(`agent:${h.agentId}`, error)
+      })
+    }
+
+    const onSnapshot = (h: AgentHandle, snapshot: Snapshot<unknown> & { value: unknown; context: AgentContext }) => {
+      const state = stateOf(snapshot.value)
+      const activity = activityOf(snapshot.value)
+      const context = snapshot.context
+      if (state === h.state && activity === h.activity && context === h.lastContext) return
+      const from = h.state
+      const fromActivity = h.activity
+      const previousContext = h.lastContext
+      h.state = state
+      h.activity = activity
+      h.lastContext = context
+      h.updatedAt = iso()
+      if (state === "terminated" && h.terminatedAt === undefined) h.terminatedAt = h.updatedAt
+      const events: Array<LifecycleEvent> = []
+      if (from !== state) {
+        events.push({
+          agentId: h.agentId,
+          type: "agent.state",
+          fromState: from,
+          toState: state,
+          data: context.lastError === undefined || context.lastError === previousContext.lastError ? undefined : { error: context.lastError },
+          at: h.updatedAt
+        })
+      }
+      persist(h, events)
+      // supervision
+      if (state === "failed" && from !== "failed" && (from === "running" || from === "suspended")) {
+        fleet.send({ type: "fleet.agent.failed", agentId: h.agentId, at: now(), error: context.lastError ?? unknownError, random: random() })
+      }
+      if (state === "running" && activity === "idle" && (from !== "running" || fromActivity !== "idle")) {
+        fleet.send({ type: "fleet.agent.idle", agentId: h.agentId })
+      } else if (from === "running" && fromActivity === "idle" && !(state === "running" && activity === "idle")) {
+        fleet.send({ type: "fleet.agent.active", agentId: h.agentId })
+      }
+      if (state === "terminated") {
+        fleet.send({ type: "fleet.agent.removed", agentId: h.agentId })
+        void h.persisted.then(() => {
+          if (agents.get(h.agentId) === h) agents.delete(h.agentId)
+        })
+      }
+    }
+
+    const startActor = (h: AgentHandle, snapshot?: unknown) => {
+      h.actor = createActor(provided, {
+        ...actorOptions,
+        input: { agentId: h.agentId, spawnTimeoutMs: lifecycle.spawn_timeout_seconds * 1000, graceMs: lifecycle.graceful_shutdown_seconds * 1000 },
+        systemId: `agent:${h.agentId}`,
+        ...(snapshot === undefined ? {} : { snapshot: snapshot as never })
+      })
+      const initial = h.actor.getSnapshot()
+      h.state = stateOf(initial.value)
+      h.activity = activityOf(initial.value)
+      h.lastContext = initial.context
+      observe(h)
+      h.actor.start()
+    }
+
+    const waitFor = (h: AgentHandle, done: (state: AgentState) => boolean): Effect.Effect<AgentState> =>
+      Effect.callback<AgentState>((resume) => {
+        if (done(h.state)) return resume(Effect.succeed(h.state))
+        const sub = h.actor.subscribe({
+          next: () => {
+            if (done(h.state)) {
+              sub.unsubscribe()
+              resume(Effect.succeed(h.state))
+            }
+          },
+          complete: () => resume(Effect.succeed(h.state))
+        })
+        return Effect.sync(() => sub.unsubscribe())
+      })
+
+    const live = (agentId: string): Effect.Effect<AgentHandle, AgentNotFound | RuntimeShutDown> =>
+      Effect.suspend((): Effect.Effect<AgentHandle, AgentNotFound | RuntimeShutDown> => {
+        if (closed) return Effect.fail(new RuntimeShutDown({ message: "the runtime was shut down; create a new one", agentId }))
+        const h = agents.get(agentId)
+        return h === undefined
+          ? Effect.fail(new AgentNotFound({ message: `no live agent ${agentId}; list agents with list() or check the id`, agentId }))
+          : Effect.succeed(h)
+      })
+
+    const liveOrTerminated = (
+      agentId: string,
+      operation: AgentOperation
+    ): Effect.Effect<AgentHandle, AgentNotFound | RuntimeShutDown | InvalidTransition | StoreFailed> =>
+      live(agentId).pipe(
+        Effect.catchTag("AgentNotFound", (notFound): Effect.Effect<never, AgentNotFound | InvalidTransition | StoreFailed> =>
+          store.getAgent(agentId).pipe(
+            Effect.flatMap((found): Effect.Effect<never, AgentNotFound | InvalidTransition> =>
+              Option.isSome(found)
+                ? Effect.fail(
+                    new InvalidTransition({
+                      message: `cannot ${operation} agent ${agentId}: it is ${found.value.state}`,
+                      agentId,
+                      state: found.value.state,
+                      operation
+                    })
+                  )
+                : Effect.fail(notFound)
+            )
+          )
+        )
+      )
+
+    const sendChecked = (h: AgentHandle, event: AgentEvent, operation: AgentOperation) =>
+      Effect.suspend(() => {
+        if (!accepts(h.actor.getSnapshot(), event)) {
+          const where = h.activity === undefined ? h.state : `${h.state} (${h.activity})`
+          return Effect.fail(
+            new InvalidTransition({
+              message: `cannot ${operation} agent ${h.agentId} while it is ${where}`,
+              agentId: h.agentId,
+              state: h.state,
+              operation
+            })
+          )
+        }
+        h.actor.send(event)
+        return Effect.void
+      })
+
+    const failIfError = (h: AgentHandle, state: AgentState, ok: ReadonlyArray<AgentState>, since: ErrorData | undefined) =>
+      Effect.suspend(() => {
+        if (ok.includes(state)) return Effect.void
+        const error = h.lastContext.lastError
+        return Effect.fail(
+          fromErrorData(
+            error !== undefined && error !== since ? error : { code: "E2046", message: `agent ended in state ${state}`, retryable: false },
+            h.agentId
+          )
+        )
+      })
+
+    const instanceOf = (h: AgentHandle): AgentInstance => ({
+      agentId: h.agentId,
+      sessionId: h.sessionId,
+      name: h.config.name,
+      state: h.state,
+      ...(h.activity === undefined ? {} : { activity: h.activity }),
+      backend: options.backendName,
+      ...(h.lastContext.sandboxId === undefined ? {} : { sandboxId: h.lastContext.sandboxId }),
+      config: h.config,
+      sandbox: h.sandbox,
+      restartCount: h.lastContext.restartCount,
+      ...(h.lastContext.checkpointId === undefined ? {} : { checkpointId: h.lastContext.checkpointId }),
+      ...(h.lastContext.lastError === undefined ? {} : { lastError: h.lastContext.lastError }),
+      createdAt: h.createdAt,
+      updatedAt: h.updatedAt,
+      ...(h.terminatedAt === undefined ? {} : { terminatedAt: h.terminatedAt })
+    })
+
+    const instanceOfRecord = (r: AgentRecord): AgentInstance => {
+      const snap = (r.snapshot as { machine?: { context?: AgentContext } } | null)?.machine?.context
+      return {
+        agentId: r.agentId,
+        sessionId: r.sessionId,
+        name: r.config.name,
+        state: r.state,
+        backend: options.backendName,
+        config: r.config,
+        sandbox: r.sandbox,
+        restartCount: snap?.restartCount ?? 0,
+        ...(snap?.lastError === undefined ? {} : { lastError: snap.lastError }),
+        ...(snap?.checkpointId === undefined ? {} : { checkpointId: snap.checkpointId }),
+        createdAt: r.createdAt,
+        updatedAt: r.updatedAt,
+        ...(r.terminatedAt === undefined ? {} : { terminatedAt: r.terminatedAt })
+      }
+    }
+
+    // ---- operations --------------------------------------------------------------------------------
+    const spawn = (raw: unknown, initialContext?: unknown): Effect.Effect<SpawnResult, RuntimeError> =>
+      Effect.gen(function* () {
+        if (closed) return yield* new RuntimeShutDown({ message: "the runtime was shut down; create a new one" })
+        const config = yield* decodeConfig(raw)
+        const sandbox = resolveSandbox(config, config_)
+        if (sandbox instanceof ResourceLimitsInvalid) return yield* sandbox
+        const caps = yield* backend.capabilities
+        if (!caps.runtimeClasses.includes(sandbox.runtimeClass)) {
+          return yield* new RuntimeClassUnavailable({
+            message: `trust level ${sandbox.trustLevel} needs runtime class ${sandbox.runtimeClass}, which the ${caps.name} backend does not have (it has: ${caps.runtimeClasses.join(", ") || "none"}); use ${backendsFor(sandbox.runtimeClass)}, or pick another trust level`,
+            runtimeClass: sandbox.runtimeClass,
+            key: "trustLevel"
+          })
+        }
+        const at = iso()
+        const h: AgentHandle = {
+          agentId: randomUUID(),
+          sessionId: config.sessionId ?? randomUUID(),
+          config,
+          sandbox,
+          initialContext: initialContext ?? null,
+          createdAt: at,
+          updatedAt: at,
+          terminatedAt: undefined,
+          actor: undefined as never,
+          state: "pending",
+          activity: undefined,
+          lastContext: undefined as never,
+          persisted: Promise.resolve(),
+          persistError: undefined,
+          provisioning: undefined
+        }
+        agents.set(h.agentId, h)
+        startActor(h)
+        persist(h, [{ agentId: h.agentId, type: "agent.created", toState: "pending", data: { name: config.name }, at }])
+        yield* flushed(h)
+        yield* sendChecked(h, { type: "agent.spawn" }, "spawn")
+        const state = yield* waitFor(h, (s) => s === "running" || s === "failed" || s === "terminated")
+        yield* flushed(h)
+        yield* failIfError(h, state, ["running"], undefined)
+        return {
+          agentId: h.agentId,
+          sessionId: h.sessionId,
+          state,
+          ...(h.lastContext.sandboxId === undefined ? {} : { sandboxId: h.lastContext.sandboxId }),
+          sandbox,
+          backend: options.backendName
+        }
+      })
+
+    const terminate = (agentId: string, opts: TerminateOptions = {}): Effect.Effect<void, RuntimeError> =>
+      Effect.gen(function* () {
+        const h = yield* liveOrTerminated(agentId, "terminate")
+        yield* sendChecked(h, { type: "agent.terminate", reason: opts.reason, force: opts.force }, "terminate")
+        const state = yield* waitFor(h, (s) => s === "terminated" || s === "failed")
+        yield* flushed(h)
+        yield* failIfError(h, state, ["terminated"], undefined)
+      })
+
+    const suspend = (agentId: string, opts: SuspendOptions): Effect.Effect<string | undefined, RuntimeError> =>
+      Effect.gen(function* () {
+        const h = yield* liveOrTerminated(agentId, "suspend")
+        if (!lifecycle.enable_suspend) {
+          return yield* new InvalidTransition({
+            message: "suspend is disabled by lifecycle.enable_suspend: false",
+            agentId,
+            state: h.state,
+            operation: "suspend"
+          })
+        }
+        const before = h.lastContext.lastError
+        yield* sendChecked(h, { type: "agent.suspend", checkpoint: opts.checkpoint === true }, "suspend")
+        const state = yield* waitFor(h, (s) => s !== "suspending")
+        yield* flushed(h)
+        yield* failIfError(h, state, ["suspended"], before)
+        return h.lastContext.checkpointId
+      })
+
+    const resume = (agentId: string, checkpointId?: string): Effect.Effect<AgentState, RuntimeError> =>
+      Effect.gen(function* () {
+        const h = yield* liveOrTerminated(agentId, "resume")
+        const before = h.lastContext.lastError
+        yield* sendChecked(h, { type: "agent.resume", checkpointId }, "resume")
+        const state = yield* waitFor(h, (s) => s !== "resuming")
+        yield* flushed(h)
+        yield* failIfError(h, state, ["running"], before)
+        return state
+      })
+
+    const getState = (agentId: string) =>
+      Effect.suspend(() => {
+        const h = agents.get(agentId)
+        if (h !== undefined) return Effect.succeed(instanceOf(h))
+        return store.getAgent(agentId).pipe(
+          Effect.flatMap((found) =>
+            Option.isSome(found)
+              ? Effect.succeed(instanceOfRecord(found.value))
+              : Effect.fail(new AgentNotFound({ message: `no agent ${agentId}; list agents with list() or check the id`, agentId }))
+          )
+        )
+      })
+
+    const matches = (i: AgentInstance, filter: AgentFilter) => {
+      if (filter.state !== undefined) {
+        const states = typeof filter.state === "string" ? [filter.state] : filter.state
+        if (!states.includes(i.state)) return false
+      }
+      if (filter.sessionId !== undefined && i.sessionId !== filter.sessionId) return false
+      if (filter.labels !== undefined) {
+        for (const [k, v] of Object.entries(filter.labels)) if (i.config.labels?.[k] !== v) return false
+      }
+      return true
+    }
+
+    const list = (filter: AgentFilter = {}) =>
+      Effect.gen(function* () {
+        const stored = yield* store.listAgents({ ...filter, runtimeId: options.runtimeId })
+        const out = new Map<string, AgentInstance>()
+        for (const r of stored) out.set(r.agentId, instanceOfRecord(r))
+        for (const h of agents.values()) out.set(h.agentId, instanceOf(h))
+        return [...out.values()].filter((i) => matches(i, filter))
+      })
+
+    const execute = (agentId: string, input: unknown, opts: ExecuteOptions = {}): Stream.Stream<ExecuteEvent, RuntimeError> =>
+      Stream.unwrap(
+        Effect.gen(function* () {
+          const h = yield* live(agentId)
+          const sandboxId = h.lastContext.sandboxId
+          yield* sendChecked(h, { type: "agent.busy" }, "execute")
+          yield* Effect.addFinalizer(() =>
+            Effect.sync(() => {
+              if (accepts(h.actor.getSnapshot(), { type: "agent.idle" })) h.actor.send({ type: "agent.idle" })
+            })
+          )
+          yield* flushed(h)
+          if (sandboxId === undefined) return yield* new ExecuteFailed({ message: "the agent has no sandbox", agentId })
+          const attachment = yield* backend.attach(sandboxId)
+          const executionId = randomUUID()
+          yield* attachment.write(JSON.stringify({ type: "input", id: executionId, input }))
+          const timeoutMs = opts.timeoutMs ?? 300_000
+          let finished = false
+          return attachment.output.pipe(
+            Stream.map((out): ExecuteEvent => {
+              let data: unknown
+              try {
+                data = JSON.parse(out.line)
+              } catch {
+                data = undefined
+              }
+              const msg = data as { type?: unknown; id?: unknown } | undefined
+              if (msg?.type === "done" && (msg.id === undefined || msg.id === executionId)) {
+                finished = true
+                return { type: "done", executionId, data }
+              }
+              return data === undefined ? { type: "output", stream: out.stream, line: out.line } : { type: "output", stream: out.stream, line: out.line, data }
+            }),
+            Stream.takeUntil((e) => e.type === "done"),
+            Stream.timeout(`${timeoutMs} millis`),
+            Stream.concat(
+              Stream.fromEffect(
+                Effect.suspend(() =>
+                  finished
+                    ? Effect.fail(new ExecuteFailed({ message: "unreachable", agentId }))
+                    : Effect.fail(
+                        new ExecuteFailed({
+                          message: `the agent did not answer with a {"type":"done"} line within ${timeoutMs} ms, or its output ended`,
+                          agentId
+                        })
+                      )
+                )
+              ).pipe(Stream.filter(() => false))
+            ),
+            Stream.mapError((e): RuntimeError =>
+              e._tag === "ExecuteFailed" ? e : new ExecuteFailed({ message: `reading the agent's output failed: ${e.message}`, agentId })
+            )
+          )
+        })
+      ).pipe(Stream.scoped) as Stream.Stream<ExecuteEvent, RuntimeError>
+
+    // ---- backend events ----------------------------------------------------------------------------
+    const onSandboxEvent = (event: { sandboxId: string; agentId: string; type: string; exitCode?: number | undefined }) => {
+      if (event.type !== "exited" && event.type !== "oom") return
+      const h = agents.get(event.agentId)
+      if (h === undefined || h.lastContext.sandboxId !== event.sandboxId) return
+      const error: ErrorData =
+        event.type === "oom"
+          ? { code: "E2048", message: `the sandbox exceeded its memory limit (${h.sandbox.resources.memory}) and was killed`, retryable: true }
+          : { code: "E2027", message: `the sandbox exited with code ${event.exitCode ?? "unknown"}`, retryable: true }
+      const send: AgentEvent = { type: "sandbox.exited", exitCode: event.exitCode, error }
+      if (accepts(h.actor.getSnapshot(), send)) h.actor.send(send)
+    }
+    yield* backend.events.pipe(
+      Stream.runForEach((event) => Effect.sync(() => onSandboxEvent(event))),
+      Effect.catchCause(() => Effect.void),
+      Effect.forkIn(scope)
+    )
+
+    // ---- recovery ----------------------------------------------------------------------------------
+    const stored = yield* store.listAgents({ runtimeId: options.runtimeId })
+    for (const r of stored) {
+      if (r.state === "terminated") continue
+      const saved = r.snapshot as { machine?: unknown; initialContext?: unknown } | null
+      const h: AgentHandle = {
+        agentId: r.agentId,
+        sessionId: r.sessionId,
+        config: r.config,
+        sandbox: r.sandbox,
+        initialContext: saved?.initialContext ?? null,
+        createdAt: r.createdAt,
+        updatedAt: r.updatedAt,
+        terminatedAt: r.terminatedAt,
+        actor: undefined as never,
+        state: r.state,
+        activity: undefined,
+        lastContext: undefined as never,
+        persisted: Promise.resolve(),
+        persistError: undefined,
+        provisioning: undefined
+      }
+      agents.set(h.agentId, h)
+      startActor(h, saved?.machine)
+      const sandboxId = h.lastContext.sandboxId
+      if (sandboxId !== undefined && (h.state === "running" || h.state === "suspended")) {
+        const info = yield* backend.inspect(sandboxId).pipe(
+          Effect.map(Option.some),
+          Effect.catchTag("SandboxNotFound", () => Effect.succeed(Option.none()))
+        )
+        const gone = Option.isNone(info) || info.value.status === "exited" || info.value.status === "removed"
+        if (gone) {
+          onSandboxEvent({
+            sandboxId,
+            agentId: h.agentId,
+            type: Option.isSome(info) && info.value.oomKilled === true ? "oom" : "exited",
+            exitCode: Option.isSome(info) ? info.value.exitCode : undefined
+          })
+        } else if (h.state === "running" && h.activity === "busy") {
+          // The step that made it busy died with the previous host process.
+          h.actor.send({ type: "agent.idle" })
+        }
+      }
+    }
+    // Reap sandboxes this runtime owns that no live agent claims.
+    const owned = yield* backend.list({ [OwnershipLabels.runtimeId]: options.runtimeId })
+    for (const s of owned) {
+      const h = agents.get(s.agentId)
+      const claimed = h !== undefined && (h.lastContext.sandboxId === s.sandboxId || h.state === "spawning" || h.state === "resuming")
+      if (!claimed) yield* Effect.ignore(removeQuietly(s.sandboxId))
+    }
+
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(async () => {
+        closed = true
+        for (const h of agents.values()) h.actor.stop()
+        fleet.stop()
+        await pendingWrites
+      })
+    )
+
+    const fleetStatus = Effect.sync((): FleetStatus => {
+      const byState: Record<string, number> = {}
+      for (const h of agents.values()) byState[h.state] = (byState[h.state] ?? 0) + 1
+      const fleetContext = fleet.getSnapshot().context
+      return {
+        runtimeId: options.runtimeId,
+        backend: options.backendName,
+        total: agents.size,
+        byState,
+        pendingRestarts: Object.keys(fleetContext.pendingRestarts).length,
+        restartsTotal: fleetContext.restartsTotal
+      }
+    })
+
+    const config_ = config
+    const shape: AgentRuntimeShape = {
+      runtimeId: options.runtimeId,
+      spawn,
+      terminate,
+      suspend: (agentId, opts = {}) => suspend(agentId, opts),
+      resume,
+      getState,
+      list,
+      execute,
+      events: Stream.fromPubSub(hub),
+      fleetStatus,
+      flush: Effect.promise(() => pendingWrites),
+      actorOf: (agentId) => Option.fromNullishOr(agents.get(agentId)?.actor)
+    }
+    return shape
+  })
+
+const unknownError: ErrorData = { code: "E2027", message: "the agent failed", retryable: true }
+
+/** The runtime as a Layer over the four ports. */
+export const layer = (
+  config: RuntimeConfig,
+  options: AgentRuntimeOptions
+): Layer.Layer<AgentRuntime, RuntimeError, SandboxBackend | StateStore | CheckpointStore | EventLog> =>
+  Layer.effect(AgentRuntime, make(config, options))

@@ -1,0 +1,145 @@
+/**
+ * The promise API for embedding the runtime in a Node process.
+ *
+ * Host etiquette: no process.exit, no signal handlers, no unhandled rejections; two runtimes in one
+ * process share nothing. Errors are the coded Error subclasses of src/domain/Errors.ts.
+ */
+import { createHash, randomUUID } from "node:crypto"
+import { hostname } from "node:os"
+import { resolve } from "node:path"
+import { type Effect, Layer, ManagedRuntime, Stream } from "effect"
+import type { Actor, InspectionEvent } from "xstate"
+import type { agentMachine } from "../../machines/agentMachine.ts"
+import type { AgentInstance, SpawnResult } from "../domain/AgentInstance.ts"
+import type { AgentState } from "../domain/AgentState.ts"
+import type { FleetStatus } from "../domain/FleetStatus.ts"
+import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
+import type { BackendName, RuntimeConfig } from "../domain/RuntimeConfig.ts"
+import type { CheckpointStore } from "../services/CheckpointStore.ts"
+import type { EventLog } from "../services/EventLog.ts"
+import type { SandboxBackend } from "../services/SandboxBackend.ts"
+import type { AgentFilter, StateStore } from "../services/StateStore.ts"
+import * as AgentRuntime from "./AgentRuntime.ts"
+import { type ConfigOverrides, loadConfigSync } from "./loadConfig.ts"
+import { defaultCommandFor, liveLayer } from "./liveLayer.ts"
+
+/** Options of {@link createRuntime}. */
+export interface RuntimeOptions {
+  /** Backend to use; overrides runtime.backend. */
+  readonly backend?: BackendName | undefined
+  /** A YAML file with configuration overrides. */
+  readonly configFile?: string | undefined
+  /** Configuration overrides as data, e.g. `{ lifecycle: { max_restart_count: 3 } }`. */
+  readonly config?: ConfigOverrides | undefined
+  /** Environment to read `L02_<SECTION>__<KEY>` overrides from; default `process.env`. */
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined
+  /** Data directory; overrides runtime.data_dir. */
+  readonly dataDir?: string | undefined
+  /** An XState inspection observer, e.g. `createBrowserInspector().inspect` or `createSkyInspector().inspect`. */
+  readonly inspect?: ((event: InspectionEvent) => void) | undefined
+  /** Replace the services (backend and stores) entirely, e.g. with in-memory layers in tests. */
+  readonly layer?: Layer.Layer<SandboxBackend | StateStore | CheckpointStore | EventLog, unknown> | undefined
+  /** Advanced: XState clock, wall clock and random source (for simulated time in tests). */
+  readonly clock?: AgentRuntime.AgentRuntimeOptions["clock"]
+  readonly now?: (() => number) | undefined
+  readonly random?: (() => number) | undefined
+}
+
+/** A running L02 runtime, as returned by {@link createRuntime}. */
+export interface L02Runtime {
+  readonly runtimeId: string
+  readonly config: RuntimeConfig
+  /** Spawns an agent and resolves once it runs (E2022 when it cannot). */
+  readonly spawn: (config: unknown, initialContext?: unknown) => Promise<SpawnResult>
+  /** Terminates an agent: gracefully for graceful_shutdown_seconds, then forced. */
+  readonly terminate: (agentId: string, options?: AgentRuntime.TerminateOptions) => Promise<void>
+  /** Suspends a running agent; resolves to the checkpoint id when `checkpoint: true`. */
+  readonly suspend: (agentId: string, options?: AgentRuntime.SuspendOptions) => Promise<string | undefined>
+  /** Resumes a suspended agent, from its pause or from a checkpoint. */
+  readonly resume: (agentId: string, checkpointId?: string) => Promise<AgentState>
+  readonly getState: (agentId: string) => Promise<AgentInstance>
+  readonly list: (filter?: AgentFilter) => Promise<ReadonlyArray<AgentInstance>>
+  /** Sends input to the agent and streams its answer until its `done` line. */
+  readonly execute: (agentId: string, input: unknown, options?: AgentRuntime.ExecuteOptions) => AsyncIterable<AgentRuntime.ExecuteEvent>
+  /** Lifecycle events from now on, as an async iterable. */
+  readonly events: () => AsyncIterable<LifecycleEvent>
+  readonly fleetStatus: () => Promise<FleetStatus>
+  /** The live XState actor of an agent (for inspection), if it is live. */
+  readonly actorOf: (agentId: string) => Actor<typeof agentMachine> | undefined
+  /** Stops every actor and closes the store. Agents' sandboxes keep running and are re-adopted next start. */
+  readonly shutdown: () => Promise<void>
+}
+
+const runtimeIdFor = (config: RuntimeConfig): string => {
+  if (config.runtime.runtime_id !== "") return config.runtime.runtime_id
+  if (config.store.url === "" && config.store.pglite === "memory") return `rt-${randomUUID().slice(0, 12)}`
+  const key = `${hostname()}:${config.runtime.backend}:${resolve(config.runtime.data_dir)}:${config.store.url}`
+  return `rt-${createHash("sha256").update(key).digest("hex").slice(0, 12)}`
+}
+
+/**
+ * Creates a runtime: loads configuration, opens the store (running migrations), connects the backend,
+ * reloads agents persisted by an earlier run, and starts supervising.
+ *
+ * @example
+ * ```ts
+ * import { createRuntime } from "l02-agent-runtime"
+ * const runtime = await createRuntime({ dataDir: "./.l02" })
+ * const { agentId } = await runtime.spawn({ name: "hello", trustLevel: "TRUSTED" })
+ * for await (const event of runtime.execute(agentId, "hi")) console.log(event)
+ * await runtime.terminate(agentId)
+ * await runtime.shutdown()
+ * ```
+ */
+export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Runtime> => {
+  const config = loadConfigSync({
+    file: options.configFile,
+    overrides: {
+      ...options.config,
+      runtime: {
+        ...options.config?.runtime,
+        ...(options.backend === undefined ? {} : { backend: options.backend }),
+        ...(options.dataDir === undefined ? {} : { data_dir: options.dataDir })
+      }
+    },
+    env: options.env ?? process.env
+  })
+  const runtimeId = runtimeIdFor(config)
+  const services = options.layer ?? liveLayer(config, runtimeId)
+  const layer = AgentRuntime.layer(config, {
+    runtimeId,
+    backendName: options.layer === undefined ? config.runtime.backend : "custom",
+    inspect: options.inspect,
+    clock: options.clock,
+    now: options.now,
+    random: options.random,
+    defaultCommand: defaultCommandFor(config)
+  })
+  const managed = ManagedRuntime.make(Layer.provide(layer, services))
+  let core: AgentRuntime.AgentRuntimeShape
+  try {
+    core = await managed.runPromise(AgentRuntime.AgentRuntime.asEffect())
+  } catch (error) {
+    await managed.dispose()
+    throw error
+  }
+  const run = <A>(effect: Effect.Effect<A, unknown>) => managed.runPromise(effect)
+  return {
+    runtimeId,
+    config,
+    spawn: (agentConfig, initialContext) => run(core.spawn(agentConfig, initialContext)),
+    terminate: (agentId, opts) => run(core.terminate(agentId, opts)),
+    suspend: (agentId, opts) => run(core.suspend(agentId, opts)),
+    resume: (agentId, checkpointId) => run(core.resume(agentId, checkpointId)),
+    getState: (agentId) => run(core.getState(agentId)),
+    list: (filter) => run(core.list(filter)),
+    execute: (agentId, input, opts) => Stream.toAsyncIterable(core.execute(agentId, input, opts)),
+    events: () => Stream.toAsyncIterable(core.events),
+    fleetStatus: () => run(core.fleetStatus),
+    actorOf: (agentId) => {
+      const found = core.actorOf(agentId)
+      return found._tag === "Some" ? found.value : undefined
+    },
+    shutdown: () => managed.dispose()
+  }
+}

@@ -1,0 +1,10 @@
+// Writes docs/machines/*.md: Mermaid diagrams generated from the machine definitions.
+import { writeFileSync } from "node:fs"
+import { agentMachine } from "../machines/agentMachine.ts"
+import { fleetMachine } from "../machines/fleetMachine.ts"
+import { machineDocs } from "./machineDocs.ts"
+
+for (const [file, text] of Object.entries(machineDocs({ agent: agentMachine, fleet: fleetMachine }))) {
+  writeFileSync(new URL(`../docs/machines/${file}`, import.meta.url), text)
+  console.log(`wrote docs/machines/${file}`)
+}

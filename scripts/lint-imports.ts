@@ -41,8 +41,8 @@ for (const file of [...files("src"), ...files("machines")]) {
   const rule = allowed[from]
   if (rule === undefined) continue
   const text = readFileSync(join(root, file), "utf8")
-  for (const m of text.matchAll(/(?:import|export)\s[^"']*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g)) {
-    const spec = (m[1] ?? m[2])!
+  for (const m of text.matchAll(/(?:import|export)\s[^"';]*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)|import\s+["']([^"']+)["']/g)) {
+    const spec = (m[1] ?? m[2] ?? m[3])!
     if (spec.startsWith(".")) {
       const target = relative(root, resolve(join(root, dirname(file)), spec))
       const to = layerOf(target)

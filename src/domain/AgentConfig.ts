@@ -38,19 +38,16 @@ const labelKey = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])
 const labelValue = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/
 
 /** Labels in the form Kubernetes accepts, so they can be carried to every backend unchanged. */
-export const Labels = Schema.Record(
-  Schema.String.check(
-    Schema.makeFilter(
-      (k: string) =>
-        (labelKey.test(k) && !k.startsWith("l02.dev/")) ||
-        `a label key of at most 63 name characters with an optional DNS prefix, not under l02.dev/, got ${JSON.stringify(k)}`
-    )
-  ),
-  Schema.String.check(
-    Schema.makeFilter(
-      (v: string) => labelValue.test(v) || `a label value of at most 63 alphanumerics, '-', '_' or '.', got ${JSON.stringify(v)}`
-    )
-  )
+export const Labels = Schema.Record(Schema.String, Schema.String).check(
+  Schema.makeFilter((labels: Readonly<Record<string, string>>) => {
+    for (const [k, v] of Object.entries(labels)) {
+      if (!labelKey.test(k) || k.startsWith("l02.dev/")) {
+        return `a label key of at most 63 name characters with an optional DNS prefix, not under l02.dev/, got ${JSON.stringify(k)}`
+      }
+      if (!labelValue.test(v)) return `label ${k}: a value of at most 63 alphanumerics, '-', '_' or '.', got ${JSON.stringify(v)}`
+    }
+    return true
+  })
 )
 
 /** An agent name: a DNS-1123 label, so it can name a container or a Pod. */
@@ -72,9 +69,11 @@ export const AgentConfig = Schema.Struct({
   /** The agent's entry point; the backend's default agent program when omitted. */
   command: Schema.optional(Schema.Array(Schema.String).check(Schema.isMinLength(1))),
   env: Schema.optional(
-    Schema.Record(
-      Schema.String.check(Schema.makeFilter((k: string) => envName.test(k) || `an environment variable name, got ${JSON.stringify(k)}`)),
-      Schema.String
+    Schema.Record(Schema.String, Schema.String).check(
+      Schema.makeFilter((env: Readonly<Record<string, string>>) => {
+        const bad = Object.keys(env).find((k) => !envName.test(k) || k.startsWith("L02_"))
+        return bad === undefined || `environment variable names are letters, digits and '_' and not L02_*, got ${JSON.stringify(bad)}`
+      })
     )
   ),
   trustLevel: Schema.optional(TrustLevel),

@@ -1,7 +1,7 @@
 /**
  * The port for the lifecycle event log: every state change and supervision decision, in order.
  */
-import { Context, type Effect } from "effect"
+import { Context, Effect, Layer, Ref } from "effect"
 import type { StoreFailed } from "../domain/Errors.ts"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 
@@ -17,8 +17,46 @@ export interface EventQuery {
 export interface EventLogShape {
   /** Appends events in order; returns them with their assigned ids. */
   readonly append: (events: ReadonlyArray<LifecycleEvent>) => Effect.Effect<ReadonlyArray<LifecycleEvent>, StoreFailed>
+  /** Events matching `query`, in append order (ascending id); at most `limit` when given. */
   readonly query: (query: EventQuery) => Effect.Effect<ReadonlyArray<LifecycleEvent>, StoreFailed>
 }
 
 /** The event log port. */
 export class EventLog extends Context.Service<EventLog, EventLogShape>()("l02/EventLog") {}
+
+interface MemoryLog {
+  readonly nextId: number
+  /** Append-only and shared between successive states, so appending is not quadratic. */
+  readonly events: Array<LifecycleEvent>
+}
+
+/**
+ * The in-memory event log: events in a `Ref`, ids assigned 1, 2, 3... in append order.
+ * Each build starts empty.
+ */
+export const layerMemory: Layer.Layer<EventLog> = Layer.effect(
+  EventLog,
+  Effect.gen(function* () {
+    const ref = yield* Ref.make<MemoryLog>({ nextId: 1, events: [] })
+    return EventLog.of({
+      append: (events) =>
+        Ref.modify(ref, (log) => {
+          const stored = events.map((event, i): LifecycleEvent => ({ ...event, eventId: log.nextId + i }))
+          log.events.push(...stored)
+          return [stored, { nextId: log.nextId + stored.length, events: log.events }] as const
+        }),
+      query: (query) =>
+        Effect.map(Ref.get(ref), (log) => {
+          const afterId = query.afterId ?? 0
+          // Ids are 1-based and dense, so the first candidate is at index afterId.
+          const out: Array<LifecycleEvent> = []
+          for (let i = Math.max(0, afterId); i < log.events.length; i++) {
+            if (query.limit !== undefined && out.length >= query.limit) break
+            const event = log.events[i]!
+            if (query.agentId === undefined || event.agentId === query.agentId) out.push(event)
+          }
+          return out
+        })
+    })
+  })
+)

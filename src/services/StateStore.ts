@@ -5,7 +5,7 @@
  * what the runtime reloads after a restart. Implementations: in-memory (`layerMemory`) and SQL
  * (`SqlStateStore`, on PGlite or PostgreSQL).
  */
-import { Context, type Effect, type Option } from "effect"
+import { Context, Effect, HashMap, Layer, type Option, Ref } from "effect"
 import type { AgentConfig } from "../domain/AgentConfig.ts"
 import type { AgentState } from "../domain/AgentState.ts"
 import type { StoreFailed } from "../domain/Errors.ts"
@@ -53,12 +53,68 @@ export interface StateStoreShape {
   /** Inserts or replaces the record of `record.agentId`. */
   readonly saveAgent: (record: AgentRecord) => Effect.Effect<void, StoreFailed>
   readonly getAgent: (agentId: string) => Effect.Effect<Option.Option<AgentRecord>, StoreFailed>
+  /** Agents matching `filter`, oldest first (ties by id). */
   readonly listAgents: (filter?: AgentFilter) => Effect.Effect<ReadonlyArray<AgentRecord>, StoreFailed>
   readonly deleteAgent: (agentId: string) => Effect.Effect<void, StoreFailed>
   /** Inserts or replaces a fleet operation by id. */
   readonly saveFleetOperation: (operation: FleetOperation) => Effect.Effect<void, StoreFailed>
+  /** Fleet operations, newest first; at most `limit` when given. */
   readonly listFleetOperations: (limit?: number) => Effect.Effect<ReadonlyArray<FleetOperation>, StoreFailed>
 }
 
 /** The state store port. */
 export class StateStore extends Context.Service<StateStore, StateStoreShape>()("l02/StateStore") {}
+
+const matches = (record: AgentRecord, filter: AgentFilter): boolean => {
+  if (filter.state !== undefined) {
+    const states: ReadonlyArray<AgentState> = typeof filter.state === "string" ? [filter.state] : filter.state
+    if (!states.includes(record.state)) return false
+  }
+  if (filter.sessionId !== undefined && record.sessionId !== filter.sessionId) return false
+  if (filter.runtimeId !== undefined && record.runtimeId !== filter.runtimeId) return false
+  if (filter.labels !== undefined) {
+    const labels = record.config.labels ?? {}
+    for (const [key, value] of Object.entries(filter.labels)) if (labels[key] !== value) return false
+  }
+  return true
+}
+
+/** Agents in listing order: oldest first, ties by id (the order every implementation returns). */
+export const compareAgents = (a: AgentRecord, b: AgentRecord): number =>
+  a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.agentId < b.agentId ? -1 : a.agentId > b.agentId ? 1 : 0
+
+/** Fleet operations in listing order: newest first, ties by id descending. */
+export const compareFleetOperations = (a: FleetOperation, b: FleetOperation): number =>
+  a.createdAt > b.createdAt ? -1 : a.createdAt < b.createdAt ? 1 : a.operationId > b.operationId ? -1 : a.operationId < b.operationId ? 1 : 0
+
+interface MemoryState {
+  readonly agents: HashMap.HashMap<string, AgentRecord>
+  readonly operations: HashMap.HashMap<string, FleetOperation>
+}
+
+/**
+ * The in-memory state store: real state in a `Ref`, lost when the layer is released.
+ *
+ * Each build of the layer starts empty, so two runtimes built from it share nothing. It passes the
+ * same contract suite as the SQL store (test/services/StateStoreContract.ts).
+ */
+export const layerMemory: Layer.Layer<StateStore> = Layer.effect(
+  StateStore,
+  Effect.gen(function* () {
+    const ref = yield* Ref.make<MemoryState>({ agents: HashMap.empty(), operations: HashMap.empty() })
+    return StateStore.of({
+      saveAgent: (record) => Ref.update(ref, (s) => ({ ...s, agents: HashMap.set(s.agents, record.agentId, record) })),
+      getAgent: (agentId) => Effect.map(Ref.get(ref), (s) => HashMap.get(s.agents, agentId)),
+      listAgents: (filter = {}) =>
+        Effect.map(Ref.get(ref), (s) => Array.from(HashMap.values(s.agents)).filter((r) => matches(r, filter)).sort(compareAgents)),
+      deleteAgent: (agentId) => Ref.update(ref, (s) => ({ ...s, agents: HashMap.remove(s.agents, agentId) })),
+      saveFleetOperation: (operation) =>
+        Ref.update(ref, (s) => ({ ...s, operations: HashMap.set(s.operations, operation.operationId, operation) })),
+      listFleetOperations: (limit) =>
+        Effect.map(Ref.get(ref), (s) => {
+          const all = Array.from(HashMap.values(s.operations)).sort(compareFleetOperations)
+          return limit === undefined ? all : all.slice(0, Math.max(0, limit))
+        })
+    })
+  })
+)

@@ -1,0 +1,4 @@
+import { layerMemory } from "../../src/services/EventLog.ts"
+import { eventLogContract } from "./EventLogContract.ts"
+
+eventLogContract("in-memory", layerMemory)

@@ -1,0 +1,115 @@
+/**
+ * The database schema as an ordered list of migrations, and the runner that applies them.
+ *
+ * The same SQL runs on PGlite and PostgreSQL. Times are `TIMESTAMP` (without time zone, as in the
+ * specification's tables) and always hold UTC. The runner is idempotent and safe when several
+ * runtimes start against one PostgreSQL database at once: it takes a transaction-scoped advisory
+ * lock before looking at the migrations table, and applies all pending migrations in that one
+ * transaction, so a failed migration leaves nothing behind.
+ */
+import { Effect } from "effect"
+import { SqlClient } from "effect/sql/SqlClient"
+import type { SqlError } from "effect/sql/SqlError"
+
+/** One schema change: an id that orders it, a name, and its statements. */
+export interface Migration {
+  readonly id: number
+  readonly name: string
+  readonly statements: ReadonlyArray<string>
+}
+
+/** Every migration, in order. Published migrations are never edited; changes are new migrations. */
+export const migrations: ReadonlyArray<Migration> = [
+  {
+    id: 1,
+    name: "initial_schema",
+    statements: [
+      `CREATE TABLE agent_instances (
+        agent_id UUID PRIMARY KEY,
+        session_id UUID NOT NULL,
+        runtime_id TEXT NOT NULL,
+        state VARCHAR(20) NOT NULL,
+        config JSONB NOT NULL,
+        sandbox JSONB NOT NULL,
+        sandbox_id TEXT,
+        snapshot JSONB,
+        labels JSONB NOT NULL DEFAULT '{}'::jsonb,
+        resource_usage JSONB,
+        version BIGINT NOT NULL DEFAULT 1,
+        created_at TIMESTAMP NOT NULL,
+        updated_at TIMESTAMP NOT NULL,
+        terminated_at TIMESTAMP
+      )`,
+      `CREATE INDEX agent_instances_runtime_state_idx ON agent_instances (runtime_id, state)`,
+      `CREATE INDEX agent_instances_session_idx ON agent_instances (session_id)`,
+      `CREATE INDEX agent_instances_created_idx ON agent_instances (created_at, agent_id)`,
+      `CREATE INDEX agent_instances_labels_idx ON agent_instances USING GIN (labels jsonb_path_ops)`,
+      `CREATE TABLE agent_checkpoints (
+        checkpoint_id UUID PRIMARY KEY,
+        agent_id UUID NOT NULL,
+        session_id UUID NOT NULL,
+        checkpoint_type VARCHAR(20) NOT NULL,
+        storage_location TEXT NOT NULL,
+        size_bytes BIGINT,
+        sha256 CHAR(64) NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        expires_at TIMESTAMP
+      )`,
+      `CREATE INDEX agent_checkpoints_agent_idx ON agent_checkpoints (agent_id, created_at)`,
+      `CREATE INDEX agent_checkpoints_expires_idx ON agent_checkpoints (expires_at) WHERE expires_at IS NOT NULL`,
+      `CREATE TABLE fleet_operations (
+        operation_id UUID PRIMARY KEY,
+        operation_type VARCHAR(50) NOT NULL,
+        target_replicas INT,
+        status VARCHAR(20) NOT NULL,
+        reason TEXT,
+        priority VARCHAR(20),
+        created_at TIMESTAMP NOT NULL,
+        completed_at TIMESTAMP
+      )`,
+      `CREATE INDEX fleet_operations_created_idx ON fleet_operations (created_at DESC, operation_id DESC)`,
+      `CREATE TABLE lifecycle_events (
+        id BIGSERIAL PRIMARY KEY,
+        agent_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        from_state VARCHAR(20),
+        to_state VARCHAR(20),
+        data JSONB,
+        created_at TIMESTAMP NOT NULL
+      )`,
+      `CREATE INDEX lifecycle_events_agent_idx ON lifecycle_events (agent_id, id)`
+    ]
+  }
+]
+
+/** The advisory lock key that serializes migration runs on one database ("l02-migrate"). */
+export const migrationLockKey = 0x6c30326d
+
+/**
+ * Applies the pending migrations and returns the ids it applied (empty when the schema is current).
+ * Tables are created in the first schema of the connection's search_path.
+ */
+export const runMigrations = (
+  list: ReadonlyArray<Migration> = migrations
+): Effect.Effect<ReadonlyArray<number>, SqlError, SqlClient> =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient
+    return yield* sql.withTransaction(
+      Effect.gen(function* () {
+        yield* sql`SELECT pg_advisory_xact_lock(${migrationLockKey})`
+        yield* sql`CREATE TABLE IF NOT EXISTS l02_migrations (
+          id INT PRIMARY KEY,
+          name TEXT NOT NULL,
+          applied_at TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'UTC')
+        )`
+        const rows = yield* sql<{ readonly id: number }>`SELECT id FROM l02_migrations`
+        const applied = new Set(rows.map((r) => Number(r.id)))
+        const pending = list.filter((m) => !applied.has(m.id)).sort((a, b) => a.id - b.id)
+        for (const migration of pending) {
+          for (const statement of migration.statements) yield* sql.unsafe(statement)
+          yield* sql`INSERT INTO l02_migrations (id, name) VALUES (${migration.id}, ${migration.name})`
+        }
+        return pending.map((m) => m.id)
+      })
+    )
+  })

@@ -1,0 +1,83 @@
+/**
+ * The event log over `effect/sql` (PGlite or PostgreSQL): lifecycle_events with a bigserial id.
+ *
+ * A batch is one INSERT ... SELECT over the batch as a JSON array, ordered by position, so its ids
+ * are assigned in batch order and the batch is written all or nothing.
+ */
+import { Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql/SqlClient"
+import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
+import { EventLog } from "../services/EventLog.ts"
+import { defaultTarget, isoColumn, parseJson, type StoreTarget, storeFailed } from "./internal/sqlSupport.ts"
+
+const columns = ["id::text AS id", "agent_id", "type", "from_state", "to_state", "data::text AS data", isoColumn("created_at")].join(", ")
+
+type Row = Readonly<Record<string, unknown>>
+
+const toEvent = (row: Row): LifecycleEvent => {
+  const data = parseJson(row.data)
+  return {
+    eventId: Number(row.id),
+    agentId: String(row.agent_id),
+    type: String(row.type),
+    ...(row.from_state === null ? {} : { fromState: String(row.from_state) }),
+    ...(row.to_state === null ? {} : { toState: String(row.to_state) }),
+    ...(data === undefined ? {} : { data }),
+    at: String(row.created_at)
+  }
+}
+
+/** Builds the SQL event log over the `SqlClient` in context (migrations must have run). */
+export const make = (target: StoreTarget = defaultTarget) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient
+    return EventLog.of({
+      append: (events) => {
+        if (events.length === 0) return Effect.succeed([])
+        // `data` is nested as JSON text so that a JSON null payload stays distinct from no payload.
+        const batch = JSON.stringify(
+          events.map((e) => ({
+            agent_id: e.agentId,
+            type: e.type,
+            from_state: e.fromState ?? null,
+            to_state: e.toState ?? null,
+            data: e.data === undefined ? null : JSON.stringify(e.data),
+            at: e.at
+          }))
+        )
+        return sql<{ readonly id: string }>`
+          INSERT INTO lifecycle_events (agent_id, type, from_state, to_state, data, created_at)
+          SELECT e.v->>'agent_id', e.v->>'type', e.v->>'from_state', e.v->>'to_state', (e.v->>'data')::jsonb,
+                 (e.v->>'at')::timestamp
+          FROM jsonb_array_elements(${batch}::jsonb) WITH ORDINALITY AS e(v, n)
+          ORDER BY e.n
+          RETURNING id::text AS id`.pipe(
+          Effect.map((rows) => {
+            const ids = rows.map((r) => Number(r.id)).sort((a, b) => a - b)
+            return events.map((e, i): LifecycleEvent => ({ ...e, eventId: ids[i]! }))
+          }),
+          storeFailed(target, `appending ${events.length} lifecycle events`)
+        )
+      },
+
+      query: (query) => {
+        if (query.limit !== undefined && query.limit <= 0) return Effect.succeed([])
+        const where = sql.and([
+          ...(query.agentId === undefined ? [] : [sql`agent_id = ${query.agentId}`]),
+          ...(query.afterId === undefined ? [] : [sql`id > ${query.afterId}`])
+        ])
+        const statement =
+          query.limit === undefined
+            ? sql<Row>`SELECT ${sql.literal(columns)} FROM lifecycle_events WHERE ${where} ORDER BY lifecycle_events.id`
+            : sql<Row>`SELECT ${sql.literal(columns)} FROM lifecycle_events WHERE ${where} ORDER BY lifecycle_events.id LIMIT ${Math.floor(query.limit)}`
+        return statement.pipe(
+          Effect.map((rows) => rows.map(toEvent)),
+          storeFailed(target, "reading lifecycle events")
+        )
+      }
+    })
+  })
+
+/** The SQL event log; needs an `SqlClient` whose database is migrated (see `Store.layer`). */
+export const layer = (target: StoreTarget = defaultTarget): Layer.Layer<EventLog, never, SqlClient> =>
+  Layer.effect(EventLog, make(target))

@@ -1,0 +1,152 @@
+/**
+ * The state store over `effect/sql` (PGlite or PostgreSQL): agent_instances and fleet_operations.
+ *
+ * A save is one upsert statement, so it is atomic on its own; `version` counts the saves of a row.
+ * JSON columns are written as `jsonb` and read back as text, so both drivers return the same values.
+ */
+import { Effect, Layer, Option } from "effect"
+import { SqlClient } from "effect/sql/SqlClient"
+import type { AgentConfig } from "../domain/AgentConfig.ts"
+import type { AgentState } from "../domain/AgentState.ts"
+import type { SandboxConfiguration } from "../domain/SandboxConfiguration.ts"
+import { type AgentRecord, type FleetOperation, StateStore } from "../services/StateStore.ts"
+import { defaultTarget, isoColumn, isUuid, jsonParam, optional, parseJson, type StoreTarget, storeFailed } from "./internal/sqlSupport.ts"
+
+const agentColumns = [
+  "agent_id::text AS agent_id",
+  "session_id::text AS session_id",
+  "runtime_id",
+  "state",
+  "config::text AS config",
+  "sandbox::text AS sandbox",
+  "sandbox_id",
+  "snapshot::text AS snapshot",
+  "resource_usage::text AS resource_usage",
+  isoColumn("created_at"),
+  isoColumn("updated_at"),
+  isoColumn("terminated_at")
+].join(", ")
+
+const operationColumns = [
+  "operation_id::text AS operation_id",
+  "operation_type",
+  "target_replicas",
+  "status",
+  "reason",
+  "priority",
+  isoColumn("created_at"),
+  isoColumn("completed_at")
+].join(", ")
+
+type Row = Readonly<Record<string, unknown>>
+
+const toRecord = (row: Row): AgentRecord => {
+  const resourceUsage = parseJson(row.resource_usage)
+  return {
+    agentId: String(row.agent_id),
+    sessionId: String(row.session_id),
+    runtimeId: String(row.runtime_id),
+    state: String(row.state) as AgentState,
+    config: parseJson(row.config) as AgentConfig,
+    sandbox: parseJson(row.sandbox) as SandboxConfiguration,
+    ...optional("sandboxId", row.sandbox_id),
+    snapshot: parseJson(row.snapshot),
+    ...(resourceUsage === undefined ? {} : { resourceUsage }),
+    createdAt: String(row.created_at),
+    updatedAt: String(row.updated_at),
+    ...optional("terminatedAt", row.terminated_at)
+  }
+}
+
+const toOperation = (row: Row): FleetOperation => ({
+  operationId: String(row.operation_id),
+  operationType: String(row.operation_type),
+  ...(row.target_replicas === null || row.target_replicas === undefined ? {} : { targetReplicas: Number(row.target_replicas) }),
+  status: String(row.status) as FleetOperation["status"],
+  ...optional("reason", row.reason),
+  ...optional("priority", row.priority),
+  createdAt: String(row.created_at),
+  ...optional("completedAt", row.completed_at)
+})
+
+/** Builds the SQL state store over the `SqlClient` in context (migrations must have run). */
+export const make = (target: StoreTarget = defaultTarget) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient
+    return StateStore.of({
+      saveAgent: (r) =>
+        sql`INSERT INTO agent_instances (agent_id, session_id, runtime_id, state, config, sandbox, sandbox_id, snapshot,
+              labels, resource_usage, created_at, updated_at, terminated_at)
+            VALUES (${r.agentId}, ${r.sessionId}, ${r.runtimeId}, ${r.state}, ${jsonParam(r.config)}::jsonb,
+              ${jsonParam(r.sandbox)}::jsonb, ${r.sandboxId ?? null}, ${jsonParam(r.snapshot)}::jsonb,
+              ${jsonParam(r.config.labels ?? {})}::jsonb, ${jsonParam(r.resourceUsage)}::jsonb, ${r.createdAt}::timestamp,
+              ${r.updatedAt}::timestamp, ${r.terminatedAt ?? null}::timestamp)
+            ON CONFLICT (agent_id) DO UPDATE SET
+              session_id = EXCLUDED.session_id, runtime_id = EXCLUDED.runtime_id, state = EXCLUDED.state,
+              config = EXCLUDED.config, sandbox = EXCLUDED.sandbox, sandbox_id = EXCLUDED.sandbox_id,
+              snapshot = EXCLUDED.snapshot, labels = EXCLUDED.labels, resource_usage = EXCLUDED.resource_usage,
+              created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, terminated_at = EXCLUDED.terminated_at,
+              version = agent_instances.version + 1`.pipe(Effect.asVoid, storeFailed(target, `saving agent ${r.agentId}`, r.agentId)),
+
+      getAgent: (agentId) =>
+        isUuid(agentId)
+          ? sql<Row>`SELECT ${sql.literal(agentColumns)} FROM agent_instances WHERE agent_id = ${agentId}`.pipe(
+              Effect.map((rows) => Option.map(Option.fromNullishOr(rows[0]), toRecord)),
+              storeFailed(target, `reading agent ${agentId}`, agentId)
+            )
+          : Effect.succeedNone,
+
+      listAgents: (filter = {}) => {
+        const states = filter.state === undefined ? undefined : typeof filter.state === "string" ? [filter.state] : filter.state
+        if (states?.length === 0) return Effect.succeed([])
+        if (filter.sessionId !== undefined && !isUuid(filter.sessionId)) return Effect.succeed([])
+        const labels = filter.labels === undefined || Object.keys(filter.labels).length === 0 ? undefined : filter.labels
+        const where = sql.and([
+          ...(states === undefined ? [] : [sql`state IN ${sql.in(states)}`]),
+          ...(filter.sessionId === undefined ? [] : [sql`session_id = ${filter.sessionId}`]),
+          ...(filter.runtimeId === undefined ? [] : [sql`runtime_id = ${filter.runtimeId}`]),
+          ...(labels === undefined ? [] : [sql`labels @> ${jsonParam(labels)}::jsonb`])
+        ])
+        return sql<Row>`SELECT ${sql.literal(agentColumns)} FROM agent_instances WHERE ${where}
+                        ORDER BY agent_instances.created_at, agent_instances.agent_id`.pipe(
+          Effect.map((rows) => rows.map(toRecord)),
+          storeFailed(target, "listing agents")
+        )
+      },
+
+      deleteAgent: (agentId) =>
+        isUuid(agentId)
+          ? sql`DELETE FROM agent_instances WHERE agent_id = ${agentId}`.pipe(
+              Effect.asVoid,
+              storeFailed(target, `deleting agent ${agentId}`, agentId)
+            )
+          : Effect.void,
+
+      saveFleetOperation: (op) =>
+        sql`INSERT INTO fleet_operations (operation_id, operation_type, target_replicas, status, reason, priority,
+              created_at, completed_at)
+            VALUES (${op.operationId}, ${op.operationType}, ${op.targetReplicas ?? null}, ${op.status}, ${op.reason ?? null},
+              ${op.priority ?? null}, ${op.createdAt}::timestamp, ${op.completedAt ?? null}::timestamp)
+            ON CONFLICT (operation_id) DO UPDATE SET
+              operation_type = EXCLUDED.operation_type, target_replicas = EXCLUDED.target_replicas,
+              status = EXCLUDED.status, reason = EXCLUDED.reason, priority = EXCLUDED.priority,
+              created_at = EXCLUDED.created_at, completed_at = EXCLUDED.completed_at`.pipe(
+          Effect.asVoid,
+          storeFailed(target, `saving fleet operation ${op.operationId}`)
+        ),
+
+      listFleetOperations: (limit) =>
+        (limit === undefined
+          ? sql<Row>`SELECT ${sql.literal(operationColumns)} FROM fleet_operations ORDER BY fleet_operations.created_at DESC, fleet_operations.operation_id DESC`
+          : sql<Row>`SELECT ${sql.literal(operationColumns)} FROM fleet_operations ORDER BY fleet_operations.created_at DESC, fleet_operations.operation_id DESC
+                     LIMIT ${Math.max(0, Math.floor(limit))}`
+        ).pipe(
+          Effect.map((rows) => rows.map(toOperation)),
+          storeFailed(target, "listing fleet operations")
+        )
+    })
+  })
+
+/** The SQL state store; needs an `SqlClient` whose database is migrated (see `Store.layer`). */
+export const layer = (target: StoreTarget = defaultTarget): Layer.Layer<StateStore, never, SqlClient> =>
+  Layer.effect(StateStore, make(target))

@@ -1,0 +1,44 @@
+// Helpers shared by the SQL implementations of the store ports.
+import { Effect } from "effect"
+import type { SqlError } from "effect/sql/SqlError"
+import { StoreFailed } from "../../domain/Errors.ts"
+
+/** What to check when the database fails, e.g. "check that PostgreSQL at ... runs and the URL is right". */
+export interface StoreTarget {
+  readonly hint: string
+}
+
+/** The default hint, for layers used without {@link StoreTarget}. */
+export const defaultTarget: StoreTarget = { hint: "check that the database is reachable and its schema is migrated" }
+
+/** Translates an `SqlError` into E2060 with what failed and what to check. */
+export const storeFailed =
+  (target: StoreTarget, operation: string, agentId?: string) =>
+  <A, R>(effect: Effect.Effect<A, SqlError, R>): Effect.Effect<A, StoreFailed, R> =>
+    Effect.mapError(effect, (error) => {
+      const reason = error.reason
+      const detail = reason.message ?? (reason.cause instanceof Error ? reason.cause.message : String(reason.cause))
+      return new StoreFailed({
+        message: `${operation} failed (${reason._tag}: ${detail}); ${target.hint}`,
+        ...(agentId === undefined ? {} : { agentId })
+      })
+    })
+
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** Whether `s` can be a UUID column value; ids that cannot are simply never found. */
+export const isUuid = (s: string): boolean => uuid.test(s)
+
+/** Reads a timestamp column as an ISO-8601 UTC string (millisecond precision, like `Date#toISOString`). */
+export const isoColumn = (column: string, alias: string = column): string =>
+  `to_char(${column}, 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS ${alias}`
+
+/** A JSON value as the text of a `$n::jsonb` parameter; SQL NULL for `undefined`. */
+export const jsonParam = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value))
+
+/** Parses a `jsonb::text` column; SQL NULL reads as `undefined`. */
+export const parseJson = (text: unknown): unknown => (text === null || text === undefined ? undefined : JSON.parse(String(text)))
+
+/** A nullable text column as an optional field: `{}` when NULL, `{ [key]: value }` otherwise. */
+export const optional = <K extends string>(key: K, value: unknown): { readonly [P in K]?: string } =>
+  (value === null || value === undefined ? {} : { [key]: String(value) }) as { readonly [P in K]?: string }

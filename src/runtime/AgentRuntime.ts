@@ -13,6 +13,12 @@
 import { randomUUID } from "node:crypto"
 import { Cause, Context, Effect, Exit, Fiber, Layer, Option, PubSub, Schema, Scope, Stream } from "effect"
 import { type Actor, createActor, type InspectionEvent, type Snapshot } from "xstate"
+
+/** XState's clock interface (a `SimulatedClock` in tests). */
+export interface Clock {
+  setTimeout(fn: (...args: Array<any>) => void, timeout: number): any
+  clearTimeout(id: any): void
+}
 import { accepts, agentMachine, type AgentContext, type AgentEvent, type ProvisionInput, type ResumeInput, type StopInput, type SuspendInput } from "../../machines/agentMachine.ts"
 import { fleetMachine, type FleetPolicy } from "../../machines/fleetMachine.ts"
 import { AgentConfig } from "../domain/AgentConfig.ts"
@@ -76,7 +82,7 @@ export interface AgentRuntimeOptions {
   /** An XState inspection observer (e.g. from @statelyai/inspect), attached to every actor. */
   readonly inspect?: ((event: InspectionEvent) => void) | undefined
   /** XState clock for delays (spawn timeout, grace period, backoff); a SimulatedClock in tests. */
-  readonly clock?: { setTimeout: (fn: (...args: Array<unknown>) => void, ms: number) => unknown; clearTimeout: (id: unknown) => void } | undefined
+  readonly clock?: Clock | undefined
   /** Wall clock in milliseconds, used for failure windows and timestamps. */
   readonly now?: (() => number) | undefined
   /** Random source in [0, 1), used for backoff jitter. */
@@ -763,7 +769,7 @@ export const make = (
               Stream.fromEffect(
                 Effect.suspend(() =>
                   finished
-                    ? Effect.fail(new ExecuteFailed({ message: "unreachable", agentId }))
+                    ? Effect.void
                     : Effect.fail(
                         new ExecuteFailed({
                           message: `the agent did not answer with a {"type":"done"} line within ${timeoutMs} ms, or its output ended`,
@@ -771,7 +777,7 @@ export const make = (
                         })
                       )
                 )
-              ).pipe(Stream.filter(() => false))
+              ).pipe(Stream.drain)
             ),
             Stream.mapError((e): RuntimeError =>
               e._tag === "ExecuteFailed" ? e : new ExecuteFailed({ message: `reading the agent's output failed: ${e.message}`, agentId })
@@ -856,7 +862,7 @@ export const make = (
         for (const h of agents.values()) h.actor.stop()
         fleet.stop()
         await pendingWrites
-      })
+      }).pipe(Effect.andThen(PubSub.shutdown(hub)))
     )
 
     const fleetStatus = Effect.sync((): FleetStatus => {

@@ -7,7 +7,7 @@
 import { createHash, randomUUID } from "node:crypto"
 import { hostname } from "node:os"
 import { resolve } from "node:path"
-import { type Effect, Layer, ManagedRuntime, Stream } from "effect"
+import { Effect, Layer, ManagedRuntime, Stream } from "effect"
 import type { Actor, InspectionEvent } from "xstate"
 import type { agentMachine } from "../../machines/agentMachine.ts"
 import type { AgentInstance, SpawnResult } from "../domain/AgentInstance.ts"
@@ -113,17 +113,20 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
     clock: options.clock,
     now: options.now,
     random: options.random,
-    defaultCommand: defaultCommandFor(config)
+    defaultCommand: options.layer === undefined ? defaultCommandFor(config) : undefined
   })
   const managed = ManagedRuntime.make(Layer.provide(layer, services))
   let core: AgentRuntime.AgentRuntimeShape
   try {
-    core = await managed.runPromise(AgentRuntime.AgentRuntime.asEffect())
+    core = await managed.runPromise(Effect.gen(function* () {
+      return yield* AgentRuntime.AgentRuntime
+    }))
   } catch (error) {
     await managed.dispose()
     throw error
   }
   const run = <A>(effect: Effect.Effect<A, unknown>) => managed.runPromise(effect)
+  let disposed: Promise<void> | undefined
   return {
     runtimeId,
     config,
@@ -140,6 +143,6 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
       const found = core.actorOf(agentId)
       return found._tag === "Some" ? found.value : undefined
     },
-    shutdown: () => managed.dispose()
+    shutdown: () => (disposed ??= managed.dispose())
   }
 }

@@ -1,0 +1,146 @@
+/**
+ * The `l02` command line. Every command goes through the public runtime API (createRuntime), embedded
+ * in this process with the configured backend and store.
+ */
+import { Console, Effect, Option } from "effect"
+import { Argument, Command, Flag } from "effect/cli"
+import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import { isRuntimeError } from "../domain/Errors.ts"
+import type { BackendName } from "../domain/RuntimeConfig.ts"
+import { createRuntime, type L02Runtime, type RuntimeOptions } from "../runtime/createRuntime.ts"
+import { loadConfigSync } from "../runtime/loadConfig.ts"
+import { runDemo } from "./demo.ts"
+
+const global = {
+  config: Flag.String("config").pipe(Flag.withDescription("YAML file with configuration overrides"), Flag.optional),
+  backend: Flag.Literals("backend", ["process", "docker", "kubernetes", "memory"] as const).pipe(
+    Flag.withDescription("sandbox backend (default: runtime.backend)"),
+    Flag.optional
+  ),
+  dataDir: Flag.String("data-dir").pipe(Flag.withDescription("data directory (default: runtime.data_dir)"), Flag.optional),
+  json: Flag.Boolean("json").pipe(Flag.withDescription("print JSON for scripts"), Flag.withDefault(false))
+}
+
+type Global = {
+  readonly config: Option.Option<string>
+  readonly backend: Option.Option<BackendName>
+  readonly dataDir: Option.Option<string>
+  readonly json: boolean
+}
+
+const optionsOf = (g: Global): RuntimeOptions => ({
+  configFile: Option.getOrUndefined(g.config),
+  backend: Option.getOrUndefined(g.backend),
+  dataDir: Option.getOrUndefined(g.dataDir)
+})
+
+/** Runs `f` with an embedded runtime; a coded error prints as `CODE: message` and fails the command. */
+const withRuntime = <A>(g: Global, f: (runtime: L02Runtime) => Promise<A>) =>
+  Effect.acquireUseRelease(
+    Effect.tryPromise({ try: () => createRuntime(optionsOf(g)), catch: (e) => e }),
+    (runtime) => Effect.tryPromise({ try: () => f(runtime), catch: (e) => e }),
+    (runtime) => Effect.promise(() => runtime.shutdown())
+  )
+
+const print = (g: Global, value: unknown, human: () => string) => Console.log(g.json ? JSON.stringify(value, null, 2) : human())
+
+const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? []
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd()).join("\n")
+}
+
+const demo = Command.make("demo", global, (g) =>
+  Effect.tryPromise({ try: () => runDemo({ ...optionsOf(g), backend: Option.getOrElse(g.backend, () => "process" as const) }), catch: (e) => e })
+).pipe(Command.withDescription("Run an agent through its whole lifecycle on the embedded runtime and print every state change"))
+
+const config = Command.make("config", global, (g) =>
+  Effect.try({
+    try: () =>
+      loadConfigSync({ file: Option.getOrUndefined(g.config), env: process.env, overrides: { runtime: { ...(Option.isSome(g.backend) ? { backend: g.backend.value } : {}), ...(Option.isSome(g.dataDir) ? { data_dir: g.dataDir.value } : {}) } } }),
+    catch: (e) => e
+  }).pipe(Effect.flatMap((c) => Console.log(JSON.stringify(c, null, 2))))
+).pipe(Command.withDescription("Print the effective configuration (defaults, file, environment)"))
+
+const spawn = Command.make(
+  "spawn",
+  {
+    ...global,
+    name: Argument.String("name"),
+    trust: Flag.Literals("trust", ["TRUSTED", "STANDARD", "UNTRUSTED", "CONFIDENTIAL"] as const).pipe(Flag.optional),
+    image: Flag.String("image").pipe(Flag.optional),
+    cpu: Flag.String("cpu").pipe(Flag.optional),
+    memory: Flag.String("memory").pipe(Flag.optional)
+  },
+  (a) =>
+    withRuntime(a, (rt) =>
+      rt.spawn({
+        name: a.name,
+        ...(Option.isSome(a.trust) ? { trustLevel: a.trust.value } : {}),
+        ...(Option.isSome(a.image) ? { image: a.image.value } : {}),
+        ...(Option.isSome(a.cpu) || Option.isSome(a.memory)
+          ? { resources: { ...(Option.isSome(a.cpu) ? { cpu: a.cpu.value } : {}), ...(Option.isSome(a.memory) ? { memory: a.memory.value } : {}) } }
+          : {})
+      })
+    ).pipe(Effect.flatMap((r) => print(a, r, () => `${r.agentId}  ${r.state}  sandbox ${r.sandboxId ?? "-"}`)))
+).pipe(Command.withDescription("Spawn an agent and print its id"), Command.withExamples([{ command: "l02 spawn worker --trust TRUSTED", description: "spawn on the embedded process backend" }]))
+
+const ls = Command.make("ls", global, (g) =>
+  withRuntime(g, (rt) => rt.list()).pipe(
+    Effect.flatMap((agents) =>
+      print(g, agents, () =>
+        table([["AGENT", "NAME", "STATE", "TRUST", "RESTARTS", "UPDATED"], ...agents.map((i) => [i.agentId, i.name, i.activity ? `${i.state}/${i.activity}` : i.state, i.sandbox.trustLevel, String(i.restartCount), i.updatedAt])])
+      )
+    )
+  )
+).pipe(Command.withDescription("List agents"))
+
+const idArg = Argument.String("agent-id")
+const get = Command.make("get", { ...global, agentId: idArg }, (a) =>
+  withRuntime(a, (rt) => rt.getState(a.agentId)).pipe(Effect.flatMap((i) => Console.log(JSON.stringify(i, null, 2))))
+).pipe(Command.withDescription("Show one agent"))
+
+const suspend = Command.make("suspend", { ...global, agentId: idArg, checkpoint: Flag.Boolean("checkpoint").pipe(Flag.withDefault(false)) }, (a) =>
+  withRuntime(a, (rt) => rt.suspend(a.agentId, { checkpoint: a.checkpoint })).pipe(
+    Effect.flatMap((checkpointId) => print(a, { checkpointId: checkpointId ?? null }, () => (checkpointId === undefined ? "suspended (paused)" : `suspended, checkpoint ${checkpointId}`)))
+  )
+).pipe(Command.withDescription("Suspend an agent (pause, or --checkpoint)"))
+
+const resume = Command.make("resume", { ...global, agentId: idArg, checkpointId: Argument.String("checkpoint-id").pipe(Argument.optional) }, (a) =>
+  withRuntime(a, (rt) => rt.resume(a.agentId, Option.getOrUndefined(a.checkpointId))).pipe(Effect.flatMap((state) => print(a, { state }, () => state)))
+).pipe(Command.withDescription("Resume a suspended agent"))
+
+const terminate = Command.make("terminate", { ...global, agentId: idArg, force: Flag.Boolean("force").pipe(Flag.withDefault(false)) }, (a) =>
+  withRuntime(a, (rt) => rt.terminate(a.agentId, { force: a.force, reason: "l02 terminate" })).pipe(Effect.flatMap(() => print(a, { state: "terminated" }, () => "terminated")))
+).pipe(Command.withDescription("Terminate an agent"))
+
+const exec = Command.make("exec", { ...global, agentId: idArg, input: Argument.String("input") }, (a) =>
+  withRuntime(a, async (rt) => {
+    for await (const event of rt.execute(a.agentId, a.input)) {
+      if (a.json) console.log(JSON.stringify(event))
+      else if (event.type === "output") console.log(event.line)
+    }
+  })
+).pipe(Command.withDescription("Send input to an agent and stream its answer"))
+
+/** The `l02` command tree. */
+export const l02 = Command.make("l02").pipe(
+  Command.withDescription("L02 Agent Runtime: run AI agents as supervised actors in real sandboxes"),
+  Command.withSubcommands([demo, config, spawn, ls, get, suspend, resume, terminate, exec])
+)
+
+const reportAndExit = (error: unknown) =>
+  Effect.sync(() => {
+    if (isRuntimeError(error)) console.error(`${error.code}: ${error.message}`)
+    else console.error(String(error))
+    process.exitCode = 1
+  })
+
+/** Runs the CLI on `process.argv` (the `l02` binary's entry point). */
+export const runCli = (): void =>
+  Command.run(l02, { version: "0.1.0" }).pipe(
+    Effect.catch((error) => reportAndExit(error)),
+    Effect.provide(NodeServices.layer),
+    NodeRuntime.runMain({ disableErrorReporting: true })
+  )
+
+if (import.meta.main) runCli()

@@ -1,0 +1,239 @@
+import { Option, Stream } from "effect"
+import { afterEach, describe, expect, it } from "vitest"
+import { SimulatedClock } from "xstate"
+import { OwnershipLabels } from "../../src/domain/Ids.ts"
+import { createRuntime, type L02Runtime } from "../../src/runtime/createRuntime.ts"
+import { eventually, memoryServices } from "./support.ts"
+
+const cleanups: Array<() => Promise<void>> = []
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c()
+})
+
+const setup = async (options: { backend?: Parameters<typeof memoryServices>[0]; config?: Record<string, Record<string, unknown>>; clock?: SimulatedClock; now?: () => number } = {}) => {
+  const services = await memoryServices(options.backend)
+  const start = () =>
+    createRuntime({
+      layer: services.layer,
+      env: {},
+      config: { store: { pglite: "memory" }, runtime: { runtime_id: "rt-test" }, ...options.config },
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+      ...(options.now === undefined ? {} : { now: options.now }),
+      random: () => 0
+    })
+  const runtime = await start()
+  let current: L02Runtime | undefined = runtime
+  cleanups.push(async () => {
+    await current?.shutdown()
+    await services.close()
+  })
+  return {
+    runtime,
+    services,
+    restart: async () => {
+      await current?.shutdown()
+      current = await start()
+      return current
+    }
+  }
+}
+
+const agent = { name: "worker", trustLevel: "TRUSTED" }
+
+describe("runtime lifecycle on the in-memory backend", () => {
+  it("spawns an agent, persists running before acknowledging, and records every transition", async () => {
+    const { runtime, services } = await setup()
+    const result = await runtime.spawn(agent, { task: "x" })
+    expect(result).toMatchObject({ state: "running", sandbox: { trustLevel: "TRUSTED", runtimeClass: "runc" } })
+    const stored = await services.run(({ store }) => store.getAgent(result.agentId))
+    expect(Option.getOrThrow(stored)).toMatchObject({ state: "running", runtimeId: "rt-test", sandboxId: result.sandboxId })
+    const events = await services.run(({ log }) => log.query({ agentId: result.agentId }))
+    expect(events.map((e) => `${e.fromState ?? ""}>${e.toState ?? ""}`)).toEqual([">pending", "pending>spawning", "spawning>running"])
+    const info = await services.run(({ backend }) => backend.inspect(result.sandboxId!))
+    expect(info.status).toBe("running")
+    expect(info.labels[OwnershipLabels.agentId]).toBe(result.agentId)
+    expect(await runtime.getState(result.agentId)).toMatchObject({ state: "running", activity: "idle", restartCount: 0 })
+  })
+
+  it("refuses an operation the state does not accept with E2020 and changes nothing", async () => {
+    const { runtime, services } = await setup()
+    const { agentId } = await runtime.spawn(agent)
+    const before = Option.getOrThrow(await services.run(({ store }) => store.getAgent(agentId)))
+    const eventsBefore = await services.run(({ log }) => log.query({ agentId }))
+    await expect(runtime.resume(agentId)).rejects.toMatchObject({ code: "E2020", _tag: "InvalidTransition", state: "running", operation: "resume" })
+    await expect(runtime.resume(agentId)).rejects.toThrow(/cannot resume agent .* while it is running/)
+    expect(Option.getOrThrow(await services.run(({ store }) => store.getAgent(agentId)))).toEqual(before)
+    expect(await services.run(({ log }) => log.query({ agentId }))).toEqual(eventsBefore)
+    expect((await runtime.getState(agentId)).state).toBe("running")
+  })
+
+  it("suspends by pausing and resumes by unpausing the same sandbox", async () => {
+    const { runtime, services } = await setup()
+    const { agentId, sandboxId } = await runtime.spawn(agent)
+    expect(await runtime.suspend(agentId)).toBeUndefined()
+    expect((await services.run(({ backend }) => backend.inspect(sandboxId!))).status).toBe("paused")
+    expect((await runtime.getState(agentId)).state).toBe("suspended")
+    expect(await runtime.resume(agentId)).toBe("running")
+    expect((await services.run(({ backend }) => backend.inspect(sandboxId!))).status).toBe("running")
+  })
+
+  it("checkpoints the workspace, removes the sandbox, and restores both on resume", async () => {
+    const { runtime, services } = await setup()
+    const { agentId, sandboxId } = await runtime.spawn(agent)
+    await services.run(({ backend }) =>
+      Stream.runCollect(backend.exec(sandboxId!, { command: ["l02-write", "notes.txt", "remember me"], timeoutMs: 1000, maxOutputBytes: 1000 }))
+    )
+    const checkpointId = await runtime.suspend(agentId, { checkpoint: true })
+    expect(checkpointId).toBeTypeOf("string")
+    expect(await services.run(({ backend }) => backend.list({ [OwnershipLabels.agentId]: agentId }))).toEqual([])
+    const saved = await services.run(({ checkpoints }) => checkpoints.list(agentId))
+    expect(saved.map((c) => c.checkpointId)).toEqual([checkpointId])
+    expect(await runtime.resume(agentId, checkpointId)).toBe("running")
+    const after = await runtime.getState(agentId)
+    expect(after.sandboxId).not.toBe(sandboxId)
+    const chunks = await services.run(({ backend }) =>
+      Stream.runCollect(backend.exec(after.sandboxId!, { command: ["l02-read", "notes.txt"], timeoutMs: 1000, maxOutputBytes: 1000 }))
+    )
+    expect(chunks.filter((c) => c._tag === "stdout").map((c) => (c as { data: string }).data).join("")).toContain("remember me")
+  })
+
+  it("refuses a corrupt or foreign checkpoint with E2024 and stays suspended", async () => {
+    const { runtime } = await setup()
+    const a = await runtime.spawn(agent)
+    const b = await runtime.spawn({ ...agent, name: "other" })
+    await runtime.suspend(a.agentId, { checkpoint: true })
+    const foreign = await runtime.suspend(b.agentId, { checkpoint: true })
+    await expect(runtime.resume(a.agentId, foreign)).rejects.toMatchObject({ code: "E2024" })
+    expect((await runtime.getState(a.agentId)).state).toBe("suspended")
+    await expect(runtime.resume(a.agentId, "00000000-0000-4000-8000-000000000000")).rejects.toMatchObject({ code: "E2024" })
+    expect(await runtime.resume(a.agentId)).toBe("running")
+  })
+
+  it("terminates: sandbox gone, record kept as terminated, every further operation refused", async () => {
+    const { runtime, services } = await setup()
+    const { agentId } = await runtime.spawn(agent)
+    await runtime.terminate(agentId, { reason: "test" })
+    expect(await services.run(({ backend }) => backend.list({ [OwnershipLabels.agentId]: agentId }))).toEqual([])
+    await eventually(async () => expect((await runtime.getState(agentId)).state).toBe("terminated"))
+    expect((await runtime.getState(agentId)).terminatedAt).toBeTypeOf("string")
+    await expect(runtime.terminate(agentId)).rejects.toMatchObject({ code: "E2020" })
+    await expect(runtime.suspend(agentId)).rejects.toMatchObject({ code: "E2020" })
+  })
+
+  it("answers E2021 for an unknown agent", async () => {
+    const { runtime } = await setup()
+    await expect(runtime.getState("6c1d1a5e-7d4c-4b5a-9e2f-2a9f1b0c3d4e")).rejects.toMatchObject({ code: "E2021", _tag: "AgentNotFound" })
+    await expect(runtime.suspend("nope")).rejects.toMatchObject({ code: "E2021" })
+  })
+
+  it.each([
+    [{ name: "Not Valid" }, "E2001", "name"],
+    [{ name: "ok", resources: { memory: "2Zi" } }, "E2042", "resources"],
+    [{ name: "ok", resources: { cpu: "64" } }, "E2042", "resources.cpu"],
+    [{ name: "ok", trustLevel: "ROOT" }, "E2040", "trustLevel"],
+    [{ name: "ok", trustLevel: "STANDARD" }, "E2041", "trustLevel"],
+    [{ name: "ok", surprise: true }, "E2001", "surprise"]
+  ])("refuses bad input %j with %s and creates nothing", async (input, code, key) => {
+    const { runtime, services } = await setup()
+    await expect(runtime.spawn(input)).rejects.toMatchObject({ code, key: expect.stringContaining(key) })
+    expect(await runtime.list()).toEqual([])
+    expect(await services.run(({ backend }) => backend.list({}))).toEqual([])
+  })
+
+  it("names the backends that can host a trust level it refuses", async () => {
+    const { runtime } = await setup()
+    await expect(runtime.spawn({ name: "x", trustLevel: "STANDARD" })).rejects.toThrow(/gvisor.*docker backend/)
+  })
+
+  it("does not leak a sandbox when terminate arrives during spawn", async () => {
+    const { runtime, services } = await setup({ backend: { provisionDelayMs: 30, startDelayMs: 30 } })
+    for (let i = 0; i < 5; i++) {
+      const spawning = runtime.spawn({ ...agent, name: `race-${i}` }).catch((e: unknown) => e)
+      await new Promise((r) => setTimeout(r, i * 12))
+      const [agentInstance] = (await runtime.list({ state: ["spawning", "pending"] })).filter((a) => a.name === `race-${i}`)
+      if (agentInstance !== undefined) await runtime.terminate(agentInstance.agentId)
+      await spawning
+    }
+    await eventually(async () => {
+      const live = (await runtime.list()).filter((a) => a.state !== "terminated").map((a) => a.agentId)
+      const sandboxes = await services.run(({ backend }) => backend.list({}))
+      expect(sandboxes.filter((s) => !live.includes(s.agentId))).toEqual([])
+    })
+  })
+})
+
+describe("supervision", () => {
+  it("restarts an agent whose sandbox exited, with backoff, then gives up with E2025", async () => {
+    const clock = new SimulatedClock()
+    let now = 0
+    const { runtime, services } = await setup({
+      clock,
+      now: () => now,
+      config: { lifecycle: { max_restart_count: 2, restart_backoff_initial_ms: 1000, restart_backoff_factor: 2 } }
+    })
+    const { agentId } = await runtime.spawn(agent)
+    const crash = async () => {
+      const { sandboxId } = await runtime.getState(agentId)
+      await services.run(({ backend }) =>
+        Effect_scoped(backend.attach(sandboxId!), (a) => a.write("exit 3"))
+      )
+      await eventually(async () => expect((await runtime.getState(agentId)).state).toBe("failed"))
+    }
+    await crash()
+    expect((await runtime.getState(agentId)).lastError).toMatchObject({ code: "E2027" })
+    now += 999
+    clock.increment(999)
+    await new Promise((r) => setTimeout(r, 20))
+    expect((await runtime.getState(agentId)).state).toBe("failed")
+    now += 1
+    clock.increment(1)
+    await eventually(async () => expect((await runtime.getState(agentId)).state).toBe("running"))
+    expect((await runtime.getState(agentId)).restartCount).toBe(1)
+    await crash()
+    now += 2000
+    clock.increment(2000)
+    await eventually(async () => expect(await runtime.getState(agentId)).toMatchObject({ state: "running", restartCount: 2 }))
+    await crash()
+    await eventually(async () => expect((await runtime.getState(agentId)).lastError).toMatchObject({ code: "E2025" }))
+    now += 60_000
+    clock.increment(60_000)
+    await new Promise((r) => setTimeout(r, 20))
+    expect(await runtime.getState(agentId)).toMatchObject({ state: "failed", restartCount: 2 })
+    expect((await runtime.fleetStatus()).restartsTotal).toBe(2)
+    const log = await services.run(({ log }) => log.query({ agentId }))
+    expect(log.filter((e) => e.type === "fleet.restart")).toHaveLength(2)
+    expect(log.filter((e) => e.type === "fleet.escalate")).toHaveLength(1)
+    await runtime.terminate(agentId)
+  })
+})
+
+describe("recovery", () => {
+  it("reloads agents from the store after a restart and keeps operating them", async () => {
+    const { runtime, services, restart } = await setup()
+    const running = await runtime.spawn(agent)
+    const paused = await runtime.spawn({ ...agent, name: "paused" })
+    await runtime.suspend(paused.agentId)
+    const again = await restart()
+    expect(await again.getState(running.agentId)).toMatchObject({ state: "running", sandboxId: running.sandboxId })
+    expect((await again.getState(paused.agentId)).state).toBe("suspended")
+    expect(await again.resume(paused.agentId)).toBe("running")
+    await again.terminate(running.agentId)
+    expect(await services.run(({ backend }) => backend.list({ [OwnershipLabels.agentId]: running.agentId }))).toEqual([])
+  })
+
+  it("reaps sandboxes it owns that no agent claims, and marks agents whose sandbox vanished as failed", async () => {
+    const { runtime, services, restart } = await setup()
+    const kept = await runtime.spawn(agent)
+    const lost = await runtime.spawn({ ...agent, name: "lost" })
+    await runtime.shutdown()
+    await services.run(({ backend }) => Effect.andThen(backend.stop(lost.sandboxId!, { graceMs: 0 }), backend.remove(lost.sandboxId!)))
+    await services.run(({ store }) => store.deleteAgent(kept.agentId))
+    const again = await restart()
+    expect(await services.run(({ backend }) => backend.list({ [OwnershipLabels.agentId]: kept.agentId }))).toEqual([])
+    await eventually(async () => expect((await again.getState(lost.agentId)).state).not.toBe("running"))
+  })
+})
+
+import { Effect } from "effect"
+const Effect_scoped = <A, E, R, B, E2>(acquire: Effect.Effect<A, E, R>, use: (a: A) => Effect.Effect<B, E2>) =>
+  Effect.scoped(Effect.flatMap(acquire, use))

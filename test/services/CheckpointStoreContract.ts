@@ -33,10 +33,16 @@ export interface CheckpointContractOptions {
 
 const t0 = Date.parse("2100-01-01T00:00:00.000Z")
 
+/**
+ * Runs a test body under its own TestClock. The store layer itself is built with the live clock, so
+ * that a store's background fibers (a connection pool's timers) never see the test's time jumps.
+ */
+const withTestClock = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, TestClock.layer())
+
 /** Registers the CheckpointStore contract tests on `it`, whose layer provides the store under test. */
 export const checkpointStoreTests = (it: Vitest.MethodsNonLive<CheckpointStore>, options: CheckpointContractOptions = {}) => {
   it.effect("saves content and loads it back verified, with its metadata", () =>
-    Effect.gen(function* () {
+    withTestClock(Effect.gen(function* () {
       yield* TestClock.setTime(t0)
       const store = yield* CheckpointStore
       const request = checkpointRequest({ expiresAt: "2100-01-02T00:00:00.000Z" })
@@ -58,10 +64,10 @@ export const checkpointStoreTests = (it: Vitest.MethodsNonLive<CheckpointStore>,
       expect(loaded.checkpoint).toStrictEqual(saved)
       expect(loaded.content.actorState).toStrictEqual(request.content.actorState)
       expect(Array.from(loaded.content.workspace!)).toEqual(Array.from(request.content.workspace!))
-    }))
+    })))
 
   it.effect("round-trips content without a workspace and metadata without an expiry", () =>
-    Effect.gen(function* () {
+    withTestClock(Effect.gen(function* () {
       yield* TestClock.setTime(t0)
       const store = yield* CheckpointStore
       const request = checkpointRequest({ checkpointType: "manual", content: { actorState: [1, 2, 3] } })
@@ -70,7 +76,7 @@ export const checkpointStoreTests = (it: Vitest.MethodsNonLive<CheckpointStore>,
       const loaded = yield* store.load(request.checkpointId)
       expect(loaded.content).toStrictEqual({ actorState: [1, 2, 3] })
       expect(loaded.checkpoint).toStrictEqual(saved)
-    }))
+    })))
 
   it.effect("fails a missing checkpoint with E2061, also for an id that is not a UUID", () =>
     Effect.gen(function* () {
@@ -84,7 +90,7 @@ export const checkpointStoreTests = (it: Vitest.MethodsNonLive<CheckpointStore>,
     }))
 
   it.effect("fails an expired checkpoint with E2062", () =>
-    Effect.gen(function* () {
+    withTestClock(Effect.gen(function* () {
       yield* TestClock.setTime(t0)
       const store = yield* CheckpointStore
       const request = checkpointRequest({ expiresAt: new Date(t0 + 60_000).toISOString() })
@@ -95,10 +101,10 @@ export const checkpointStoreTests = (it: Vitest.MethodsNonLive<CheckpointStore>,
       expect(error._tag).toBe("CheckpointCorrupt")
       expect(error.code).toBe("E2062")
       expect(error.message).toContain("expired")
-    }))
+    })))
 
   it.effect("lists an agent's checkpoints only, oldest first", () =>
-    Effect.gen(function* () {
+    withTestClock(Effect.gen(function* () {
       yield* TestClock.setTime(t0)
       const store = yield* CheckpointStore
       const agentId = randomUUID()
@@ -114,10 +120,10 @@ export const checkpointStoreTests = (it: Vitest.MethodsNonLive<CheckpointStore>,
       expect(listed.every((c) => c.agentId === agentId)).toBe(true)
       expect(yield* store.list(randomUUID())).toEqual([])
       expect(yield* store.list("not-a-uuid")).toEqual([])
-    }))
+    })))
 
   it.effect("replaces a checkpoint saved again under the same id", () =>
-    Effect.gen(function* () {
+    withTestClock(Effect.gen(function* () {
       yield* TestClock.setTime(t0)
       const store = yield* CheckpointStore
       const request = checkpointRequest()
@@ -128,10 +134,10 @@ export const checkpointStoreTests = (it: Vitest.MethodsNonLive<CheckpointStore>,
       expect(loaded.checkpoint).toStrictEqual(saved)
       expect(loaded.content).toStrictEqual({ actorState: { v: 2 } })
       expect(yield* store.list(request.agentId)).toHaveLength(1)
-    }))
+    })))
 
   it.effect("removes a checkpoint; removing a missing one is not an error", () =>
-    Effect.gen(function* () {
+    withTestClock(Effect.gen(function* () {
       yield* TestClock.setTime(t0)
       const store = yield* CheckpointStore
       const request = checkpointRequest()
@@ -141,10 +147,10 @@ export const checkpointStoreTests = (it: Vitest.MethodsNonLive<CheckpointStore>,
       expect(yield* store.list(request.agentId)).toEqual([])
       yield* store.remove(request.checkpointId)
       yield* store.remove("not-a-uuid")
-    }))
+    })))
 
   it.effect("removes exactly the checkpoints that expired before the given time", () =>
-    Effect.gen(function* () {
+    withTestClock(Effect.gen(function* () {
       yield* TestClock.setTime(t0)
       const store = yield* CheckpointStore
       const agentId = randomUUID()
@@ -158,12 +164,12 @@ export const checkpointStoreTests = (it: Vitest.MethodsNonLive<CheckpointStore>,
       expect((yield* store.list(agentId)).map((c) => c.checkpointId).sort()).toEqual([later.checkpointId, never.checkpointId].sort())
       expect((yield* Effect.flip(store.load(old1.checkpointId)))._tag).toBe("CheckpointNotFound")
       expect(yield* store.removeExpired("2000-07-01T00:00:00.000Z")).toBe(0)
-    }))
+    })))
 
   const corrupt = options.corrupt
   if (corrupt !== undefined) {
     it.effect("fails a checkpoint whose stored content was damaged with E2062", () =>
-      Effect.gen(function* () {
+      withTestClock(Effect.gen(function* () {
         yield* TestClock.setTime(t0)
         const store = yield* CheckpointStore
         const saved = yield* store.save(checkpointRequest())
@@ -172,7 +178,7 @@ export const checkpointStoreTests = (it: Vitest.MethodsNonLive<CheckpointStore>,
         expect(error._tag).toBe("CheckpointCorrupt")
         expect(error.code).toBe("E2062")
         expect(error.message).toContain("integrity")
-      }))
+      })))
   }
 }
 
@@ -182,4 +188,4 @@ export const checkpointStoreContract = (
   storeLayer: Layer.Layer<CheckpointStore, unknown>,
   options: CheckpointContractOptions = {}
 ) =>
-  layer(storeLayer, { timeout: "60 seconds" })(`CheckpointStore contract: ${name}`, (it) => checkpointStoreTests(it, options))
+  layer(storeLayer, { timeout: "60 seconds", excludeTestServices: true })(`CheckpointStore contract: ${name}`, (it) => checkpointStoreTests(it, options))

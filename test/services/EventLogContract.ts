@@ -84,4 +84,4 @@ export const eventLogTests = (it: Vitest.MethodsNonLive<EventLog>) => {
 
 /** Registers the EventLog contract tests for `logLayer`, built once for the suite. */
 export const eventLogContract = (name: string, logLayer: Layer.Layer<EventLog, unknown>) =>
-  layer(logLayer, { timeout: "60 seconds" })(`EventLog contract: ${name}`, eventLogTests)
+  layer(logLayer, { timeout: "60 seconds", excludeTestServices: true })(`EventLog contract: ${name}`, eventLogTests)

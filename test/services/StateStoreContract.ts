@@ -149,4 +149,4 @@ export const stateStoreTests = (it: Vitest.MethodsNonLive<StateStore>) => {
 
 /** Registers the StateStore contract tests for `storeLayer`, built once for the suite. */
 export const stateStoreContract = (name: string, storeLayer: Layer.Layer<StateStore, unknown>) =>
-  layer(storeLayer, { timeout: "60 seconds" })(`StateStore contract: ${name}`, stateStoreTests)
+  layer(storeLayer, { timeout: "60 seconds", excludeTestServices: true })(`StateStore contract: ${name}`, stateStoreTests)

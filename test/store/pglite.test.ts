@@ -24,13 +24,13 @@ const fileDir = join(root, "file")
 /** Truncates a checkpoint's content file to half its size, behind the store's back. */
 const truncate = (checkpoint: Checkpoint) => Effect.sync(() => truncateSync(checkpoint.storageLocation, Math.floor(checkpoint.sizeBytes / 2)))
 
-layer(Store.layer({ pglite: "memory", dataDir: memoryDir }), { timeout: "60 seconds" })("PGlite in memory", (it) => {
+layer(Store.layer({ pglite: "memory", dataDir: memoryDir }), { timeout: "60 seconds", excludeTestServices: true })("PGlite in memory", (it) => {
   describe("StateStore", () => stateStoreTests(it))
   describe("CheckpointStore", () => checkpointStoreTests(it, { corrupt: truncate }))
   describe("EventLog", () => eventLogTests(it))
 })
 
-layer(Store.layer({ pglite: "file", dataDir: fileDir }), { timeout: "60 seconds" })("PGlite on files", (it) => {
+layer(Store.layer({ pglite: "file", dataDir: fileDir }), { timeout: "60 seconds", excludeTestServices: true })("PGlite on files", (it) => {
   describe("StateStore", () => stateStoreTests(it))
   describe("CheckpointStore", () => checkpointStoreTests(it, { corrupt: truncate }))
   describe("EventLog", () => eventLogTests(it))

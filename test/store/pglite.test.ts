@@ -92,6 +92,38 @@ describe("PGlite file store across restarts", () => {
   )
 })
 
+describe("PgliteClient", () => {
+  it.live(
+    "commits and rolls back transactions, and keeps other statements out while one is open",
+    () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient
+        yield* sql`CREATE TEMPORARY TABLE tx_check (n INT)`
+        yield* sql.withTransaction(sql`INSERT INTO tx_check VALUES (1)`)
+        const failing = sql.withTransaction(
+          Effect.gen(function* () {
+            yield* sql`INSERT INTO tx_check VALUES (2)`
+            yield* Effect.sleep("50 millis")
+            return yield* Effect.fail("abandoned" as const)
+          })
+        )
+        // The plain read starts while the transaction is open: it must wait for the rollback, not
+        // run inside the transaction and see its uncommitted row.
+        const [outcome, seen] = yield* Effect.all(
+          [Effect.flip(failing), Effect.delay(sql<{ readonly n: number }>`SELECT n FROM tx_check ORDER BY n`, "10 millis")],
+          { concurrency: 2 }
+        )
+        expect(outcome).toBe("abandoned")
+        expect(seen.map((r) => Number(r.n))).toEqual([1])
+        expect((yield* sql<{ readonly n: number }>`SELECT n FROM tx_check ORDER BY n`).map((r) => Number(r.n))).toEqual([1])
+        const error = yield* Effect.flip(sql`SELECT * FROM no_such_table`)
+        expect(error._tag).toBe("SqlError")
+        expect(error.reason._tag).toBe("SqlSyntaxError")
+      }).pipe(Effect.provide(PgliteClient.layer({ dataDir: join(fileDir, "pglite") }))),
+    60_000
+  )
+})
+
 describe("PGlite store errors", () => {
   it.live(
     "fails to open a data directory that is a file with E2060 saying what to check",

@@ -9,6 +9,8 @@ export const FleetStatus = Schema.Struct({
   backend: Schema.String,
   total: Schema.Number,
   byState: Schema.Record(Schema.String, Schema.Number),
+  /** Idle agents whose actor is stopped and kept as a snapshot until the next operation wakes it. */
+  hibernated: Schema.Number,
   pendingRestarts: Schema.Number,
   restartsTotal: Schema.Number
 })

@@ -12,12 +12,36 @@ export const BackendName = Schema.Literals(["process", "docker", "kubernetes", "
 /** @see BackendName */
 export type BackendName = typeof BackendName.Type
 
+/** What an HTTP API key may do: `read` (GET), `operate` (lifecycle and execute), `admin` (everything). */
+export const ApiKeyScope = Schema.Literals(["read", "operate", "admin"])
+/** @see ApiKeyScope */
+export type ApiKeyScope = typeof ApiKeyScope.Type
+
+/**
+ * One API key of the HTTP API. The key itself never appears in configuration: either the name of the
+ * environment variable holding it (`key_env`) or its SHA-256 as lowercase hex (`key_sha256`), exactly one.
+ */
+export const ApiKeyConfig = Schema.Struct({
+  key_env: Schema.optional(Schema.String.check(Schema.isPattern(/^[A-Za-z_][A-Za-z0-9_]*$/))),
+  key_sha256: Schema.optional(Schema.String.check(Schema.isPattern(/^[0-9a-f]{64}$/))),
+  scopes: Schema.Array(ApiKeyScope).check(Schema.isMinLength(1))
+}).check(
+  Schema.makeFilter(
+    (k: { readonly key_env?: string | undefined; readonly key_sha256?: string | undefined }) =>
+      (k.key_env === undefined) !== (k.key_sha256 === undefined) ||
+      "an API key names exactly one of key_env (an environment variable holding the key) or key_sha256 (the key's SHA-256, lowercase hex)"
+  )
+)
+/** @see ApiKeyConfig */
+export type ApiKeyConfig = typeof ApiKeyConfig.Type
+
 /** The complete, validated configuration. */
 export const RuntimeConfig = Schema.Struct({
   runtime: Schema.Struct({
     backend: BackendName,
     runtime_id: Schema.String,
-    data_dir: Schema.String.check(Schema.isMinLength(1))
+    data_dir: Schema.String.check(Schema.isMinLength(1)),
+    hibernate_idle_after_seconds: NonNegativeInt
   }),
   store: Schema.Struct({
     url: Schema.String,
@@ -61,6 +85,12 @@ export const RuntimeConfig = Schema.Struct({
     kubeconfig: Schema.String,
     context: Schema.String,
     default_image: Schema.String
+  }),
+  http: Schema.Struct({
+    host: Schema.String.check(Schema.isMinLength(1)),
+    port: Schema.Number.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 65535 })),
+    api_keys: Schema.Array(ApiKeyConfig),
+    max_body_bytes: PositiveInt
   })
 })
 /** @see RuntimeConfig */

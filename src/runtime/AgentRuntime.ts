@@ -122,7 +122,10 @@ interface AgentHandle {
   readonly sandbox: SandboxConfiguration
   readonly initialContext: unknown
   readonly createdAt: string
-  actor: Actor<typeof agentMachine>
+  /** The live actor; undefined while the agent hibernates (idle, its snapshot kept in `hibernated`). */
+  actor: Actor<typeof agentMachine> | undefined
+  hibernated: unknown
+  lastActiveAt: number
   state: AgentState
   activity: AgentActivity | undefined
   lastContext: AgentContext
@@ -131,6 +134,8 @@ interface AgentHandle {
   /** The chain of store writes for this agent; an operation resolves after it. */
   persisted: Promise<void>
   persistError: StoreFailed | undefined
+  /** Operations waiting for this agent's next states; a waited-on agent never hibernates. */
+  waiters: number
   /** In-flight provisioning, awaited (and interrupted) before a stop so no sandbox leaks. */
   provisioning: Fiber.Fiber<unknown, unknown> | undefined
 }
@@ -179,7 +184,6 @@ export const make = (
     const agents = new Map<string, AgentHandle>()
     const hub = yield* PubSub.unbounded<LifecycleEvent>()
     let closed = false
-    let pendingWrites: Promise<void> = Promise.resolve()
 
     const publish = (events: ReadonlyArray<LifecycleEvent>) => {
       for (const event of events) PubSub.publishUnsafe(hub, event)
@@ -193,30 +197,72 @@ export const make = (
       config: h.config,
       sandbox: h.sandbox,
       sandboxId: h.lastContext.sandboxId,
-      snapshot: { machine: h.actor.getPersistedSnapshot(), initialContext: h.initialContext, activity: h.activity ?? null },
+      snapshot: { machine: h.actor?.getPersistedSnapshot() ?? h.hibernated, initialContext: h.initialContext, activity: h.activity ?? null },
       createdAt: h.createdAt,
       updatedAt: h.updatedAt,
       terminatedAt: h.terminatedAt
     })
 
-    /** Queues a write of the agent's current record and the given events, in order. */
-    const persist = (h: AgentHandle, events: ReadonlyArray<LifecycleEvent>) => {
-      const record = recordOf(h)
-      const write = h.persisted.then(() =>
-        run(
-          Effect.gen(function* () {
-            yield* store.saveAgent(record)
-            if (events.length > 0) publish(yield* eventLog.append(events))
-          })
-        ).then(
+    // Writes are batched: every transition of a tick (and every transition that arrives while a batch
+    // is being written) goes into the next batch, written in one run, in order. An agent's record is
+    // built when its batch is written, so several transitions of one agent cost one write.
+    interface Batch {
+      readonly agents: Map<string, AgentHandle>
+      readonly events: Array<LifecycleEvent>
+      readonly done: Promise<void>
+      readonly resolve: () => void
+    }
+    const newBatch = (): Batch => {
+      let resolve!: () => void
+      const done = new Promise<void>((r) => (resolve = r))
+      return { agents: new Map(), events: [], done, resolve }
+    }
+    let open: Batch | undefined
+    let inFlight: Batch | undefined
+    let scheduled = false
+
+    const writeBatch = () => {
+      scheduled = false
+      if (inFlight !== undefined || open === undefined) return
+      const batch = open
+      open = undefined
+      inFlight = batch
+      const records = [...batch.agents.values()].map(recordOf)
+      void run(
+        Effect.gen(function* () {
+          for (const record of records) yield* store.saveAgent(record)
+          if (batch.events.length > 0) publish(yield* eventLog.append(batch.events))
+        })
+      )
+        .then(
           () => undefined,
           (error: unknown) => {
-            h.persistError = error instanceof StoreFailed ? error : new StoreFailed({ message: String(error), agentId: h.agentId })
+            const failure = error instanceof StoreFailed ? error : new StoreFailed({ message: String(error) })
+            for (const h of batch.agents.values()) h.persistError = failure
           }
         )
-      )
-      h.persisted = write
-      pendingWrites = Promise.all([pendingWrites, write]).then(() => undefined)
+        .then(() => {
+          inFlight = undefined
+          batch.resolve()
+          if (open !== undefined) writeBatch()
+        })
+    }
+
+    /** Queues a write of the agent's record and the given events; `h.persisted` resolves once written. */
+    const persist = (h: AgentHandle, events: ReadonlyArray<LifecycleEvent>) => {
+      open ??= newBatch()
+      open.agents.set(h.agentId, h)
+      for (const event of events) open.events.push(event)
+      h.persisted = open.done
+      if (!scheduled && inFlight === undefined) {
+        scheduled = true
+        queueMicrotask(writeBatch)
+      }
+    }
+
+    /** Resolves once every queued write has been written. */
+    const allWritten = async (): Promise<void> => {
+      while (open !== undefined || inFlight !== undefined) await (inFlight ?? open)!.done
     }
 
     const flushed = (h: AgentHandle): Effect.Effect<void, StoreFailed> =>
@@ -251,13 +297,13 @@ export const make = (
       const h = agents.get(agentId)
       if (h === undefined || h.state !== "failed") return
       fleetEvent(agentId, "fleet.restart", { attempt })
-      h.actor.send({ type: "agent.restart" })
+      live_(h).send({ type: "agent.restart" })
     })
     fleet.on("fleet.escalate", ({ agentId, error }) => {
       const h = agents.get(agentId)
       if (h === undefined) return
       fleetEvent(agentId, "fleet.escalate", error)
-      h.actor.send({ type: "agent.escalate", error })
+      live_(h).send({ type: "agent.escalate", error })
     })
     fleet.on("fleet.suspendIdle", ({ agentId }) => {
       const h = agents.get(agentId)
@@ -429,8 +475,8 @@ export const make = (
     })
 
     // ---- actors ------------------------------------------------------------------------------------
-    const observe = (h: AgentHandle) => {
-      h.actor.subscribe({
+    const observe = (h: AgentHandle, actor: Actor<typeof agentMachine>) => {
+      actor.subscribe({
         next: (snapshot) => onSnapshot(h, snapshot),
         error: (error) => reportDefect(`agent:${h.agentId}`, error)
       })
@@ -441,6 +487,7 @@ export const make = (
       const activity = activityOf(snapshot.value)
       const context = snapshot.context
       if (state === h.state && activity === h.activity && context === h.lastContext) return
+      h.lastActiveAt = now()
       const from = h.state
       const fromActivity = h.activity
       const previousContext = h.lastContext
@@ -479,33 +526,61 @@ export const make = (
     }
 
     const startActor = (h: AgentHandle, snapshot?: unknown) => {
-      h.actor = createActor(provided, {
+      const actor = createActor(provided, {
         ...actorOptions,
         input: { agentId: h.agentId, spawnTimeoutMs: lifecycle.spawn_timeout_seconds * 1000, graceMs: lifecycle.graceful_shutdown_seconds * 1000 },
         systemId: `agent:${h.agentId}`,
         ...(snapshot === undefined ? {} : { snapshot: snapshot as never })
       })
-      const initial = h.actor.getSnapshot()
+      const initial = actor.getSnapshot()
+      h.actor = actor
+      h.hibernated = undefined
+      h.lastActiveAt = now()
       h.state = stateOf(initial.value)
       h.activity = activityOf(initial.value)
       h.lastContext = initial.context
-      observe(h)
-      h.actor.start()
+      observe(h, actor)
+      actor.start()
+      return actor
     }
+
+    /** The agent's live actor, waking it from hibernation when needed. */
+    const live_ = (h: AgentHandle): Actor<typeof agentMachine> => h.actor ?? startActor(h, h.hibernated)
+
+    // Idle agents (no invoked actor, no execute step) hibernate: their actor is stopped and only its
+    // persisted snapshot kept, so thousands of idle agents cost little memory. Any operation or event
+    // wakes the agent by restoring the actor from that snapshot; the machine has no timers in these
+    // states, so nothing is lost.
+    const hibernateAfterMs = config.runtime.hibernate_idle_after_seconds * 1000
+    const sweep = () => {
+      const cutoff = now() - hibernateAfterMs
+      for (const h of agents.values()) {
+        const actor = h.actor
+        if (actor === undefined || h.lastActiveAt > cutoff || h.activity === "busy" || h.waiters > 0) continue
+        const snapshot = actor.getSnapshot()
+        if (snapshot.status !== "active" || Object.keys(snapshot.children).length > 0) continue
+        h.hibernated = actor.getPersistedSnapshot()
+        h.actor = undefined
+        actor.stop()
+      }
+    }
+    const sweeper = hibernateAfterMs > 0 ? setInterval(sweep, Math.max(250, Math.min(hibernateAfterMs / 2, 30_000))) : undefined
+    sweeper?.unref()
 
     const waitFor = (h: AgentHandle, done: (state: AgentState) => boolean): Effect.Effect<AgentState> =>
       Effect.callback<AgentState>((resume) => {
         if (done(h.state)) return resume(Effect.succeed(h.state))
-        const sub = h.actor.subscribe({
-          next: () => {
-            if (done(h.state)) {
-              sub.unsubscribe()
-              resume(Effect.succeed(h.state))
-            }
-          },
-          complete: () => resume(Effect.succeed(h.state))
+        h.waiters += 1
+        const finish = () => {
+          h.waiters -= 1
+          sub.unsubscribe()
+          resume(Effect.succeed(h.state))
+        }
+        const sub = live_(h).subscribe({ next: () => done(h.state) && finish(), complete: finish })
+        return Effect.sync(() => {
+          h.waiters -= 1
+          sub.unsubscribe()
         })
-        return Effect.sync(() => sub.unsubscribe())
       })
 
     const live = (agentId: string): Effect.Effect<AgentHandle, AgentNotFound | RuntimeShutDown> =>
@@ -542,7 +617,8 @@ export const make = (
 
     const sendChecked = (h: AgentHandle, event: AgentEvent, operation: AgentOperation) =>
       Effect.suspend(() => {
-        if (!accepts(h.actor.getSnapshot(), event)) {
+        const actor = live_(h)
+        if (!accepts(actor.getSnapshot(), event)) {
           const where = h.activity === undefined ? h.state : `${h.state} (${h.activity})`
           return Effect.fail(
             new InvalidTransition({
@@ -553,7 +629,7 @@ export const make = (
             })
           )
         }
-        h.actor.send(event)
+        actor.send(event)
         return Effect.void
       })
 
@@ -631,7 +707,10 @@ export const make = (
           createdAt: at,
           updatedAt: at,
           terminatedAt: undefined,
-          actor: undefined as never,
+          actor: undefined,
+          hibernated: undefined,
+          lastActiveAt: 0,
+          waiters: 0,
           state: "pending",
           activity: undefined,
           lastContext: undefined as never,
@@ -738,7 +817,8 @@ export const make = (
           yield* sendChecked(h, { type: "agent.busy" }, "execute")
           yield* Effect.addFinalizer(() =>
             Effect.sync(() => {
-              if (accepts(h.actor.getSnapshot(), { type: "agent.idle" })) h.actor.send({ type: "agent.idle" })
+              const actor = live_(h)
+              if (accepts(actor.getSnapshot(), { type: "agent.idle" })) actor.send({ type: "agent.idle" })
             })
           )
           yield* flushed(h)
@@ -796,7 +876,8 @@ export const make = (
           ? { code: "E2048", message: `the sandbox exceeded its memory limit (${h.sandbox.resources.memory}) and was killed`, retryable: true }
           : { code: "E2027", message: `the sandbox exited with code ${event.exitCode ?? "unknown"}`, retryable: true }
       const send: AgentEvent = { type: "sandbox.exited", exitCode: event.exitCode, error }
-      if (accepts(h.actor.getSnapshot(), send)) h.actor.send(send)
+      const actor = live_(h)
+      if (accepts(actor.getSnapshot(), send)) actor.send(send)
     }
     yield* backend.events.pipe(
       Stream.runForEach((event) => Effect.sync(() => onSandboxEvent(event))),
@@ -818,7 +899,10 @@ export const make = (
         createdAt: r.createdAt,
         updatedAt: r.updatedAt,
         terminatedAt: r.terminatedAt,
-        actor: undefined as never,
+        actor: undefined,
+        hibernated: undefined,
+        lastActiveAt: 0,
+        waiters: 0,
         state: r.state,
         activity: undefined,
         lastContext: undefined as never,
@@ -844,7 +928,7 @@ export const make = (
           })
         } else if (h.state === "running" && h.activity === "busy") {
           // The step that made it busy died with the previous host process.
-          h.actor.send({ type: "agent.idle" })
+          live_(h).send({ type: "agent.idle" })
         }
       }
     }
@@ -859,21 +943,27 @@ export const make = (
     yield* Effect.addFinalizer(() =>
       Effect.promise(async () => {
         closed = true
-        for (const h of agents.values()) h.actor.stop()
+        if (sweeper !== undefined) clearInterval(sweeper)
+        for (const h of agents.values()) h.actor?.stop()
         fleet.stop()
-        await pendingWrites
+        await allWritten()
       }).pipe(Effect.andThen(PubSub.shutdown(hub)))
     )
 
     const fleetStatus = Effect.sync((): FleetStatus => {
       const byState: Record<string, number> = {}
-      for (const h of agents.values()) byState[h.state] = (byState[h.state] ?? 0) + 1
+      let hibernated = 0
+      for (const h of agents.values()) {
+        byState[h.state] = (byState[h.state] ?? 0) + 1
+        if (h.actor === undefined) hibernated += 1
+      }
       const fleetContext = fleet.getSnapshot().context
       return {
         runtimeId: options.runtimeId,
         backend: options.backendName,
         total: agents.size,
         byState,
+        hibernated,
         pendingRestarts: Object.keys(fleetContext.pendingRestarts).length,
         restartsTotal: fleetContext.restartsTotal
       }
@@ -891,8 +981,11 @@ export const make = (
       execute,
       events: Stream.fromPubSub(hub),
       fleetStatus,
-      flush: Effect.promise(() => pendingWrites),
-      actorOf: (agentId) => Option.fromNullishOr(agents.get(agentId)?.actor)
+      flush: Effect.promise(allWritten),
+      actorOf: (agentId) => {
+        const h = agents.get(agentId)
+        return h === undefined || h.state === "terminated" ? Option.none() : Option.some(live_(h))
+      }
     }
     return shape
   })

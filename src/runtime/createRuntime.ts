@@ -125,7 +125,8 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
     await managed.dispose()
     throw error
   }
-  const run = <A>(effect: Effect.Effect<A, unknown>) => managed.runPromise(effect)
+  // The core's effects need no services (they closed over them), so they run without the managed runtime.
+  const run = <A>(effect: Effect.Effect<A, unknown>) => Effect.runPromise(effect)
   let disposed: Promise<void> | undefined
   return {
     runtimeId,

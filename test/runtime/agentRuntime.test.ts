@@ -162,6 +162,23 @@ describe("runtime lifecycle on the in-memory backend", () => {
   })
 })
 
+describe("hibernation", () => {
+  it("stops the actors of idle agents and wakes them on the next operation, losing nothing", async () => {
+    const { runtime, services } = await setup({ config: { runtime: { runtime_id: "rt-test", hibernate_idle_after_seconds: 1 } } })
+    const a = await runtime.spawn(agent)
+    const b = await runtime.spawn({ ...agent, name: "other" })
+    await runtime.suspend(b.agentId)
+    await eventually(async () => expect((await runtime.fleetStatus()).hibernated).toBe(2), 4000)
+    expect(await runtime.getState(a.agentId)).toMatchObject({ state: "running", activity: "idle" })
+    await expect(runtime.resume(a.agentId)).rejects.toMatchObject({ code: "E2020" })
+    expect(await runtime.resume(b.agentId)).toBe("running")
+    expect(await runtime.suspend(a.agentId, { checkpoint: true })).toBeTypeOf("string")
+    expect((await runtime.fleetStatus()).byState).toEqual({ running: 1, suspended: 1 })
+    const log = await services.run(({ log }) => log.query({ agentId: b.agentId }))
+    expect(log.map((e) => e.toState)).toEqual(["pending", "spawning", "running", "suspending", "suspended", "resuming", "running"])
+  })
+})
+
 describe("supervision", () => {
   it("restarts an agent whose sandbox exited, with backoff, then gives up with E2025", async () => {
     const clock = new SimulatedClock()

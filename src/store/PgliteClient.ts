@@ -6,7 +6,7 @@
  * Statements are compiled by the PostgreSQL compiler of `@effect/sql-pg`, so the same SQL runs here
  * and on a PostgreSQL server.
  */
-import { mkdir } from "node:fs/promises"
+import { mkdir, open, readFile, rm } from "node:fs/promises"
 import { PGlite } from "@electric-sql/pglite"
 import { makeCompiler } from "@effect/sql-pg/PgClient"
 import { Context, Effect, Layer, Semaphore, Stream } from "effect"
@@ -75,17 +75,79 @@ const makeConnection = (db: PGlite): Connection => {
   }
 }
 
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as { code?: unknown }).code === "EPERM"
+  }
+}
+
+/**
+ * Takes `<dataDir>.lock` for this process, because PGlite files opened by two instances at once get
+ * corrupted. A lock left by a process that is gone is taken over.
+ */
+const lockDataDir = (dataDir: string) =>
+  Effect.acquireRelease(
+    Effect.tryPromise({
+      try: async () => {
+        const path = `${dataDir}.lock`
+        for (let attempt = 0; ; attempt++) {
+          try {
+            const file = await open(path, "wx")
+            await file.writeFile(String(process.pid))
+            await file.close()
+            return path
+          } catch (error) {
+            if ((error as { code?: unknown }).code !== "EEXIST" || attempt > 0) throw error
+            const holder = Number.parseInt(await readFile(path, "utf8").catch(() => ""), 10)
+            if (Number.isInteger(holder) && isAlive(holder)) {
+              throw new Error(
+                `it is in use by ${holder === process.pid ? "this process" : `process ${holder}`} (lock file ${path}); stop that runtime, give this one another data directory, or share a PostgreSQL database (store.url)`
+              )
+            }
+            await rm(path, { force: true })
+          }
+        }
+      },
+      catch: (cause) =>
+        new SqlError({
+          reason: new ConnectionError({
+            cause,
+            message: `cannot open ${describeTarget(dataDir)}: ${cause instanceof Error ? cause.message : String(cause)}`,
+            operation: "connect"
+          })
+        })
+    }),
+    (path) => Effect.promise(() => rm(path, { force: true })).pipe(Effect.ignore)
+  )
+
 /**
  * Opens PGlite and builds an `SqlClient` over it; the database is closed when the layer is released.
  * Fails with an `SqlError` when the database cannot be opened (e.g. the directory is not writable or
- * another process holds it).
+ * another PGlite instance, in this process or another, holds it).
  */
 export const make = (options: PgliteClientOptions = {}) =>
   Effect.gen(function* () {
+    if (options.dataDir !== undefined) {
+      const dataDir = options.dataDir
+      yield* Effect.tryPromise({
+        try: () => mkdir(dataDir, { recursive: true }),
+        catch: (cause) =>
+          new SqlError({
+            reason: new ConnectionError({
+              cause,
+              message: `cannot create ${dataDir}: ${cause instanceof Error ? cause.message : String(cause)}`,
+              operation: "connect"
+            })
+          })
+      })
+      yield* lockDataDir(dataDir)
+    }
     const db = yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: async () => {
-          if (options.dataDir !== undefined) await mkdir(options.dataDir, { recursive: true })
           const db = new PGlite(options.dataDir)
           await db.waitReady
           return db

@@ -1,10 +1,11 @@
 // The store contracts against embedded PGlite, in memory and on files, plus what only a durable
 // store can show: reopening keeps data, migrations are idempotent, a damaged content file is E2062.
-import { mkdtempSync, rmSync, truncateSync, writeFileSync } from "node:fs"
+import { spawnSync } from "node:child_process"
+import { existsSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it, layer } from "@effect/vitest"
-import { Effect, Option } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { Checkpoint } from "../../src/domain/Checkpoint.ts"
 import { CheckpointStore } from "../../src/services/CheckpointStore.ts"
@@ -67,6 +68,29 @@ describe("PGlite file store across restarts", () => {
           expect(error.code).toBe("E2062")
           expect((yield* checkpoints.list(record.agentId)).length).toBe(2)
         }).pipe(Effect.provide(open))
+      }),
+    60_000
+  )
+
+  it.live(
+    "refuses a second open of a data directory in use with E2060, and takes over a lock left by a dead process",
+    () =>
+      Effect.gen(function* () {
+        const lockFile = join(fileDir, "pglite.lock")
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            yield* Layer.build(open)
+            expect(existsSync(lockFile)).toBe(true)
+            const error = yield* Effect.flip(Effect.provide(Effect.void, open))
+            expect(error.code).toBe("E2060")
+            expect(error.message).toContain("in use by this process")
+          })
+        )
+        expect(existsSync(lockFile)).toBe(false)
+        const dead = spawnSync(process.execPath, ["-e", ""]).pid!
+        writeFileSync(lockFile, String(dead))
+        yield* Effect.provide(StateStore.use((s) => s.listAgents()), open)
+        expect(existsSync(lockFile)).toBe(false)
       }),
     60_000
   )

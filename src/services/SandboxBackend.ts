@@ -13,9 +13,11 @@
  * - `stop` is graceful for `graceMs`, then forced; `remove` of an unknown id succeeds (idempotent).
  * - `pause` stops every process of the sandbox from running; `unpause` lets them run again.
  */
-import { Context, type Effect, type Scope, type Stream } from "effect"
+import { Context, type Effect, Layer, type Scope, type Stream } from "effect"
 import type { SandboxError } from "../domain/Errors.ts"
+import { OwnershipLabels } from "../domain/Ids.ts"
 import type { SandboxConfiguration } from "../domain/SandboxConfiguration.ts"
+import { makeMemorySandbox, type MemorySandboxOptions } from "./internal/memorySandbox.ts"
 
 /** What to build: the agent's identity, its program and its sandbox configuration. */
 export interface SandboxSpec {
@@ -122,3 +124,35 @@ export interface SandboxBackendShape {
 
 /** The sandbox backend port. Implementations: `ProcessBackend`, `DockerBackend`, `KubernetesBackend`, `MemoryBackend`. */
 export class SandboxBackend extends Context.Service<SandboxBackend, SandboxBackendShape>()("l02/SandboxBackend") {}
+
+/**
+ * The labels a backend puts on a sandbox: the spec's labels plus the ownership labels, taken
+ * from the spec's own fields so that a sandbox can always be found by agent and runtime id.
+ */
+export const sandboxLabels = (spec: SandboxSpec): Readonly<Record<string, string>> => ({
+  ...spec.labels,
+  [OwnershipLabels.managedBy]: spec.labels[OwnershipLabels.managedBy] ?? "l02",
+  [OwnershipLabels.agentId]: spec.agentId,
+  [OwnershipLabels.runtimeId]: spec.runtimeId,
+  [OwnershipLabels.sessionId]: spec.sessionId
+})
+
+export type { MemoryProgram, MemoryProgramContext, MemorySandboxOptions } from "./internal/memorySandbox.ts"
+
+/**
+ * The in-memory backend: real sandbox state and lifecycle, programs run in-process.
+ *
+ * Programs are looked up by the command's first element: `l02-echo` (the default main program:
+ * echoes stdin lines; the line `exit N` exits with N), `l02-agent` (answers the runtime's
+ * `{"type":"input"}` lines with an output and a `done` line), and exec programs `l02-print OUT ERR
+ * CODE`, `l02-sleep SECONDS`, `l02-flood BYTES`, `l02-write PATH CONTENT`, `l02-read PATH` on an
+ * in-memory workspace. `options.programs` adds more. It publishes `exited` events when a main
+ * program ends by itself (not when stopped or removed). Each build starts empty.
+ *
+ * @example
+ * ```ts
+ * Effect.provide(program, layerMemory({ runtimeClasses: ["runc", "runsc"] }))
+ * ```
+ */
+export const layerMemory = (options: MemorySandboxOptions = {}): Layer.Layer<SandboxBackend> =>
+  Layer.effect(SandboxBackend, makeMemorySandbox(options))

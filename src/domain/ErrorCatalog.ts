@@ -21,6 +21,8 @@ export interface ErrorInfo {
 const entries = [
   ["E2000", "ConfigInvalid", "configuration", false, "configuration invalid"],
   ["E2001", "InputInvalid", "interface", false, "request input invalid"],
+  ["E2002", "Unauthenticated", "interface", false, "no valid API key"],
+  ["E2003", "Forbidden", "interface", false, "API key lacks the scope the operation needs"],
   ["E2020", "InvalidTransition", "lifecycle", false, "operation not allowed in the agent's current state"],
   ["E2021", "AgentNotFound", "lifecycle", false, "agent not found"],
   ["E2022", "SpawnFailed", "lifecycle", true, "spawn failed"],
@@ -31,6 +33,7 @@ const entries = [
   ["E2027", "SandboxExited", "lifecycle", true, "sandbox exited unexpectedly"],
   ["E2028", "RuntimeShutDown", "lifecycle", false, "runtime is shut down"],
   ["E2029", "ExecuteFailed", "execution", true, "execute failed"],
+  ["E2030", "AdmissionRejected", "lifecycle", true, "spawn queue full"],
   ["E2040", "SandboxConfigInvalid", "sandbox", false, "sandbox configuration invalid"],
   ["E2041", "RuntimeClassUnavailable", "sandbox", false, "runtime class not available on this backend"],
   ["E2042", "ResourceLimitsInvalid", "sandbox", false, "resource limits invalid or above the allowed maximum"],

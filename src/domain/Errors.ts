@@ -23,6 +23,14 @@ export class ConfigInvalid extends Schema.TaggedError<ConfigInvalid>()("ConfigIn
 export class InputInvalid extends Schema.TaggedError<InputInvalid>()("InputInvalid", fields) {
   readonly code = "E2001" as const
 }
+/** E2002: the HTTP request carried no API key, or one the server does not know. */
+export class Unauthenticated extends Schema.TaggedError<Unauthenticated>()("Unauthenticated", fields) {
+  readonly code = "E2002" as const
+}
+/** E2003: the API key is valid but lacks the scope the operation needs; `key` names the scope. */
+export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", fields) {
+  readonly code = "E2003" as const
+}
 /** E2020: the operation is not accepted in the agent's current state; nothing was changed. */
 export class InvalidTransition extends Schema.TaggedError<InvalidTransition>()("InvalidTransition", {
   ...fields,
@@ -66,6 +74,10 @@ export class RuntimeShutDown extends Schema.TaggedError<RuntimeShutDown>()("Runt
 /** E2029: sending input to the agent or reading its output failed. */
 export class ExecuteFailed extends Schema.TaggedError<ExecuteFailed>()("ExecuteFailed", fields) {
   readonly code = "E2029" as const
+}
+/** E2030: too many spawns are already waiting (lifecycle.spawn_queue_limit); nothing was created. */
+export class AdmissionRejected extends Schema.TaggedError<AdmissionRejected>()("AdmissionRejected", fields) {
+  readonly code = "E2030" as const
 }
 /** E2040: the sandbox configuration is invalid. */
 export class SandboxConfigInvalid extends Schema.TaggedError<SandboxConfigInvalid>()("SandboxConfigInvalid", fields) {
@@ -129,6 +141,8 @@ export class CheckpointCorrupt extends Schema.TaggedError<CheckpointCorrupt>()("
 export type RuntimeError =
   | ConfigInvalid
   | InputInvalid
+  | Unauthenticated
+  | Forbidden
   | InvalidTransition
   | AgentNotFound
   | SpawnFailed
@@ -139,6 +153,7 @@ export type RuntimeError =
   | SandboxExited
   | RuntimeShutDown
   | ExecuteFailed
+  | AdmissionRejected
   | SandboxConfigInvalid
   | RuntimeClassUnavailable
   | ResourceLimitsInvalid
@@ -180,6 +195,8 @@ export const toErrorData = (error: RuntimeError): ErrorData => ({
 const constructors: Record<ErrorCode, (data: { message: string; agentId?: string }) => RuntimeError> = {
   E2000: (d) => new ConfigInvalid(d),
   E2001: (d) => new InputInvalid(d),
+  E2002: (d) => new Unauthenticated(d),
+  E2003: (d) => new Forbidden(d),
   E2020: (d) => new InvalidTransition({ ...d, state: "unknown", operation: "unknown" }),
   E2021: (d) => new AgentNotFound(d),
   E2022: (d) => new SpawnFailed(d),
@@ -190,6 +207,7 @@ const constructors: Record<ErrorCode, (data: { message: string; agentId?: string
   E2027: (d) => new SandboxExited(d),
   E2028: (d) => new RuntimeShutDown(d),
   E2029: (d) => new ExecuteFailed(d),
+  E2030: (d) => new AdmissionRejected(d),
   E2040: (d) => new SandboxConfigInvalid(d),
   E2041: (d) => new RuntimeClassUnavailable({ ...d, runtimeClass: "unknown" }),
   E2042: (d) => new ResourceLimitsInvalid(d),

@@ -72,7 +72,10 @@ export const RuntimeConfig = Schema.Struct({
     restart_backoff_factor: Schema.Number.check(Schema.isGreaterThanOrEqualTo(1)),
     restart_backoff_max_ms: NonNegativeInt,
     enable_suspend: Schema.Boolean,
-    suspend_idle_after_seconds: NonNegativeInt
+    suspend_idle_after_seconds: NonNegativeInt,
+    max_concurrent_spawns: PositiveInt,
+    spawn_queue_limit: NonNegativeInt,
+    checkpoint_ttl_seconds: NonNegativeInt
   }),
   docker: Schema.Struct({
     socket_path: Schema.String,

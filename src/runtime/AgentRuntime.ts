@@ -11,7 +11,7 @@
  *   sandboxes it owns that no live agent claims.
  */
 import { randomUUID } from "node:crypto"
-import { Cause, Context, Effect, Exit, Fiber, Layer, Option, PubSub, Schema, Scope, Stream } from "effect"
+import { Cause, Context, Effect, Exit, Fiber, Layer, Option, PubSub, Schedule, Schema, Scope, Stream } from "effect"
 import { type Actor, createActor, type InspectionEvent, type Snapshot } from "xstate"
 
 /** XState's clock interface (a `SimulatedClock` in tests). */
@@ -35,6 +35,7 @@ import {
   RuntimeClassUnavailable,
   type RuntimeError,
   RuntimeShutDown,
+  AdmissionRejected,
   SandboxConfigInvalid,
   StoreFailed,
   SuspendFailed
@@ -50,6 +51,7 @@ import { EventLog } from "../services/EventLog.ts"
 import { SandboxBackend, type SandboxSpec } from "../services/SandboxBackend.ts"
 import { type AgentFilter, type AgentRecord, StateStore } from "../services/StateStore.ts"
 import { fromEffect } from "./EffectBridge.ts"
+import { makeFairAdmission } from "./internal/fairAdmission.ts"
 
 /** Options of `suspend`. */
 export interface SuspendOptions {
@@ -389,7 +391,8 @@ export const make = (
           agentId: h.agentId,
           sessionId: h.sessionId,
           checkpointType: "suspend",
-          content: { actorState: { context: h.lastContext, initialContext: h.initialContext }, workspace }
+          content: { actorState: { context: h.lastContext, initialContext: h.initialContext }, workspace },
+          expiresAt: lifecycle.checkpoint_ttl_seconds > 0 ? new Date(now() + lifecycle.checkpoint_ttl_seconds * 1000).toISOString() : undefined
         })
         yield* backend.stop(input.sandboxId, { graceMs: lifecycle.graceful_shutdown_seconds * 1000 })
         yield* removeQuietly(input.sandboxId)
@@ -683,6 +686,18 @@ export const make = (
     }
 
     // ---- operations --------------------------------------------------------------------------------
+    const admission = makeFairAdmission(lifecycle.max_concurrent_spawns, lifecycle.spawn_queue_limit)
+
+    // Expired checkpoints are collected in the background.
+    if (lifecycle.checkpoint_ttl_seconds > 0) {
+      const every = Math.min(lifecycle.checkpoint_ttl_seconds, 300)
+      yield* checkpoints.removeExpired(iso()).pipe(
+        Effect.flatMap((removed) => (removed > 0 ? Effect.sync(() => publish([{ agentId: "", type: "checkpoints.expired", data: { removed }, at: iso() }])) : Effect.void)),
+        Effect.ignore,
+        Effect.repeat(Schedule.spaced(`${every} seconds`)),
+        Effect.forkIn(scope)
+      )
+    }
     const spawn = (raw: unknown, initialContext?: unknown): Effect.Effect<SpawnResult, RuntimeError> =>
       Effect.gen(function* () {
         if (closed) return yield* new RuntimeShutDown({ message: "the runtime was shut down; create a new one" })
@@ -697,10 +712,18 @@ export const make = (
             key: "trustLevel"
           })
         }
+        const sessionId = config.sessionId ?? randomUUID()
+        const release = yield* Effect.promise(() => admission.acquire(sessionId))
+        if (release === undefined) {
+          return yield* new AdmissionRejected({
+            message: `${admission.waiting()} spawns are already waiting (lifecycle.spawn_queue_limit ${lifecycle.spawn_queue_limit}); retry later or raise the limit`
+          })
+        }
+        yield* Effect.addFinalizer(() => Effect.sync(release))
         const at = iso()
         const h: AgentHandle = {
           agentId: randomUUID(),
-          sessionId: config.sessionId ?? randomUUID(),
+          sessionId,
           config,
           sandbox,
           initialContext: initialContext ?? null,
@@ -734,7 +757,7 @@ export const make = (
           sandbox,
           backend: options.backendName
         }
-      })
+      }).pipe(Effect.scoped)
 
     const terminate = (agentId: string, opts: TerminateOptions = {}): Effect.Effect<void, RuntimeError> =>
       Effect.gen(function* () {
@@ -813,6 +836,8 @@ export const make = (
       Stream.unwrap(
         Effect.gen(function* () {
           const h = yield* live(agentId)
+          // An agent suspended (by a user or for idleness) is resumed for the step.
+          if (h.state === "suspended") yield* resume(agentId)
           const sandboxId = h.lastContext.sandboxId
           yield* sendChecked(h, { type: "agent.busy" }, "execute")
           yield* Effect.addFinalizer(() =>

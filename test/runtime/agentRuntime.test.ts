@@ -162,6 +162,57 @@ describe("runtime lifecycle on the in-memory backend", () => {
   })
 })
 
+describe("execute", () => {
+  it("sends input as a JSON line and streams the agent's lines until done; busy meanwhile, idle after", async () => {
+    const { runtime } = await setup()
+    const { agentId } = await runtime.spawn({ ...agent, command: ["l02-agent"] })
+    const seen: Array<string> = []
+    for await (const event of runtime.execute(agentId, { question: "ping" })) {
+      seen.push(event.type)
+      if (event.type === "output") {
+        expect(event.data).toMatchObject({ type: "output", data: { question: "ping" } })
+        expect((await runtime.getState(agentId)).activity).toBe("busy")
+        await expect(runtime.suspend(agentId)).rejects.toMatchObject({ code: "E2020" })
+      }
+    }
+    expect(seen).toEqual(["output", "done"])
+    expect((await runtime.getState(agentId)).activity).toBe("idle")
+  })
+
+  it("resumes a suspended agent before the step", async () => {
+    const { runtime } = await setup()
+    const { agentId } = await runtime.spawn({ ...agent, command: ["l02-agent"] })
+    await runtime.suspend(agentId)
+    const events = []
+    for await (const event of runtime.execute(agentId, "wake up")) events.push(event)
+    expect(events.at(-1)).toMatchObject({ type: "done" })
+    expect((await runtime.getState(agentId)).state).toBe("running")
+  })
+
+  it("fails with E2029 when the agent never answers done", async () => {
+    const { runtime } = await setup()
+    const { agentId } = await runtime.spawn({ ...agent, command: ["l02-sleep", "100"] })
+    const run = async () => {
+      for await (const _ of runtime.execute(agentId, "x", { timeoutMs: 200 })) void _
+    }
+    await expect(run()).rejects.toMatchObject({ code: "E2029" })
+    expect((await runtime.getState(agentId)).activity).toBe("idle")
+  })
+})
+
+describe("admission", () => {
+  it("runs at most max_concurrent_spawns at once and refuses beyond the queue limit with E2030", async () => {
+    const { runtime } = await setup({
+      backend: { provisionDelayMs: 40 },
+      config: { lifecycle: { max_concurrent_spawns: 1, spawn_queue_limit: 1 } }
+    })
+    const results = await Promise.allSettled([0, 1, 2].map((i) => runtime.spawn({ ...agent, name: `adm-${i}` })))
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "rejected"])
+    expect((results[2] as PromiseRejectedResult).reason).toMatchObject({ code: "E2030", _tag: "AdmissionRejected" })
+    expect((await runtime.list()).map((a) => a.name).sort()).toEqual(["adm-0", "adm-1"])
+  })
+})
+
 describe("hibernation", () => {
   it("stops the actors of idle agents and wakes them on the next operation, losing nothing", async () => {
     const { runtime, services } = await setup({ config: { runtime: { runtime_id: "rt-test", hibernate_idle_after_seconds: 1 } } })

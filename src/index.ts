@@ -44,10 +44,36 @@ export * from "./domain/Quantity.ts"
 export * from "./domain/resolveSandbox.ts"
 export * from "./domain/RuntimeConfig.ts"
 export * from "./domain/SandboxConfiguration.ts"
-export * from "./services/CheckpointStore.ts"
-export * from "./services/EventLog.ts"
-export * from "./services/SandboxBackend.ts"
-export * from "./services/StateStore.ts"
+export {
+  CheckpointStore,
+  type CheckpointRequest,
+  type CheckpointStoreShape,
+  layerMemory as checkpointStoreMemory
+} from "./services/CheckpointStore.ts"
+export { EventLog, type EventLogShape, type EventQuery, layerMemory as eventLogMemory } from "./services/EventLog.ts"
+export {
+  type Attachment,
+  type BackendCapabilities,
+  type ExecChunk,
+  type ExecRequest,
+  layerMemory as sandboxBackendMemory,
+  type OutputLine,
+  SandboxBackend,
+  type SandboxBackendShape,
+  type SandboxEvent,
+  type SandboxInfo,
+  type SandboxSpec,
+  type SandboxStats,
+  type SandboxStatus
+} from "./services/SandboxBackend.ts"
+export {
+  type AgentFilter,
+  type AgentRecord,
+  type FleetOperation,
+  layerMemory as stateStoreMemory,
+  StateStore,
+  type StateStoreShape
+} from "./services/StateStore.ts"
 export { agentMachine, fleetMachine, accepts, backoffDelay } from "../machines/index.ts"
 export type {
   AgentContext,

@@ -2,7 +2,8 @@ import { getShortestPaths } from "@xstate/graph"
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { createActor, fromPromise, SimulatedClock } from "xstate"
-import { accepts, type AgentEvent, agentMachine } from "../../machines/agentMachine.ts"
+import { accepts, type AgentEvent, agentMachine, type ProvisionInput } from "../../machines/agentMachine.ts"
+import type { ErrorData } from "../../src/domain/ErrorCatalog.ts"
 
 type Outcome = "ok" | "fail"
 interface Controls {
@@ -12,7 +13,7 @@ interface Controls {
   stop: Outcome
 }
 
-const err = (code: string) => ({ code, message: `${code} injected`, retryable: true })
+const err = (code: ErrorData["code"]): ErrorData => ({ code, message: `${code} injected`, retryable: true })
 
 const testMachine = (controls: Controls) =>
   agentMachine.provide({
@@ -140,7 +141,7 @@ describe("agent machine", () => {
   it("fails a spawn that exceeds spawn_timeout_seconds with E2022", async () => {
     const clock = new SimulatedClock()
     const actor = createActor(
-      agentMachine.provide({ actors: { provisionSandbox: fromPromise(() => new Promise<never>(() => {})) } }),
+      agentMachine.provide({ actors: { provisionSandbox: fromPromise<{ readonly sandboxId: string }, ProvisionInput>(() => new Promise(() => {})) } }),
       { input: { agentId: "a", spawnTimeoutMs: 5000, graceMs: 1000 }, clock }
     ).start()
     actor.send({ type: "agent.spawn" })

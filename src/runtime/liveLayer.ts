@@ -6,6 +6,7 @@ import { resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect, Layer } from "effect"
 // process backend wired below once present
+import * as DockerBackend from "../backends/docker/DockerBackend.ts"
 import type { RuntimeConfig } from "../domain/RuntimeConfig.ts"
 import type { CheckpointStore } from "../services/CheckpointStore.ts"
 import type { EventLog } from "../services/EventLog.ts"
@@ -29,6 +30,12 @@ export const backendLayer = (config: RuntimeConfig, runtimeId: string): Layer.La
     case "memory":
       return sandboxMemory()
     case "docker":
+      return DockerBackend.layer({
+        socketPath: config.docker.socket_path,
+        defaultImage: config.docker.default_image,
+        runtimes: config.docker.runtimes,
+        networkFallback: config.docker.network_fallback
+      })
     case "kubernetes":
       return Layer.effect(SandboxBackend, Effect.die(`backend ${config.runtime.backend} is being wired in`))
   }

@@ -1,0 +1,252 @@
+/**
+ * The HTTP API of L02 Agent Runtime, declared once with Effect's `HttpApi`: every route with its
+ * request and response Schemas, the status of every coded error, and the scope each route needs.
+ *
+ * The server (`serve.ts`) routes by reflecting over this declaration and decodes requests with these
+ * Schemas, and the OpenAPI document is generated from it, so routes, validation and docs cannot drift.
+ */
+import { Schema } from "effect"
+import { HttpApi as Api, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
+import { AgentConfig } from "../domain/AgentConfig.ts"
+import { AgentInstance, SpawnResult } from "../domain/AgentInstance.ts"
+import { AgentState } from "../domain/AgentState.ts"
+import { FleetStatus } from "../domain/FleetStatus.ts"
+import { AgentId, CheckpointId } from "../domain/Ids.ts"
+import { LifecycleEvent } from "../domain/LifecycleEvent.ts"
+import type { ApiKeyScope } from "../domain/RuntimeConfig.ts"
+
+/** The body of every error answer: the stable code, the error's tag and a message saying what to fix. */
+export const ErrorBody = Schema.Struct({
+  error: Schema.Struct({
+    code: Schema.String,
+    tag: Schema.String,
+    message: Schema.String,
+    key: Schema.optional(Schema.String),
+    agentId: Schema.optional(Schema.String)
+  })
+}).annotate({ identifier: "ErrorBody", description: "A coded error (see docs/errors.md)." })
+/** @see ErrorBody */
+export type ErrorBody = typeof ErrorBody.Type
+
+const errorAt = (status: number, description: string) =>
+  ErrorBody.pipe(HttpApiSchema.status(status)).annotate({ description })
+
+/** 400: malformed JSON, wrong types, unknown fields or an invalid AgentConfig (E2001, E2040-E2044). */
+export const BadRequest = errorAt(400, "The request is invalid (E2001, E2040-E2044); nothing was changed.")
+/** 401: no API key, or an unknown one (E2002). */
+export const Unauthorized = errorAt(401, "No valid API key (E2002).")
+/** 403: the API key lacks the route's scope (E2003). */
+export const Forbidden = errorAt(403, "The API key lacks the scope this route needs (E2003).")
+/** 404: no such agent, checkpoint or route (E2021, E2061, E2001). */
+export const NotFound = errorAt(404, "No such agent, checkpoint or route (E2021, E2061, E2001).")
+/** 409: the agent's state does not accept the operation, or it failed in a way the caller must resolve. */
+export const Conflict = errorAt(409, "The agent's state does not allow the operation (E2020), or it ended in a state that needs a decision (E2024, E2025).")
+/** 502: the sandbox backend failed while doing what was asked (E2022, E2023, E2026, E2027, E2029, E2045-E2048). */
+export const BadGateway = errorAt(502, "The sandbox backend failed (E2022, E2023, E2026, E2027, E2029, E2045-E2048).")
+/** 503: the runtime is shut down or its store is failing (E2028, E2060); retry later. */
+export const ServiceUnavailable = errorAt(503, "The runtime is shut down or its store is unavailable (E2028, E2060).")
+
+const commonErrors = [BadRequest, Unauthorized, Forbidden, ServiceUnavailable] as const
+const agentErrors = [...commonErrors, NotFound, Conflict, BadGateway] as const
+
+/** Path parameters of routes about one agent. */
+export const AgentPath = Schema.Struct({ agentId: AgentId.annotate({ description: "The agent's id (a UUID)." }) })
+
+/** Body of POST /v1/agents. */
+export const SpawnRequest = Schema.Struct({
+  config: AgentConfig,
+  initialContext: Schema.optional(Schema.Unknown.annotate({ description: "Any JSON, kept with the agent and its checkpoints." }))
+}).annotate({ identifier: "SpawnRequest" })
+
+/** Query of GET /v1/agents: every filter is optional and they combine with AND. */
+export const ListQuery = Schema.Struct({
+  state: Schema.optional(Schema.String.annotate({ description: "Comma-separated agent states, e.g. running,failed." })),
+  sessionId: Schema.optional(Schema.String.annotate({ description: "Only agents of this session." })),
+  label: Schema.optional(Schema.String.annotate({ description: "Comma-separated key=value label selectors, e.g. team=search,tier=1." }))
+})
+
+/** Answer of GET /v1/agents. */
+export const AgentList = Schema.Struct({ agents: Schema.Array(AgentInstance) }).annotate({ identifier: "AgentList" })
+
+/** Body of POST /v1/agents/{agentId}/suspend. */
+export const SuspendRequest = Schema.Struct({
+  checkpoint: Schema.optional(
+    Schema.Boolean.annotate({ description: "Take a checkpoint (actor state and workspace) and remove the sandbox, instead of pausing it." })
+  )
+}).annotate({ identifier: "SuspendRequest" })
+
+/** Body of POST /v1/agents/{agentId}/resume. */
+export const ResumeRequest = Schema.Struct({
+  checkpointId: Schema.optional(CheckpointId.annotate({ description: "Resume from this checkpoint; default: the agent's own pause or last checkpoint." }))
+}).annotate({ identifier: "ResumeRequest" })
+
+/** Query (or JSON body) of DELETE /v1/agents/{agentId}. */
+export const TerminateQuery = Schema.Struct({
+  force: Schema.optional(Schema.Literals(["true", "false"]).annotate({ description: "Skip the graceful stop and kill at once." })),
+  reason: Schema.optional(Schema.String.check(Schema.isMaxLength(1024)).annotate({ description: "Recorded with the lifecycle event." }))
+})
+
+/** The JSON-body form of the terminate options (`{"force": true, "reason": "..."}`). */
+export const TerminateRequest = Schema.Struct({
+  force: Schema.optional(Schema.Boolean),
+  reason: Schema.optional(Schema.String.check(Schema.isMaxLength(1024)))
+}).annotate({ identifier: "TerminateRequest" })
+
+/** Answer of every lifecycle operation: the agent and the state it reached. */
+export const OperationResult = Schema.Struct({
+  agentId: Schema.String,
+  state: AgentState,
+  checkpointId: Schema.optional(Schema.String)
+}).annotate({ identifier: "OperationResult" })
+
+/** Body of POST /v1/agents/{agentId}/execute. */
+export const ExecuteRequest = Schema.Struct({
+  input: Schema.Unknown.annotate({ description: "Any JSON; sent to the agent as {\"type\":\"input\",\"id\",\"input\"}." }),
+  timeoutMs: Schema.optional(
+    Schema.Number.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 3_600_000 })).annotate({
+      description: "How long to wait for the agent's done line; default 300000."
+    })
+  )
+}).annotate({ identifier: "ExecuteRequest" })
+
+/** One event of an execute stream: an output line of the agent, then `done`, or a coded `error`. */
+export const ExecuteEvent = Schema.Union([
+  Schema.Struct({
+    type: Schema.Literal("output"),
+    stream: Schema.Literals(["stdout", "stderr"]),
+    line: Schema.String,
+    data: Schema.optional(Schema.Unknown)
+  }),
+  Schema.Struct({ type: Schema.Literal("done"), executionId: Schema.String, data: Schema.optional(Schema.Unknown) })
+]).annotate({ identifier: "ExecuteEvent" })
+
+/** Query of GET /v1/events. */
+export const EventsQuery = Schema.Struct({
+  agentId: Schema.optional(AgentId.annotate({ description: "Only events of this agent." }))
+})
+
+/** Answer of GET /healthz. */
+export const Health = Schema.Struct({ status: Schema.Literal("ok"), runtimeId: Schema.String }).annotate({ identifier: "Health" })
+
+const sse = <S extends Schema.Constraint>(data: S) => HttpApiSchema.StreamSse({ data })
+
+/** Agent lifecycle operations. */
+export const AgentsGroup = HttpApiGroup.make("agents")
+  .add(
+    HttpApiEndpoint.post("spawn", "/v1/agents", {
+      payload: SpawnRequest,
+      success: SpawnResult.pipe(HttpApiSchema.status(201)),
+      error: [...agentErrors]
+    }).annotateMerge(OpenApi.annotations({ summary: "Spawn an agent; answers once it runs" }))
+  )
+  .add(
+    HttpApiEndpoint.get("list", "/v1/agents", { query: ListQuery, success: AgentList, error: [...commonErrors] }).annotateMerge(
+      OpenApi.annotations({ summary: "List the agents of this runtime" })
+    )
+  )
+  .add(
+    HttpApiEndpoint.get("get", "/v1/agents/:agentId", { params: AgentPath, success: AgentInstance, error: [...agentErrors] }).annotateMerge(
+      OpenApi.annotations({ summary: "Get one agent" })
+    )
+  )
+  .add(
+    HttpApiEndpoint.post("suspend", "/v1/agents/:agentId/suspend", {
+      params: AgentPath,
+      payload: SuspendRequest,
+      success: OperationResult,
+      error: [...agentErrors]
+    }).annotateMerge(OpenApi.annotations({ summary: "Suspend a running agent (pause, or checkpoint and remove the sandbox)" }))
+  )
+  .add(
+    HttpApiEndpoint.post("resume", "/v1/agents/:agentId/resume", {
+      params: AgentPath,
+      payload: ResumeRequest,
+      success: OperationResult,
+      error: [...agentErrors]
+    }).annotateMerge(OpenApi.annotations({ summary: "Resume a suspended agent" }))
+  )
+  .add(
+    HttpApiEndpoint.delete("terminate", "/v1/agents/:agentId", {
+      params: AgentPath,
+      query: TerminateQuery,
+      success: OperationResult,
+      error: [...agentErrors]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Terminate an agent",
+        description: "Options as query parameters, or as a JSON body {\"force\": true, \"reason\": \"...\"}; not both."
+      })
+    )
+  )
+  .add(
+    HttpApiEndpoint.post("execute", "/v1/agents/:agentId/execute", {
+      params: AgentPath,
+      payload: ExecuteRequest,
+      success: sse(ExecuteEvent),
+      error: [...agentErrors]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Send input to the agent and stream its answer as Server-Sent Events",
+        description:
+          "Errors before the stream starts answer with a status and ErrorBody. Once streaming, each event is `data: <ExecuteEvent JSON>`; a failure mid-stream is `event: error` with an ErrorBody, and ends the stream."
+      })
+    )
+  )
+
+/** The fleet, its lifecycle events and the server itself. */
+export const FleetGroup = HttpApiGroup.make("fleet")
+  .add(
+    HttpApiEndpoint.get("fleet", "/v1/fleet", { success: FleetStatus, error: [...commonErrors] }).annotateMerge(
+      OpenApi.annotations({ summary: "Agents counted by state, restarts" })
+    )
+  )
+  .add(
+    HttpApiEndpoint.get("events", "/v1/events", { query: EventsQuery, success: sse(LifecycleEvent), error: [...commonErrors] }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Lifecycle events from now on, as Server-Sent Events",
+        description: "Each event is `id: <eventId>` and `data: <LifecycleEvent JSON>`; a comment line keeps idle connections open."
+      })
+    )
+  )
+  .add(
+    HttpApiEndpoint.get("metrics", "/metrics", {
+      success: Schema.String.pipe(HttpApiSchema.asText({ contentType: "text/plain; version=0.0.4" })),
+      error: [...commonErrors]
+    }).annotateMerge(OpenApi.annotations({ summary: "Prometheus metrics" }))
+  )
+  .add(
+    HttpApiEndpoint.get("health", "/healthz", { success: Health }).annotateMerge(
+      OpenApi.annotations({ summary: "Liveness: answers while the server and runtime run" })
+    )
+  )
+
+/** Every endpoint's identifier. */
+export type EndpointName = "spawn" | "list" | "get" | "suspend" | "resume" | "terminate" | "execute" | "fleet" | "events" | "metrics" | "health"
+
+/** The scope each endpoint needs (`admin` has them all); `public` endpoints need no key. */
+export const endpointScopes: Readonly<Record<EndpointName, ApiKeyScope | "public">> = {
+  spawn: "operate",
+  list: "read",
+  get: "read",
+  suspend: "operate",
+  resume: "operate",
+  terminate: "operate",
+  execute: "operate",
+  fleet: "read",
+  events: "read",
+  metrics: "read",
+  health: "public"
+}
+
+/** The whole API. */
+export const L02Api = Api.make("l02")
+  .add(AgentsGroup)
+  .add(FleetGroup)
+  .annotateMerge(
+    OpenApi.annotations({
+      title: "L02 Agent Runtime",
+      version: "0.1.0",
+      description:
+        "Runs AI agents as supervised actors inside sandboxes. Authenticate with `Authorization: Bearer <API key>`; every error answers with an ErrorBody carrying a stable code (docs/errors.md)."
+    })
+  )

@@ -1,0 +1,124 @@
+/**
+ * Prometheus metrics of the runtime, computed from its lifecycle events and its fleet status.
+ *
+ * Latencies come from the events' own timestamps (`at`), so they measure the runtime, not the HTTP
+ * round trip: spawn is `agent.created` to `running`, suspend is `suspending` to `suspended`, resume is
+ * `resuming` to `running`. Rendered in the Prometheus text exposition format 0.0.4.
+ */
+import { errorCatalog, type ErrorCode } from "../domain/ErrorCatalog.ts"
+import type { FleetStatus } from "../domain/FleetStatus.ts"
+import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
+
+/** Histogram bucket upper bounds, in seconds. */
+export const latencyBuckets: ReadonlyArray<number> = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
+
+/** Every agent state, so each `l02_agents` series exists even at zero. */
+const agentStates = ["pending", "spawning", "running", "suspending", "suspended", "resuming", "terminating", "terminated", "failed"]
+
+class Histogram {
+  readonly counts: Array<number> = latencyBuckets.map(() => 0)
+  count = 0
+  sum = 0
+  observe(seconds: number) {
+    this.count += 1
+    this.sum += seconds
+    latencyBuckets.forEach((bound, i) => {
+      if (seconds <= bound) this.counts[i]! += 1
+    })
+  }
+}
+
+type Operation = "spawn" | "suspend" | "resume"
+
+/** The metric state of one server. */
+export interface Metrics {
+  /** Feeds one lifecycle event. */
+  readonly observe: (event: LifecycleEvent) => void
+  /** Counts one answered HTTP request. */
+  readonly countRequest: (endpoint: string, status: number) => void
+  /** The exposition text, with gauges from the fleet status. */
+  readonly render: (fleet: FleetStatus) => string
+}
+
+const escapeLabel = (value: string) => value.replaceAll("\\", "\\\\").replaceAll("\n", "\\n").replaceAll('"', '\\"')
+
+const errorCodeOf = (event: LifecycleEvent): string | undefined => {
+  const data = event.data as { error?: { code?: unknown }; code?: unknown } | undefined | null
+  const code = data?.error?.code ?? (event.type === "fleet.escalate" ? data?.code : undefined)
+  return typeof code === "string" ? code : undefined
+}
+
+/** Creates empty metrics. */
+export const makeMetrics = (): Metrics => {
+  const histograms: Record<Operation, Histogram> = { spawn: new Histogram(), suspend: new Histogram(), resume: new Histogram() }
+  /** When each agent entered the state whose end an operation's latency measures. */
+  const started = new Map<string, { operation: Operation; at: number }>()
+  const errors = new Map<string, number>()
+  const eventsByType = new Map<string, number>()
+  const requests = new Map<string, number>()
+
+  const observe = (event: LifecycleEvent) => {
+    eventsByType.set(event.type, (eventsByType.get(event.type) ?? 0) + 1)
+    const at = Date.parse(event.at)
+    if (event.type === "agent.created") started.set(event.agentId, { operation: "spawn", at })
+    if (event.type === "agent.state") {
+      const code = errorCodeOf(event)
+      const category = code === undefined ? undefined : errorCatalog.get(code as ErrorCode)?.category
+      if (code !== undefined && (category === "backend" || category === "sandbox" || code === "E2022" || code === "E2027")) {
+        errors.set(code, (errors.get(code) ?? 0) + 1)
+      }
+      const open = started.get(event.agentId)
+      if (event.toState === "suspending") started.set(event.agentId, { operation: "suspend", at })
+      else if (event.toState === "resuming") started.set(event.agentId, { operation: "resume", at })
+      else if (open !== undefined) {
+        const done =
+          (open.operation === "spawn" && event.toState === "running") ||
+          (open.operation === "suspend" && event.toState === "suspended") ||
+          (open.operation === "resume" && event.toState === "running")
+        const over = done || event.toState === "failed" || event.toState === "terminated" || event.toState === "terminating" || (open.operation === "suspend" && event.toState === "running")
+        if (done && Number.isFinite(at) && Number.isFinite(open.at)) histograms[open.operation].observe(Math.max(0, at - open.at) / 1000)
+        if (over) started.delete(event.agentId)
+      }
+    }
+  }
+
+  const render = (fleet: FleetStatus): string => {
+    const lines: Array<string> = []
+    const family = (name: string, type: string, help: string) => lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
+    family("l02_agents", "gauge", "Agents supervised by this runtime, by state.")
+    const states = new Set([...agentStates, ...Object.keys(fleet.byState)])
+    for (const state of states) lines.push(`l02_agents{state="${escapeLabel(state)}"} ${fleet.byState[state] ?? 0}`)
+    family("l02_agents_total", "gauge", "All agents supervised by this runtime.")
+    lines.push(`l02_agents_total ${fleet.total}`)
+    family("l02_pending_restarts", "gauge", "Failed agents waiting for their restart backoff.")
+    lines.push(`l02_pending_restarts ${fleet.pendingRestarts}`)
+    family("l02_restarts_total", "counter", "Restarts the fleet supervisor has made since the runtime started.")
+    lines.push(`l02_restarts_total ${fleet.restartsTotal}`)
+    family("l02_backend_errors_total", "counter", "Agent failures caused by the sandbox backend, by error code.")
+    for (const [code, n] of [...errors].sort()) lines.push(`l02_backend_errors_total{code="${escapeLabel(code)}"} ${n}`)
+    family("l02_lifecycle_events_total", "counter", "Lifecycle events seen by this server, by type.")
+    for (const [type, n] of [...eventsByType].sort()) lines.push(`l02_lifecycle_events_total{type="${escapeLabel(type)}"} ${n}`)
+    for (const operation of ["spawn", "suspend", "resume"] as const) {
+      const h = histograms[operation]
+      const name = `l02_${operation}_duration_seconds`
+      family(name, "histogram", `Time from asking to ${operation} an agent until it reached its target state.`)
+      latencyBuckets.forEach((bound, i) => lines.push(`${name}_bucket{le="${bound}"} ${h.counts[i]}`))
+      lines.push(`${name}_bucket{le="+Inf"} ${h.count}`, `${name}_sum ${h.sum}`, `${name}_count ${h.count}`)
+    }
+    family("l02_http_requests_total", "counter", "HTTP requests answered, by endpoint and status.")
+    for (const [key, n] of [...requests].sort()) {
+      const [endpoint, status] = key.split(" ")
+      lines.push(`l02_http_requests_total{endpoint="${escapeLabel(endpoint!)}",status="${status}"} ${n}`)
+    }
+    return `${lines.join("\n")}\n`
+  }
+
+  return {
+    observe,
+    countRequest: (endpoint, status) => {
+      const key = `${endpoint} ${status}`
+      requests.set(key, (requests.get(key) ?? 0) + 1)
+    },
+    render
+  }
+}

@@ -1,0 +1,444 @@
+/**
+ * `l02 serve`: the HTTP API over a runtime, on node:http.
+ *
+ * Every request is matched against the routes of the `HttpApi` declaration, authenticated (API keys,
+ * scopes), and decoded completely with the declared Schemas before the runtime is asked anything, so
+ * a bad request changes nothing. Every failure answers with a status and `{ "error": { code, tag,
+ * message } }`. Execute and lifecycle events stream as Server-Sent Events.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
+import type { AddressInfo, Socket } from "node:net"
+import { Schema } from "effect"
+import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
+import type { AgentState } from "../domain/AgentState.ts"
+import { ConfigInvalid, InputInvalid, Unauthenticated } from "../domain/Errors.ts"
+import type { ApiKeyConfig } from "../domain/RuntimeConfig.ts"
+import type { L02Runtime } from "../runtime/createRuntime.ts"
+import { authenticate, authorize, resolveApiKeys } from "./ApiKeys.ts"
+import { type ErrorAnswer, answerOf, answerOfUnknown } from "./ErrorResponse.ts"
+import { AgentPath, endpointScopes, EventsQuery, ExecuteRequest, ListQuery, ResumeRequest, SuspendRequest, TerminateQuery, TerminateRequest } from "./HttpApi.ts"
+import { decode } from "./internal/decode.ts"
+import { match, type Route } from "./internal/routes.ts"
+import { makeMetrics } from "./Metrics.ts"
+import { docsHtml, openApiJson } from "./OpenApiDocument.ts"
+
+/** Options of {@link serve}; host, port, keys and body limit default to the runtime's `http` configuration. */
+export interface ServeOptions {
+  readonly runtime: L02Runtime
+  /** TCP port; 0 picks a free one (see the handle's `url`). */
+  readonly port?: number | undefined
+  /** Interface to listen on; default 127.0.0.1. A non-loopback host needs API keys. */
+  readonly host?: string | undefined
+  /** API keys (by environment variable name or SHA-256); none means no authentication, on loopback only. */
+  readonly apiKeys?: ReadonlyArray<ApiKeyConfig> | undefined
+  /** Where `key_env` variables are read; default `process.env`. */
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined
+  /** Largest accepted request body in bytes; default http.max_body_bytes. */
+  readonly maxBodyBytes?: number | undefined
+  /** Interval of SSE keep-alive comments in milliseconds; default 15000. */
+  readonly keepAliveMs?: number | undefined
+}
+
+/** A running HTTP server. */
+export interface HttpServerHandle {
+  /** Base URL, e.g. `http://127.0.0.1:8080`. */
+  readonly url: string
+  readonly port: number
+  /** Stops accepting, ends open streams and connections; the process is then free to exit. */
+  readonly close: () => Promise<void>
+}
+
+const SpawnEnvelope = Schema.Struct({
+  // The AgentConfig itself is validated by the runtime, which answers with the precise code
+  // (E2001, E2040 for a trust level, E2042 for resources).
+  config: Schema.Record(Schema.String, Schema.Unknown),
+  initialContext: Schema.optional(Schema.Unknown)
+})
+
+const agentStates: ReadonlyArray<AgentState> = ["pending", "spawning", "running", "suspending", "suspended", "resuming", "terminating", "terminated", "failed"]
+
+type Handler = (request: Parsed) => Promise<Answer>
+
+interface Parsed {
+  readonly params: Readonly<Record<string, string>>
+  readonly query: Readonly<Record<string, string>>
+  /** The JSON body; `undefined` when there was none. */
+  readonly body: unknown
+  readonly res: ServerResponse
+  readonly req: IncomingMessage
+}
+
+type Answer =
+  | { readonly _tag: "Json"; readonly status: number; readonly body: unknown }
+  | { readonly _tag: "Text"; readonly status: number; readonly contentType: string; readonly body: string }
+  /** The handler wrote the response itself (a stream). */
+  | { readonly _tag: "Streamed" }
+
+const json = (status: number, body: unknown): Answer => ({ _tag: "Json", status, body })
+
+const orThrow = <A>(value: A | InputInvalid): A => {
+  if (value instanceof InputInvalid) throw value
+  return value
+}
+
+const securityHeaders = { "x-content-type-options": "nosniff", "cache-control": "no-store" }
+
+const sendJson = (res: ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}) => {
+  if (res.headersSent || res.destroyed) return
+  const text = JSON.stringify(body)
+  res.writeHead(status, { ...securityHeaders, ...headers, "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) })
+  res.end(text)
+}
+
+const sendError = (res: ServerResponse, answer: ErrorAnswer) => sendJson(res, answer.status, answer.body, answer.headers)
+
+/** Writes one SSE event; false when the client is gone or too far behind (it is then disconnected). */
+const writeEvent = (res: ServerResponse, fields: { readonly event?: string; readonly id?: string | number; readonly data: unknown }): boolean => {
+  if (res.destroyed || res.writableEnded) return false
+  let frame = ""
+  if (fields.id !== undefined) frame += `id: ${fields.id}\n`
+  if (fields.event !== undefined) frame += `event: ${fields.event}\n`
+  frame += `data: ${JSON.stringify(fields.data)}\n\n`
+  res.write(frame)
+  if (res.writableLength > 4 * 1024 * 1024) {
+    res.destroy()
+    return false
+  }
+  return true
+}
+
+const startSse = (res: ServerResponse) => {
+  res.writeHead(200, { ...securityHeaders, "content-type": "text/event-stream; charset=utf-8", connection: "keep-alive", "x-accel-buffering": "no" })
+  res.flushHeaders()
+}
+
+const readBody = (req: IncomingMessage, limit: number): Promise<Buffer> =>
+  new Promise((resolve, reject) => {
+    const declared = Number(req.headers["content-length"] ?? "0")
+    if (Number.isFinite(declared) && declared > limit) {
+      reject(new InputInvalid({ message: `the request body is larger than ${limit} bytes (http.max_body_bytes)`, key: "body" }))
+      req.resume()
+      return
+    }
+    const chunks: Array<Buffer> = []
+    let size = 0
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length
+      if (size > limit) {
+        reject(new InputInvalid({ message: `the request body is larger than ${limit} bytes (http.max_body_bytes)`, key: "body" }))
+        req.removeAllListeners("data")
+        req.resume()
+        return
+      }
+      chunks.push(chunk)
+    })
+    req.on("end", () => resolve(Buffer.concat(chunks)))
+    req.on("error", reject)
+  })
+
+const parseQuery = (search: URLSearchParams): Record<string, string> | InputInvalid => {
+  const out: Record<string, string> = {}
+  for (const [key, value] of search) {
+    if (Object.hasOwn(out, key)) return new InputInvalid({ message: `query parameter ${key.slice(0, 100)} is given more than once; give it once (lists are comma-separated)`, key: `query.${key.slice(0, 100)}` })
+    out[key] = value
+  }
+  return out
+}
+
+const parseLabels = (raw: string): Record<string, string> | InputInvalid => {
+  const out: Record<string, string> = {}
+  for (const pair of raw.split(",")) {
+    const eq = pair.indexOf("=")
+    if (eq <= 0) return new InputInvalid({ message: `label selectors are key=value pairs separated by commas, got ${JSON.stringify(pair.slice(0, 100))}`, key: "query.label" })
+    out[pair.slice(0, eq)] = pair.slice(eq + 1)
+  }
+  return out
+}
+
+/**
+ * Starts the HTTP API for `runtime`. Fails with E2000 when an API key's variable is unset, or when a
+ * non-loopback host has no keys.
+ *
+ * @example
+ * ```ts
+ * const runtime = await createRuntime()
+ * const server = await serve({ runtime, port: 8080, apiKeys: [{ key_env: "L02_API_KEY", scopes: ["admin"] }] })
+ * console.log(`listening on ${server.url}`)
+ * // ... later
+ * await server.close()
+ * await runtime.shutdown()
+ * ```
+ */
+export const serve = async (options: ServeOptions): Promise<HttpServerHandle> => {
+  const { runtime } = options
+  const http = runtime.config.http
+  const host = options.host ?? http.host
+  const port = options.port ?? http.port
+  const maxBodyBytes = options.maxBodyBytes ?? http.max_body_bytes
+  const keepAliveMs = options.keepAliveMs ?? 15_000
+  const keys = resolveApiKeys(options.apiKeys ?? http.api_keys, options.env ?? process.env, host)
+  const metrics = makeMetrics()
+
+  // One subscription to the runtime's events feeds the metrics and every SSE client.
+  const listeners = new Set<(event: LifecycleEvent) => void>()
+  const feed = runtime.events()[Symbol.asyncIterator]()
+  const pump = (async () => {
+    try {
+      for (;;) {
+        const next = await feed.next()
+        if (next.done) return
+        metrics.observe(next.value)
+        for (const listener of listeners) listener(next.value)
+      }
+    } catch {
+      // The runtime shut down; nothing more will come.
+    }
+  })()
+  // Let the subscription start before the first request can cause events.
+  await new Promise((r) => setImmediate(r))
+
+  const handlers: Record<Route["name"], Handler> = {
+    spawn: async ({ body }) => {
+      const request = orThrow(decode(SpawnEnvelope, body, "body"))
+      const result = await runtime.spawn(request.config, request.initialContext)
+      return json(201, result)
+    },
+    list: async ({ query }) => {
+      const q = orThrow(decode(ListQuery, query, "query"))
+      const states = q.state === undefined ? undefined : q.state.split(",")
+      const bad = states?.find((s) => !agentStates.includes(s as AgentState))
+      if (bad !== undefined) {
+        throw new InputInvalid({ message: `query.state: ${JSON.stringify(bad.slice(0, 100))} is not an agent state; use ${agentStates.join(", ")}`, key: "query.state" })
+      }
+      const labels = q.label === undefined ? undefined : orThrow(parseLabels(q.label))
+      const agents = await runtime.list({
+        ...(states === undefined ? {} : { state: states as Array<AgentState> }),
+        ...(q.sessionId === undefined ? {} : { sessionId: q.sessionId }),
+        ...(labels === undefined ? {} : { labels })
+      })
+      return json(200, { agents })
+    },
+    get: async ({ params }) => {
+      const { agentId } = orThrow(decode(AgentPath, params, "path"))
+      return json(200, await runtime.getState(agentId))
+    },
+    suspend: async ({ params, body }) => {
+      const { agentId } = orThrow(decode(AgentPath, params, "path"))
+      const request = orThrow(decode(SuspendRequest, body ?? {}, "body"))
+      const checkpointId = await runtime.suspend(agentId, { checkpoint: request.checkpoint === true })
+      return json(200, { agentId, state: "suspended", ...(checkpointId === undefined ? {} : { checkpointId }) })
+    },
+    resume: async ({ params, body }) => {
+      const { agentId } = orThrow(decode(AgentPath, params, "path"))
+      const request = orThrow(decode(ResumeRequest, body ?? {}, "body"))
+      const state = await runtime.resume(agentId, request.checkpointId)
+      return json(200, { agentId, state })
+    },
+    terminate: async ({ params, query, body }) => {
+      const { agentId } = orThrow(decode(AgentPath, params, "path"))
+      const q = orThrow(decode(TerminateQuery, query, "query"))
+      const b = body === undefined ? {} : orThrow(decode(TerminateRequest, body, "body"))
+      if (body !== undefined && Object.keys(query).length > 0) {
+        throw new InputInvalid({ message: "give the terminate options as query parameters or as a JSON body, not both", key: "body" })
+      }
+      const force = b.force ?? (q.force === undefined ? undefined : q.force === "true")
+      const reason = b.reason ?? q.reason
+      await runtime.terminate(agentId, { ...(force === undefined ? {} : { force }), ...(reason === undefined ? {} : { reason }) })
+      return json(200, { agentId, state: "terminated" })
+    },
+    execute: async ({ params, body, res, req }) => {
+      const { agentId } = orThrow(decode(AgentPath, params, "path"))
+      const request = orThrow(decode(ExecuteRequest, body, "body"))
+      const events = runtime.execute(agentId, request.input, request.timeoutMs === undefined ? {} : { timeoutMs: request.timeoutMs })[Symbol.asyncIterator]()
+      // The first step decides the status: errors before any output answer as JSON with their status.
+      const first = await events.next()
+      const stop = () => void events.return?.().catch(() => undefined)
+      req.socket.once("close", stop)
+      startSse(res)
+      try {
+        let next = first
+        while (!next.done) {
+          if (!writeEvent(res, { event: next.value.type, data: next.value })) break
+          next = await events.next()
+        }
+      } catch (error) {
+        writeEvent(res, { event: "error", data: answerOfUnknown(error).body })
+      } finally {
+        req.socket.off("close", stop)
+        stop()
+        res.end()
+      }
+      return { _tag: "Streamed" }
+    },
+    fleet: async () => json(200, await runtime.fleetStatus()),
+    events: async ({ query, res, req }) => {
+      const q = orThrow(decode(EventsQuery, query, "query"))
+      return new Promise<Answer>((resolve) => {
+        startSse(res)
+        res.write(": connected\n\n")
+        const listener = (event: LifecycleEvent) => {
+          if (q.agentId !== undefined && event.agentId !== q.agentId) return
+          if (!writeEvent(res, { ...(event.eventId === undefined ? {} : { id: event.eventId }), data: event })) done()
+        }
+        const timer = setInterval(() => res.write(": keep-alive\n\n"), keepAliveMs)
+        timer.unref()
+        const done = () => {
+          clearInterval(timer)
+          listeners.delete(listener)
+          closers.delete(done)
+          if (!res.writableEnded) res.end()
+          resolve({ _tag: "Streamed" })
+        }
+        listeners.add(listener)
+        closers.add(done)
+        req.socket.once("close", done)
+      })
+    },
+    metrics: async () => ({ _tag: "Text", status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render(await runtime.fleetStatus()) }),
+    health: async () => json(200, { status: "ok", runtimeId: runtime.runtimeId })
+  }
+
+  /** Ends open event streams on close. */
+  const closers = new Set<() => void>()
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    let endpoint = "unmatched"
+    res.on("finish", () => metrics.countRequest(endpoint, res.statusCode))
+    try {
+      const url = new URL(req.url ?? "/", "http://localhost")
+      const method = req.method ?? "GET"
+      if (method === "GET" && url.pathname === "/openapi.json") {
+        endpoint = "openapi"
+        const text = openApiJson()
+        res.writeHead(200, { ...securityHeaders, "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) })
+        res.end(text)
+        return
+      }
+      if (method === "GET" && url.pathname === "/docs") {
+        endpoint = "docs"
+        const html = docsHtml()
+        res.writeHead(200, {
+          ...securityHeaders,
+          "content-type": "text/html; charset=utf-8",
+          "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'",
+          "content-length": Buffer.byteLength(html)
+        })
+        res.end(html)
+        return
+      }
+      let segments: Array<string>
+      try {
+        segments = url.pathname.split("/").slice(1).map(decodeURIComponent)
+      } catch {
+        throw new InputInvalid({ message: "the request path has an invalid percent-encoding", key: "path" })
+      }
+      const found = match(method, segments)
+      if (found._tag === "NotFound") {
+        throw new InputInvalidAt(404, `no route ${method} ${url.pathname.slice(0, 200)}; the routes are listed at /openapi.json and /docs`, "path")
+      }
+      if (found._tag === "WrongMethod") {
+        const allow = found.allow.join(", ")
+        sendError(res, { ...answerOf(new InputInvalid({ message: `${url.pathname.slice(0, 200)} does not accept ${method.slice(0, 20)}; it accepts ${allow}`, key: "method" })), status: 405, headers: { allow } })
+        return
+      }
+      const route = found.route
+      endpoint = route.name
+      const scope = endpointScopes[route.name]
+      if (scope !== "public") {
+        const principal = authenticate(keys, req.headers.authorization)
+        if (principal instanceof Unauthenticated) {
+          sendError(res, answerOf(principal, { "www-authenticate": 'Bearer realm="l02"' }))
+          return
+        }
+        const forbidden = authorize(principal, scope, `${route.method} ${route.path}`)
+        if (forbidden !== undefined) {
+          sendError(res, answerOf(forbidden))
+          return
+        }
+      }
+      const query = orThrow(parseQuery(url.searchParams))
+      let body: unknown
+      if (method !== "GET") {
+        const raw = await readBody(req, maxBodyBytes)
+        if (raw.length > 0) {
+          const type = String(req.headers["content-type"] ?? "")
+          if (!/^application\/(.+\+)?json\s*(;.*)?$/i.test(type)) {
+            throw new InputInvalidAt(415, `the request body must be JSON with Content-Type: application/json, got ${JSON.stringify(type.slice(0, 100))}`, "content-type")
+          }
+          try {
+            body = JSON.parse(raw.toString("utf8"))
+          } catch (error) {
+            throw new InputInvalid({ message: `the request body is not valid JSON: ${(error as Error).message.slice(0, 200)}`, key: "body" })
+          }
+        }
+      } else {
+        req.resume()
+      }
+      const answer = await handlers[route.name]({ params: found.params, query, body, res, req })
+      if (answer._tag === "Json") sendJson(res, answer.status, answer.body)
+      else if (answer._tag === "Text") {
+        res.writeHead(answer.status, { ...securityHeaders, "content-type": answer.contentType, "content-length": Buffer.byteLength(answer.body) })
+        res.end(answer.body)
+      }
+    } catch (error) {
+      if (error instanceof InputInvalidAt) sendError(res, { ...answerOf(error.error), status: error.status })
+      else if (res.headersSent) res.end()
+      else {
+        const answer = answerOfUnknown(error)
+        sendError(res, error instanceof InputInvalid && error.key === "body" && /larger than/.test(error.message) ? { ...answer, status: 413 } : answer)
+      }
+    }
+  }
+
+  const server = createServer({ requestTimeout: 60_000, headersTimeout: 30_000 }, (req, res) => void handle(req, res))
+  server.on("clientError", (error: Error & { code?: string }, socket: Socket) => {
+    if (!socket.writable) return socket.destroy()
+    const status = error.code === "HPE_HEADER_OVERFLOW" ? 431 : 400
+    const body = JSON.stringify({ error: { code: "E2001", tag: "InputInvalid", message: status === 431 ? "the request headers or URL are too large" : "the request is not valid HTTP/1.1" } })
+    socket.end(`HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : "Bad Request"}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject)
+    server.listen(port, host, () => {
+      server.off("error", reject)
+      resolve()
+    })
+  }).catch(async (error: NodeJS.ErrnoException) => {
+    void feed.return?.()
+    await pump
+    throw listenError(error, host, port)
+  })
+  const address = server.address() as AddressInfo
+  const urlHost = address.family === "IPv6" ? `[${address.address}]` : address.address
+  let closed: Promise<void> | undefined
+  return {
+    url: `http://${urlHost}:${address.port}`,
+    port: address.port,
+    close: () =>
+      (closed ??= (async () => {
+        for (const done of [...closers]) done()
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
+        server.closeAllConnections()
+        await stopped
+        await feed.return?.().catch(() => undefined)
+        await pump
+      })())
+  }
+}
+
+/** An InputInvalid answered with a status other than 400 (404 unknown route, 415 media type). */
+class InputInvalidAt {
+  readonly error: InputInvalid
+  readonly status: number
+  constructor(status: number, message: string, key: string) {
+    this.status = status
+    this.error = new InputInvalid({ message, key })
+  }
+}
+
+const listenError = (error: NodeJS.ErrnoException, host: string, port: number): ConfigInvalid => {
+  if (error.code === "EADDRINUSE") return new ConfigInvalid({ message: `port ${port} on ${host} is in use; pick another http.port (0 picks a free one)`, key: "http.port" })
+  if (error.code === "EACCES") return new ConfigInvalid({ message: `no permission to listen on ${host}:${port}; use a port above 1023`, key: "http.port" })
+  if (error.code === "EADDRNOTAVAIL" || error.code === "ENOTFOUND") return new ConfigInvalid({ message: `cannot listen on host ${host}: no such local address; check http.host`, key: "http.host" })
+  return new ConfigInvalid({ message: `cannot listen on ${host}:${port}: ${error.message}`, key: "http.port" })
+}

@@ -26,6 +26,8 @@ export const statusOfCode: Readonly<Record<ErrorCode, number>> = {
   E2027: 502,
   E2028: 503,
   E2029: 502,
+  // The spawn queue is full: the server is overloaded, the same request may succeed later.
+  E2030: 503,
   E2040: 400,
   E2041: 400,
   E2042: 400,

@@ -90,6 +90,8 @@ export const makeMetrics = (): Metrics => {
     for (const state of states) lines.push(`l02_agents{state="${escapeLabel(state)}"} ${fleet.byState[state] ?? 0}`)
     family("l02_agents_total", "gauge", "All agents supervised by this runtime.")
     lines.push(`l02_agents_total ${fleet.total}`)
+    family("l02_agents_hibernated", "gauge", "Idle agents whose actors are hibernated (their state kept in the store).")
+    lines.push(`l02_agents_hibernated ${fleet.hibernated}`)
     family("l02_pending_restarts", "gauge", "Failed agents waiting for their restart backoff.")
     lines.push(`l02_pending_restarts ${fleet.pendingRestarts}`)
     family("l02_restarts_total", "counter", "Restarts the fleet supervisor has made since the runtime started.")

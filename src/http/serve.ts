@@ -357,6 +357,10 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
         }
       }
       const query = orThrow(parseQuery(url.searchParams))
+      const extra = Object.keys(query)[0]
+      if (!route.hasQuery && extra !== undefined) {
+        throw new InputInvalid({ message: `${route.method} ${route.path} takes no query parameters, got ${JSON.stringify(extra.slice(0, 100))}`, key: `query.${extra.slice(0, 100)}` })
+      }
       let body: unknown
       if (method !== "GET") {
         const raw = await readBody(req, maxBodyBytes)

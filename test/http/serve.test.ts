@@ -144,7 +144,7 @@ describe("HTTP API routes on the in-memory runtime", () => {
     const t = await start()
     const missing = await post(t, "/v1/agents/00000000-0000-4000-8000-000000000000/execute", { input: 1 })
     expect(missing.status).toBe(404)
-    expect((await missing.json()).error.code).toBe("E2021")
+    expect(((await missing.json()) as any).error.code).toBe("E2021")
     // l02-echo echoes the input but never sends done: the step times out.
     const { agentId } = await t.runtime.spawn({ name: "echo", trustLevel: "TRUSTED", command: ["l02-echo"] })
     const response = await post(t, `/v1/agents/${agentId}/execute`, { input: "x", timeoutMs: 200 })
@@ -162,7 +162,7 @@ describe("HTTP API routes on the in-memory runtime", () => {
     expect(running.status).toBe(200)
     const busy = await post(t, `/v1/agents/${agentId}/execute`, { input: "z" })
     expect(busy.status).toBe(409)
-    expect((await busy.json()).error).toMatchObject({ code: "E2020", tag: "InvalidTransition" })
+    expect(((await busy.json()) as any).error).toMatchObject({ code: "E2020", tag: "InvalidTransition" })
     controller.abort()
   })
 

@@ -7,6 +7,8 @@ export interface Route {
   readonly name: EndpointName
   readonly method: string
   readonly path: string
+  /** Whether the endpoint declares query parameters; others refuse any. */
+  readonly hasQuery: boolean
   /** Literal segments as strings, parameters as `{ param }`. */
   readonly segments: ReadonlyArray<string | { readonly param: string }>
 }
@@ -20,6 +22,7 @@ export const routes: ReadonlyArray<Route> = (() => {
         name: endpoint.identifier as EndpointName,
         method: endpoint.method,
         path: endpoint.path,
+        hasQuery: endpoint.query !== undefined,
         segments: endpoint.path
           .split("/")
           .slice(1)

@@ -1,50 +1,14 @@
 // The process backend against the SandboxBackend contract, with programs spelled as `sh -c`.
-import { randomUUID } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll } from "vitest"
-import { trustProfiles } from "../../../src/domain/SandboxConfiguration.ts"
 import * as ProcessBackend from "../../../src/backends/process/ProcessBackend.ts"
-import type { SandboxSpec } from "../../../src/services/SandboxBackend.ts"
 import { sandboxBackendContract } from "../../services/SandboxBackendContract.ts"
+import { shellPrograms, trustedSpec } from "./support.ts"
 
 const dataDir = mkdtempSync(join(tmpdir(), "l02-process-contract-"))
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }))
-
-/** A TRUSTED spec, as the runtime resolves it. */
-export const trustedSpec = (overrides: Partial<SandboxSpec> & { agentId: string }): SandboxSpec => ({
-  sessionId: randomUUID(),
-  runtimeId: "rt-process",
-  name: "contract",
-  env: {},
-  labels: {},
-  sandbox: {
-    trustLevel: "TRUSTED",
-    runtimeClass: "runc",
-    networkPolicy: "allow_egress",
-    securityContext: trustProfiles.TRUSTED.security,
-    resources: { cpu: "1", cpuMillis: 1000, memory: "512Mi", memoryBytes: 512 * 1024 * 1024, tokensPerHour: 100_000, pids: 64 }
-  },
-  ...overrides
-})
-
-/** The contract's programs for a POSIX shell. */
-export const shellPrograms = {
-  echoLoop: ["sh", "-c", 'while IFS= read -r line; do case "$line" in "exit "*) exit "${line#exit }";; esac; printf "%s\\n" "$line"; done'],
-  printAndExit: (out: string, err: string, code: number) => ["sh", "-c", 'printf "%s" "$1"; printf "%s" "$2" >&2; exit "$3"', "sh", out, err, String(code)],
-  sleep: (seconds: number) => ["sleep", String(seconds)],
-  flood: (bytes: number) => ["sh", "-c", 'head -c "$1" /dev/zero | tr "\\000" x', "sh", String(bytes)],
-  writeFile: (path: string, content: string) => [
-    "sh",
-    "-c",
-    'mkdir -p "$(dirname "$L02_WORKSPACE/$1")" && printf "%s" "$2" > "$L02_WORKSPACE/$1"',
-    "sh",
-    path,
-    content
-  ],
-  readFile: (path: string) => ["sh", "-c", 'cat "$L02_WORKSPACE/$1"', "sh", path]
-}
 
 sandboxBackendContract("process", {
   layer: ProcessBackend.layer({ dataDir, pollIntervalMs: 100 }),

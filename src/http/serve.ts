@@ -246,14 +246,16 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
       await runtime.terminate(agentId, { ...(force === undefined ? {} : { force }), ...(reason === undefined ? {} : { reason }) })
       return json(200, { agentId, state: "terminated" })
     },
-    execute: async ({ params, body, res, req }) => {
+    execute: async ({ params, body, res }) => {
       const { agentId } = orThrow(decode(AgentPath, params, "path"))
       const request = orThrow(decode(ExecuteRequest, body, "body"))
       const events = runtime.execute(agentId, request.input, request.timeoutMs === undefined ? {} : { timeoutMs: request.timeoutMs })[Symbol.asyncIterator]()
+      // A client that leaves, even before the first output, abandons the step (the agent goes back to idle).
+      const stop = () => void events.return?.().catch(() => undefined)
+      res.once("close", stop)
       // The first step decides the status: errors before any output answer as JSON with their status.
       const first = await events.next()
-      const stop = () => void events.return?.().catch(() => undefined)
-      req.socket.once("close", stop)
+      if (res.destroyed) return { _tag: "Streamed" }
       startSse(res)
       try {
         let next = first
@@ -264,14 +266,14 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
       } catch (error) {
         writeEvent(res, { event: "error", data: answerOfUnknown(error).body })
       } finally {
-        req.socket.off("close", stop)
+        res.off("close", stop)
         stop()
         res.end()
       }
       return { _tag: "Streamed" }
     },
     fleet: async () => json(200, await runtime.fleetStatus()),
-    events: async ({ query, res, req }) => {
+    events: async ({ query, res }) => {
       const q = orThrow(decode(EventsQuery, query, "query"))
       return new Promise<Answer>((resolve) => {
         startSse(res)
@@ -291,7 +293,7 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
         }
         listeners.add(listener)
         closers.add(done)
-        req.socket.once("close", done)
+        res.once("close", done)
       })
     },
     metrics: async () => ({ _tag: "Text", status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render(await runtime.fleetStatus()) }),

@@ -1,3 +1,4 @@
+import { Effect } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
 import { eventually } from "../runtime/support.ts"
 import { answeringAgent, readSse, startServer, type TestServer } from "./support.ts"
@@ -179,6 +180,24 @@ describe("HTTP API routes on the in-memory runtime", () => {
     expect(response.status).toBe(200)
     expect((await t.runtime.getState(agentId)).activity).toBe("busy")
     controller.abort()
+    await eventually(async () => expect((await t.runtime.getState(agentId)).activity).toBe("idle"))
+  })
+
+  it("abandons the step when the client leaves before the agent's first output line", async () => {
+    // l02-silent reads its input and never answers, so the answer's headers are never sent.
+    const silent = (context: { readonly terminated: Effect.Effect<void> }) => Effect.as(context.terminated, 143)
+    const t = await start({ backend: { programs: { "l02-silent": silent } } })
+    const { agentId } = await t.runtime.spawn({ name: "silent", trustLevel: "TRUSTED", command: ["l02-silent"] })
+    const controller = new AbortController()
+    const pending = fetch(`${t.url}/v1/agents/${agentId}/execute`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ input: "x" }),
+      signal: controller.signal
+    }).catch((error: unknown) => error)
+    await eventually(async () => expect((await t.runtime.getState(agentId)).activity).toBe("busy"))
+    controller.abort()
+    await pending
     await eventually(async () => expect((await t.runtime.getState(agentId)).activity).toBe("idle"))
   })
 

@@ -29,9 +29,14 @@ export interface TestServer {
 
 /** Starts a runtime on in-memory services and serves it. */
 export const startServer = async (
-  options: { readonly apiKeys?: ReadonlyArray<ApiKeyConfig>; readonly env?: Record<string, string>; readonly config?: Record<string, Record<string, unknown>> } = {}
+  options: {
+    readonly apiKeys?: ReadonlyArray<ApiKeyConfig>
+    readonly env?: Record<string, string>
+    readonly config?: Record<string, Record<string, unknown>>
+    readonly backend?: Parameters<typeof memoryServices>[0]
+  } = {}
 ): Promise<TestServer> => {
-  const services = await memoryServices()
+  const services = await memoryServices(options.backend)
   const runtime = await createRuntime({
     layer: services.layer,
     env: {},

@@ -4,6 +4,11 @@
 import { setTimeout as sleep } from "node:timers/promises"
 import { createRuntime, type RuntimeOptions } from "../runtime/createRuntime.ts"
 
+const textOf = (event: { readonly line: string; readonly data?: unknown }): string => {
+  const text = (event.data as { text?: unknown } | undefined)?.text
+  return typeof text === "string" ? text : event.line
+}
+
 /** Where the demo writes its lines (stdout by default). */
 export type Print = (line: string) => void
 
@@ -11,6 +16,7 @@ export type Print = (line: string) => void
 export const runDemo = async (options: RuntimeOptions, print: Print = console.log): Promise<number> => {
   const started = performance.now()
   const ms = () => `${(performance.now() - started).toFixed(0).padStart(5)} ms`
+  print(`opening the runtime (store, backend, agents of earlier runs) ...`)
   const runtime = await createRuntime(options)
   print(`L02 Agent Runtime ${runtime.runtimeId}: backend ${runtime.config.runtime.backend}, data in ${runtime.config.runtime.data_dir}`)
   let changes = 0
@@ -30,7 +36,7 @@ export const runDemo = async (options: RuntimeOptions, print: Print = console.lo
     const { agentId, sandboxId } = await runtime.spawn({ name: "demo", trustLevel: "TRUSTED", labels: { app: "demo" } })
     print(`${ms()}  spawned ${agentId} in sandbox ${sandboxId}`)
     for await (const event of runtime.execute(agentId, "hello from the demo")) {
-      if (event.type === "output") print(`${ms()}  agent says: ${event.line}`)
+      if (event.type === "output") print(`${ms()}  agent says: ${textOf(event)}`)
     }
     print(`${ms()}  suspending (pause) ...`)
     await runtime.suspend(agentId)
@@ -42,7 +48,7 @@ export const runDemo = async (options: RuntimeOptions, print: Print = console.lo
     print(`${ms()}  resuming from the checkpoint ...`)
     await runtime.resume(agentId, checkpointId)
     for await (const event of runtime.execute(agentId, "still there?")) {
-      if (event.type === "output") print(`${ms()}  agent says: ${event.line}`)
+      if (event.type === "output") print(`${ms()}  agent says: ${textOf(event)}`)
     }
     try {
       await runtime.resume(agentId)
@@ -60,6 +66,7 @@ export const runDemo = async (options: RuntimeOptions, print: Print = console.lo
   } finally {
     await runtime.shutdown()
     await Promise.race([watcher, sleep(100)])
+    print(`${ms()}  runtime shut down`)
   }
   return changes
 }

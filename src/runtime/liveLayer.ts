@@ -5,8 +5,8 @@
 import { resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect, Layer } from "effect"
-// process backend wired below once present
 import * as DockerBackend from "../backends/docker/DockerBackend.ts"
+import * as ProcessBackend from "../backends/process/ProcessBackend.ts"
 import type { RuntimeConfig } from "../domain/RuntimeConfig.ts"
 import type { CheckpointStore } from "../services/CheckpointStore.ts"
 import type { EventLog } from "../services/EventLog.ts"
@@ -26,7 +26,7 @@ export const backendLayer = (config: RuntimeConfig, runtimeId: string): Layer.La
   const dataDir = resolve(config.runtime.data_dir)
   switch (config.runtime.backend) {
     case "process":
-      return Layer.effect(SandboxBackend, Effect.die(`process backend at ${dataDir} for ${runtimeId} is being wired in`))
+      return ProcessBackend.layer({ dataDir, runtimeId })
     case "memory":
       return sandboxMemory()
     case "docker":

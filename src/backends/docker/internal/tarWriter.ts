@@ -52,8 +52,8 @@ const headerOf = (entry: TarEntry, size: number, typeflag: string = typeflags[en
 const paxRecord = (key: string, value: string): Uint8Array => {
   const body = ` ${key}=${value}\n`
   const bodyLength = encoder.encode(body).length
-  let length = bodyLength + String(bodyLength).length
-  if (String(length).length !== String(length - bodyLength).length) length += 1
+  let length = bodyLength + 1
+  while (String(length).length + bodyLength !== length) length += 1
   return encoder.encode(`${length}${body}`)
 }
 

@@ -320,6 +320,9 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
             return yield* fail(`sandbox ${record.sandboxId} (pid ${pgid}) did not die after SIGKILL; it may be stuck in the kernel (state D)`, record.agentId)
           }
         }
+        // A child of this instance reports how it died (e.g. SIGTERM before the wrapper set its trap).
+        const deadline = Date.now() + 1000
+        while (children.has(record.sandboxId) && Date.now() < deadline) yield* Effect.sleep("5 millis")
         // Children the program left behind in its group die with it.
         yield* attempt(`cannot kill sandbox ${record.sandboxId}`, () => {
           if (processGroups().has(pgid)) signalGroup(pgid, "SIGKILL")

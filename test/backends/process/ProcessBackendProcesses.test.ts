@@ -1,5 +1,6 @@
 // Process backend behaviour only real processes show: SIGSTOP/SIGCONT, group kill, the SIGKILL
 // after the grace period, re-adoption after the layer's scope closed, privilege drop, memory limit.
+import { spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -121,7 +122,7 @@ describe("process backend processes", () => {
     const info = await Effect.runPromise(Effect.flatMap(backendA.provision(s), (i) => backendA.start(i.sandboxId)))
     const { pid } = recordOf(info.sandboxId)
     await Effect.runPromise(Scope.close(firstScope, Exit.void))
-    expect(groupStates(pid).size, "closing the layer leaves the sandbox running").toBe(1)
+    expect(groupStates(pid).has(pid), "closing the layer leaves the sandbox running").toBe(true)
 
     await run((backend) =>
       Effect.gen(function* () {
@@ -140,6 +141,36 @@ describe("process backend processes", () => {
         const event = yield* Fiber.join(exited).pipe(Effect.timeoutOption("5 seconds"))
         expect(Option.flatten(event).pipe(Option.map((e) => [e.type, e.exitCode]))).toEqual(Option.some(["exited", 5]))
         expect(yield* backend.inspect(info.sandboxId)).toMatchObject({ status: "exited", exitCode: 5 })
+        expect(groupStates(pid).size).toBe(0)
+      })
+    )
+  })
+
+  it("a sandbox survives the SIGKILL of the host that started it and is re-adopted", { timeout: 30_000 }, async () => {
+    const agentId = randomUUID()
+    const host = spawn(process.execPath, [join(import.meta.dirname, "fixtures/hostThatDies.ts"), dataDir, agentId], { stdio: ["ignore", "pipe", "inherit"] })
+    const sandboxId = await new Promise<string>((resolve, reject) => {
+      let out = ""
+      host.stdout.on("data", (d: Buffer) => {
+        out += d.toString()
+        if (out.includes("\n")) resolve(out.trim())
+      })
+      host.on("exit", (code) => reject(new Error(`the host exited early with ${code}`)))
+    })
+    const hostGone = new Promise((resolve) => host.on("exit", resolve))
+    host.kill("SIGKILL")
+    await hostGone
+    const { pid } = recordOf(sandboxId)
+    expect(groupStates(pid).has(pid), "the sandbox outlives its host").toBe(true)
+    await run((backend) =>
+      Effect.gen(function* () {
+        yield* Effect.addFinalizer(() => Effect.ignore(backend.remove(sandboxId)))
+        expect(yield* backend.inspect(sandboxId)).toMatchObject({ status: "running", agentId })
+        const attachment = yield* backend.attach(sandboxId)
+        yield* attachment.write("still here")
+        const line = yield* Stream.runHead(attachment.output).pipe(Effect.timeoutOption("5 seconds"))
+        expect(Option.flatten(line)).toEqual(Option.some({ stream: "stdout", line: "still here" }))
+        yield* backend.stop(sandboxId, { graceMs: 2000 })
         expect(groupStates(pid).size).toBe(0)
       })
     )

@@ -9,6 +9,7 @@ import { isRuntimeError } from "../domain/Errors.ts"
 import type { BackendName } from "../domain/RuntimeConfig.ts"
 import { createRuntime, type L02Runtime, type RuntimeOptions } from "../runtime/createRuntime.ts"
 import { loadConfigSync } from "../runtime/loadConfig.ts"
+import { serve } from "../http/serve.ts"
 import { runDemo } from "./demo.ts"
 
 const global = {
@@ -122,10 +123,38 @@ const exec = Command.make("exec", { ...global, agentId: idArg, input: Argument.S
   })
 ).pipe(Command.withDescription("Send input to an agent and stream its answer"))
 
+const serveCommand = Command.make(
+  "serve",
+  {
+    ...global,
+    port: Flag.Int("port").pipe(Flag.withDescription("TCP port (default http.port; 0 picks a free one)"), Flag.optional),
+    host: Flag.String("host").pipe(Flag.withDescription("interface (default http.host, 127.0.0.1)"), Flag.optional)
+  },
+  (a) =>
+    Effect.gen(function* () {
+      const runtime = yield* Effect.acquireRelease(
+        Effect.tryPromise({ try: () => createRuntime(optionsOf(a)), catch: (e) => e }),
+        (rt) => Effect.promise(() => rt.shutdown())
+      )
+      const server = yield* Effect.acquireRelease(
+        Effect.tryPromise({
+          try: () => serve({ runtime, port: Option.getOrUndefined(a.port), host: Option.getOrUndefined(a.host) }),
+          catch: (e) => e
+        }),
+        (handle) => Effect.promise(() => handle.close())
+      )
+      yield* Console.log(`L02 Agent Runtime ${runtime.runtimeId} serving on ${server.url} (backend ${runtime.config.runtime.backend}); OpenAPI at ${server.url}/openapi.json, docs at ${server.url}/docs`)
+      return yield* Effect.never
+    }).pipe(Effect.scoped)
+).pipe(
+  Command.withDescription("Serve the HTTP API (docs/http.md) until interrupted"),
+  Command.withExamples([{ command: "l02 serve --port 8080", description: "serve on 127.0.0.1:8080 with the configured backend" }])
+)
+
 /** The `l02` command tree. */
 export const l02 = Command.make("l02").pipe(
   Command.withDescription("L02 Agent Runtime: run AI agents as supervised actors in real sandboxes"),
-  Command.withSubcommands([demo, config, spawn, ls, get, suspend, resume, terminate, exec])
+  Command.withSubcommands([demo, serveCommand, config, spawn, ls, get, suspend, resume, terminate, exec])
 )
 
 const reportAndExit = (error: unknown) =>

@@ -6,13 +6,17 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Context, Effect, Exit, Fiber, Layer, Option, Scope, Stream } from "effect"
-import { afterAll, describe, expect, it } from "vitest"
+import { afterAll, afterEach, describe, expect, it } from "vitest"
 import * as ProcessBackend from "../../../src/backends/process/ProcessBackend.ts"
 import { OwnershipLabels } from "../../../src/domain/Ids.ts"
 import { SandboxBackend, type SandboxSpec } from "../../../src/services/SandboxBackend.ts"
 import { shellPrograms, trustedSpec } from "./support.ts"
 
 const dataDir = mkdtempSync(join(tmpdir(), "l02-process-"))
+const cleanups: Array<() => Promise<unknown>> = []
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) await cleanup()
+})
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }))
 
 const layer = ProcessBackend.layer({ dataDir, pollIntervalMs: 100 })
@@ -122,6 +126,7 @@ describe("process backend processes", () => {
     const info = await Effect.runPromise(Effect.flatMap(backendA.provision(s), (i) => backendA.start(i.sandboxId)))
     const { pid } = recordOf(info.sandboxId)
     await Effect.runPromise(Scope.close(firstScope, Exit.void))
+    cleanups.push(() => run((backend) => Effect.ignore(backend.remove(info.sandboxId))))
     expect(groupStates(pid).has(pid), "closing the layer leaves the sandbox running").toBe(true)
 
     await run((backend) =>
@@ -149,6 +154,7 @@ describe("process backend processes", () => {
   it("a sandbox survives the SIGKILL of the host that started it and is re-adopted", { timeout: 30_000 }, async () => {
     const agentId = randomUUID()
     const host = spawn(process.execPath, [join(import.meta.dirname, "fixtures/hostThatDies.ts"), dataDir, agentId], { stdio: ["ignore", "pipe", "inherit"] })
+    cleanups.push(async () => host.kill("SIGKILL"))
     const sandboxId = await new Promise<string>((resolve, reject) => {
       let out = ""
       host.stdout.on("data", (d: Buffer) => {
@@ -161,10 +167,11 @@ describe("process backend processes", () => {
     host.kill("SIGKILL")
     await hostGone
     const { pid } = recordOf(sandboxId)
+    // Whatever fails below, the sandbox must not outlive the test.
+    cleanups.push(() => run((backend) => Effect.ignore(backend.remove(sandboxId))))
     expect(groupStates(pid).has(pid), "the sandbox outlives its host").toBe(true)
     await run((backend) =>
       Effect.gen(function* () {
-        yield* Effect.addFinalizer(() => Effect.ignore(backend.remove(sandboxId)))
         expect(yield* backend.inspect(sandboxId)).toMatchObject({ status: "running", agentId })
         const attachment = yield* backend.attach(sandboxId)
         yield* attachment.write("still here")

@@ -203,16 +203,21 @@ export const make = (options: DockerBackendOptions = {}): Effect.Effect<SandboxB
     const stopping = new Set<string>()
     /** The previous CPU sample per sandbox, for a CPU percentage over the interval between calls. */
     const cpuSamples = new Map<string, { total: number; system: number }>()
-    let engineRuntimes: { at: number; runtimes: Readonly<Record<string, EngineRuntime>> } | undefined
+    /** What provision returned, by sandbox id, so `start` need not inspect again. */
+    const known = new Map<string, SandboxInfo>()
+    let engineRuntimes: { runtimes: Readonly<Record<string, EngineRuntime>> } | undefined
 
     const ctx = (operation: string, sandboxId?: string, agentId?: string) => ({ endpoint, operation, sandboxId, agentId })
 
-    /** The engine's runtimes, cached for a few seconds; `fresh` asks again (before failing on a missing one). */
+    /**
+     * The engine's runtimes, cached (`docker info` costs tens of milliseconds); `fresh` asks again,
+     * which `runtimeFor` does before failing on a missing runtime, so a newly registered one is seen.
+     */
     const loadRuntimes = (fresh: boolean) =>
       Effect.gen(function* () {
-        if (!fresh && engineRuntimes !== undefined && Date.now() - engineRuntimes.at < 10_000) return engineRuntimes.runtimes
+        if (!fresh && engineRuntimes !== undefined) return engineRuntimes.runtimes
         const info = yield* call(ctx("read the engine's runtimes (docker info)"), () => docker.info() as Promise<{ Runtimes?: Record<string, EngineRuntime> }>)
-        engineRuntimes = { at: Date.now(), runtimes: info.Runtimes ?? {} }
+        engineRuntimes = { runtimes: info.Runtimes ?? {} }
         return engineRuntimes.runtimes
       })
 
@@ -345,8 +350,6 @@ export const make = (options: DockerBackendOptions = {}): Effect.Effect<SandboxB
         yield* validate(spec)
         const { runtimeName, runtime } = yield* runtimeFor(spec)
         const name = containerNameOf(spec)
-        const existing = yield* findByName(name)
-        if (existing !== undefined) return yield* adopt(existing, spec)
         const { network, notes } = yield* networkFor(spec, runtimeName, runtime, name)
         const labels = { ...sandboxLabels(spec), ...(notes.length === 0 ? {} : { [notesLabel]: notes.join("\n") }) }
         const plan: ContainerPlan = { name, image: spec.image ?? defaultImage, runtimeName, network, volumeName: volumeNameOf(name), labels }
@@ -370,20 +373,22 @@ export const make = (options: DockerBackendOptions = {}): Effect.Effect<SandboxB
             return Effect.andThen(cleanup, Effect.fail(failure))
           })
         )
-        // A concurrent provision of the same agent won the name: return its container.
+        // The name is taken: the agent already has its container (provisioned before, or concurrently).
         const info = created === undefined ? yield* findByName(name) : undefined
         if (created === undefined) {
           if (info === undefined) return yield* new SpawnFailed({ message: `container ${name} was created and removed concurrently; provision again`, agentId: spec.agentId })
           return yield* adopt(info, spec)
         }
-        return {
+        const provisioned: SandboxInfo = {
           sandboxId: created.id,
           agentId: spec.agentId,
           runtimeId: spec.runtimeId,
-          status: "created" as const,
+          status: "created",
           labels,
           ...(notes.length === 0 ? {} : { notes })
         }
+        known.set(created.id, provisioned)
+        return provisioned
       })
 
     const start = (sandboxId: string): Effect.Effect<SandboxInfo, SandboxError> =>
@@ -396,7 +401,9 @@ export const make = (options: DockerBackendOptions = {}): Effect.Effect<SandboxB
             return Effect.fail(new SpawnFailed({ message: `the Docker engine could not start sandbox ${sandboxId}: ${engineMessage(error)}` }))
           })
         )
-        return infoFromInspect(yield* inspectContainer(sandboxId))
+        // Saves a round trip on the spawn path; an immediate exit still arrives as an event.
+        const cached = known.get(sandboxId)
+        return cached === undefined ? infoFromInspect(yield* inspectContainer(sandboxId)) : { ...cached, status: "running" as const }
       })
 
     const simple = (sandboxId: string, verb: string, f: (c: Docker.Container) => Promise<unknown>, okStatus?: number) =>
@@ -414,6 +421,7 @@ export const make = (options: DockerBackendOptions = {}): Effect.Effect<SandboxB
         if (existing === undefined) return
         stopping.add(existing.Id)
         cpuSamples.delete(existing.Id)
+        known.delete(existing.Id)
         yield* simple(existing.Id, "remove", (c) => c.remove({ force: true, v: true }), 404)
         const managed = existing.Config.Labels?.[OwnershipLabels.managedBy] !== undefined
         if (!managed) return

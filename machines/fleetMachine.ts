@@ -58,6 +58,8 @@ export type FleetEvent =
       readonly error: ErrorData
       /** A number in [0, 1) from the runtime's random source, for jitter. */
       readonly random?: number | undefined
+      /** The agent's own restart policy, overriding the fleet's where given. */
+      readonly policy?: Partial<Omit<FleetPolicy, "idleSuspendMs">> | undefined
     }
   | { readonly type: "fleet.agent.removed"; readonly agentId: string }
   | { readonly type: "fleet.agent.idle"; readonly agentId: string }
@@ -103,7 +105,7 @@ export const fleetMachine = setup({
       on: {
         "fleet.agent.failed": {
           actions: enqueueActions(({ context, event, enqueue }) => {
-            const { policy } = context
+            const policy = event.policy === undefined ? context.policy : { ...context.policy, ...event.policy }
             if (context.pendingRestarts[event.agentId] !== undefined) return
             const recent = [...(context.failures[event.agentId] ?? []).filter((t) => t > event.at - policy.windowMs), event.at]
             enqueue.cancel(`idle:${event.agentId}`)

@@ -61,6 +61,18 @@ export const AgentName = Schema.String.check(
 
 const envName = /^[A-Za-z_][A-Za-z0-9_]*$/
 
+/** An agent's own restart policy; omitted fields take lifecycle.* from the configuration. */
+export const RestartPolicy = Schema.Struct({
+  maxRestarts: Schema.optional(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0))),
+  windowSeconds: Schema.optional(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1))),
+  backoffInitialMs: Schema.optional(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0))),
+  backoffFactor: Schema.optional(Schema.Number.check(Schema.isGreaterThanOrEqualTo(1))),
+  backoffMaxMs: Schema.optional(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0))),
+  jitter: Schema.optional(Schema.Number.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(1)))
+})
+/** @see RestartPolicy */
+export type RestartPolicy = typeof RestartPolicy.Type
+
 /** The full request to spawn an agent. */
 export const AgentConfig = Schema.Struct({
   name: AgentName,
@@ -79,7 +91,8 @@ export const AgentConfig = Schema.Struct({
   trustLevel: Schema.optional(TrustLevel),
   resources: Schema.optional(ResourceRequest),
   sessionId: Schema.optional(Schema.String.check(Schema.isUUID())),
-  labels: Schema.optional(Labels)
+  labels: Schema.optional(Labels),
+  restartPolicy: Schema.optional(RestartPolicy)
 })
 /** @see AgentConfig */
 export type AgentConfig = typeof AgentConfig.Type

@@ -75,7 +75,8 @@ export const RuntimeConfig = Schema.Struct({
     suspend_idle_after_seconds: NonNegativeInt,
     max_concurrent_spawns: PositiveInt,
     spawn_queue_limit: NonNegativeInt,
-    checkpoint_ttl_seconds: NonNegativeInt
+    checkpoint_ttl_seconds: NonNegativeInt,
+    health_check_interval_seconds: NonNegativeInt
   }),
   docker: Schema.Struct({
     socket_path: Schema.String,

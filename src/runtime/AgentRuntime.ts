@@ -41,6 +41,7 @@ import {
   SuspendFailed
 } from "../domain/Errors.ts"
 import type { FleetStatus } from "../domain/FleetStatus.ts"
+import type { HealthStatus } from "../domain/HealthStatus.ts"
 import { OwnershipLabels } from "../domain/Ids.ts"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import { resolveSandbox } from "../domain/resolveSandbox.ts"
@@ -108,6 +109,8 @@ export interface AgentRuntimeShape {
   /** Lifecycle events as they happen (state changes and supervision decisions). */
   readonly events: Stream.Stream<LifecycleEvent>
   readonly fleetStatus: Effect.Effect<FleetStatus>
+  /** Liveness (its sandbox exists and runs or is paused) and readiness (running and idle) of an agent. */
+  readonly health: (agentId: string) => Effect.Effect<HealthStatus, RuntimeError>
   /** Resolves once every accepted transition has been written to the store. */
   readonly flush: Effect.Effect<void>
   /** The live agent actor, for inspection and tests. */
@@ -285,6 +288,18 @@ export const make = (
     const actorOptions = {
       ...(options.inspect === undefined ? {} : { inspect: options.inspect }),
       ...(options.clock === undefined ? {} : { clock: options.clock })
+    }
+    const policyOf = (c: AgentConfig): Partial<FleetPolicy> | undefined => {
+      const p = c.restartPolicy
+      if (p === undefined) return undefined
+      return {
+        ...(p.maxRestarts === undefined ? {} : { maxRestarts: p.maxRestarts }),
+        ...(p.windowSeconds === undefined ? {} : { windowMs: p.windowSeconds * 1000 }),
+        ...(p.backoffInitialMs === undefined ? {} : { backoffInitialMs: p.backoffInitialMs }),
+        ...(p.backoffFactor === undefined ? {} : { backoffFactor: p.backoffFactor }),
+        ...(p.backoffMaxMs === undefined ? {} : { backoffMaxMs: p.backoffMaxMs }),
+        ...(p.jitter === undefined ? {} : { backoffJitter: p.jitter })
+      }
     }
     const fleet = createActor(fleetMachine, { ...actorOptions, input: { policy }, systemId: "fleet" })
     fleet.subscribe({ error: (error) => reportDefect("fleet", error) })
@@ -513,7 +528,14 @@ export const make = (
       persist(h, events)
       // supervision
       if (state === "failed" && from !== "failed" && (from === "running" || from === "suspended")) {
-        fleet.send({ type: "fleet.agent.failed", agentId: h.agentId, at: now(), error: context.lastError ?? unknownError, random: random() })
+        fleet.send({
+          type: "fleet.agent.failed",
+          agentId: h.agentId,
+          at: now(),
+          error: context.lastError ?? unknownError,
+          random: random(),
+          policy: policyOf(h.config)
+        })
       }
       if (state === "running" && activity === "idle" && (from !== "running" || fromActivity !== "idle")) {
         fleet.send({ type: "fleet.agent.idle", agentId: h.agentId })
@@ -910,6 +932,57 @@ export const make = (
       Effect.forkIn(scope)
     )
 
+    // ---- liveness ----------------------------------------------------------------------------------
+    // Events can be missed (an engine restart, a dropped stream); a periodic look at the sandboxes
+    // this runtime owns catches every sandbox that vanished or exited while its agent ran.
+    let lastCheckAt: string | undefined
+    const seen = new Map<string, string>()
+    const reconcile = Effect.gen(function* () {
+      const expected = new Map<string, string>()
+      for (const h of agents.values()) {
+        const sandboxId = h.lastContext.sandboxId
+        if (sandboxId !== undefined && (h.state === "running" || h.state === "suspended")) expected.set(h.agentId, sandboxId)
+      }
+      const owned = yield* backend.list({ [OwnershipLabels.runtimeId]: options.runtimeId })
+      const byId = new Map(owned.map((info) => [info.sandboxId, info]))
+      seen.clear()
+      for (const info of owned) seen.set(info.sandboxId, info.status)
+      for (const [agentId, sandboxId] of expected) {
+        const h = agents.get(agentId)
+        // Only judge agents whose sandbox did not change while we looked.
+        if (h === undefined || h.lastContext.sandboxId !== sandboxId || (h.state !== "running" && h.state !== "suspended")) continue
+        const info = byId.get(sandboxId)
+        if (info === undefined || info.status === "exited" || info.status === "removed") {
+          onSandboxEvent({ sandboxId, agentId, type: info?.oomKilled === true ? "oom" : "exited", exitCode: info?.exitCode })
+        }
+      }
+      lastCheckAt = iso()
+    })
+    if (lifecycle.health_check_interval_seconds > 0) {
+      yield* reconcile.pipe(
+        Effect.catchCause(() => Effect.void),
+        Effect.delay(`${lifecycle.health_check_interval_seconds} seconds`),
+        Effect.forever,
+        Effect.forkIn(scope)
+      )
+    }
+
+    const health = (agentId: string): Effect.Effect<HealthStatus, RuntimeError> =>
+      Effect.gen(function* () {
+        const instance = yield* getState(agentId)
+        const status = instance.sandboxId === undefined ? undefined : seen.get(instance.sandboxId)
+        const inState = instance.state === "running" || instance.state === "suspended"
+        const live = inState && (lastCheckAt === undefined || status === "running" || status === "paused" || status === undefined)
+        const ready = instance.state === "running" && instance.activity === "idle" && live
+        return {
+          agentId,
+          live,
+          ready,
+          checkedAt: lastCheckAt ?? iso(),
+          ...(ready ? {} : { reason: instance.lastError?.message ?? `agent is ${instance.activity === undefined ? instance.state : `${instance.state} (${instance.activity})`}` })
+        }
+      })
+
     // ---- recovery ----------------------------------------------------------------------------------
     const stored = yield* store.listAgents({ runtimeId: options.runtimeId })
     for (const r of stored) {
@@ -1006,6 +1079,7 @@ export const make = (
       execute,
       events: Stream.fromPubSub(hub),
       fleetStatus,
+      health,
       flush: Effect.promise(allWritten),
       actorOf: (agentId) => {
         const h = agents.get(agentId)

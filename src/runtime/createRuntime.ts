@@ -13,6 +13,7 @@ import type { agentMachine } from "../../machines/agentMachine.ts"
 import type { AgentInstance, SpawnResult } from "../domain/AgentInstance.ts"
 import type { AgentState } from "../domain/AgentState.ts"
 import type { FleetStatus } from "../domain/FleetStatus.ts"
+import type { HealthStatus } from "../domain/HealthStatus.ts"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import type { BackendName, RuntimeConfig } from "../domain/RuntimeConfig.ts"
 import type { CheckpointStore } from "../services/CheckpointStore.ts"
@@ -64,6 +65,8 @@ export interface L02Runtime {
   /** Lifecycle events from now on, as an async iterable. */
   readonly events: () => AsyncIterable<LifecycleEvent>
   readonly fleetStatus: () => Promise<FleetStatus>
+  /** Liveness and readiness of an agent. */
+  readonly health: (agentId: string) => Promise<HealthStatus>
   /** The live XState actor of an agent (for inspection), if it is live. */
   readonly actorOf: (agentId: string) => Actor<typeof agentMachine> | undefined
   /** Stops every actor and closes the store. Agents' sandboxes keep running and are re-adopted next start. */
@@ -140,6 +143,7 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
     execute: (agentId, input, opts) => Stream.toAsyncIterable(core.execute(agentId, input, opts)),
     events: () => Stream.toAsyncIterable(core.events),
     fleetStatus: () => run(core.fleetStatus),
+    health: (agentId) => run(core.health(agentId)),
     actorOf: (agentId) => {
       const found = core.actorOf(agentId)
       return found._tag === "Some" ? found.value : undefined

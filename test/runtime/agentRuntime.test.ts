@@ -275,6 +275,27 @@ describe("supervision", () => {
   })
 })
 
+describe("liveness", () => {
+  it("notices a sandbox removed behind its back, reports the agent unhealthy, and restarts it", async () => {
+    const { runtime, services } = await setup({ config: { lifecycle: { health_check_interval_seconds: 1, restart_backoff_initial_ms: 10 } } })
+    const { agentId, sandboxId } = await runtime.spawn(agent)
+    expect(await runtime.health(agentId)).toMatchObject({ live: true, ready: true })
+    await services.run(({ backend }) => backend.remove(sandboxId!))
+    await eventually(async () => expect((await runtime.getState(agentId)).restartCount).toBe(1), 5000)
+    await eventually(async () => expect(await runtime.getState(agentId)).toMatchObject({ state: "running" }))
+    expect((await runtime.getState(agentId)).sandboxId).not.toBe(sandboxId)
+    expect(await runtime.health(agentId)).toMatchObject({ live: true, ready: true })
+  })
+
+  it("honours an agent's own restart policy (maxRestarts 0: escalate at the first failure)", async () => {
+    const { runtime, services } = await setup()
+    const { agentId, sandboxId } = await runtime.spawn({ ...agent, restartPolicy: { maxRestarts: 0 } })
+    await services.run(({ backend }) => Effect_scoped(backend.attach(sandboxId!), (a) => a.write("exit 9")))
+    await eventually(async () => expect((await runtime.getState(agentId)).lastError).toMatchObject({ code: "E2025" }))
+    expect(await runtime.health(agentId)).toMatchObject({ live: false, ready: false, reason: expect.stringContaining("max_restart_count 0") })
+  })
+})
+
 describe("recovery", () => {
   it("reloads agents from the store after a restart and keeps operating them", async () => {
     const { runtime, services, restart } = await setup()

@@ -105,9 +105,10 @@ describe.skipIf(!dockerEnabled)("Docker backend: escape attempts fail inside the
           // The Sentry could not get more host threads: the sandbox ends, the host is untouched.
           expect(result.info.status).toBe("exited")
         } else {
-          expect(result.bomb.stderr).toMatch(/fork|Resource temporarily unavailable|Cannot allocate/i)
-          expect(result.info.status).toBe("running")
-          expect(result.stats?.pids).toBeLessThanOrEqual(limit)
+          // The fork fails inside ("can't fork: Resource temporarily unavailable"); the sandbox lives on at the limit.
+          expect(result.info.status, result.bomb.stderr).toBe("running")
+          expect(result.stats?.pids, result.bomb.stderr).toBeGreaterThan(limit / 2)
+          expect(result.stats?.pids, result.bomb.stderr).toBeLessThanOrEqual(limit)
         }
       })
 

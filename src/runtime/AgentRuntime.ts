@@ -1010,6 +1010,8 @@ export const make = (
       }
       agents.set(h.agentId, h)
       startActor(h, saved?.machine)
+      // A spawn acknowledged as accepted but not yet started when the previous host died: start it now.
+      if (h.state === "pending") live_(h).send({ type: "agent.spawn" })
       const sandboxId = h.lastContext.sandboxId
       if (sandboxId !== undefined && (h.state === "running" || h.state === "suspended")) {
         const info = yield* backend.inspect(sandboxId).pipe(

@@ -30,7 +30,7 @@ const allowed: Record<string, { layers: Array<string>; forbidPackages?: RegExp }
   runtime: { layers: ["domain", "machines", "services", "runtime", "composition"] },
   composition: { layers: ["domain", "machines", "services", "runtime", "backends", "store"] },
   agent: { layers: [] },
-  cli: { layers: ["domain", "runtime", "cli", "index", "http"] },
+  cli: { layers: ["domain", "runtime", "composition", "cli", "index", "http"] },
   http: { layers: ["domain", "runtime", "http", "index"] },
   index: { layers: ["domain", "machines", "services", "runtime", "index"] }
 }

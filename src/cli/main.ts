@@ -8,6 +8,7 @@ import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { isRuntimeError } from "../domain/Errors.ts"
 import type { BackendName } from "../domain/RuntimeConfig.ts"
 import { createRuntime, type L02Runtime, type RuntimeOptions } from "../runtime/createRuntime.ts"
+import { buildAgentImage } from "../runtime/liveLayer.ts"
 import { loadConfigSync } from "../runtime/loadConfig.ts"
 import { serve } from "../http/serve.ts"
 import { runDemo } from "./demo.ts"
@@ -151,10 +152,30 @@ const serveCommand = Command.make(
   Command.withExamples([{ command: "l02 serve --port 8080", description: "serve on 127.0.0.1:8080 with the configured backend" }])
 )
 
+const imageBuild = Command.make(
+  "build",
+  {
+    ...global,
+    busybox: Flag.String("busybox").pipe(Flag.withDescription("static busybox binary (default /bin/busybox from busybox-static)"), Flag.optional),
+    tag: Flag.String("tag").pipe(Flag.withDescription("image tag (default docker.default_image)"), Flag.optional)
+  },
+  (a) =>
+    Effect.gen(function* () {
+      const config = yield* Effect.try({ try: () => loadConfigSync({ file: Option.getOrUndefined(a.config), env: process.env }), catch: (e) => e })
+      const built = yield* buildAgentImage(config, { busyboxPath: Option.getOrUndefined(a.busybox), tag: Option.getOrUndefined(a.tag) })
+      yield* print(a, built, () => `built ${built.tag} (${built.imageId.slice(0, 19)}, ${built.applets} busybox applets)`)
+    })
+).pipe(Command.withDescription("Build the default agent image offline from a static busybox"))
+
+const image = Command.make("image").pipe(
+  Command.withDescription("Agent images"),
+  Command.withSubcommands([imageBuild])
+)
+
 /** The `l02` command tree. */
 export const l02 = Command.make("l02").pipe(
   Command.withDescription("L02 Agent Runtime: run AI agents as supervised actors in real sandboxes"),
-  Command.withSubcommands([demo, serveCommand, config, spawn, ls, get, suspend, resume, terminate, exec])
+  Command.withSubcommands([demo, serveCommand, config, spawn, ls, get, suspend, resume, terminate, exec, image])
 )
 
 const reportAndExit = (error: unknown) =>

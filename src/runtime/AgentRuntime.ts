@@ -90,8 +90,8 @@ export interface AgentRuntimeOptions {
   readonly now?: (() => number) | undefined
   /** Random source in [0, 1), used for backoff jitter. */
   readonly random?: (() => number) | undefined
-  /** Default command when an AgentConfig names none (backend-specific). */
-  readonly defaultCommand?: ReadonlyArray<string> | undefined
+  /** The command of an agent whose config names none (backend-specific; may depend on its image). */
+  readonly defaultCommand?: ((config: AgentConfig) => ReadonlyArray<string> | undefined) | undefined
   /** Backoff jitter fraction for restarts (default 0.1). */
   readonly backoffJitter?: number | undefined
 }
@@ -343,7 +343,7 @@ export const make = (
       runtimeId: options.runtimeId,
       name: h.config.name,
       image: h.config.image,
-      command: h.config.command ?? options.defaultCommand,
+      command: h.config.command ?? options.defaultCommand?.(h.config),
       env: { ...h.config.env, L02_AGENT_ID: h.agentId, L02_SESSION_ID: h.sessionId },
       labels: {
         ...h.config.labels,

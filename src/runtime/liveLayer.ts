@@ -5,8 +5,11 @@
 import { resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect, Layer } from "effect"
+import * as AgentImage from "../backends/docker/AgentImage.ts"
 import * as DockerBackend from "../backends/docker/DockerBackend.ts"
 import * as ProcessBackend from "../backends/process/ProcessBackend.ts"
+import type { AgentConfig } from "../domain/AgentConfig.ts"
+import type { SandboxError } from "../domain/Errors.ts"
 import type { RuntimeConfig } from "../domain/RuntimeConfig.ts"
 import type { CheckpointStore } from "../services/CheckpointStore.ts"
 import type { EventLog } from "../services/EventLog.ts"
@@ -18,8 +21,20 @@ import * as Store from "../store/Store.ts"
 export const echoAgentPath: string = fileURLToPath(new URL("../agent/echoAgent.mjs", import.meta.url))
 
 /** The command an agent runs when its config names none, per backend. */
-export const defaultCommandFor = (config: RuntimeConfig): ReadonlyArray<string> | undefined =>
-  config.runtime.backend === "process" ? [process.execPath, echoAgentPath] : undefined
+export const defaultCommandFor =
+  (config: RuntimeConfig) =>
+  (agent: AgentConfig): ReadonlyArray<string> | undefined => {
+    switch (config.runtime.backend) {
+      case "process":
+        return [process.execPath, echoAgentPath]
+      case "docker":
+      case "kubernetes":
+        // The default agent image's JSON-lines agent (`l02 image build`); an image of the user's runs its own CMD.
+        return agent.image === undefined ? ["/bin/l02-agent"] : undefined
+      case "memory":
+        return ["l02-agent"]
+    }
+  }
 
 /** The sandbox backend the configuration names. */
 export const backendLayer = (config: RuntimeConfig, runtimeId: string): Layer.Layer<SandboxBackend, unknown> => {
@@ -30,12 +45,7 @@ export const backendLayer = (config: RuntimeConfig, runtimeId: string): Layer.La
     case "memory":
       return sandboxMemory()
     case "docker":
-      return DockerBackend.layer({
-        socketPath: config.docker.socket_path,
-        defaultImage: config.docker.default_image,
-        runtimes: config.docker.runtimes,
-        networkFallback: config.docker.network_fallback
-      })
+      return DockerBackend.layer(DockerBackend.optionsFromConfig(config.docker))
     case "kubernetes":
       return Layer.effect(SandboxBackend, Effect.die(`backend ${config.runtime.backend} is being wired in`))
   }
@@ -50,3 +60,14 @@ export const liveLayer = (
     backendLayer(config, runtimeId),
     Store.layer({ url: config.store.url, pglite: config.store.pglite, dataDir: resolve(config.runtime.data_dir) })
   )
+
+/** Builds the default agent image offline on the configured Docker engine (`l02 image build`). */
+export const buildAgentImage = (
+  config: RuntimeConfig,
+  options: { readonly busyboxPath?: string | undefined; readonly tag?: string | undefined } = {}
+): Effect.Effect<AgentImage.AgentImageBuilt, SandboxError> =>
+  AgentImage.buildAgentImage({
+    docker: DockerBackend.dockerClient({ socketPath: config.docker.socket_path }),
+    busyboxPath: options.busyboxPath,
+    tag: options.tag ?? config.docker.default_image
+  })

@@ -41,6 +41,34 @@ while IFS= read -r line; do
 done
 `
 
+/**
+ * `/bin/l02-agent`: the runtime's JSON-lines protocol (docs/protocol.md) in busybox sh. For each
+ * `{"type":"input","id":...,"input":...}` line it answers `{"type":"output","id":...,"text":"echo: ..."}`
+ * and `{"type":"done","id":...}`; the line `exit N` exits with N; SIGTERM exits with 143.
+ */
+export const agentProgramScript = `#!/bin/sh
+trap 'exit 143' TERM INT
+turn=0
+while IFS= read -r line; do
+  case "$line" in
+    "exit "*)
+      code="\${line#exit }"
+      case "$code" in
+        ''|*[!0-9]*) ;;
+        *) exit "$code" ;;
+      esac
+      ;;
+    *'"type":"input"'*)
+      turn=$((turn + 1))
+      id=$(printf '%s' "$line" | sed -n 's/.*"id":"\\([^"]*\\)".*/\\1/p')
+      input=$(printf '%s' "$line" | sed -n 's/.*"input":\\(.*\\)}$/\\1/p' | sed 's/^"//; s/"$//; s/\\\\/\\\\\\\\/g; s/"/\\\\"/g')
+      printf '{"type":"output","id":"%s","text":"echo: %s","turn":%s,"agentId":"%s"}\\n' "$id" "$input" "$turn" "$L02_AGENT_ID"
+      printf '{"type":"done","id":"%s"}\\n' "$id"
+      ;;
+  esac
+done
+`
+
 const encoder = new TextEncoder()
 
 /** The applets a busybox binary provides, from `busybox --list`. */
@@ -61,6 +89,7 @@ export const agentRootfs = (busybox: Uint8Array, applets: ReadonlyArray<string>)
     { path: "bin/busybox", type: "file", data: busybox, mode: 0o755 },
     ...applets.map((applet): TarEntry => ({ path: `bin/${applet}`, type: "symlink", linkTarget: "busybox", mode: 0o777 })),
     { path: "bin/l02-echo", type: "file", data: encoder.encode(echoProgramScript), mode: 0o755 },
+    { path: "bin/l02-agent", type: "file", data: encoder.encode(agentProgramScript), mode: 0o755 },
     { path: "usr", type: "directory", mode: 0o755 },
     { path: "usr/bin", type: "directory", mode: 0o755 },
     { path: "usr/bin/env", type: "symlink", linkTarget: "/bin/busybox", mode: 0o777 },

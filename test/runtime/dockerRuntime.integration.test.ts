@@ -1,0 +1,111 @@
+// The runtime on a real Docker engine: lifecycle, execute through the image's agent, checkpoints,
+// restarts after an outside kill, and re-attachment after a runtime restart. Gated by L02_TEST_DOCKER.
+import { Context, Effect, Exit, Layer, Scope, Stream } from "effect"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { buildAgentImage } from "../../src/backends/docker/AgentImage.ts"
+import * as DockerBackend from "../../src/backends/docker/DockerBackend.ts"
+import { OwnershipLabels } from "../../src/domain/Ids.ts"
+import { createRuntime, type L02Runtime } from "../../src/runtime/createRuntime.ts"
+import { layerMemory as checkpointMemory } from "../../src/services/CheckpointStore.ts"
+import { layerMemory as eventLogMemory } from "../../src/services/EventLog.ts"
+import { SandboxBackend } from "../../src/services/SandboxBackend.ts"
+import { layerMemory as stateMemory } from "../../src/services/StateStore.ts"
+import { dockerEnabled, testDocker } from "../backends/docker/dockerTestSupport.ts"
+import { eventually } from "./support.ts"
+
+const docker = testDocker()
+const runtimeId = `rt-docker-${process.pid}`
+
+describe.skipIf(!dockerEnabled)("runtime on Docker", () => {
+  let scope: Scope.Closeable
+  let context: Context.Context<SandboxBackend | import("../../src/services/StateStore.ts").StateStore>
+  let runtime: L02Runtime
+  const start = (config: Record<string, Record<string, unknown>> = {}) =>
+    createRuntime({
+      layer: Layer.succeedContext(context) as never,
+      env: {},
+      config: { runtime: { runtime_id: runtimeId, hibernate_idle_after_seconds: 0 }, store: { pglite: "memory" }, ...config }
+    })
+  const backend = () => Context.get(context, SandboxBackend)
+
+  beforeAll(async () => {
+    await Effect.runPromise(buildAgentImage({ docker, busyboxPath: process.env.L02_BUSYBOX ?? "/bin/busybox" }))
+    scope = Effect.runSync(Scope.make())
+    context = (await Effect.runPromise(
+      Layer.buildWithScope(Layer.mergeAll(DockerBackend.layer({ docker }), stateMemory, checkpointMemory, eventLogMemory), scope)
+    )) as never
+  }, 120_000)
+
+  afterAll(async () => {
+    await runtime?.shutdown()
+    for (const info of await Effect.runPromise(backend().list({ [OwnershipLabels.runtimeId]: runtimeId }))) {
+      await Effect.runPromise(Effect.ignore(backend().remove(info.sandboxId)))
+    }
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+  }, 60_000)
+
+  it("runs the whole lifecycle: spawn, execute, pause, checkpoint with the workspace, restore, terminate", async () => {
+    runtime = await start({
+      lifecycle: { graceful_shutdown_seconds: 2 },
+      sandbox: { trust_runtime_classes: { TRUSTED: "runc", STANDARD: "gvisor", UNTRUSTED: "kata", CONFIDENTIAL: "kata-cc" } }
+    })
+    const { agentId, sandboxId } = await runtime.spawn({ name: "docker-agent", trustLevel: "TRUSTED", command: ["/bin/l02-agent"] })
+    const answer: Array<unknown> = []
+    for await (const e of runtime.execute(agentId, "hello docker")) answer.push(e)
+    expect(answer[0]).toMatchObject({ type: "output", data: { text: "echo: hello docker", agentId } })
+    expect(answer.at(-1)).toMatchObject({ type: "done" })
+
+    await runtime.suspend(agentId)
+    expect((await docker.getContainer(sandboxId!).inspect()).State.Paused).toBe(true)
+    await runtime.resume(agentId)
+    expect((await docker.getContainer(sandboxId!).inspect()).State.Running).toBe(true)
+
+    await Effect.runPromise(
+      Stream.runDrain(backend().exec(sandboxId!, { command: ["sh", "-c", "echo kept > /workspace/notes.txt"], timeoutMs: 10_000, maxOutputBytes: 1000 }))
+    )
+    const checkpointId = await runtime.suspend(agentId, { checkpoint: true })
+    await expect(docker.getContainer(sandboxId!).inspect()).rejects.toMatchObject({ statusCode: 404 })
+    await runtime.resume(agentId, checkpointId)
+    const restored = await runtime.getState(agentId)
+    expect(restored.sandboxId).not.toBe(sandboxId)
+    const chunks = await Effect.runPromise(
+      Stream.runCollect(backend().exec(restored.sandboxId!, { command: ["cat", "/workspace/notes.txt"], timeoutMs: 10_000, maxOutputBytes: 1000 }))
+    )
+    expect(chunks.filter((c) => c._tag === "stdout").map((c) => (c as { data: string }).data).join("")).toBe("kept\n")
+
+    await runtime.terminate(agentId)
+    expect(await Effect.runPromise(backend().list({ [OwnershipLabels.agentId]: agentId }))).toEqual([])
+  }, 120_000)
+
+  it("restarts a container killed from outside with backoff, then gives up with E2025", async () => {
+    const { agentId } = await runtime.spawn({
+      name: "killed",
+      trustLevel: "TRUSTED",
+      restartPolicy: { maxRestarts: 1, backoffInitialMs: 200, jitter: 0 }
+    })
+    const first = (await runtime.getState(agentId)).sandboxId!
+    await docker.getContainer(first).kill()
+    await eventually(async () => expect(await runtime.getState(agentId)).toMatchObject({ state: "running", restartCount: 1 }), 30_000)
+    const second = (await runtime.getState(agentId)).sandboxId!
+    expect(second).not.toBe(first)
+    await docker.getContainer(second).kill()
+    await eventually(async () => expect((await runtime.getState(agentId)).lastError).toMatchObject({ code: "E2025" }), 30_000)
+    expect((await runtime.getState(agentId)).state).toBe("failed")
+    await runtime.terminate(agentId)
+    expect(await Effect.runPromise(backend().list({ [OwnershipLabels.agentId]: agentId }))).toEqual([])
+  }, 120_000)
+
+  it("re-attaches to its containers after a restart and reaps the ones nobody owns", async () => {
+    const { agentId, sandboxId } = await runtime.spawn({ name: "survivor", trustLevel: "TRUSTED", command: ["/bin/l02-agent"] })
+    const orphan = await runtime.spawn({ name: "orphan", trustLevel: "TRUSTED" })
+    await runtime.shutdown()
+    await Effect.runPromise(Context.get(context, (await import("../../src/services/StateStore.ts")).StateStore).deleteAgent(orphan.agentId))
+    runtime = await start()
+    expect(await runtime.getState(agentId)).toMatchObject({ state: "running", sandboxId })
+    await expect(docker.getContainer(orphan.sandboxId!).inspect()).rejects.toMatchObject({ statusCode: 404 })
+    const answer: Array<unknown> = []
+    for await (const e of runtime.execute(agentId, "still here")) answer.push(e)
+    expect(answer.at(-1)).toMatchObject({ type: "done" })
+    await runtime.terminate(agentId)
+  }, 120_000)
+})

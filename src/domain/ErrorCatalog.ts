@@ -45,7 +45,17 @@ const entries = [
   ["E2048", "SandboxOomKilled", "sandbox", true, "sandbox killed for exceeding its memory limit"],
   ["E2060", "StoreFailed", "store", true, "state store operation failed"],
   ["E2061", "CheckpointNotFound", "store", false, "checkpoint not found"],
-  ["E2062", "CheckpointCorrupt", "store", false, "checkpoint corrupt or expired"]
+  ["E2062", "CheckpointCorrupt", "store", false, "checkpoint corrupt or expired"],
+  ["E2080", "ModelRequestFailed", "execution", true, "model request failed (server error, timeout, network)"],
+  ["E2081", "ModelRequestRejected", "execution", false, "model request rejected (key, model or request invalid)"],
+  ["E2082", "ModelRateLimited", "execution", true, "model provider rate limit reached"],
+  ["E2083", "ModelResponseInvalid", "execution", true, "model response malformed"],
+  ["E2084", "TokenBudgetExceeded", "execution", true, "agent's hourly token budget exhausted"],
+  ["E2085", "ContextWindowExceeded", "execution", false, "conversation does not fit the model's context window"],
+  ["E2086", "ToolFailed", "execution", true, "tool failed or timed out"],
+  ["E2087", "ToolInputInvalid", "execution", false, "tool input invalid"],
+  ["E2088", "ToolNotAllowed", "execution", false, "tool unknown or not allowed for this agent"],
+  ["E2089", "MaxStepsExceeded", "execution", false, "agent loop reached its step limit without a final answer"]
 ] as const
 
 /** Every code the runtime can raise. */

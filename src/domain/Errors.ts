@@ -137,6 +137,59 @@ export class CheckpointCorrupt extends Schema.TaggedError<CheckpointCorrupt>()("
   readonly code = "E2062" as const
 }
 
+/** E2080: the model request failed after its retries: server error (5xx), timeout or network; `status` when HTTP. */
+export class ModelRequestFailed extends Schema.TaggedError<ModelRequestFailed>()("ModelRequestFailed", {
+  ...fields,
+  status: Schema.optional(Schema.Number)
+}) {
+  readonly code = "E2080" as const
+}
+/** E2081: the provider refused the request (401/403 key, 404 model, 400/422 request); retrying will not help. */
+export class ModelRequestRejected extends Schema.TaggedError<ModelRequestRejected>()("ModelRequestRejected", {
+  ...fields,
+  status: Schema.optional(Schema.Number)
+}) {
+  readonly code = "E2081" as const
+}
+/** E2082: the provider's rate limit (429) held after the retries; `retryAfterMs` is the provider's hint. */
+export class ModelRateLimited extends Schema.TaggedError<ModelRateLimited>()("ModelRateLimited", {
+  ...fields,
+  retryAfterMs: Schema.optional(Schema.Number)
+}) {
+  readonly code = "E2082" as const
+}
+/** E2083: the provider's answer could not be understood (malformed stream, tool arguments not JSON). */
+export class ModelResponseInvalid extends Schema.TaggedError<ModelResponseInvalid>()("ModelResponseInvalid", fields) {
+  readonly code = "E2083" as const
+}
+/** E2084: the call would exceed the agent's tokens_per_hour; refused before it was sent. */
+export class TokenBudgetExceeded extends Schema.TaggedError<TokenBudgetExceeded>()("TokenBudgetExceeded", {
+  ...fields,
+  retryAfterMs: Schema.optional(Schema.Number)
+}) {
+  readonly code = "E2084" as const
+}
+/** E2085: even the system prompt and the latest turn do not fit the model's context window. */
+export class ContextWindowExceeded extends Schema.TaggedError<ContextWindowExceeded>()("ContextWindowExceeded", fields) {
+  readonly code = "E2085" as const
+}
+/** E2086: a tool failed to run or timed out (sandbox error, MCP server unreachable); `key` names the tool. */
+export class ToolFailed extends Schema.TaggedError<ToolFailed>()("ToolFailed", fields) {
+  readonly code = "E2086" as const
+}
+/** E2087: a tool's input does not match its schema, or names a path outside /workspace; `key` names the tool. */
+export class ToolInputInvalid extends Schema.TaggedError<ToolInputInvalid>()("ToolInputInvalid", fields) {
+  readonly code = "E2087" as const
+}
+/** E2088: the model called a tool that does not exist or is not on the agent's allowlist; `key` names it. */
+export class ToolNotAllowed extends Schema.TaggedError<ToolNotAllowed>()("ToolNotAllowed", fields) {
+  readonly code = "E2088" as const
+}
+/** E2089: the agent loop took `maxSteps` model turns without reaching a final answer. */
+export class MaxStepsExceeded extends Schema.TaggedError<MaxStepsExceeded>()("MaxStepsExceeded", fields) {
+  readonly code = "E2089" as const
+}
+
 /** Any expected failure of the runtime. */
 export type RuntimeError =
   | ConfigInvalid
@@ -166,6 +219,16 @@ export type RuntimeError =
   | StoreFailed
   | CheckpointNotFound
   | CheckpointCorrupt
+  | ModelRequestFailed
+  | ModelRequestRejected
+  | ModelRateLimited
+  | ModelResponseInvalid
+  | TokenBudgetExceeded
+  | ContextWindowExceeded
+  | ToolFailed
+  | ToolInputInvalid
+  | ToolNotAllowed
+  | MaxStepsExceeded
 
 /** Errors a sandbox backend may raise. */
 export type SandboxError =
@@ -219,7 +282,17 @@ const constructors: Record<ErrorCode, (data: { message: string; agentId?: string
   E2048: (d) => new SandboxOomKilled(d),
   E2060: (d) => new StoreFailed(d),
   E2061: (d) => new CheckpointNotFound(d),
-  E2062: (d) => new CheckpointCorrupt(d)
+  E2062: (d) => new CheckpointCorrupt(d),
+  E2080: (d) => new ModelRequestFailed(d),
+  E2081: (d) => new ModelRequestRejected(d),
+  E2082: (d) => new ModelRateLimited(d),
+  E2083: (d) => new ModelResponseInvalid(d),
+  E2084: (d) => new TokenBudgetExceeded(d),
+  E2085: (d) => new ContextWindowExceeded(d),
+  E2086: (d) => new ToolFailed(d),
+  E2087: (d) => new ToolInputInvalid(d),
+  E2088: (d) => new ToolNotAllowed(d),
+  E2089: (d) => new MaxStepsExceeded(d)
 }
 
 /** Rebuilds a throwable error from its plain data (e.g. from a machine's context). */

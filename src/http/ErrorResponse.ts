@@ -39,7 +39,19 @@ export const statusOfCode: Readonly<Record<ErrorCode, number>> = {
   E2048: 502,
   E2060: 503,
   E2061: 404,
-  E2062: 409
+  E2062: 409,
+  // The model provider failed or refused while doing what was asked: an upstream failure.
+  E2080: 502,
+  E2081: 502,
+  E2082: 503,
+  E2083: 502,
+  // The agent's own hourly token budget: the same request may succeed later.
+  E2084: 429,
+  E2085: 400,
+  E2086: 502,
+  E2087: 400,
+  E2088: 400,
+  E2089: 409
 }
 
 /** An error ready to be sent: its status and body. */

@@ -23,13 +23,19 @@ results.idleHeap = {
 targets.push({ name: "heap bytes per idle agent at 10,000 (the runtime's own: handle, snapshot, fleet timer)", value: runtimeShare, target: "<= 8192", ok: runtimeShare <= 8192 })
 targets.push({ name: "heap bytes per idle agent at 10,000 (all, incl. the in-memory backend's fake sandbox)", value: heap.heapBytesPerIdleAgent, target: "(reported)", ok: true })
 
-const extra = process.env.L02_BENCH_DOCKER === "0" ? [] : ["./docker.ts"]
-for (const module of extra) {
+// Docker: the backend and the full runtime against raw dockerode, when an engine answers.
+if (process.env.L02_BENCH_DOCKER !== "0") {
   try {
-    const m = (await import(module)) as { benchDocker?: (o: Record<string, unknown>) => Promise<Record<string, unknown>> }
-    if (m.benchDocker !== undefined) results.docker = await m.benchDocker({})
+    const { benchDocker } = await import("./docker.ts")
+    const { benchDockerRuntime } = await import("./dockerRuntime.ts")
+    results.dockerBackend = await benchDocker({})
+    const runtimeDocker = (await benchDockerRuntime({})) as { ratios: { spawnP50: number; suspendResumeP50: number; burstWall: number }; burst: number }
+    results.dockerRuntime = runtimeDocker
+    targets.push({ name: "docker: runtime spawn p50 / raw create+start p50", value: runtimeDocker.ratios.spawnP50, target: "<= 1.10", ok: runtimeDocker.ratios.spawnP50 <= 1.1 })
+    targets.push({ name: "docker: runtime suspend+resume p50 / raw pause+unpause p50", value: runtimeDocker.ratios.suspendResumeP50, target: "<= 1.2", ok: runtimeDocker.ratios.suspendResumeP50 <= 1.2 })
+    targets.push({ name: `docker: ${runtimeDocker.burst} concurrent runtime spawns / raw parallel (wall)`, value: runtimeDocker.ratios.burstWall, target: "<= 1.15", ok: runtimeDocker.ratios.burstWall <= 1.15 })
   } catch (error) {
-    results.docker = { skipped: String((error as Error).message ?? error) }
+    results.docker = { skipped: `no Docker engine answered or the agent image is missing (${String((error as Error).message ?? error)}); run .ci/setup-docker.sh and l02 image build` }
   }
 }
 

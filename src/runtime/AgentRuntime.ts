@@ -486,8 +486,11 @@ export const make = (
             }),
           beforeEffect
         ),
-        suspendSandbox: fromEffect(services, suspendSandbox, beforeEffect),
-        resumeSandbox: fromEffect(services, resumeSandbox, beforeEffect),
+        // Pausing and unpausing are reversible and reconciled at recovery (a paused sandbox of a running
+        // agent is unpaused, a running sandbox of a suspended agent paused), so they need not wait for
+        // the intent to be written; checkpoints and restores do.
+        suspendSandbox: fromEffect(services, suspendSandbox, (input) => (input.checkpoint ? beforeEffect(input) : Promise.resolve())),
+        resumeSandbox: fromEffect(services, resumeSandbox, (input) => (input.sandboxId === undefined ? beforeEffect(input) : Promise.resolve())),
         stopSandbox: fromEffect(services, stopSandbox, beforeEffect)
       }
     })
@@ -1019,6 +1022,11 @@ export const make = (
           Effect.catchTag("SandboxNotFound", () => Effect.succeed(Option.none()))
         )
         const gone = Option.isNone(info) || info.value.status === "exited" || info.value.status === "removed"
+        if (!gone && info.value.status === "paused" && h.state === "running") {
+          yield* Effect.ignore(backend.unpause(sandboxId))
+        } else if (!gone && info.value.status === "running" && h.state === "suspended") {
+          yield* Effect.ignore(backend.pause(sandboxId))
+        }
         if (gone) {
           onSandboxEvent({
             sandboxId,

@@ -25,6 +25,8 @@ export {
   type ExecuteOptions,
   layer as agentRuntimeLayer,
   make as makeAgentRuntime,
+  poolLabel,
+  type ScaleOptions,
   type SuspendOptions,
   type TerminateOptions
 } from "./runtime/AgentRuntime.ts"

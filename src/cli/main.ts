@@ -152,6 +152,51 @@ const serveCommand = Command.make(
   Command.withExamples([{ command: "l02 serve --port 8080", description: "serve on 127.0.0.1:8080 with the configured backend" }])
 )
 
+const fleetStatus = Command.make("status", global, (g) =>
+  withRuntime(g, (rt) => rt.fleetStatus()).pipe(
+    Effect.flatMap((st) =>
+      print(g, st, () =>
+        [
+          `runtime ${st.runtimeId} on ${st.backend}: ${st.total} agents (${st.hibernated} hibernated), ${st.pendingRestarts} restarts pending, ${st.restartsTotal} restarts so far`,
+          table([["STATE", "AGENTS"], ...Object.entries(st.byState).map(([k, v]) => [k, String(v)])])
+        ].join("\n")
+      )
+    )
+  )
+).pipe(Command.withDescription("Agents by state, restarts"))
+
+const fleetScale = Command.make(
+  "scale",
+  {
+    ...global,
+    pool: Argument.String("pool"),
+    replicas: Argument.Int("replicas"),
+    template: Flag.String("template").pipe(Flag.withDescription("AgentConfig as JSON for new replicas"), Flag.optional),
+    priority: Flag.Literals("priority", ["low", "normal", "high"] as const).pipe(Flag.optional)
+  },
+  (a) =>
+    Effect.gen(function* () {
+      const raw = Option.getOrUndefined(a.template)
+      const template =
+        raw === undefined ? undefined : yield* Effect.try({ try: () => JSON.parse(raw) as unknown, catch: () => new Error(`--template is not valid JSON`) })
+      const op = yield* withRuntime(a, (rt) => rt.scale(a.pool, a.replicas, { template, priority: Option.getOrUndefined(a.priority) }))
+      yield* print(a, op, () => `${op.operationType} ${a.pool} -> ${op.targetReplicas}: ${op.status} (${op.operationId})`)
+    })
+).pipe(
+  Command.withDescription("Scale a pool of agents (label pool.l02.dev/name) to N replicas"),
+  Command.withExamples([{ command: `l02 fleet scale workers 3 --template '{"name":"worker","trustLevel":"TRUSTED"}'`, description: "three workers" }])
+)
+
+const fleetOps = Command.make("ops", global, (g) =>
+  withRuntime(g, (rt) => rt.fleetOperations(50)).pipe(
+    Effect.flatMap((ops) =>
+      print(g, ops, () => table([["OPERATION", "TYPE", "REPLICAS", "STATUS", "CREATED"], ...ops.map((o) => [o.operationId, o.operationType, String(o.targetReplicas ?? "-"), o.status, o.createdAt])]))
+    )
+  )
+).pipe(Command.withDescription("Recent fleet operations"))
+
+const fleet = Command.make("fleet").pipe(Command.withDescription("The fleet: status, scaling, operations"), Command.withSubcommands([fleetStatus, fleetScale, fleetOps]))
+
 const imageBuild = Command.make(
   "build",
   {
@@ -175,7 +220,7 @@ const image = Command.make("image").pipe(
 /** The `l02` command tree. */
 export const l02 = Command.make("l02").pipe(
   Command.withDescription("L02 Agent Runtime: run AI agents as supervised actors in real sandboxes"),
-  Command.withSubcommands([demo, serveCommand, config, spawn, ls, get, suspend, resume, terminate, exec, image])
+  Command.withSubcommands([demo, serveCommand, config, spawn, ls, get, suspend, resume, terminate, exec, fleet, image])
 )
 
 const reportAndExit = (error: unknown) =>

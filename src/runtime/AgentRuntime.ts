@@ -50,7 +50,7 @@ import type { SandboxConfiguration } from "../domain/SandboxConfiguration.ts"
 import { CheckpointStore } from "../services/CheckpointStore.ts"
 import { EventLog } from "../services/EventLog.ts"
 import { SandboxBackend, type SandboxSpec } from "../services/SandboxBackend.ts"
-import { type AgentFilter, type AgentRecord, StateStore } from "../services/StateStore.ts"
+import { type AgentFilter, type AgentRecord, type FleetOperation, StateStore } from "../services/StateStore.ts"
 import { fromEffect } from "./EffectBridge.ts"
 import { makeFairAdmission } from "./internal/fairAdmission.ts"
 
@@ -66,6 +66,17 @@ export interface TerminateOptions {
   /** Skip the graceful stop and kill at once. */
   readonly force?: boolean | undefined
 }
+
+/** Options of `scale`. */
+export interface ScaleOptions {
+  /** The AgentConfig new replicas are spawned from (its name gets a replica suffix). */
+  readonly template?: unknown
+  readonly reason?: string | undefined
+  readonly priority?: "low" | "normal" | "high" | undefined
+}
+
+/** The label that names an agent's pool. */
+export const poolLabel = "pool.l02.dev/name"
 
 /** Options of `execute`. */
 export interface ExecuteOptions {
@@ -109,6 +120,14 @@ export interface AgentRuntimeShape {
   /** Lifecycle events as they happen (state changes and supervision decisions). */
   readonly events: Stream.Stream<LifecycleEvent>
   readonly fleetStatus: Effect.Effect<FleetStatus>
+  /**
+   * Scales the pool of agents labelled `pool.l02.dev/name=<pool>` to `replicas`: spawns from `template`
+   * (or the config of a current member) or terminates the newest, failed ones first. Recorded as a fleet
+   * operation; resolves with it once done.
+   */
+  readonly scale: (pool: string, replicas: number, options?: ScaleOptions) => Effect.Effect<FleetOperation, RuntimeError>
+  /** Fleet operations, newest first. */
+  readonly fleetOperations: (limit?: number) => Effect.Effect<ReadonlyArray<FleetOperation>, RuntimeError>
   /** Liveness (its sandbox exists and runs or is paused) and readiness (running and idle) of an agent. */
   readonly health: (agentId: string) => Effect.Effect<HealthStatus, RuntimeError>
   /** Resolves once every accepted transition has been written to the store. */
@@ -823,6 +842,71 @@ export const make = (
         return state
       })
 
+    const poolName = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/
+    const scale = (pool: string, replicas: number, opts: ScaleOptions = {}): Effect.Effect<FleetOperation, RuntimeError> =>
+      Effect.gen(function* () {
+        if (!poolName.test(pool)) {
+          return yield* new InputInvalid({ message: `pool name ${JSON.stringify(pool)} must be 1-63 letters, digits, '-', '_' or '.'`, key: "pool" })
+        }
+        if (!Number.isInteger(replicas) || replicas < 0 || replicas > 10_000) {
+          return yield* new InputInvalid({ message: `replicas must be a whole number from 0 to 10000, got ${replicas}`, key: "replicas" })
+        }
+        const members = [...agents.values()].filter(
+          (h) => h.config.labels?.[poolLabel] === pool && h.state !== "terminated" && h.state !== "terminating"
+        )
+        let template: AgentConfig | undefined
+        if (opts.template !== undefined) template = yield* decodeConfig(opts.template)
+        else template = members[0]?.config
+        if (replicas > members.length && template === undefined) {
+          return yield* new InputInvalid({ message: `pool ${pool} has no agents to copy; pass a template to grow it`, key: "template" })
+        }
+        const operation: FleetOperation = {
+          operationId: randomUUID(),
+          operationType: replicas === 0 ? "drain" : "scale",
+          targetReplicas: replicas,
+          status: "running",
+          reason: opts.reason ?? `scale pool ${pool} from ${members.length} to ${replicas}`,
+          priority: opts.priority ?? "normal",
+          createdAt: iso()
+        }
+        yield* store.saveFleetOperation(operation)
+        const outcome = yield* Effect.gen(function* () {
+          if (replicas > members.length) {
+            const base = template!
+            yield* Effect.forEach(
+              Array.from({ length: replicas - members.length }, (_, i) => i),
+              (i) =>
+                spawn(
+                  {
+                    ...base,
+                    name: `${base.name.slice(0, 50)}-${randomUUID().slice(0, 8)}`.replace(/-+$/, ""),
+                    labels: { ...base.labels, [poolLabel]: pool }
+                  },
+                  { pool, replica: members.length + i }
+                ),
+              { concurrency: lifecycle.max_concurrent_spawns, discard: true }
+            )
+          } else if (replicas < members.length) {
+            const order = (h: AgentHandle) => (h.state === "failed" ? 0 : 1)
+            const victims = [...members].sort((a, b) => order(a) - order(b) || b.createdAt.localeCompare(a.createdAt)).slice(0, members.length - replicas)
+            yield* Effect.forEach(victims, (h) => terminate(h.agentId, { reason: `pool ${pool} scaled to ${replicas}` }), {
+              concurrency: 16,
+              discard: true
+            })
+          }
+        }).pipe(Effect.exit)
+        const done: FleetOperation = {
+          ...operation,
+          status: Exit.isSuccess(outcome) ? "completed" : "failed",
+          ...(Exit.isSuccess(outcome) ? {} : { reason: `${operation.reason}; failed: ${String(Cause.squash(outcome.cause))}` }),
+          completedAt: iso()
+        }
+        yield* store.saveFleetOperation(done)
+        publish([{ agentId: "", type: "fleet.operation", data: done, at: done.completedAt! }])
+        if (Exit.isFailure(outcome)) return yield* Effect.failCause(outcome.cause)
+        return done
+      })
+
     const getState = (agentId: string) =>
       Effect.suspend(() => {
         const h = agents.get(agentId)
@@ -1090,6 +1174,8 @@ export const make = (
       events: Stream.fromPubSub(hub),
       fleetStatus,
       health,
+      scale,
+      fleetOperations: (limit) => store.listFleetOperations(limit),
       flush: Effect.promise(allWritten),
       actorOf: (agentId) => {
         const h = agents.get(agentId)

@@ -19,7 +19,7 @@ import type { BackendName, RuntimeConfig } from "../domain/RuntimeConfig.ts"
 import type { CheckpointStore } from "../services/CheckpointStore.ts"
 import type { EventLog } from "../services/EventLog.ts"
 import type { SandboxBackend } from "../services/SandboxBackend.ts"
-import type { AgentFilter, StateStore } from "../services/StateStore.ts"
+import type { AgentFilter, FleetOperation, StateStore } from "../services/StateStore.ts"
 import * as AgentRuntime from "./AgentRuntime.ts"
 import { type ConfigOverrides, loadConfigSync } from "./loadConfig.ts"
 import { defaultCommandFor, liveLayer } from "./liveLayer.ts"
@@ -65,6 +65,12 @@ export interface L02Runtime {
   /** Lifecycle events from now on, as an async iterable. */
   readonly events: () => AsyncIterable<LifecycleEvent>
   readonly fleetStatus: () => Promise<FleetStatus>
+  /** Scales a pool of agents (label `pool.l02.dev/name`) to `replicas`; recorded as a fleet operation. */
+  readonly scale: (pool: string, replicas: number, options?: AgentRuntime.ScaleOptions) => Promise<FleetOperation>
+  /** Terminates every agent of a pool (scale to 0). */
+  readonly drain: (pool: string, reason?: string) => Promise<FleetOperation>
+  /** Fleet operations, newest first. */
+  readonly fleetOperations: (limit?: number) => Promise<ReadonlyArray<FleetOperation>>
   /** Liveness and readiness of an agent. */
   readonly health: (agentId: string) => Promise<HealthStatus>
   /** The live XState actor of an agent (for inspection), if it is live. */
@@ -144,6 +150,9 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
     events: () => Stream.toAsyncIterable(core.events),
     fleetStatus: () => run(core.fleetStatus),
     health: (agentId) => run(core.health(agentId)),
+    scale: (pool, replicas, opts) => run(core.scale(pool, replicas, opts)),
+    drain: (pool, reason) => run(core.scale(pool, 0, { reason: reason ?? `drain pool ${pool}` })),
+    fleetOperations: (limit) => run(core.fleetOperations(limit)),
     actorOf: (agentId) => {
       const found = core.actorOf(agentId)
       return found._tag === "Some" ? found.value : undefined

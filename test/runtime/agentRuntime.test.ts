@@ -213,6 +213,39 @@ describe("admission", () => {
   })
 })
 
+describe("fleet operations", () => {
+  it("scales a pool up from a template, down newest first, drains it, and records each operation", async () => {
+    const { runtime, services } = await setup()
+    const up = await runtime.scale("workers", 3, { template: { name: "worker", trustLevel: "TRUSTED" }, priority: "high" })
+    expect(up).toMatchObject({ operationType: "scale", targetReplicas: 3, status: "completed", priority: "high" })
+    const pool = () => runtime.list({ labels: { "pool.l02.dev/name": "workers" }, state: "running" })
+    expect(await pool()).toHaveLength(3)
+    const oldest = [...(await pool())].sort((a, b) => a.createdAt.localeCompare(b.createdAt))[0]!
+    await runtime.scale("workers", 1)
+    expect((await pool()).map((a) => a.agentId)).toEqual([oldest.agentId])
+    const drained = await runtime.drain("workers")
+    expect(drained).toMatchObject({ operationType: "drain", targetReplicas: 0, status: "completed" })
+    expect(await pool()).toEqual([])
+    expect(await services.run(({ backend }) => backend.list({}))).toEqual([])
+    const ops = await runtime.fleetOperations()
+    expect(ops.map((o) => [o.operationType, o.targetReplicas, o.status])).toEqual([
+      ["drain", 0, "completed"],
+      ["scale", 1, "completed"],
+      ["scale", 3, "completed"]
+    ])
+  })
+
+  it("refuses a bad pool name, bad replicas, or growing an empty pool without a template, changing nothing", async () => {
+    const { runtime } = await setup()
+    await expect(runtime.scale("bad name", 1)).rejects.toMatchObject({ code: "E2001", key: "pool" })
+    await expect(runtime.scale("p", -1)).rejects.toMatchObject({ code: "E2001", key: "replicas" })
+    await expect(runtime.scale("p", 2)).rejects.toMatchObject({ code: "E2001", key: "template" })
+    await expect(runtime.scale("p", 2, { template: { name: "Bad" } })).rejects.toMatchObject({ code: "E2001" })
+    expect(await runtime.fleetOperations()).toEqual([])
+    expect(await runtime.list()).toEqual([])
+  })
+})
+
 describe("hibernation", () => {
   it("stops the actors of idle agents and wakes them on the next operation, losing nothing", async () => {
     const { runtime, services } = await setup({ config: { runtime: { runtime_id: "rt-test", hibernate_idle_after_seconds: 1 } } })

@@ -1,0 +1,68 @@
+// The l02 command line end to end: separate invocations on one data directory share the agents
+// (PGlite file store, process backend re-adoption); JSON output for scripts; coded errors and exit codes.
+import { execFile } from "node:child_process"
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { promisify } from "node:util"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
+const run = promisify(execFile)
+const main = new URL("../../src/cli/main.ts", import.meta.url).pathname
+let dir: string
+
+const l02 = async (...args: Array<string>) => {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [main, ...args, "--data-dir", dir], { timeout: 60_000, env: { ...process.env, L02_RUNTIME__HIBERNATE_IDLE_AFTER_SECONDS: "0" } })
+    return { code: 0, stdout, stderr }
+  } catch (error) {
+    const e = error as { code?: number; stdout?: string; stderr?: string }
+    return { code: e.code ?? -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" }
+  }
+}
+
+describe("l02 CLI", () => {
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "l02-cli-"))
+  })
+  afterAll(async () => {
+    await l02("fleet", "scale", "cli", "0")
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it("spawns, lists, suspends, resumes and terminates across invocations, with exit codes scripts can rely on", async () => {
+    const spawned = await l02("spawn", "cli-agent", "--trust", "TRUSTED", "--json")
+    expect(spawned.code).toBe(0)
+    const { agentId, state } = JSON.parse(spawned.stdout) as { agentId: string; state: string }
+    expect(state).toBe("running")
+
+    const listed = await l02("ls", "--json")
+    expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ agentId, state: "running", activity: "idle" })])
+
+    const exec = await l02("exec", agentId, "hi there")
+    expect(exec.stdout).toContain("echo: hi there")
+
+    expect((await l02("suspend", agentId)).stdout).toContain("suspended")
+    const refused = await l02("suspend", agentId)
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toMatch(/^E2020: cannot suspend agent .* while it is suspended/m)
+    expect(JSON.parse((await l02("resume", agentId, "--json")).stdout)).toEqual({ state: "running" })
+
+    expect((await l02("terminate", agentId)).code).toBe(0)
+    const got = await l02("get", agentId)
+    expect(JSON.parse(got.stdout)).toMatchObject({ agentId, state: "terminated" })
+
+    const missing = await l02("get", "00000000-0000-4000-8000-000000000000")
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toContain("E2021")
+  }, 240_000)
+
+  it("refuses bad input with a coded error and a non-zero exit", async () => {
+    const bad = await l02("spawn", "Bad_Name")
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toMatch(/^E2001: agent config key name is invalid/m)
+    const untrusted = await l02("spawn", "ok", "--trust", "UNTRUSTED")
+    expect(untrusted.stderr).toMatch(/^E2041: .*kata/m)
+    expect(JSON.parse((await l02("ls", "--json")).stdout).filter((a: { state: string }) => a.state !== "terminated")).toEqual([])
+  }, 120_000)
+})

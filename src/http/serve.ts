@@ -224,13 +224,13 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
     },
     suspend: async ({ params, body }) => {
       const { agentId } = orThrow(decode(AgentPath, params, "path"))
-      const request = orThrow(decode(SuspendRequest, body ?? {}, "body"))
+      const request = orThrow(decode(SuspendRequest, body === undefined ? {} : body, "body"))
       const checkpointId = await runtime.suspend(agentId, { checkpoint: request.checkpoint === true })
       return json(200, { agentId, state: "suspended", ...(checkpointId === undefined ? {} : { checkpointId }) })
     },
     resume: async ({ params, body }) => {
       const { agentId } = orThrow(decode(AgentPath, params, "path"))
-      const request = orThrow(decode(ResumeRequest, body ?? {}, "body"))
+      const request = orThrow(decode(ResumeRequest, body === undefined ? {} : body, "body"))
       const state = await runtime.resume(agentId, request.checkpointId)
       return json(200, { agentId, state })
     },

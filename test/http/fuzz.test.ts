@@ -155,7 +155,14 @@ describe("HTTP API under malformed requests", () => {
         expect(typeof body.error.message).toBe("string")
         expect(typeof body.error.tag).toBe("string")
       }),
-      { numRuns: 300 }
+      {
+        numRuns: 300,
+        // Regression: a JSON `null` body was taken for "no body" and suspended the agent.
+        examples: [
+          [{ method: "POST", path: `/v1/agents/${agentId}/suspend`, body: "null", contentType: "application/json" }],
+          [{ method: "POST", path: `/v1/agents/${agentId}/resume`, body: "null", contentType: "application/json" }]
+        ]
+      }
     )
     expect(await snapshot()).toEqual(before)
   })

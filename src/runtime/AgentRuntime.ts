@@ -259,7 +259,10 @@ export const make = (
         })
       )
         .then(
-          () => undefined,
+          () => {
+            // A write that went through after a store outage clears the agent's earlier failure.
+            for (const h of batch.agents.values()) h.persistError = undefined
+          },
           (error: unknown) => {
             const failure = error instanceof StoreFailed ? error : new StoreFailed({ message: String(error) })
             for (const h of batch.agents.values()) h.persistError = failure
@@ -1001,6 +1004,7 @@ export const make = (
       ).pipe(Stream.scoped) as Stream.Stream<ExecuteEvent, RuntimeError>
 
     // ---- backend events ----------------------------------------------------------------------------
+    const reconcileNow = (): Effect.Effect<void, unknown> => Effect.suspend(() => reconcile)
     const onSandboxEvent = (event: { sandboxId: string; agentId: string; type: string; exitCode?: number | undefined }) => {
       if (event.type !== "exited" && event.type !== "oom") return
       const h = agents.get(event.agentId)
@@ -1013,9 +1017,17 @@ export const make = (
       const actor = live_(h)
       if (accepts(actor.getSnapshot(), send)) actor.send(send)
     }
-    yield* backend.events.pipe(
-      Stream.runForEach((event) => Effect.sync(() => onSandboxEvent(event))),
+    // The event stream ends or fails when the engine restarts or the connection drops: subscribe again
+    // after a pause, and look at every sandbox at once, since events may have been missed meanwhile.
+    let eventStreams = 0
+    yield* Effect.suspend(() => {
+      eventStreams += 1
+      return eventStreams === 1 ? Effect.void : Effect.ignore(reconcileNow())
+    }).pipe(
+      Effect.andThen(backend.events.pipe(Stream.runForEach((event) => Effect.sync(() => onSandboxEvent(event))))),
       Effect.catchCause(() => Effect.void),
+      Effect.andThen(Effect.sleep("1 second")),
+      Effect.forever,
       Effect.forkIn(scope)
     )
 

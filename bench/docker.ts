@@ -24,12 +24,14 @@ export interface DockerBenchOptions {
 const benchLabel = { "l02.dev/bench": "docker" }
 const runtimeId = `bench-${randomUUID().slice(0, 8)}`
 
-const percentile = (samples: ReadonlyArray<number>, p: number): number => {
+/** The p-th percentile of the samples (nearest rank). */
+export const percentile = (samples: ReadonlyArray<number>, p: number): number => {
   const sorted = [...samples].sort((a, b) => a - b)
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? Number.NaN
 }
 
-const round = (n: number) => Math.round(n * 100) / 100
+/** Two decimals. */
+export const round = (n: number) => Math.round(n * 100) / 100
 
 /** The spec both sides use: the strict profile (read-only root, no network) on runc, small limits. */
 const benchSpec = (image: string): SandboxSpec => ({

@@ -9,12 +9,8 @@ import { OwnershipLabels } from "../src/domain/Ids.ts"
 import { trustProfiles } from "../src/domain/SandboxConfiguration.ts"
 import { createRuntime } from "../src/runtime/createRuntime.ts"
 import { sandboxLabels, type SandboxSpec } from "../src/services/SandboxBackend.ts"
+import { percentile, round } from "./docker.ts"
 
-const percentile = (samples: ReadonlyArray<number>, p: number): number => {
-  const sorted = [...samples].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? Number.NaN
-}
-const round = (n: number) => Math.round(n * 100) / 100
 const benchLabel = { "l02.dev/bench": "runtime" }
 
 const rawSpec = (image: string): SandboxSpec => ({

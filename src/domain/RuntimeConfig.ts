@@ -88,7 +88,20 @@ export const RuntimeConfig = Schema.Struct({
     namespace: Schema.String,
     kubeconfig: Schema.String,
     context: Schema.String,
-    default_image: Schema.String
+    default_image: Schema.String,
+    /** Runtime class -> RuntimeClass name on the cluster; "" runs on the default handler. */
+    runtime_classes: Schema.Record(Schema.String, Schema.String),
+    /** CIDRs the restricted network policy may reach besides DNS. */
+    egress_allow_cidrs: Schema.Array(Schema.String),
+    workspace: Schema.Struct({
+      volume: Schema.Literals(["emptyDir", "persistentVolumeClaim"]),
+      size: Schema.String,
+      storage_class: Schema.String,
+      retain_on_remove: Schema.Boolean
+    }),
+    termination_grace_seconds: Schema.Number.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 3600 })),
+    image_pull_policy: Schema.Literals(["Always", "IfNotPresent", "Never"]),
+    service_account: Schema.String
   }),
   http: Schema.Struct({
     host: Schema.String.check(Schema.isMinLength(1)),

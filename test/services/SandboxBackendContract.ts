@@ -27,6 +27,11 @@ export interface ContractOptions {
   /** a runtime class this backend does NOT have, to check fail-closed provisioning */
   readonly unavailableRuntimeClass: string
   readonly timeoutMs?: number
+  /**
+   * False for a backend that cannot pause (Kubernetes): the contract then checks that pause and
+   * unpause are refused with E2046 and leave the sandbox running. Default true.
+   */
+  readonly pauseSupported?: boolean
 }
 
 interface ExecResult {
@@ -203,7 +208,25 @@ export const sandboxBackendContract = (name: string, options: ContractOptions): 
         })
       ))
 
-    it("pause stops the main program from running and unpause lets it run again", { timeout }, () =>
+    if (options.pauseSupported === false) {
+      it("pause and unpause are refused with E2046 and the sandbox keeps running", { timeout }, () =>
+        run((backend) =>
+          Effect.gen(function* () {
+            const sandbox = yield* acquire(backend, specFor())
+            const attachment = yield* backend.attach(sandbox.sandboxId)
+            const paused = yield* Effect.flip(backend.pause(sandbox.sandboxId))
+            expect(paused).toMatchObject({ _tag: "SandboxOperationFailed", code: "E2046" })
+            const unpaused = yield* Effect.flip(backend.unpause(sandbox.sandboxId))
+            expect(unpaused).toMatchObject({ _tag: "SandboxOperationFailed", code: "E2046" })
+            expect((yield* backend.inspect(sandbox.sandboxId)).status).toBe("running")
+            yield* attachment.write("still-running")
+            const answer = yield* Stream.runHead(attachment.output).pipe(Effect.timeoutOption("10 seconds"))
+            expect(Option.flatten(answer)).toEqual(Option.some({ stream: "stdout", line: "still-running" }))
+          })
+        ))
+    }
+
+    it.skipIf(options.pauseSupported === false)("pause stops the main program from running and unpause lets it run again", { timeout }, () =>
       run((backend) =>
         Effect.gen(function* () {
           const sandbox = yield* acquire(backend, specFor())

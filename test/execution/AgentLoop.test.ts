@@ -219,4 +219,26 @@ describe("AgentLoop", () => {
       expect(events.some((e) => e.type === "done")).toBe(false)
     }).pipe(Effect.provide(withModel(scripted)))
   })
+
+  it.effect("keeps a long conversation within the model's window: the task and the latest turns go to the model", () => {
+    const scripted = ScriptedModel.make([{ text: "short answer" }])
+    const history = Array.from({ length: 20 }, (_, i) => [
+      { role: "user" as const, content: `question ${i} ${"words ".repeat(40)}` },
+      { role: "assistant" as const, content: `answer ${i} ${"words ".repeat(40)}` }
+    ]).flat()
+    return Effect.gen(function*() {
+      const conversation = { messages: history, pendingToolCalls: [], usage: { inputTokens: 0, outputTokens: 0 }, steps: 20 }
+      const events = yield* collect(
+        run("the latest question", { tools: makeToolkit([]), model: { name: "gpt-4o", system: "be brief", contextWindow: 600, maxTokens: 100 }, maxSteps: 1, conversation })
+      )
+      const sent = scripted.requests()[0]?.messages ?? []
+      expect(sent[0]).toEqual(history[0])
+      expect(sent[1]?.content).toMatch(/earlier messages were left out/)
+      expect(sent.at(-1)).toEqual({ role: "user", content: "the latest question" })
+      expect(sent.length).toBeLessThan(history.length)
+      // The persisted conversation keeps everything; only the request was trimmed.
+      const done = events.at(-1) as Extract<ExecutionEvent, { type: "done" }>
+      expect(done.conversation.messages).toHaveLength(history.length + 2)
+    }).pipe(Effect.provide(withModel(scripted)))
+  })
 })

@@ -1,11 +1,14 @@
 // The HTTP providers against recorded wire formats served by a local server: streamed text and
 // tool-call deltas assembled, usage, request bodies and headers, retries with backoff and
 // Retry-After, non-retryable failures at once, timeouts, broken streams and cancellation.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { Effect, Fiber, Layer, Redacted, Stream } from "effect"
 import { describe, expect, it } from "@effect/vitest"
 import { run } from "../../src/execution/AgentLoop.ts"
 import * as Anthropic from "../../src/execution/providers/Anthropic.ts"
-import type { ModelSettings } from "../../src/execution/providers/ModelSettings.ts"
+import { type ModelSettings, resolveApiKey } from "../../src/execution/providers/ModelSettings.ts"
 import * as OpenAiChat from "../../src/execution/providers/OpenAiChat.ts"
 import * as OpenAiResponses from "../../src/execution/providers/OpenAiResponses.ts"
 import { layerMemory as budgetMemory } from "../../src/execution/TokenBudget.ts"
@@ -158,6 +161,19 @@ describe("OpenAI Chat Completions", () => {
       const error = yield* Effect.flip(OpenAiChat.make(settings("http://127.0.0.1:9/v1", { apiKey: { env: "L02_TEST_NO_SUCH_KEY" } })))
       expect(error.code).toBe("E2000")
       expect(error.message).toMatch(/L02_TEST_NO_SUCH_KEY is not set/)
+    }))
+
+  it.effect("reads the API key from a secret file, and says which file when it is missing", () =>
+    Effect.gen(function*() {
+      const dir = mkdtempSync(join(tmpdir(), "l02-key-"))
+      writeFileSync(join(dir, "key"), "sk-from-file\n")
+      const key = yield* resolveApiKey({ secretFile: join(dir, "key") })
+      expect(key === undefined ? undefined : Redacted.value(key)).toBe("sk-from-file")
+      expect(String(key)).not.toContain("sk-from-file")
+      const error = yield* Effect.flip(resolveApiKey({ secretFile: join(dir, "absent") }))
+      expect(error.code).toBe("E2000")
+      expect(error.message).toContain(join(dir, "absent"))
+      rmSync(dir, { recursive: true, force: true })
     }))
 
   it.live("retries an answer that does not come within timeoutMs, then fails with E2080", () =>

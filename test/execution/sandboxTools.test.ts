@@ -1,0 +1,84 @@
+// The built-in sandbox tools with real commands on the process backend: files, listing, shell
+// exit codes, timeouts, output caps, and paths confined to the workspace (`..`, absolute paths
+// elsewhere, symbolic links pointing out).
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Effect } from "effect"
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import * as ProcessBackend from "../../src/backends/process/ProcessBackend.ts"
+import { confinePath, makeSandboxTools } from "../../src/execution/tools/SandboxTools.ts"
+import { makeToolkit } from "../../src/execution/tools/Toolkit.ts"
+import { startedSandbox } from "./support.ts"
+
+const dataDir = mkdtempSync(join(tmpdir(), "l02-exec-tools-"))
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }))
+const layer = ProcessBackend.layer({ dataDir, pollIntervalMs: 100 })
+
+let n = 0
+const toolkit = (options: { maxOutputBytes?: number } = {}) =>
+  Effect.gen(function*() {
+    const { backend, sandboxId } = yield* startedSandbox(`exec-tools-${process.pid}-${n++}`, ["sleep", "600"])
+    const kit = makeToolkit(makeSandboxTools(backend, { sandboxId, timeoutMs: 10_000, ...options }))
+    let id = 0
+    return (name: string, input: unknown) => kit.call({ id: `c${id++}`, name, arguments: JSON.stringify(input) })
+  })
+
+describe("confinePath", () => {
+  it.effect("keeps relative paths and /workspace paths, rejects .. and absolute paths elsewhere", () =>
+    Effect.gen(function*() {
+      expect(yield* confinePath("t", "a/./b.txt")).toBe("a/b.txt")
+      expect(yield* confinePath("t", "/workspace/a/b.txt")).toBe("a/b.txt")
+      expect(yield* confinePath("t", "/workspace")).toBe(".")
+      for (const bad of ["../x", "a/../../x", "/etc/passwd", "/workspacex/y", "a/\u0000"]) {
+        const error = yield* Effect.flip(confinePath("t", bad))
+        expect(error.code, bad).toBe("E2087")
+      }
+    }))
+})
+
+describe("sandbox tools on the process backend", () => {
+  it.live("write_file creates directories, read_file reads back, list_files lists", () =>
+    Effect.gen(function*() {
+      const call = yield* toolkit()
+      expect((yield* call("write_file", { path: "src/deep/hello.txt", content: "héllo\n" })).output).toEqual({
+        content: "wrote 7 bytes to /workspace/src/deep/hello.txt"
+      })
+      expect((yield* call("read_file", { path: "/workspace/src/deep/hello.txt" })).output).toEqual({ content: "héllo\n" })
+      expect((yield* call("list_files", { path: "src", depth: 3 })).output.content).toBe("deep/\ndeep/hello.txt\n")
+      const missing = yield* call("read_file", { path: "nope.txt" })
+      expect(missing.output.isError).toBe(true)
+      expect(missing.output.content).toMatch(/no such file/)
+    }).pipe(Effect.scoped, Effect.provide(layer)))
+
+  it.live("shell reports exit code, stdout and stderr; a timeout is E2086; output beyond the cap is truncated", () =>
+    Effect.gen(function*() {
+      const call = yield* toolkit({ maxOutputBytes: 1024 })
+      const failed = yield* call("shell", { command: "echo out; echo err >&2; exit 3" })
+      expect(failed.output).toEqual({ content: "exit code 3\n--- stdout ---\nout\n\n--- stderr ---\nerr\n", isError: true })
+      const started = Date.now()
+      const slow = yield* call("shell", { command: "sleep 5", timeoutSeconds: 0.3 })
+      expect(slow.error?.code).toBe("E2086")
+      expect(Date.now() - started).toBeLessThan(3000)
+      const flood = yield* call("shell", { command: "head -c 100000 /dev/zero | tr '\\0' x" })
+      expect(flood.output.content).toMatch(/\[output truncated at 1024 bytes\]$/)
+      expect(flood.output.content.length).toBeLessThan(1200)
+    }).pipe(Effect.scoped, Effect.provide(layer)))
+
+  it.live("a symbolic link pointing out of the workspace is refused for reading, writing and listing", () =>
+    Effect.gen(function*() {
+      const call = yield* toolkit()
+      yield* call("shell", { command: "ln -s /etc escape && mkdir inside && echo ok > inside/f && ln -s inside alias" })
+      for (const [name, input] of [
+        ["read_file", { path: "escape/passwd" }],
+        ["write_file", { path: "escape/l02-should-not-exist", content: "x" }],
+        ["list_files", { path: "escape" }],
+        ["read_file", { path: "../../etc/passwd" }]
+      ] as const) {
+        const outcome = yield* call(name, input)
+        expect(outcome.error?.code, `${name} ${JSON.stringify(input)}`).toBe("E2087")
+      }
+      // A link that stays inside is fine.
+      expect((yield* call("read_file", { path: "alias/f" })).output).toEqual({ content: "ok\n" })
+    }).pipe(Effect.scoped, Effect.provide(layer)))
+})

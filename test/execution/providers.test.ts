@@ -9,6 +9,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { run } from "../../src/execution/AgentLoop.ts"
 import * as Anthropic from "../../src/execution/providers/Anthropic.ts"
 import { type ModelSettings, resolveApiKey } from "../../src/execution/providers/ModelSettings.ts"
+import { makeModelGateway } from "../../src/execution/providers/ModelProvider.ts"
 import * as OpenAiChat from "../../src/execution/providers/OpenAiChat.ts"
 import * as OpenAiResponses from "../../src/execution/providers/OpenAiResponses.ts"
 import { layerMemory as budgetMemory } from "../../src/execution/TokenBudget.ts"
@@ -285,6 +286,23 @@ describe("Anthropic Messages", () => {
       expect(textOf(seen)).toBe("Hel")
       expect(error.code).toBe("E2080")
       expect(error.message).toMatch(/overloaded_error/)
+    }).pipe(Effect.scoped))
+})
+
+describe("makeModelGateway", () => {
+  it.live("chooses the provider by kind", () =>
+    Effect.gen(function*() {
+      const server = yield* wireServer([
+        { body: { fixture: "openai-chat-text.sse" } },
+        { body: { fixture: "openai-responses-tool-call.sse" } },
+        { body: { fixture: "anthropic-tool-use.sse" } }
+      ])
+      for (const provider of ["openai-chat", "openai-responses", "anthropic"] as const) {
+        const gateway = yield* makeModelGateway(settings(server.baseUrl, { provider }))
+        expect(gateway.provider).toBe(provider)
+        yield* events(gateway)
+      }
+      expect(server.requests.map((r) => r.path)).toEqual(["/v1/chat/completions", "/v1/responses", "/v1/messages"])
     }).pipe(Effect.scoped))
 })
 

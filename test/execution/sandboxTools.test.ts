@@ -1,7 +1,7 @@
 // The built-in sandbox tools with real commands on the process backend: files, listing, shell
 // exit codes, timeouts, output caps, and paths confined to the workspace (`..`, absolute paths
 // elsewhere, symbolic links pointing out).
-import { mkdtempSync, rmSync } from "node:fs"
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
@@ -12,14 +12,26 @@ import { makeToolkit } from "../../src/execution/tools/Toolkit.ts"
 import { startedSandbox } from "./support.ts"
 
 const dataDir = mkdtempSync(join(tmpdir(), "l02-exec-tools-"))
+// A directory of busybox applets: the same tools run with only busybox on PATH, as in the Docker
+// agent image, when busybox is installed.
+const busybox = ["/usr/bin/busybox", "/bin/busybox"].find((path) => existsSync(path))
+const busyboxBin = join(dataDir, "busybox-bin")
+if (busybox !== undefined) {
+  mkdirSync(busyboxBin, { recursive: true, mode: 0o755 })
+  chmodSync(dataDir, 0o755)
+  for (const applet of ["sh", "cat", "mkdir", "dirname", "basename", "readlink", "find", "sort", "head", "tr", "ln", "echo", "sleep", "pwd"]) {
+    symlinkSync(busybox, join(busyboxBin, applet))
+  }
+}
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }))
 const layer = ProcessBackend.layer({ dataDir, pollIntervalMs: 100 })
 
 let n = 0
-const toolkit = (options: { maxOutputBytes?: number } = {}) =>
+const toolkit = (flavour: "host" | "busybox", options: { maxOutputBytes?: number } = {}) =>
   Effect.gen(function*() {
     const { backend, sandboxId } = yield* startedSandbox(`exec-tools-${process.pid}-${n++}`, ["sleep", "600"])
-    const kit = makeToolkit(makeSandboxTools(backend, { sandboxId, timeoutMs: 10_000, ...options }))
+    const env = flavour === "busybox" ? { PATH: busyboxBin } : undefined
+    const kit = makeToolkit(makeSandboxTools(backend, { sandboxId, timeoutMs: 10_000, env, ...options }))
     let id = 0
     return (name: string, input: unknown) => kit.call({ id: `c${id++}`, name, arguments: JSON.stringify(input) })
   })
@@ -37,10 +49,16 @@ describe("confinePath", () => {
     }))
 })
 
-describe("sandbox tools on the process backend", () => {
+for (const flavour of ["host", "busybox"] as const) describe.skipIf(flavour === "busybox" && busybox === undefined)(`sandbox tools on the process backend (${flavour} utilities)`, () => {
   it.live("write_file creates directories, read_file reads back, list_files lists", () =>
     Effect.gen(function*() {
-      const call = yield* toolkit()
+      const call = yield* toolkit(flavour)
+      if (flavour === "busybox") {
+        // The shell and the utilities really are busybox's.
+        const probe = yield* call("shell", { command: "readlink -f /proc/$$/exe; command -v find" })
+        expect(probe.output.content).toContain(`--- stdout ---\n${busybox}\n`)
+        expect(probe.output.content).not.toContain("/usr/bin/find")
+      }
       expect((yield* call("write_file", { path: "src/deep/hello.txt", content: "héllo\n" })).output).toEqual({
         content: "wrote 7 bytes to /workspace/src/deep/hello.txt"
       })
@@ -53,7 +71,7 @@ describe("sandbox tools on the process backend", () => {
 
   it.live("shell reports exit code, stdout and stderr; a timeout is E2086; output beyond the cap is truncated", () =>
     Effect.gen(function*() {
-      const call = yield* toolkit({ maxOutputBytes: 1024 })
+      const call = yield* toolkit(flavour, { maxOutputBytes: 1024 })
       const failed = yield* call("shell", { command: "echo out; echo err >&2; exit 3" })
       expect(failed.output).toEqual({ content: "exit code 3\n--- stdout ---\nout\n\n--- stderr ---\nerr\n", isError: true })
       const started = Date.now()
@@ -67,7 +85,7 @@ describe("sandbox tools on the process backend", () => {
 
   it.live("a symbolic link pointing out of the workspace is refused for reading, writing and listing", () =>
     Effect.gen(function*() {
-      const call = yield* toolkit()
+      const call = yield* toolkit(flavour)
       yield* call("shell", { command: "ln -s /etc escape && mkdir inside && echo ok > inside/f && ln -s inside alias" })
       for (const [name, input] of [
         ["read_file", { path: "escape/passwd" }],

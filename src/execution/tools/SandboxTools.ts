@@ -5,7 +5,8 @@
  * output cap. Paths are confined to the workspace twice: lexically here (relative paths, or
  * absolute under `/workspace`; no `..` segments), and in the sandbox by resolving the path with
  * `realpath -m` against the workspace's physical path, which catches symbolic links pointing out.
- * The `posix` dialect needs `sh` and GNU coreutils/findutils in the sandbox image; the `memory`
+ * The `posix` dialect needs `sh`, `find`, `readlink -f` and the usual utilities (GNU or busybox)
+ * in the sandbox image; the `memory`
  * dialect maps the file tools onto the in-memory backend's `l02-read`/`l02-write` programs (it has
  * no symbolic links and no directory listing).
  */
@@ -26,6 +27,8 @@ export interface SandboxToolsOptions {
   readonly timeoutMs?: number | undefined
   /** Output cap of one command (stdout and stderr together). Default 64 KiB. */
   readonly maxOutputBytes?: number | undefined
+  /** Extra environment of every command (e.g. `PATH`). */
+  readonly env?: Readonly<Record<string, string>> | undefined
 }
 
 /** Exit code the posix scripts use for a path that resolves outside the workspace. */
@@ -49,9 +52,21 @@ export const confinePath = (tool: string, path: string): Effect.Effect<string, T
   return Effect.succeed(segments.length === 0 ? "." : segments.join("/"))
 }
 
-// The workspace's physical path, and a check that resolves a path (through symlinks) inside it.
+// The workspace's physical path, and a check that resolves a path through symbolic links and
+// refuses it unless it stays inside. POSIX sh, `cd -P`/`pwd -P` and `readlink -f` only, so it runs
+// with GNU coreutils and with busybox alike. The deepest existing ancestor is resolved (what does
+// not exist yet cannot be a link); a link as the last component is followed; a link that cannot
+// be resolved is refused.
 const prelude = `root=$(pwd -P) || exit ${escapeExit}
-check() { t=$(realpath -m -- "$1") || exit ${escapeExit}; case "$t" in "$root"|"$root"/*) ;; *) echo "path resolves outside the workspace" >&2; exit ${escapeExit};; esac; }
+check() {
+  d=$1
+  while [ ! -e "$d" ] && [ ! -L "$d" ]; do d=$(dirname -- "$d"); done
+  if [ -L "$d" ]; then t=$(readlink -f -- "$d") && [ -n "$t" ] || { echo "path resolves outside the workspace" >&2; exit ${escapeExit}; }
+  elif [ -d "$d" ]; then t=$(cd -P -- "$d" && pwd -P) || exit ${escapeExit}
+  else t=$(cd -P -- "$(dirname -- "$d")" && pwd -P)/$(basename -- "$d") || exit ${escapeExit}
+  fi
+  case "$t" in "$root"|"$root"/*) ;; *) echo "path resolves outside the workspace" >&2; exit ${escapeExit};; esac
+}
 `
 
 interface ExecResult {
@@ -68,7 +83,7 @@ export const makeSandboxTools = (backend: SandboxBackendShape, options: SandboxT
   const maxOutputBytes = options.maxOutputBytes ?? 64 * 1024
 
   const exec = (tool: string, request: Omit<ExecRequest, "maxOutputBytes" | "timeoutMs">, timeoutMs = maxTimeoutMs) =>
-    backend.exec(options.sandboxId, { ...request, timeoutMs, maxOutputBytes }).pipe(
+    backend.exec(options.sandboxId, { ...request, timeoutMs, maxOutputBytes, ...(options.env === undefined ? {} : { env: options.env }) }).pipe(
       Stream.runFold(
         () => ({ stdout: "", stderr: "", exitCode: -1, truncated: false, timedOut: false }),
         (acc, chunk) =>
@@ -213,7 +228,10 @@ export const makeSandboxTools = (backend: SandboxBackendShape, options: SandboxT
           command: [
             "sh",
             "-c",
-            `${prelude}check "$1"; [ -d "$1" ] || { echo "no such directory: $1" >&2; exit 1; }; find "$1" -mindepth 1 -maxdepth "$2" \\( -type d -printf '%P/\\n' -o -printf '%P\\n' \\) | LC_ALL=C sort | head -n 1000`,
+            `${prelude}check "$1"; [ -d "$1" ] || { echo "no such directory: $1" >&2; exit 1; }
+find "$1" -mindepth 1 -maxdepth "$2" | while IFS= read -r f; do
+  r=\${f#"$1"/}; if [ -d "$f" ] && [ ! -L "$f" ]; then echo "$r/"; else echo "$r"; fi
+done | LC_ALL=C sort | head -n 1000`,
             "sh",
             path,
             String(depth)

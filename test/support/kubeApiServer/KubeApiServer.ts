@@ -36,7 +36,7 @@ export interface KubeApiServerOptions {
   readonly unpullableImages?: ReadonlyArray<string> | undefined
 }
 
-// biome-ignore lint: the simulator stores arbitrary JSON objects
+// The simulator stores the API's JSON objects as they come.
 type Obj = Record<string, any>
 
 interface WatchEvent {
@@ -73,7 +73,7 @@ interface PodRun {
 export interface KubeApiServer {
   readonly url: string
   readonly token: string | undefined
-  /** Every request, as "METHOD path" without the query. */
+  /** Every request, as "METHOD path" without the query ("?watch" marks watches, "UPGRADE" exec and attach). */
   readonly requests: Array<string>
   readonly stats: { watches: number; bookmarks: number; gone: number }
   /** The stored object, if any (a copy). */
@@ -614,7 +614,7 @@ export const startKubeApiServer = async (options: KubeApiServerOptions = {}): Pr
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? "/", "http://localhost")
-    requests.push(`${req.method} ${url.pathname}`)
+    requests.push(`${req.method} ${url.pathname}${url.searchParams.get("watch") === null ? "" : "?watch"}`)
     if (!authorized(req)) return send(res, 401, statusBody(401, "Unauthorized", "Unauthorized"))
     const r = route(url.pathname)
     if (r === undefined) return send(res, 404, statusBody(404, "NotFound", "the server could not find the requested resource"))
@@ -807,6 +807,8 @@ export const startKubeApiServer = async (options: KubeApiServerOptions = {}): Pr
       return open.length
     },
     compact: () => {
+      // As etcd's revision moves on with writes elsewhere: every version read before is now too old.
+      rv += 1
       compactedRv = rv
       history.length = 0
     },

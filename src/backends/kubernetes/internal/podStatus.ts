@@ -33,8 +33,7 @@ export const observe = (pod: V1Pod): PodObservation => {
   const agent = containerStatus(pod, agentContainer)
   const gate = containerStatus(pod, gateContainer)
   const terminated = agent?.state?.terminated
-  const waiting = agent?.state?.waiting?.reason ?? gate?.state?.waiting?.reason
-  const failing = waiting !== undefined && failingWaitingReasons.has(waiting) ? waiting : undefined
+  const failing = [agent?.state?.waiting?.reason, gate?.state?.waiting?.reason].find((reason) => reason !== undefined && failingWaitingReasons.has(reason))
   const phase = pod.status?.phase
   if (terminated !== undefined) {
     return { status: "exited", exitCode: terminated.exitCode, oomKilled: terminated.reason === "OOMKilled", failing }

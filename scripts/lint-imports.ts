@@ -1,4 +1,5 @@
-// Keeps imports flowing one way: domain <- machines <- runtime -> services <- backends.
+// Keeps imports flowing one way: domain <- machines <- runtime -> services <- backends
+// (execution, the agent loop, sits beside runtime: it uses services and domain only).
 // Fails (exit 1) listing every import that breaks the rule.
 import { readdirSync, readFileSync, statSync } from "node:fs"
 import { dirname, join, relative, resolve } from "node:path"
@@ -27,8 +28,9 @@ const allowed: Record<string, { layers: Array<string>; forbidPackages?: RegExp }
   services: { layers: ["domain", "services"] },
   backends: { layers: ["domain", "services", "backends"] },
   store: { layers: ["domain", "services", "store"] },
-  runtime: { layers: ["domain", "machines", "services", "runtime", "composition"] },
-  composition: { layers: ["domain", "machines", "services", "runtime", "backends", "store"] },
+  runtime: { layers: ["domain", "machines", "services", "execution", "runtime", "composition"] },
+  execution: { layers: ["domain", "services", "execution"] },
+  composition: { layers: ["domain", "machines", "services", "execution", "runtime", "backends", "store"] },
   agent: { layers: [] },
   cli: { layers: ["domain", "runtime", "composition", "cli", "index", "http"] },
   http: { layers: ["domain", "runtime", "http", "index"] },

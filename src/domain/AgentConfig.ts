@@ -73,6 +73,38 @@ export const RestartPolicy = Schema.Struct({
 /** @see RestartPolicy */
 export type RestartPolicy = typeof RestartPolicy.Type
 
+/** One scripted model turn (provider `scripted`): text and/or tool calls, for tests and demos. */
+export const ScriptedTurnConfig = Schema.Struct({
+  text: Schema.optional(Schema.String),
+  toolCalls: Schema.optional(Schema.Array(Schema.Struct({ name: Schema.String, arguments: Schema.Unknown }))),
+  usage: Schema.optional(Schema.Struct({ inputTokens: Schema.Number, outputTokens: Schema.Number }))
+})
+
+/**
+ * The model an agent runs its loop with. With a model, `execute` runs the runtime's agent loop (model ->
+ * tools in the sandbox -> model ...); without, it speaks the JSON-lines protocol to the agent's program.
+ */
+export const ModelConfig = Schema.Struct({
+  provider: Schema.Literals(["openai-chat", "openai-responses", "anthropic", "scripted"]),
+  model: Schema.String.check(Schema.isMinLength(1)),
+  /** The API's base URL (e.g. https://api.openai.com/v1); required except for `scripted`. */
+  baseUrl: Schema.optional(Schema.String),
+  /** Name of the environment variable holding the API key (never the key itself). */
+  apiKeyEnv: Schema.optional(Schema.String),
+  /** A file holding the API key (e.g. a mounted secret). */
+  apiKeyFile: Schema.optional(Schema.String),
+  system: Schema.optional(Schema.String),
+  maxSteps: Schema.optional(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1), Schema.isLessThanOrEqualTo(100))),
+  maxTokens: Schema.optional(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1))),
+  contextWindow: Schema.optional(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(256))),
+  /** Allowed tools by name (shell, read_file, write_file, list_files); all built-in tools when absent. */
+  tools: Schema.optional(Schema.Array(Schema.String)),
+  /** The turns of a `scripted` model, played in order. */
+  script: Schema.optional(Schema.Array(ScriptedTurnConfig))
+})
+/** @see ModelConfig */
+export type ModelConfig = typeof ModelConfig.Type
+
 /** The full request to spawn an agent. */
 export const AgentConfig = Schema.Struct({
   name: AgentName,
@@ -92,7 +124,8 @@ export const AgentConfig = Schema.Struct({
   resources: Schema.optional(ResourceRequest),
   sessionId: Schema.optional(Schema.String.check(Schema.isUUID())),
   labels: Schema.optional(Labels),
-  restartPolicy: Schema.optional(RestartPolicy)
+  restartPolicy: Schema.optional(RestartPolicy),
+  model: Schema.optional(ModelConfig)
 })
 /** @see AgentConfig */
 export type AgentConfig = typeof AgentConfig.Type

@@ -109,13 +109,30 @@ export const ExecuteRequest = Schema.Struct({
   )
 }).annotate({ identifier: "ExecuteRequest" })
 
-/** One event of an execute stream: an output line of the agent, then `done`, or a coded `error`. */
+/**
+ * One event of an execute stream, then `done`: an output line of the agent's program (agents without a
+ * model), or the agent loop's text, tool calls, tool results, usage and coded errors (agents with one).
+ */
 export const ExecuteEvent = Schema.Union([
   Schema.Struct({
     type: Schema.Literal("output"),
     stream: Schema.Literals(["stdout", "stderr"]),
     line: Schema.String,
     data: Schema.optional(Schema.Unknown)
+  }),
+  Schema.Struct({ type: Schema.Literal("text"), text: Schema.String }),
+  Schema.Struct({ type: Schema.Literal("tool.call"), id: Schema.String, name: Schema.String, arguments: Schema.String }),
+  Schema.Struct({
+    type: Schema.Literal("tool.result"),
+    toolCallId: Schema.String,
+    name: Schema.String,
+    content: Schema.String,
+    isError: Schema.Boolean
+  }),
+  Schema.Struct({ type: Schema.Literal("usage"), inputTokens: Schema.Number, outputTokens: Schema.Number }),
+  Schema.Struct({
+    type: Schema.Literal("error"),
+    error: Schema.Struct({ code: Schema.String, message: Schema.String, retryable: Schema.Boolean })
   }),
   Schema.Struct({ type: Schema.Literal("done"), executionId: Schema.String, data: Schema.optional(Schema.Unknown) })
 ]).annotate({ identifier: "ExecuteEvent" })

@@ -53,6 +53,10 @@ import { SandboxBackend, type SandboxSpec } from "../services/SandboxBackend.ts"
 import { type AgentFilter, type AgentRecord, type FleetOperation, StateStore } from "../services/StateStore.ts"
 import { fromEffect } from "./EffectBridge.ts"
 import { makeFairAdmission } from "./internal/fairAdmission.ts"
+import { gatewayFor, type ModelExecuteEvent, runModelLoop } from "./internal/modelExecution.ts"
+import type { Conversation } from "../execution/AgentLoop.ts"
+import * as TokenBudget from "../execution/TokenBudget.ts"
+import type { ModelGatewayShape } from "../services/ModelGateway.ts"
 
 /** Options of `suspend`. */
 export interface SuspendOptions {
@@ -84,9 +88,13 @@ export interface ExecuteOptions {
   readonly timeoutMs?: number | undefined
 }
 
-/** What `execute` streams: the agent's output lines, then `done`. */
+/**
+ * What `execute` streams, then `done`: for agents with a model, the loop's text, tool calls, tool
+ * results, usage and coded errors; for agents without, their program's output lines.
+ */
 export type ExecuteEvent =
   | { readonly type: "output"; readonly stream: "stdout" | "stderr"; readonly line: string; readonly data?: unknown }
+  | ModelExecuteEvent
   | { readonly type: "done"; readonly executionId: string; readonly data?: unknown }
 
 /** Runtime-level options that are not part of the configuration file. */
@@ -160,6 +168,9 @@ interface AgentHandle {
   persistError: StoreFailed | undefined
   /** Operations waiting for this agent's next states; a waited-on agent never hibernates. */
   waiters: number
+  /** The agent loop's conversation (agents with a model), persisted with the record. */
+  conversation: Conversation | undefined
+  gateway: ModelGatewayShape | undefined
   /** In-flight provisioning, awaited (and interrupted) before a stop so no sandbox leaks. */
   provisioning: Fiber.Fiber<unknown, unknown> | undefined
 }
@@ -221,7 +232,15 @@ export const make = (
       config: h.config,
       sandbox: h.sandbox,
       sandboxId: h.lastContext.sandboxId,
-      snapshot: { machine: h.actor?.getPersistedSnapshot() ?? h.hibernated, initialContext: h.initialContext, activity: h.activity ?? null },
+      snapshot: {
+        machine: h.actor?.getPersistedSnapshot() ?? h.hibernated,
+        initialContext: h.initialContext,
+        activity: h.activity ?? null,
+        ...(h.conversation === undefined ? {} : { conversation: h.conversation })
+      },
+      ...(h.conversation === undefined
+        ? {}
+        : { resourceUsage: { tokensUsed: h.conversation.usage.inputTokens + h.conversation.usage.outputTokens } }),
       createdAt: h.createdAt,
       updatedAt: h.updatedAt,
       terminatedAt: h.terminatedAt
@@ -733,6 +752,7 @@ export const make = (
     }
 
     // ---- operations --------------------------------------------------------------------------------
+    const tokenBudget = yield* TokenBudget.makeMemory
     const admission = makeFairAdmission(lifecycle.max_concurrent_spawns, lifecycle.spawn_queue_limit)
 
     // Expired checkpoints are collected in the background.
@@ -781,6 +801,8 @@ export const make = (
           hibernated: undefined,
           lastActiveAt: 0,
           waiters: 0,
+          conversation: undefined,
+          gateway: undefined,
           state: "pending",
           activity: undefined,
           lastContext: undefined as never,
@@ -960,6 +982,35 @@ export const make = (
           )
           yield* flushed(h)
           if (sandboxId === undefined) return yield* new ExecuteFailed({ message: "the agent has no sandbox", agentId })
+          if (h.config.model !== undefined) {
+            const model = h.config.model
+            h.gateway ??= yield* gatewayFor(model)
+            const caps = yield* backend.capabilities
+            const executionId = randomUUID()
+            return runModelLoop({
+              agentId,
+              input,
+              model,
+              gateway: h.gateway,
+              budget: tokenBudget,
+              tokensPerHour: h.sandbox.resources.tokensPerHour,
+              backend,
+              sandboxId,
+              dialect: caps.name === "memory" ? "memory" : "posix",
+              conversation: h.conversation,
+              onConversation: (conversation) =>
+                Effect.sync(() => {
+                  h.conversation = conversation
+                  persist(h, [])
+                })
+            }).pipe(
+              Stream.mapEffect((event): Effect.Effect<ExecuteEvent, RuntimeError> =>
+                event.type === "done"
+                  ? Effect.as(flushed(h), { type: "done", executionId, data: { reason: event.reason, text: event.text } })
+                  : Effect.succeed(event)
+              )
+            )
+          }
           const attachment = yield* backend.attach(sandboxId)
           const executionId = randomUUID()
           yield* attachment.write(JSON.stringify({ type: "input", id: executionId, input }))
@@ -1100,6 +1151,8 @@ export const make = (
         hibernated: undefined,
         lastActiveAt: 0,
         waiters: 0,
+        conversation: (saved as { conversation?: Conversation } | null)?.conversation,
+        gateway: undefined,
         state: r.state,
         activity: undefined,
         lastContext: undefined as never,

@@ -362,3 +362,56 @@ describe("recovery", () => {
 import { Effect } from "effect"
 const Effect_scoped = <A, E, R, B, E2>(acquire: Effect.Effect<A, E, R>, use: (a: A) => Effect.Effect<B, E2>) =>
   Effect.scoped(Effect.flatMap(acquire, use))
+
+describe("execute with a model", () => {
+  it("runs the agent loop: the model calls a tool in the sandbox, gets its result, answers; the conversation persists", async () => {
+    const { runtime, services, restart } = await setup()
+    const { agentId, sandboxId } = await runtime.spawn({
+      ...agent,
+      resources: { tokensPerHour: 100_000 },
+      model: {
+        provider: "scripted",
+        model: "scripted-1",
+        script: [
+          { toolCalls: [{ name: "write_file", arguments: { path: "answer.txt", content: "42" } }] },
+          { text: "I wrote the answer to answer.txt." },
+          { text: "Still 42." }
+        ]
+      }
+    })
+    const events: Array<{ type: string }> = []
+    for await (const e of runtime.execute(agentId, "write the answer")) events.push(e)
+    expect(events.map((e) => e.type)).toContain("tool.call")
+    expect(events.find((e) => e.type === "tool.result")).toMatchObject({ name: "write_file", isError: false })
+    expect(events.at(-1)).toMatchObject({ type: "done", data: { reason: "final", text: "I wrote the answer to answer.txt." } })
+    const chunks = await services.run(({ backend }) =>
+      Stream.runCollect(backend.exec(sandboxId!, { command: ["l02-read", "answer.txt"], timeoutMs: 1000, maxOutputBytes: 100 }))
+    )
+    expect(chunks.filter((c) => c._tag === "stdout").map((c) => (c as { data: string }).data).join("")).toContain("42")
+    const stored = Option.getOrThrow(await services.run(({ store }) => store.getAgent(agentId)))
+    const conversation = (stored.snapshot as { conversation?: { messages: Array<{ role: string }> } }).conversation
+    expect(conversation?.messages.map((m) => m.role)).toEqual(["user", "assistant", "tool", "assistant"])
+    // After a restart the conversation continues where it was (a scripted model starts its script anew).
+    const again = await restart()
+    const more: Array<{ type: string }> = []
+    for await (const e of again.execute(agentId, "and now?")) more.push(e)
+    expect(more.at(-1)).toMatchObject({ type: "done" })
+    const after = Option.getOrThrow(await services.run(({ store }) => store.getAgent(agentId)))
+    const continued = (after.snapshot as { conversation: { messages: Array<{ role: string; content: string }> } }).conversation.messages
+    expect(continued.slice(0, 4)).toEqual(conversation!.messages)
+    expect(continued[4]).toMatchObject({ role: "user", content: "and now?" })
+  })
+
+  it("refuses a model call over the agent's token budget with a coded error", async () => {
+    const { runtime } = await setup()
+    const { agentId } = await runtime.spawn({
+      ...agent,
+      resources: { tokensPerHour: 5 },
+      model: { provider: "scripted", model: "scripted-1", script: [{ text: "never sent" }] }
+    })
+    const events: Array<{ type: string; error?: { code: string } }> = []
+    for await (const e of runtime.execute(agentId, "a prompt that needs more than five tokens of budget")) events.push(e as never)
+    expect(events.find((e) => e.type === "error")?.error?.code).toBe("E2084")
+    expect((await runtime.getState(agentId)).activity).toBe("idle")
+  })
+})

@@ -51,14 +51,28 @@ export const counterFor = (model: string): Effect.Effect<CountTokens> => {
 /** Per-message framing overhead of chat formats (role markers, separators). */
 const messageOverhead = 4
 
-/** Tokens of one message as sent (content, tool calls, framing). */
-export const messageTokens = (count: CountTokens, message: ChatMessage): number =>
-  messageOverhead + count(message.content) +
-  (message.role === "assistant"
-    ? (message.toolCalls ?? []).reduce((n, call) => n + count(call.name) + count(call.arguments) + messageOverhead, 0)
-    : message.role === "tool"
-    ? count(message.name)
-    : 0)
+// Messages are immutable values that are counted again on every turn of a run: remember their
+// counts per counter (weakly, so dropped conversations are collected).
+const counted = new WeakMap<ChatMessage, Map<CountTokens, number>>()
+
+/** Tokens of one message as sent (content, tool calls, framing); remembered per message object. */
+export const messageTokens = (count: CountTokens, message: ChatMessage): number => {
+  let byCounter = counted.get(message)
+  const known = byCounter?.get(count)
+  if (known !== undefined) return known
+  const tokens = messageOverhead + count(message.content) +
+    (message.role === "assistant"
+      ? (message.toolCalls ?? []).reduce((n, call) => n + count(call.name) + count(call.arguments) + messageOverhead, 0)
+      : message.role === "tool"
+      ? count(message.name)
+      : 0)
+  if (byCounter === undefined) {
+    byCounter = new Map()
+    counted.set(message, byCounter)
+  }
+  byCounter.set(count, tokens)
+  return tokens
+}
 
 /** Tokens of the part of a request that is not the conversation: system prompt and tool definitions. */
 export const fixedTokens = (count: CountTokens, request: Pick<ModelRequest, "system" | "tools">): number =>

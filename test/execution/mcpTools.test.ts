@@ -132,6 +132,12 @@ describe("MCP tools", () => {
       const missing = yield* Effect.flip(connectMcpServer({ name: "ghost", transport: { type: "stdio", command: "/nonexistent/mcp-server" } }))
       expect(missing.code).toBe("E2086")
       expect(missing.message).toMatch(/MCP server "ghost"/)
+      const crashing = yield* Effect.flip(connectMcpServer({
+        name: "crash",
+        transport: { type: "stdio", command: process.execPath, args: ["-e", "console.error('config file missing: /etc/mcp.json'); process.exit(3)"] }
+      }))
+      expect(crashing.code).toBe("E2086")
+      expect(crashing.message).toMatch(/stderr ends with: config file missing: \/etc\/mcp.json/)
       const unreachable = yield* Effect.flip(connectMcpServer({ name: "far", transport: { type: "http", url: "http://127.0.0.1:9/mcp" } }))
       expect(unreachable.code).toBe("E2086")
     }).pipe(Effect.scoped))

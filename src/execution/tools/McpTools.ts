@@ -23,7 +23,7 @@ export type McpTransportConfig =
     readonly type: "stdio"
     readonly command: string
     readonly args?: ReadonlyArray<string> | undefined
-    /** The server's environment; by default only a safe subset of the host's (the SDK's default). */
+    /** Added to the SDK's safe subset of the host environment (PATH, HOME, USER, ...), never the whole of it. */
     readonly env?: Readonly<Record<string, string>> | undefined
     readonly cwd?: string | undefined
   }
@@ -42,18 +42,29 @@ export interface McpServerConfig {
   readonly timeoutMs?: number | undefined
 }
 
-const transportOf = (config: McpTransportConfig): Transport =>
-  config.type === "stdio"
-    ? new StdioClientTransport({
-      command: config.command,
-      args: [...(config.args ?? [])],
-      ...(config.env === undefined ? {} : { env: { ...config.env } }),
-      ...(config.cwd === undefined ? {} : { cwd: config.cwd }),
-      stderr: "pipe"
-    })
-    : new StreamableHTTPClientTransport(new URL(config.url), {
-      requestInit: { headers: { ...config.headers } }
-    })
+/** The transport, and the tail of a stdio server's stderr (drained, so the server never blocks on it). */
+const transportOf = (config: McpTransportConfig): { transport: Transport; stderrTail: () => string } => {
+  if (config.type === "http") {
+    return {
+      transport: new StreamableHTTPClientTransport(new URL(config.url), { requestInit: { headers: { ...config.headers } } }),
+      stderrTail: () => ""
+    }
+  }
+  const transport = new StdioClientTransport({
+    command: config.command,
+    args: [...(config.args ?? [])],
+    ...(config.env === undefined ? {} : { env: { ...config.env } }),
+    ...(config.cwd === undefined ? {} : { cwd: config.cwd }),
+    stderr: "pipe"
+  })
+  let tail = ""
+  transport.stderr?.on("data", (chunk: Buffer) => {
+    tail = (tail + chunk.toString("utf8")).slice(-2000)
+  })
+  return { transport, stderrTail: () => tail.trim() }
+}
+
+const withStderr = (message: string, stderr: string) => stderr === "" ? message : `${message}; its stderr ends with: ${stderr.slice(-500)}`
 
 const where = (config: McpServerConfig) =>
   config.transport.type === "stdio" ? `MCP server "${config.name}" (${config.transport.command})` : `MCP server "${config.name}" at ${config.transport.url}`
@@ -83,16 +94,17 @@ const textOf = (content: ReadonlyArray<ContentItem>): string =>
  */
 export const connectMcpServer = (config: McpServerConfig): Effect.Effect<ReadonlyArray<AgentTool>, ToolFailed, Scope.Scope> =>
   Effect.gen(function*() {
+    const { transport, stderrTail } = transportOf(config.transport)
     const client = yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: async () => {
           const client = new Client({ name: "l02-agent-runtime", version: "0.1.0" })
-          await client.connect(transportOf(config.transport))
+          await client.connect(transport)
           return client
         },
         catch: (error) =>
           new ToolFailed({
-            message: `cannot connect to ${where(config)}: ${(error as Error).message}; check the command or URL`,
+            message: withStderr(`cannot connect to ${where(config)}: ${(error as Error).message}; check the command or URL`, stderrTail()),
             key: config.name
           })
       }),
@@ -119,7 +131,7 @@ export const connectMcpServer = (config: McpServerConfig): Effect.Effect<Readonl
               try: (signal) => client.callTool({ name: tool.name, arguments: { ...input } }, undefined, { signal, timeout: timeoutMs }),
               catch: (error) =>
                 new ToolFailed({
-                  message: `${where(config)} failed running "${tool.name}": ${(error as Error).message}`,
+                  message: withStderr(`${where(config)} failed running "${tool.name}": ${(error as Error).message}`, stderrTail()),
                   key: exposed
                 })
             }).pipe(

@@ -1,15 +1,19 @@
 // The built-in sandbox tools with real commands on the process backend: files, listing, shell
 // exit codes, timeouts, output caps, and paths confined to the workspace (`..`, absolute paths
 // elsewhere, symbolic links pointing out).
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs"
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Effect } from "effect"
+import { Effect, Fiber, Layer } from "effect"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import * as ProcessBackend from "../../src/backends/process/ProcessBackend.ts"
+import { run } from "../../src/execution/AgentLoop.ts"
+import * as ScriptedModel from "../../src/execution/providers/ScriptedModel.ts"
+import { layerMemory as budgetMemory } from "../../src/execution/TokenBudget.ts"
 import { confinePath, makeSandboxTools } from "../../src/execution/tools/SandboxTools.ts"
 import { makeToolkit } from "../../src/execution/tools/Toolkit.ts"
-import { startedSandbox } from "./support.ts"
+import { ModelGateway } from "../../src/services/ModelGateway.ts"
+import { collect, startedSandbox } from "./support.ts"
 
 const dataDir = mkdtempSync(join(tmpdir(), "l02-exec-tools-"))
 // A directory of busybox applets: the same tools run with only busybox on PATH, as in the Docker
@@ -34,6 +38,15 @@ const toolkit = (flavour: "host" | "busybox", options: { maxOutputBytes?: number
     const kit = makeToolkit(makeSandboxTools(backend, { sandboxId, timeoutMs: 10_000, env, ...options }))
     let id = 0
     return (name: string, input: unknown) => kit.call({ id: `c${id++}`, name, arguments: JSON.stringify(input) })
+  })
+
+const running = (marker: string) =>
+  readdirSync("/proc").filter((pid) => /^\d+$/.test(pid)).some((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\u0000", " ").includes(marker)
+    } catch {
+      return false
+    }
   })
 
 describe("confinePath", () => {
@@ -98,5 +111,32 @@ for (const flavour of ["host", "busybox"] as const) describe.skipIf(flavour === 
       }
       // A link that stays inside is fine.
       expect((yield* call("read_file", { path: "alias/f" })).output).toEqual({ content: "ok\n" })
+    }).pipe(Effect.scoped, Effect.provide(layer)))
+})
+
+describe("cancelling the loop on the process backend", () => {
+  it.live("interrupting a run kills the shell command it is running", () =>
+    Effect.gen(function*() {
+      const { backend, sandboxId } = yield* startedSandbox(`exec-cancel-${process.pid}`, ["sleep", "600"])
+      const seconds = `${30 + Math.floor(Math.random() * 1000) / 1000}`
+      const scripted = ScriptedModel.make([{ toolCalls: [{ name: "shell", arguments: { command: `sleep ${seconds}` } }] }, { text: "never" }])
+      const fiber = yield* Effect.forkChild(
+        collect(run("go", { tools: makeToolkit(makeSandboxTools(backend, { sandboxId })), model: { name: "scripted" }, maxSteps: 2 })).pipe(
+          Effect.provide(Layer.mergeAll(Layer.succeed(ModelGateway, scripted.gateway), budgetMemory))
+        )
+      )
+      let seen = false
+      for (let i = 0; i < 50 && !seen; i++) {
+        yield* Effect.sleep("100 millis")
+        seen = running(`sleep ${seconds}`)
+      }
+      expect(seen).toBe(true)
+      yield* Fiber.interrupt(fiber)
+      let gone = false
+      for (let i = 0; i < 30 && !gone; i++) {
+        yield* Effect.sleep("100 millis")
+        gone = !running(`sleep ${seconds}`)
+      }
+      expect(gone).toBe(true)
     }).pipe(Effect.scoped, Effect.provide(layer)))
 })

@@ -56,6 +56,26 @@ export const runDemo = async (options: RuntimeOptions, print: Print = console.lo
       const e = error as { code?: string; message?: string }
       print(`${ms()}  resume while running is refused: ${e.code}: ${e.message}`)
     }
+    print(`${ms()}  spawning an agent with a (scripted) model that uses a tool in its sandbox ...`)
+    const modelAgent = await runtime.spawn({
+      name: "demo-model",
+      trustLevel: "TRUSTED",
+      model: {
+        provider: "scripted",
+        model: "scripted-demo",
+        system: "You are a careful agent.",
+        script: [
+          { toolCalls: [{ name: "shell", arguments: { command: "echo \"hello from $(uname -s) in $(pwd)\" > greeting.txt && cat greeting.txt" } }] },
+          { text: "The sandbox says hello; I saved the greeting in greeting.txt." }
+        ]
+      }
+    })
+    for await (const event of runtime.execute(modelAgent.agentId, "Say hello from your sandbox.")) {
+      if (event.type === "tool.call") print(`${ms()}  model calls ${event.name} ${event.arguments}`)
+      else if (event.type === "tool.result") print(`${ms()}  tool ${event.name} -> ${event.content.trim().replace(/\s*\n\s*/g, " | ")}`)
+      else if (event.type === "done") print(`${ms()}  model answers: ${(event.data as { text?: string } | undefined)?.text ?? ""}`)
+    }
+    await runtime.terminate(modelAgent.agentId, { reason: "demo finished" })
     const state = await runtime.getState(agentId)
     print(`${ms()}  state ${state.state}/${state.activity}, restarts ${state.restartCount}, sandbox ${state.sandboxId}`)
     print(`${ms()}  terminating ...`)

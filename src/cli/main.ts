@@ -111,6 +111,16 @@ const resume = Command.make("resume", { ...global, agentId: idArg, checkpointId:
   withRuntime(a, (rt) => rt.resume(a.agentId, Option.getOrUndefined(a.checkpointId))).pipe(Effect.flatMap((state) => print(a, { state }, () => state)))
 ).pipe(Command.withDescription("Resume a suspended agent"))
 
+const checkpoints = Command.make("checkpoints", { ...global, agentId: idArg }, (a) =>
+  withRuntime(a, (rt) => rt.checkpoints(a.agentId)).pipe(
+    Effect.flatMap((list) =>
+      print(a, list, () =>
+        table([["CHECKPOINT", "TYPE", "BYTES", "CREATED", "EXPIRES"], ...list.map((c) => [c.checkpointId, c.checkpointType, String(c.sizeBytes), c.createdAt, c.expiresAt ?? "-"])])
+      )
+    )
+  )
+).pipe(Command.withDescription("List an agent's checkpoints"))
+
 const terminate = Command.make("terminate", { ...global, agentId: idArg, force: Flag.Boolean("force").pipe(Flag.withDefault(false)) }, (a) =>
   withRuntime(a, (rt) => rt.terminate(a.agentId, { force: a.force, reason: "l02 terminate" })).pipe(Effect.flatMap(() => print(a, { state: "terminated" }, () => "terminated")))
 ).pipe(Command.withDescription("Terminate an agent"))
@@ -220,7 +230,7 @@ const image = Command.make("image").pipe(
 /** The `l02` command tree. */
 export const l02 = Command.make("l02").pipe(
   Command.withDescription("L02 Agent Runtime: run AI agents as supervised actors in real sandboxes"),
-  Command.withSubcommands([demo, serveCommand, config, spawn, ls, get, suspend, resume, terminate, exec, fleet, image])
+  Command.withSubcommands([demo, serveCommand, config, spawn, ls, get, suspend, resume, checkpoints, terminate, exec, fleet, image])
 )
 
 const reportAndExit = (error: unknown) =>

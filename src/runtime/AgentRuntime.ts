@@ -40,6 +40,7 @@ import {
   StoreFailed,
   SuspendFailed
 } from "../domain/Errors.ts"
+import type { Checkpoint } from "../domain/Checkpoint.ts"
 import type { FleetStatus } from "../domain/FleetStatus.ts"
 import type { HealthStatus } from "../domain/HealthStatus.ts"
 import { OwnershipLabels } from "../domain/Ids.ts"
@@ -86,6 +87,8 @@ export const poolLabel = "pool.l02.dev/name"
 export interface ExecuteOptions {
   /** How long to wait for the agent's `done` line; default 300 s. */
   readonly timeoutMs?: number | undefined
+  /** Aborting it cancels the step: the model request, running tools, the wait for the agent's answer. */
+  readonly signal?: AbortSignal | undefined
 }
 
 /**
@@ -136,6 +139,8 @@ export interface AgentRuntimeShape {
   readonly scale: (pool: string, replicas: number, options?: ScaleOptions) => Effect.Effect<FleetOperation, RuntimeError>
   /** Fleet operations, newest first. */
   readonly fleetOperations: (limit?: number) => Effect.Effect<ReadonlyArray<FleetOperation>, RuntimeError>
+  /** An agent's checkpoints, oldest first. */
+  readonly checkpoints: (agentId: string) => Effect.Effect<ReadonlyArray<Checkpoint>, RuntimeError>
   /** Liveness (its sandbox exists and runs or is paused) and readiness (running and idle) of an agent. */
   readonly health: (agentId: string) => Effect.Effect<HealthStatus, RuntimeError>
   /** Resolves once every accepted transition has been written to the store. */
@@ -932,10 +937,31 @@ export const make = (
         return done
       })
 
+    /** Live CPU and memory of a running agent's sandbox, with its token usage; the stored usage otherwise. */
+    const usageOf = (h: AgentHandle): Effect.Effect<AgentInstance["resourceUsage"]> => {
+      const tokensUsed = h.conversation === undefined ? undefined : h.conversation.usage.inputTokens + h.conversation.usage.outputTokens
+      const base = tokensUsed === undefined ? {} : { tokensUsed }
+      const sandboxId = h.lastContext.sandboxId
+      if (sandboxId === undefined || h.state !== "running") return Effect.succeed(tokensUsed === undefined ? undefined : base)
+      return backend.stats(sandboxId).pipe(
+        Effect.map((st) => ({ ...base, cpuPercent: st.cpuPercent, memoryBytes: st.memoryBytes, sampledAt: iso() })),
+        Effect.timeoutOption("2 seconds"),
+        Effect.map(Option.getOrElse(() => base)),
+        Effect.catchCause(() => Effect.succeed(base))
+      )
+    }
+
     const getState = (agentId: string) =>
       Effect.suspend(() => {
         const h = agents.get(agentId)
-        if (h !== undefined) return Effect.succeed(instanceOf(h))
+        if (h !== undefined) {
+          return usageOf(h).pipe(
+            Effect.map((usage) => {
+              const instance = instanceOf(h)
+              return usage === undefined ? instance : { ...instance, resourceUsage: usage }
+            })
+          )
+        }
         return store.getAgent(agentId).pipe(
           Effect.flatMap((found) =>
             Option.isSome(found)
@@ -1052,7 +1078,19 @@ export const make = (
             )
           )
         })
-      ).pipe(Stream.scoped) as Stream.Stream<ExecuteEvent, RuntimeError>
+      ).pipe(
+        Stream.scoped,
+        Stream.interruptWhen(
+          Effect.callback<void>((resume) => {
+            const signal = opts.signal
+            if (signal === undefined) return
+            if (signal.aborted) return resume(Effect.void)
+            const onAbort = () => resume(Effect.void)
+            signal.addEventListener("abort", onAbort, { once: true })
+            return Effect.sync(() => signal.removeEventListener("abort", onAbort))
+          })
+        )
+      ) as Stream.Stream<ExecuteEvent, RuntimeError>
 
     // ---- backend events ----------------------------------------------------------------------------
     const reconcileNow = (): Effect.Effect<void, unknown> => Effect.suspend(() => reconcile)
@@ -1241,6 +1279,7 @@ export const make = (
       health,
       scale,
       fleetOperations: (limit) => store.listFleetOperations(limit),
+      checkpoints: (agentId) => Effect.andThen(getState(agentId), checkpoints.list(agentId)),
       flush: Effect.promise(allWritten),
       actorOf: (agentId) => {
         const h = agents.get(agentId)

@@ -12,6 +12,7 @@ import type { Actor, InspectionEvent } from "xstate"
 import type { agentMachine } from "../../machines/agentMachine.ts"
 import type { AgentInstance, SpawnResult } from "../domain/AgentInstance.ts"
 import type { AgentState } from "../domain/AgentState.ts"
+import type { Checkpoint } from "../domain/Checkpoint.ts"
 import type { FleetStatus } from "../domain/FleetStatus.ts"
 import type { HealthStatus } from "../domain/HealthStatus.ts"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
@@ -71,6 +72,8 @@ export interface L02Runtime {
   readonly drain: (pool: string, reason?: string) => Promise<FleetOperation>
   /** Fleet operations, newest first. */
   readonly fleetOperations: (limit?: number) => Promise<ReadonlyArray<FleetOperation>>
+  /** An agent's checkpoints, oldest first. */
+  readonly checkpoints: (agentId: string) => Promise<ReadonlyArray<Checkpoint>>
   /** Liveness and readiness of an agent. */
   readonly health: (agentId: string) => Promise<HealthStatus>
   /** The live XState actor of an agent (for inspection), if it is live. */
@@ -153,6 +156,7 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
     scale: (pool, replicas, opts) => run(core.scale(pool, replicas, opts)),
     drain: (pool, reason) => run(core.scale(pool, 0, { reason: reason ?? `drain pool ${pool}` })),
     fleetOperations: (limit) => run(core.fleetOperations(limit)),
+    checkpoints: (agentId) => run(core.checkpoints(agentId)),
     actorOf: (agentId) => {
       const found = core.actorOf(agentId)
       return found._tag === "Some" ? found.value : undefined

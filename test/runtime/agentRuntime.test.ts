@@ -52,7 +52,12 @@ describe("runtime lifecycle on the in-memory backend", () => {
     const info = await services.run(({ backend }) => backend.inspect(result.sandboxId!))
     expect(info.status).toBe("running")
     expect(info.labels[OwnershipLabels.agentId]).toBe(result.agentId)
-    expect(await runtime.getState(result.agentId)).toMatchObject({ state: "running", activity: "idle", restartCount: 0 })
+    expect(await runtime.getState(result.agentId)).toMatchObject({
+      state: "running",
+      activity: "idle",
+      restartCount: 0,
+      resourceUsage: { cpuPercent: expect.any(Number), memoryBytes: expect.any(Number) }
+    })
   })
 
   it("refuses an operation the state does not accept with E2020 and changes nothing", async () => {
@@ -88,6 +93,7 @@ describe("runtime lifecycle on the in-memory backend", () => {
     expect(await services.run(({ backend }) => backend.list({ [OwnershipLabels.agentId]: agentId }))).toEqual([])
     const saved = await services.run(({ checkpoints }) => checkpoints.list(agentId))
     expect(saved.map((c) => c.checkpointId)).toEqual([checkpointId])
+    expect((await runtime.checkpoints(agentId)).map((c) => c.checkpointId)).toEqual([checkpointId])
     expect(await runtime.resume(agentId, checkpointId)).toBe("running")
     const after = await runtime.getState(agentId)
     expect(after.sandboxId).not.toBe(sandboxId)
@@ -187,6 +193,17 @@ describe("execute", () => {
     for await (const event of runtime.execute(agentId, "wake up")) events.push(event)
     expect(events.at(-1)).toMatchObject({ type: "done" })
     expect((await runtime.getState(agentId)).state).toBe("running")
+  })
+
+  it("cancels the step when the caller's signal aborts, leaving the agent idle", async () => {
+    const { runtime } = await setup()
+    const { agentId } = await runtime.spawn({ ...agent, command: ["l02-sleep", "100"] })
+    const controller = new AbortController()
+    setTimeout(() => controller.abort(), 100)
+    const seen: Array<unknown> = []
+    for await (const e of runtime.execute(agentId, "x", { signal: controller.signal })) seen.push(e)
+    expect(seen).toEqual([])
+    expect((await runtime.getState(agentId)).activity).toBe("idle")
   })
 
   it("fails with E2029 when the agent never answers done", async () => {

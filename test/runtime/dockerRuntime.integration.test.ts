@@ -7,9 +7,9 @@ import * as DockerBackend from "../../src/backends/docker/DockerBackend.ts"
 import { OwnershipLabels } from "../../src/domain/Ids.ts"
 import { createRuntime, type L02Runtime } from "../../src/runtime/createRuntime.ts"
 import { layerMemory as checkpointMemory } from "../../src/services/CheckpointStore.ts"
-import { layerMemory as eventLogMemory } from "../../src/services/EventLog.ts"
+import { EventLog, layerMemory as eventLogMemory } from "../../src/services/EventLog.ts"
 import { SandboxBackend } from "../../src/services/SandboxBackend.ts"
-import { layerMemory as stateMemory } from "../../src/services/StateStore.ts"
+import { layerMemory as stateMemory, StateStore } from "../../src/services/StateStore.ts"
 import { dockerEnabled, testDocker } from "../backends/docker/dockerTestSupport.ts"
 import { eventually } from "./support.ts"
 
@@ -18,7 +18,7 @@ const runtimeId = `rt-docker-${process.pid}`
 
 describe.skipIf(!dockerEnabled)("runtime on Docker", () => {
   let scope: Scope.Closeable
-  let context: Context.Context<SandboxBackend | import("../../src/services/StateStore.ts").StateStore>
+  let context: Context.Context<SandboxBackend | StateStore | EventLog>
   let runtime: L02Runtime
   const start = (config: Record<string, Record<string, unknown>> = {}) =>
     createRuntime({
@@ -95,11 +95,27 @@ describe.skipIf(!dockerEnabled)("runtime on Docker", () => {
     expect(await Effect.runPromise(backend().list({ [OwnershipLabels.agentId]: agentId }))).toEqual([])
   }, 120_000)
 
+  it("reports an OOM kill with E2048 and restarts the agent per its policy", async () => {
+    const { agentId } = await runtime.spawn({
+      name: "hungry",
+      trustLevel: "TRUSTED",
+      command: ["/bin/sh", "-c", "sleep 2; head -c 200m /dev/zero | tail"],
+      resources: { memory: "32Mi" },
+      restartPolicy: { maxRestarts: 0 }
+    })
+    await eventually(async () => expect((await runtime.getState(agentId)).state).toBe("failed"), 30_000)
+    const log = await Effect.runPromise(Context.get(context, EventLog).query({ agentId }))
+    const failure = log.find((e) => e.toState === "failed")
+    expect(failure?.data).toMatchObject({ error: { code: "E2048" } })
+    await eventually(async () => expect((await runtime.getState(agentId)).lastError).toMatchObject({ code: "E2025" }), 10_000)
+    await runtime.terminate(agentId)
+  }, 120_000)
+
   it("re-attaches to its containers after a restart and reaps the ones nobody owns", async () => {
     const { agentId, sandboxId } = await runtime.spawn({ name: "survivor", trustLevel: "TRUSTED", command: ["/bin/l02-agent"] })
     const orphan = await runtime.spawn({ name: "orphan", trustLevel: "TRUSTED" })
     await runtime.shutdown()
-    await Effect.runPromise(Context.get(context, (await import("../../src/services/StateStore.ts")).StateStore).deleteAgent(orphan.agentId))
+    await Effect.runPromise(Context.get(context, StateStore).deleteAgent(orphan.agentId))
     runtime = await start()
     expect(await runtime.getState(agentId)).toMatchObject({ state: "running", sandboxId })
     await expect(docker.getContainer(orphan.sandboxId!).inspect()).rejects.toMatchObject({ statusCode: 404 })

@@ -7,13 +7,14 @@ import { fileURLToPath } from "node:url"
 import { Effect, Layer } from "effect"
 import * as AgentImage from "../backends/docker/AgentImage.ts"
 import * as DockerBackend from "../backends/docker/DockerBackend.ts"
+import * as KubernetesBackend from "../backends/kubernetes/KubernetesBackend.ts"
 import * as ProcessBackend from "../backends/process/ProcessBackend.ts"
 import type { AgentConfig } from "../domain/AgentConfig.ts"
 import type { SandboxError } from "../domain/Errors.ts"
 import type { RuntimeConfig } from "../domain/RuntimeConfig.ts"
 import type { CheckpointStore } from "../services/CheckpointStore.ts"
 import type { EventLog } from "../services/EventLog.ts"
-import { layerMemory as sandboxMemory, SandboxBackend } from "../services/SandboxBackend.ts"
+import { layerMemory as sandboxMemory, type SandboxBackend } from "../services/SandboxBackend.ts"
 import type { StateStore } from "../services/StateStore.ts"
 import * as Store from "../store/Store.ts"
 
@@ -47,7 +48,7 @@ export const backendLayer = (config: RuntimeConfig, runtimeId: string): Layer.La
     case "docker":
       return DockerBackend.layer(DockerBackend.optionsFromConfig(config.docker))
     case "kubernetes":
-      return Layer.effect(SandboxBackend, Effect.die(`backend ${config.runtime.backend} is being wired in`))
+      return KubernetesBackend.layer(KubernetesBackend.optionsFromConfig(config.kubernetes))
   }
 }
 

@@ -247,6 +247,61 @@ describe("OpenAI Responses", () => {
     }).pipe(Effect.scoped))
 })
 
+const sse = (events: ReadonlyArray<Record<string, unknown>>, named = true) =>
+  events.map((e) => `${named ? `event: ${String(e.type)}\n` : ""}data: ${JSON.stringify(e)}\n\n`).join("")
+
+describe("stop reasons and failures inside a stream", () => {
+  it.live("Responses: response.incomplete for max_output_tokens finishes with length; response.failed is E2080", () =>
+    Effect.gen(function*() {
+      const server = yield* wireServer([
+        {
+          body: sse([
+            { type: "response.output_text.delta", output_index: 0, delta: "Once upon" },
+            { type: "response.incomplete", response: { incomplete_details: { reason: "max_output_tokens" }, usage: { input_tokens: 9, output_tokens: 16 } } }
+          ])
+        },
+        { body: sse([{ type: "response.failed", response: { error: { code: "server_error", message: "The model failed" } } }]) }
+      ])
+      const gateway = yield* OpenAiResponses.make(settings(server.baseUrl, { provider: "openai-responses" }))
+      expect(tail(yield* events(gateway))).toEqual([{ _tag: "Usage", inputTokens: 9, outputTokens: 16 }, { _tag: "Finish", reason: "length" }])
+      const failed = yield* Effect.flip(events(gateway))
+      expect(failed.code).toBe("E2080")
+      expect(failed.message).toMatch(/server_error: The model failed/)
+    }).pipe(Effect.scoped))
+
+  it.live("Anthropic: max_tokens finishes with length; Chat: an error object mid-stream and non-JSON tool arguments are E2083", () =>
+    Effect.gen(function*() {
+      const server = yield* wireServer([
+        {
+          body: sse([
+            { type: "message_start", message: { usage: { input_tokens: 5, output_tokens: 1 } } },
+            { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } },
+            { type: "content_block_delta", index: 0, delta: { type: "text_delta", text: "Long" } },
+            { type: "message_delta", delta: { stop_reason: "max_tokens" }, usage: { output_tokens: 256 } },
+            { type: "message_stop" }
+          ])
+        },
+        { body: sse([{ choices: [{ delta: { content: "Hi" } }] }, { error: { message: "Internal error while streaming" } }], false) },
+        {
+          body: sse([
+            { choices: [{ delta: { tool_calls: [{ index: 0, id: "call_x", function: { name: "get_weather", arguments: "{\"location\": " } }] } }] },
+            { choices: [{ delta: {}, finish_reason: "tool_calls" }] }
+          ], false) + "data: [DONE]\n\n"
+        },
+        { body: "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n" }
+      ])
+      const anthropic = yield* Anthropic.make(settings(server.baseUrl, { provider: "anthropic" }))
+      expect(tail(yield* events(anthropic))).toEqual([{ _tag: "Usage", inputTokens: 5, outputTokens: 256 }, { _tag: "Finish", reason: "length" }])
+      const chat = yield* OpenAiChat.make(settings(server.baseUrl))
+      const midStream = yield* Effect.flip(events(chat))
+      expect([midStream.code, midStream.message]).toEqual(["E2083", expect.stringMatching(/Internal error while streaming/)])
+      const badArguments = yield* Effect.flip(events(chat))
+      expect([badArguments.code, badArguments.message]).toEqual(["E2083", expect.stringMatching(/arguments for tool "get_weather" that are not JSON/)])
+      const unfinished = yield* Effect.flip(events(chat))
+      expect([unfinished.code, unfinished.message]).toEqual(["E2083", expect.stringMatching(/without finishing the turn/)])
+    }).pipe(Effect.scoped))
+})
+
 describe("Anthropic Messages", () => {
   it.live("assembles text and a tool_use block from input_json_delta, usage from message_start and message_delta", () =>
     Effect.gen(function*() {

@@ -1094,14 +1094,23 @@ export const make = (
 
     // ---- backend events ----------------------------------------------------------------------------
     const reconcileNow = (): Effect.Effect<void, unknown> => Effect.suspend(() => reconcile)
-    const onSandboxEvent = (event: { sandboxId: string; agentId: string; type: string; exitCode?: number | undefined }) => {
-      if (event.type !== "exited" && event.type !== "oom") return
+    const onSandboxEvent = (event: {
+      sandboxId: string
+      agentId: string
+      type: string
+      exitCode?: number | undefined
+      healthy?: boolean | undefined
+    }) => {
+      const unhealthy = event.type === "health" && event.healthy === false
+      if (event.type !== "exited" && event.type !== "oom" && !unhealthy) return
       const h = agents.get(event.agentId)
       if (h === undefined || h.lastContext.sandboxId !== event.sandboxId) return
       const error: ErrorData =
         event.type === "oom"
           ? { code: "E2048", message: `the sandbox exceeded its memory limit (${h.sandbox.resources.memory}) and was killed`, retryable: true }
-          : { code: "E2027", message: `the sandbox exited with code ${event.exitCode ?? "unknown"}`, retryable: true }
+          : unhealthy
+            ? { code: "E2027", message: "the sandbox reported itself unhealthy (its health check failed); it is replaced", retryable: true }
+            : { code: "E2027", message: `the sandbox exited with code ${event.exitCode ?? "unknown"}`, retryable: true }
       const send: AgentEvent = { type: "sandbox.exited", exitCode: event.exitCode, error }
       const actor = live_(h)
       if (accepts(actor.getSnapshot(), send)) actor.send(send)

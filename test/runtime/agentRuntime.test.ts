@@ -329,6 +329,29 @@ describe("supervision", () => {
 })
 
 describe("liveness", () => {
+  it("replaces a sandbox that reports itself unhealthy, per the restart policy", async () => {
+    // A real in-memory backend whose event stream also carries health events we inject, as Docker's
+    // health_status and Kubernetes' CrashLoopBackOff do.
+    const injected = Effect.runSync(PubSub.unbounded<SandboxEvent>())
+    const withHealth = Layer.effect(
+      SandboxBackend,
+      Effect.map(Effect.service(SandboxBackend), (b) => ({ ...b, events: Stream.merge(b.events, Stream.fromPubSub(injected)) }))
+    ).pipe(Layer.provide(sandboxMemoryLayer()))
+    const runtime = await createRuntime({
+      layer: Layer.mergeAll(withHealth, stateMemoryLayer, checkpointMemoryLayer, eventLogMemoryLayer),
+      env: {},
+      config: { store: { pglite: "memory" }, lifecycle: { restart_backoff_initial_ms: 10 } }
+    })
+    cleanups.push(() => runtime.shutdown())
+    const { agentId, sandboxId } = await runtime.spawn(agent)
+    await Effect.runPromise(PubSub.publish(injected, { sandboxId: sandboxId!, agentId, type: "health", healthy: true, at: Date.now() }))
+    await new Promise((r) => setTimeout(r, 50))
+    expect((await runtime.getState(agentId)).restartCount).toBe(0)
+    await Effect.runPromise(PubSub.publish(injected, { sandboxId: sandboxId!, agentId, type: "health", healthy: false, at: Date.now() }))
+    await eventually(async () => expect(await runtime.getState(agentId)).toMatchObject({ state: "running", restartCount: 1 }))
+    expect((await runtime.getState(agentId)).sandboxId).not.toBe(sandboxId)
+  })
+
   it("notices a sandbox removed behind its back, reports the agent unhealthy, and restarts it", async () => {
     const { runtime, services } = await setup({ config: { lifecycle: { health_check_interval_seconds: 1, restart_backoff_initial_ms: 10 } } })
     const { agentId, sandboxId } = await runtime.spawn(agent)
@@ -376,7 +399,11 @@ describe("recovery", () => {
   })
 })
 
-import { Effect } from "effect"
+import { Effect, Layer, PubSub } from "effect"
+import { layerMemory as checkpointMemoryLayer } from "../../src/services/CheckpointStore.ts"
+import { layerMemory as eventLogMemoryLayer } from "../../src/services/EventLog.ts"
+import { layerMemory as sandboxMemoryLayer, SandboxBackend, type SandboxEvent } from "../../src/services/SandboxBackend.ts"
+import { layerMemory as stateMemoryLayer } from "../../src/services/StateStore.ts"
 const Effect_scoped = <A, E, R, B, E2>(acquire: Effect.Effect<A, E, R>, use: (a: A) => Effect.Effect<B, E2>) =>
   Effect.scoped(Effect.flatMap(acquire, use))
 

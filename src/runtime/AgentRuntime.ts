@@ -758,6 +758,13 @@ export const make = (
 
     // ---- operations --------------------------------------------------------------------------------
     const tokenBudget = yield* TokenBudget.makeMemory
+    // Whether the backend can pause is fixed for its life: ask once it answers, then remember.
+    let canPauseKnown: boolean | undefined
+    const backendCanPause = Effect.suspend(() =>
+      canPauseKnown !== undefined
+        ? Effect.succeed(canPauseKnown)
+        : Effect.map(backend.capabilities, (caps) => (canPauseKnown = caps.pause !== false))
+    )
     const admission = makeFairAdmission(lifecycle.max_concurrent_spawns, lifecycle.spawn_queue_limit)
 
     // Expired checkpoints are collected in the background.
@@ -854,7 +861,9 @@ export const make = (
           })
         }
         const before = h.lastContext.lastError
-        yield* sendChecked(h, { type: "agent.suspend", checkpoint: opts.checkpoint === true }, "suspend")
+        // Where sandboxes cannot be paused (Kubernetes), every suspend is a checkpoint.
+        const canPause = yield* backendCanPause
+        yield* sendChecked(h, { type: "agent.suspend", checkpoint: opts.checkpoint === true || !canPause }, "suspend")
         const state = yield* waitFor(h, (s) => s !== "suspending")
         yield* flushed(h)
         yield* failIfError(h, state, ["suspended"], before)

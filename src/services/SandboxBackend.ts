@@ -101,6 +101,8 @@ export interface BackendCapabilities {
   readonly networkPolicies: ReadonlyArray<"allow_egress" | "restricted" | "isolated">
   /** Whether `exportWorkspace`/`importWorkspace` are supported. */
   readonly workspaceArchive: boolean
+  /** False when sandboxes cannot be paused (Kubernetes): a suspend then always checkpoints. Default true. */
+  readonly pause?: boolean | undefined
 }
 
 /** The shape of a sandbox backend. */

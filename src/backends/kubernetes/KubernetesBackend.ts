@@ -427,7 +427,9 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
           .filter(([, mapped]) => mapped === "" || present.has(mapped))
           .map(([runtimeClass]) => runtimeClass),
         networkPolicies: ["allow_egress", "restricted", "isolated"],
-        workspaceArchive: true
+        workspaceArchive: true,
+        // A Pod cannot be paused: the runtime suspends by checkpoint and delete.
+        pause: false
       }
     })
 

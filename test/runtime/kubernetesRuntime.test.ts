@@ -1,0 +1,55 @@
+// The runtime on the Kubernetes backend over the API server simulator: spawn a Pod, execute through
+// the agent's program, suspend (Pods cannot pause, so a checkpoint: workspace archived, Pod deleted),
+// resume into a new Pod with the workspace restored, terminate.
+import { Layer } from "effect"
+import { describe, expect, it } from "vitest"
+import { createRuntime } from "../../src/runtime/createRuntime.ts"
+import { layerMemory as checkpointMemory } from "../../src/services/CheckpointStore.ts"
+import { layerMemory as eventLogMemory } from "../../src/services/EventLog.ts"
+import { layerMemory as stateMemory } from "../../src/services/StateStore.ts"
+import { simulatorLayer, useSimulator } from "../backends/kubernetes/support.ts"
+
+const simulator = useSimulator()
+
+const protocolAgent = [
+  "sh",
+  "-c",
+  `while IFS= read -r line; do id=$(printf '%s' "$line" | sed -n 's/.*"id":"\\([^"]*\\)".*/\\1/p'); n=$(cat "$L02_WORKSPACE/count" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "$L02_WORKSPACE/count"; printf '{"type":"output","id":"%s","count":%s}\\n' "$id" "$n"; printf '{"type":"done","id":"%s"}\\n' "$id"; done`
+]
+
+describe("runtime on Kubernetes (API server simulator)", () => {
+  it("spawns a Pod, suspends by checkpoint (no pause), resumes into a new Pod with the workspace", async () => {
+    const runtime = await createRuntime({
+      layer: Layer.mergeAll(simulatorLayer(simulator.current), stateMemory, checkpointMemory, eventLogMemory),
+      env: {},
+      config: { store: { pglite: "memory" }, runtime: { hibernate_idle_after_seconds: 0 }, lifecycle: { graceful_shutdown_seconds: 2 } }
+    })
+    try {
+      const { agentId, sandboxId } = await runtime.spawn({ name: "k8s-agent", trustLevel: "TRUSTED", command: protocolAgent })
+      const count = async () => {
+        const events: Array<{ type: string; data?: unknown }> = []
+        for await (const e of runtime.execute(agentId, "count")) events.push(e)
+        return (events.find((e) => e.type === "output")?.data as { count: number }).count
+      }
+      expect(await count()).toBe(1)
+      expect(await count()).toBe(2)
+      const podUid = () => (simulator.current().get("pods", "l02-agents", sandboxId!) as { metadata?: { uid?: string } } | undefined)?.metadata?.uid
+      const firstUid = podUid()
+      expect(firstUid).toBeTypeOf("string")
+      const checkpointId = await runtime.suspend(agentId)
+      expect(checkpointId).toBeTypeOf("string")
+      expect((await runtime.getState(agentId)).state).toBe("suspended")
+      expect(podUid()).toBeUndefined()
+      expect(await runtime.resume(agentId)).toBe("running")
+      // A new Pod (same name, derived from the agent) with a new uid.
+      expect(podUid()).toBeTypeOf("string")
+      expect(podUid()).not.toBe(firstUid)
+      // The workspace came back with the Pod: the counter goes on.
+      expect(await count()).toBe(3)
+      await runtime.terminate(agentId)
+      expect((await runtime.getState(agentId)).state).toBe("terminated")
+    } finally {
+      await runtime.shutdown()
+    }
+  }, 120_000)
+})

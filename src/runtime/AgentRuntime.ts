@@ -576,7 +576,10 @@ export const make = (
       }
       persist(h, events)
       // supervision
-      if (state === "failed" && from !== "failed" && (from === "running" || from === "suspended")) {
+      // The fleet supervises agents that were running: a sandbox that died, and a restart that failed
+      // to come up (e.g. while the engine is down). A first spawn that fails is the caller's to handle.
+      const supervised = from === "running" || from === "suspended" || (from === "spawning" && context.restartCount > 0)
+      if (state === "failed" && from !== "failed" && supervised) {
         fleet.send({
           type: "fleet.agent.failed",
           agentId: h.agentId,

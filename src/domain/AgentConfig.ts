@@ -80,6 +80,25 @@ export const ScriptedTurnConfig = Schema.Struct({
   usage: Schema.optional(Schema.Struct({ inputTokens: Schema.Number, outputTokens: Schema.Number }))
 })
 
+/** An MCP server whose tools an agent's model may call (stdio servers run on the host). */
+export const McpServerConfig = Schema.Struct({
+  name: Schema.String.check(Schema.isMinLength(1)),
+  transport: Schema.Union([
+    Schema.Struct({
+      type: Schema.Literal("stdio"),
+      command: Schema.String.check(Schema.isMinLength(1)),
+      args: Schema.optional(Schema.Array(Schema.String)),
+      env: Schema.optional(Schema.Record(Schema.String, Schema.String))
+    }),
+    Schema.Struct({ type: Schema.Literal("http"), url: Schema.String, headers: Schema.optional(Schema.Record(Schema.String, Schema.String)) })
+  ]),
+  /** Only these of the server's tools (names or `prefix*`); all when absent. */
+  allowlist: Schema.optional(Schema.Array(Schema.String)),
+  /** Expose the tools as `<name>__<tool>`. */
+  prefix: Schema.optional(Schema.Boolean),
+  timeoutMs: Schema.optional(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1)))
+})
+
 /**
  * The model an agent runs its loop with. With a model, `execute` runs the runtime's agent loop (model ->
  * tools in the sandbox -> model ...); without, it speaks the JSON-lines protocol to the agent's program.
@@ -100,7 +119,9 @@ export const ModelConfig = Schema.Struct({
   /** Allowed tools by name (shell, read_file, write_file, list_files); all built-in tools when absent. */
   tools: Schema.optional(Schema.Array(Schema.String)),
   /** The turns of a `scripted` model, played in order. */
-  script: Schema.optional(Schema.Array(ScriptedTurnConfig))
+  script: Schema.optional(Schema.Array(ScriptedTurnConfig)),
+  /** MCP servers whose tools the model may call, connected for each execute step. */
+  mcp: Schema.optional(Schema.Array(McpServerConfig))
 })
 /** @see ModelConfig */
 export type ModelConfig = typeof ModelConfig.Type

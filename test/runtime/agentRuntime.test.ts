@@ -446,6 +446,24 @@ describe("execute with a model", () => {
     expect(continued[4]).toMatchObject({ role: "user", content: "and now?" })
   })
 
+  it("offers an MCP server's tools to the model and runs them (stdio server on the host, closed after the step)", async () => {
+    const { runtime } = await setup()
+    const mcpServer = new URL("../execution/fixtures/mcpServer.ts", import.meta.url).pathname
+    const { agentId } = await runtime.spawn({
+      ...agent,
+      model: {
+        provider: "scripted",
+        model: "scripted-1",
+        mcp: [{ name: "calc", transport: { type: "stdio", command: process.execPath, args: [mcpServer, "--stdio"] }, allowlist: ["add"] }],
+        script: [{ toolCalls: [{ name: "add", arguments: { a: 2, b: 3 } }] }, { text: "2 + 3 = 5" }]
+      }
+    })
+    const events: Array<{ type: string; content?: string; name?: string }> = []
+    for await (const e of runtime.execute(agentId, "add 2 and 3")) events.push(e as never)
+    expect(events.find((e) => e.type === "tool.result")).toMatchObject({ name: "add", content: "5" })
+    expect(events.at(-1)).toMatchObject({ type: "done", data: { text: "2 + 3 = 5" } })
+  })
+
   it("refuses a model call over the agent's token budget with a coded error", async () => {
     const { runtime } = await setup()
     const { agentId } = await runtime.spawn({

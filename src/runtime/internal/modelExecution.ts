@@ -11,6 +11,7 @@ import { makeModelGateway } from "../../execution/providers/ModelProvider.ts"
 import * as ScriptedModel from "../../execution/providers/ScriptedModel.ts"
 import { TokenBudget, type TokenBudgetShape } from "../../execution/TokenBudget.ts"
 import { makeSandboxTools } from "../../execution/tools/SandboxTools.ts"
+import { connectMcpServer } from "../../execution/tools/McpTools.ts"
 import { makeToolkit } from "../../execution/tools/Toolkit.ts"
 import { ModelGateway, type ModelGatewayShape } from "../../services/ModelGateway.ts"
 import type { SandboxBackendShape } from "../../services/SandboxBackend.ts"
@@ -63,8 +64,19 @@ export const runModelLoop = (options: {
   readonly conversation: AgentLoop.Conversation | undefined
   readonly onConversation: (conversation: AgentLoop.Conversation) => Effect.Effect<void>
 }): Stream.Stream<LoopOut, RuntimeError> => {
-  const tools = makeToolkit(makeSandboxTools(options.backend, { sandboxId: options.sandboxId, dialect: options.dialect }), options.model.tools)
   const input = typeof options.input === "string" ? options.input : JSON.stringify(options.input)
+  return Stream.unwrap(
+    Effect.gen(function* () {
+      // MCP servers are connected for the step and closed with it (a stdio server's process ends).
+      const mcpTools = yield* Effect.forEach(options.model.mcp ?? [], (server) => connectMcpServer(server))
+      const tools = makeToolkit(
+        [...makeSandboxTools(options.backend, { sandboxId: options.sandboxId, dialect: options.dialect }), ...mcpTools.flat()],
+        options.model.tools
+      )
+      return loop(tools)
+    })
+  )
+  function loop(tools: ReturnType<typeof makeToolkit>): Stream.Stream<LoopOut, RuntimeError> {
   return AgentLoop.run(input, {
     conversation: options.conversation,
     tools,
@@ -107,4 +119,5 @@ export const runModelLoop = (options: {
     }),
     Stream.filter((e): e is LoopOut => e !== undefined)
   )
+  }
 }

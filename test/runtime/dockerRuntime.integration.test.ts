@@ -77,6 +77,32 @@ describe.skipIf(!dockerEnabled)("runtime on Docker", () => {
     expect(await Effect.runPromise(backend().list({ [OwnershipLabels.agentId]: agentId }))).toEqual([])
   }, 120_000)
 
+  it("runs the agent loop with tool calls executed for real in the container", async () => {
+    const { agentId } = await runtime.spawn({
+      name: "docker-model",
+      trustLevel: "TRUSTED",
+      command: ["/bin/l02-agent"],
+      model: {
+        provider: "scripted",
+        model: "scripted-1",
+        script: [
+          { toolCalls: [{ name: "write_file", arguments: { path: "notes/plan.txt", content: "step one" } }] },
+          { toolCalls: [{ name: "shell", arguments: { command: "id -u; cat notes/plan.txt; ls /workspace/notes" } }] },
+          { toolCalls: [{ name: "read_file", arguments: { path: "../etc/passwd" } }] },
+          { text: "done" }
+        ]
+      }
+    })
+    const results: Array<{ name: string; content: string; isError: boolean }> = []
+    for await (const e of runtime.execute(agentId, "plan")) if (e.type === "tool.result") results.push(e)
+    expect(results[0]).toMatchObject({ name: "write_file", isError: false })
+    expect(results[1]!.content).toMatch(/65534[\s\S]*step one[\s\S]*plan\.txt/)
+    // Paths stay confined to /workspace.
+    expect(results[2]).toMatchObject({ name: "read_file", isError: true })
+    expect(results[2]!.content).toContain("E2087")
+    await runtime.terminate(agentId)
+  }, 120_000)
+
   it("restarts a container killed from outside with backoff, then gives up with E2025", async () => {
     const { agentId } = await runtime.spawn({
       name: "killed",

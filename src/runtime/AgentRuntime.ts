@@ -175,6 +175,8 @@ interface AgentHandle {
   waiters: number
   /** The agent loop's conversation (agents with a model), persisted with the record. */
   conversation: Conversation | undefined
+  /** Token use within the budget's sliding hour, persisted so a restart does not reset the budget. */
+  tokenUsage: ReadonlyArray<TokenBudget.UsageEntry> | undefined
   gateway: ModelGatewayShape | undefined
   /** In-flight provisioning, awaited (and interrupted) before a stop so no sandbox leaks. */
   provisioning: Fiber.Fiber<unknown, unknown> | undefined
@@ -241,7 +243,8 @@ export const make = (
         machine: h.actor?.getPersistedSnapshot() ?? h.hibernated,
         initialContext: h.initialContext,
         activity: h.activity ?? null,
-        ...(h.conversation === undefined ? {} : { conversation: h.conversation })
+        ...(h.conversation === undefined ? {} : { conversation: h.conversation }),
+        ...(h.tokenUsage === undefined ? {} : { tokenUsage: h.tokenUsage })
       },
       ...(h.conversation === undefined
         ? {}
@@ -817,6 +820,7 @@ export const make = (
           lastActiveAt: 0,
           waiters: 0,
           conversation: undefined,
+          tokenUsage: undefined,
           gateway: undefined,
           state: "pending",
           activity: undefined,
@@ -1037,8 +1041,9 @@ export const make = (
               dialect: caps.name === "memory" ? "memory" : "posix",
               conversation: h.conversation,
               onConversation: (conversation) =>
-                Effect.sync(() => {
+                Effect.gen(function* () {
                   h.conversation = conversation
+                  h.tokenUsage = yield* tokenBudget.usage(agentId)
                   persist(h, [])
                 })
             }).pipe(
@@ -1211,6 +1216,7 @@ export const make = (
         lastActiveAt: 0,
         waiters: 0,
         conversation: (saved as { conversation?: Conversation } | null)?.conversation,
+        tokenUsage: (saved as { tokenUsage?: ReadonlyArray<TokenBudget.UsageEntry> } | null)?.tokenUsage,
         gateway: undefined,
         state: r.state,
         activity: undefined,
@@ -1221,6 +1227,7 @@ export const make = (
       }
       agents.set(h.agentId, h)
       startActor(h, saved?.machine)
+      if (h.tokenUsage !== undefined) yield* tokenBudget.restore(h.agentId, h.tokenUsage)
       // A spawn acknowledged as accepted but not yet started when the previous host died: start it now.
       if (h.state === "pending") live_(h).send({ type: "agent.spawn" })
       const sandboxId = h.lastContext.sandboxId

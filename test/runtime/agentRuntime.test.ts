@@ -464,6 +464,25 @@ describe("execute with a model", () => {
     expect(events.at(-1)).toMatchObject({ type: "done", data: { text: "2 + 3 = 5" } })
   })
 
+  it("keeps the hourly token budget across a runtime restart", async () => {
+    const { runtime, restart } = await setup()
+    const turn = { text: "ok", usage: { inputTokens: 450, outputTokens: 450 } }
+    const { agentId } = await runtime.spawn({
+      ...agent,
+      resources: { tokensPerHour: 1000 },
+      model: { provider: "scripted", model: "scripted-1", script: [turn, turn] }
+    })
+    const run = async (rt: L02Runtime) => {
+      const events: Array<{ type: string; error?: { code: string } }> = []
+      for await (const e of rt.execute(agentId, "hi")) events.push(e as never)
+      return events
+    }
+    expect((await run(runtime)).find((e) => e.type === "error")).toBeUndefined()
+    const again = await restart()
+    // 900 of 1000 tokens used before the restart: the next call (its prompt alone is over 100) is refused.
+    expect((await run(again)).find((e) => e.type === "error")?.error?.code).toBe("E2084")
+  })
+
   it("refuses a model call over the agent's token budget with a coded error", async () => {
     const { runtime } = await setup()
     const { agentId } = await runtime.spawn({

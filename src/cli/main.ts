@@ -2,15 +2,18 @@
  * The `l02` command line. Every command goes through the public runtime API (createRuntime), embedded
  * in this process with the configured backend and store.
  */
+import { mkdir, writeFile } from "node:fs/promises"
+import { join } from "node:path"
 import { Console, Effect, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { isRuntimeError } from "../domain/Errors.ts"
+import { ConfigInvalid, isRuntimeError } from "../domain/Errors.ts"
 import type { BackendName } from "../domain/RuntimeConfig.ts"
 import { createRuntime, type L02Runtime, type RuntimeOptions } from "../runtime/createRuntime.ts"
 import { buildAgentImage } from "../runtime/liveLayer.ts"
 import { loadConfigSync } from "../runtime/loadConfig.ts"
 import { serve } from "../http/serve.ts"
+import { createLocalInspector, exportableMachines, machineJson, type MachineName } from "../runtime/inspector.ts"
 import { runDemo } from "./demo.ts"
 
 const global = {
@@ -139,12 +142,16 @@ const serveCommand = Command.make(
   {
     ...global,
     port: Flag.Int("port").pipe(Flag.withDescription("TCP port (default http.port; 0 picks a free one)"), Flag.optional),
-    host: Flag.String("host").pipe(Flag.withDescription("interface (default http.host, 127.0.0.1)"), Flag.optional)
+    host: Flag.String("host").pipe(Flag.withDescription("interface (default http.host, 127.0.0.1)"), Flag.optional),
+    inspect: Flag.Boolean("inspect").pipe(Flag.withDescription("stream every actor to the Stately inspector through a local bridge (docs/inspector.md)"), Flag.withDefault(false))
   },
   (a) =>
     Effect.gen(function* () {
+      const inspector = a.inspect
+        ? yield* Effect.acquireRelease(Effect.tryPromise({ try: () => createLocalInspector(), catch: (e) => e }), (i) => Effect.promise(() => i.stop()))
+        : undefined
       const runtime = yield* Effect.acquireRelease(
-        Effect.tryPromise({ try: () => createRuntime(optionsOf(a)), catch: (e) => e }),
+        Effect.tryPromise({ try: () => createRuntime({ ...optionsOf(a), inspect: inspector?.inspect }), catch: (e) => e }),
         (rt) => Effect.promise(() => rt.shutdown())
       )
       const server = yield* Effect.acquireRelease(
@@ -154,7 +161,8 @@ const serveCommand = Command.make(
         }),
         (handle) => Effect.promise(() => handle.close())
       )
-      yield* Console.log(`L02 Agent Runtime ${runtime.runtimeId} serving on ${server.url} (backend ${runtime.config.runtime.backend}); OpenAPI at ${server.url}/openapi.json, docs at ${server.url}/docs`)
+      yield* Console.log(`L02 Agent Runtime ${runtime.runtimeId} serving on ${server.url} (backend ${runtime.config.runtime.backend}); OpenAPI at ${server.url}/openapi.json, docs at ${server.url}/docs, dashboard at ${server.url}/dashboard`)
+      if (inspector !== undefined) yield* Console.log(`Stately inspector bridge at ${inspector.url} (WebSocket ${inspector.wsUrl})`)
       return yield* Effect.never
     }).pipe(Effect.scoped)
 ).pipe(
@@ -227,10 +235,31 @@ const image = Command.make("image").pipe(
   Command.withSubcommands([imageBuild])
 )
 
+const machinesExport = Command.make(
+  "export",
+  { out: Flag.String("out").pipe(Flag.withDescription("directory to write agent.json and fleet.json to (default: current directory)"), Flag.withDefault(".")) },
+  (a) =>
+    Effect.tryPromise({
+      try: async () => {
+        await mkdir(a.out, { recursive: true })
+        const written: Array<string> = []
+        for (const name of Object.keys(exportableMachines) as Array<MachineName>) {
+          const file = join(a.out, `${name}.json`)
+          await writeFile(file, `${JSON.stringify(machineJson(name), null, 2)}\n`)
+          written.push(file)
+        }
+        return written
+      },
+      catch: (e) => new ConfigInvalid({ message: `cannot write the machine definitions to ${a.out}: ${(e as Error).message}; choose a writable --out directory`, key: "out" })
+    }).pipe(Effect.flatMap((files) => Console.log(files.map((f) => `wrote ${f}`).join("\n"))))
+).pipe(Command.withDescription("Write the machine definitions as JSON for Stately Studio (docs/inspector.md)"))
+
+const machines = Command.make("machines").pipe(Command.withDescription("The XState machines: export for Stately tools"), Command.withSubcommands([machinesExport]))
+
 /** The `l02` command tree. */
 export const l02 = Command.make("l02").pipe(
   Command.withDescription("L02 Agent Runtime: run AI agents as supervised actors in real sandboxes"),
-  Command.withSubcommands([demo, serveCommand, config, spawn, ls, get, suspend, resume, checkpoints, terminate, exec, fleet, image])
+  Command.withSubcommands([demo, serveCommand, config, spawn, ls, get, suspend, resume, checkpoints, terminate, exec, fleet, image, machines])
 )
 
 const reportAndExit = (error: unknown) =>

@@ -17,6 +17,7 @@ import type { L02Runtime } from "../runtime/createRuntime.ts"
 import { authenticate, authorize, resolveApiKeys } from "./ApiKeys.ts"
 import { type ErrorAnswer, answerOf, answerOfUnknown } from "./ErrorResponse.ts"
 import { AgentPath, endpointScopes, EventsQuery, ExecuteRequest, ListQuery, ResumeRequest, SuspendRequest, TerminateQuery, TerminateRequest } from "./HttpApi.ts"
+import { dashboardRoute } from "./dashboard/DashboardRoutes.ts"
 import { decode } from "./internal/decode.ts"
 import { match, type Route } from "./internal/routes.ts"
 import { makeMetrics } from "./Metrics.ts"
@@ -328,6 +329,27 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
         res.end(html)
         return
       }
+      const extraRoute = dashboardRoute(method, url.pathname)
+      if (extraRoute !== undefined) {
+        endpoint = extraRoute.endpoint
+        if (extraRoute.scope !== "public") {
+          const principal = authenticate(keys, req.headers.authorization)
+          if (principal instanceof Unauthenticated) {
+            sendError(res, answerOf(principal, { "www-authenticate": 'Bearer realm="l02"' }))
+            return
+          }
+          const forbidden = authorize(principal, extraRoute.scope, `GET ${url.pathname.slice(0, 200)}`)
+          if (forbidden !== undefined) {
+            sendError(res, answerOf(forbidden))
+            return
+          }
+        }
+        if (extraRoute._tag === "NotFound") throw new InputInvalidAt(404, extraRoute.message, "path")
+        req.resume()
+        res.writeHead(200, { ...securityHeaders, ...extraRoute.headers, "content-type": extraRoute.contentType, "content-length": Buffer.byteLength(extraRoute.body) })
+        res.end(extraRoute.body)
+        return
+      }
       let segments: Array<string>
       try {
         segments = url.pathname.split("/").slice(1).map(decodeURIComponent)
@@ -347,17 +369,22 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
       endpoint = route.name
       const scope = endpointScopes[route.name]
       if (scope !== "public") {
-        const principal = authenticate(keys, req.headers.authorization)
-        if (principal instanceof Unauthenticated) {
-          sendError(res, answerOf(principal, { "www-authenticate": 'Bearer realm="l02"' }))
+        // EventSource cannot send headers: the event stream alone also takes the key as ?access_token=,
+        // and a key presented that way only ever has the read scope.
+        const accessToken = route.name === "events" && req.headers.authorization === undefined ? url.searchParams.get("access_token") : null
+        const authenticated = authenticate(keys, accessToken === null ? req.headers.authorization : `Bearer ${accessToken}`)
+        if (authenticated instanceof Unauthenticated) {
+          sendError(res, answerOf(authenticated, { "www-authenticate": 'Bearer realm="l02"' }))
           return
         }
+        const principal: typeof authenticated = accessToken === null ? authenticated : new Set([...authenticated].filter((s) => s === "read"))
         const forbidden = authorize(principal, scope, `${route.method} ${route.path}`)
         if (forbidden !== undefined) {
           sendError(res, answerOf(forbidden))
           return
         }
       }
+      if (route.name === "events") url.searchParams.delete("access_token")
       const query = orThrow(parseQuery(url.searchParams))
       const extra = Object.keys(query)[0]
       if (!route.hasQuery && extra !== undefined) {

@@ -1,0 +1,276 @@
+/**
+ * The live dashboard of `l02 serve` (GET /dashboard): one self-contained HTML page, inline CSS and
+ * JavaScript, no external assets, so it works where no CDN can be reached.
+ *
+ * The page reads the fleet over the HTTP API (GET /v1/fleet, /v1/agents, /healthz) and follows it live
+ * over Server-Sent Events from GET /v1/events. The agent machine is drawn server-side as SVG and the
+ * selected agent's current state is highlighted on it. With API keys configured the page asks for a
+ * key, sends it as a bearer token, and passes it to the event stream as `?access_token=` (EventSource
+ * cannot send headers; the server accepts that parameter on the event stream only, for read scope).
+ */
+import { createHash } from "node:crypto"
+import { agentMachine } from "../../../machines/agentMachine.ts"
+import type { AnyStateMachine } from "xstate"
+import { machineSvg } from "./machineSvg.ts"
+
+const style = `
+:root{--bg:#0f1419;--panel:#171d24;--line:#2a333d;--text:#d7dde4;--muted:#8a96a3;--accent:#4fb3ff;--ok:#3fb950;--warn:#d29922;--bad:#f85149;--sus:#a371f7}
+*{box-sizing:border-box}
+body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;background:var(--bg);color:var(--text)}
+header{display:flex;align-items:center;gap:16px;padding:12px 20px;border-bottom:1px solid var(--line);background:var(--panel)}
+header h1{font-size:16px;margin:0;font-weight:600}
+header .meta{color:var(--muted);font-size:13px}
+#conn{margin-left:auto;padding:2px 10px;border-radius:10px;font-size:12px;background:var(--line)}
+#conn.live{background:#12361f;color:var(--ok)}#conn.down{background:#3d1a1a;color:var(--bad)}
+main{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:16px;padding:16px 20px}
+section{background:var(--panel);border:1px solid var(--line);border-radius:8px;padding:12px 14px;min-width:0}
+section h2{font-size:13px;text-transform:uppercase;letter-spacing:.06em;color:var(--muted);margin:0 0 10px}
+.wide{grid-column:1/-1}
+#cards{display:flex;flex-wrap:wrap;gap:10px}
+.card{border:1px solid var(--line);border-radius:6px;padding:6px 12px;min-width:96px}
+.card b{display:block;font-size:20px}.card span{color:var(--muted);font-size:12px}
+table{width:100%;border-collapse:collapse;font-size:13px}
+th{text-align:left;color:var(--muted);font-weight:500;border-bottom:1px solid var(--line);padding:4px 6px}
+td{padding:5px 6px;border-bottom:1px solid #1f262e;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;max-width:220px}
+tbody tr{cursor:pointer}tbody tr:hover{background:#1c242d}tbody tr.selected{background:#1d2c3b}
+.pill{display:inline-block;padding:0 8px;border-radius:9px;background:var(--line)}
+.pill.running{background:#12361f;color:var(--ok)}.pill.suspended,.pill.suspending,.pill.resuming{background:#2a1d45;color:var(--sus)}
+.pill.failed{background:#3d1a1a;color:var(--bad)}.pill.spawning,.pill.pending{background:#3a2e12;color:var(--warn)}
+.pill.terminated,.pill.terminating{color:var(--muted)}
+.bad{color:var(--bad)}.muted{color:var(--muted)}
+#transitions{list-style:none;margin:0;padding:0;max-height:320px;overflow:auto;font:12px/1.5 ui-monospace,monospace}
+#transitions li{border-bottom:1px solid #1f262e;padding:2px 0}
+svg.machine{width:100%;height:auto;display:block}
+svg.machine .state rect{fill:#1c242d;stroke:#3a4652;stroke-width:1.5}
+svg.machine .state.child rect{fill:#202a35}
+svg.machine .state.final rect{stroke-width:3}
+svg.machine .state text{fill:var(--text);font-size:13px}
+svg.machine .state.child text{font-size:11px}
+svg.machine .state.current>rect{fill:#173a5c;stroke:var(--accent);stroke-width:3}
+svg.machine .edge line{stroke:#56626e;stroke-width:1.2}
+svg.machine .edge text{fill:var(--muted);font-size:9px}
+svg.machine .arrowhead{fill:#56626e}
+svg.machine .note{fill:var(--muted);font-size:11px}
+#detail{font-size:13px;margin-top:8px}
+#auth{position:fixed;inset:0;background:rgba(5,8,12,.85);display:flex;align-items:center;justify-content:center}
+#auth[hidden]{display:none}
+#auth form{background:var(--panel);border:1px solid var(--line);border-radius:8px;padding:20px;width:360px}
+#auth input{width:100%;padding:8px;margin:8px 0;background:var(--bg);color:var(--text);border:1px solid var(--line);border-radius:4px}
+#auth button{padding:6px 14px;background:var(--accent);border:0;border-radius:4px;color:#001018;font-weight:600;cursor:pointer}
+#auth .bad{min-height:1.4em;font-size:12px}
+`
+
+const script = `
+"use strict"
+const $ = (selector) => document.querySelector(selector)
+const state = { key: sessionStorage.getItem("l02.apiKey") || "", agents: new Map(), selected: undefined, source: undefined, refreshTimer: undefined, transitions: 0 }
+
+class HttpError extends Error { constructor(status, message) { super(message); this.status = status } }
+
+async function api(path) {
+  const response = await fetch(path, { headers: state.key ? { authorization: "Bearer " + state.key } : {} })
+  const body = await response.json().catch(() => ({}))
+  if (!response.ok) throw new HttpError(response.status, body.error ? body.error.code + ": " + body.error.message : "HTTP " + response.status)
+  return body
+}
+
+function setConn(text, kind) { const el = $("#conn"); el.textContent = text; el.className = kind || "" }
+
+function cell(row, text, className) { const td = document.createElement("td"); td.textContent = text; if (className) td.className = className; row.appendChild(td); return td }
+
+function bytes(n) { if (n === undefined) return "-"; const u = ["B", "KiB", "MiB", "GiB"]; let i = 0; while (n >= 1024 && i < u.length - 1) { n /= 1024; i++ } return n.toFixed(i === 0 ? 0 : 1) + " " + u[i] }
+
+function renderAgents() {
+  const body = $("#agents tbody")
+  body.replaceChildren()
+  const agents = [...state.agents.values()].sort((a, b) => (a.createdAt || "").localeCompare(b.createdAt || ""))
+  for (const agent of agents) {
+    const row = document.createElement("tr")
+    row.dataset.agentId = agent.agentId
+    if (agent.agentId === state.selected) row.className = "selected"
+    cell(row, agent.agentId, "id").title = agent.agentId
+    cell(row, agent.name || "")
+    const st = cell(row, "", "state")
+    const pill = document.createElement("span")
+    pill.className = "pill " + agent.state
+    pill.textContent = agent.activity ? agent.state + "/" + agent.activity : agent.state
+    st.appendChild(pill)
+    cell(row, String(agent.restartCount ?? 0))
+    const usage = agent.resourceUsage || {}
+    cell(row, usage.cpuPercent === undefined ? "-" : usage.cpuPercent.toFixed(1) + " %")
+    cell(row, bytes(usage.memoryBytes))
+    cell(row, usage.tokensUsed === undefined ? "-" : String(usage.tokensUsed))
+    const health = agent.lastError ? agent.lastError.code : "ok"
+    cell(row, health, agent.lastError ? "bad health" : "health").title = agent.lastError ? agent.lastError.message : ""
+    cell(row, agent.updatedAt ? new Date(agent.updatedAt).toLocaleTimeString() : "-", "muted")
+    row.addEventListener("click", () => select(agent.agentId))
+    body.appendChild(row)
+  }
+  $("#empty").hidden = agents.length > 0
+  highlight()
+}
+
+function renderFleet(fleet, health) {
+  const cards = $("#cards")
+  cards.replaceChildren()
+  const add = (label, value, id) => {
+    const card = document.createElement("div"); card.className = "card"; if (id) card.id = id
+    const b = document.createElement("b"); b.textContent = String(value)
+    const span = document.createElement("span"); span.textContent = label
+    card.append(b, span); cards.appendChild(card)
+  }
+  add("agents", fleet.total, "fleet-total")
+  for (const [name, count] of Object.entries(fleet.byState)) if (count > 0) add(name, count, "fleet-" + name)
+  add("hibernated", fleet.hibernated)
+  add("restarts pending", fleet.pendingRestarts)
+  add("restarts total", fleet.restartsTotal)
+  add("server", health ? health.status : "?", "server-health")
+  $("#runtime").textContent = fleet.runtimeId + " on " + fleet.backend
+}
+
+function highlight() {
+  for (const el of document.querySelectorAll("svg.machine .state.current")) el.classList.remove("current")
+  const agent = state.selected && state.agents.get(state.selected)
+  const detail = $("#detail")
+  if (!agent) { $("#selected").textContent = "select an agent"; detail.replaceChildren(); return }
+  $("#selected").textContent = agent.agentId + " (" + (agent.name || "") + ")"
+  const paths = [agent.state]
+  if (agent.activity) paths.push(agent.state + "." + agent.activity)
+  for (const path of paths) { const el = document.querySelector('svg.machine .state[data-state="' + CSS.escape(path) + '"]'); if (el) el.classList.add("current") }
+  const lines = [["state", agent.activity ? agent.state + "/" + agent.activity : agent.state], ["sandbox", agent.sandboxId || "-"], ["backend", agent.backend || "-"], ["trust", agent.sandbox ? agent.sandbox.trustLevel : "-"], ["restarts", String(agent.restartCount ?? 0)], ["checkpoint", agent.checkpointId || "-"], ["last error", agent.lastError ? agent.lastError.code + ": " + agent.lastError.message : "-"]]
+  detail.replaceChildren(...lines.map(([k, v]) => { const div = document.createElement("div"); const b = document.createElement("span"); b.className = "muted"; b.textContent = k + ": "; div.append(b, document.createTextNode(v)); return div }))
+}
+
+function select(agentId) { state.selected = agentId; renderAgents() }
+
+function addTransition(event) {
+  const list = $("#transitions")
+  const li = document.createElement("li")
+  const time = new Date(event.at).toLocaleTimeString()
+  const change = event.toState ? (event.fromState || "?") + " → " + event.toState : ""
+  li.textContent = time + "  " + event.agentId + "  " + event.type + (change ? "  " + change : "")
+  list.prepend(li)
+  while (list.children.length > 100) list.lastElementChild.remove()
+  state.transitions++
+}
+
+async function refreshFleet() {
+  const [fleet, health] = await Promise.all([api("/v1/fleet"), api("/healthz").catch(() => undefined)])
+  renderFleet(fleet, health)
+}
+
+async function refreshAll() {
+  const [list] = await Promise.all([api("/v1/agents"), refreshFleet()])
+  state.agents = new Map(list.agents.map((a) => [a.agentId, a]))
+  if (state.selected === undefined && list.agents.length > 0) state.selected = list.agents[0].agentId
+  renderAgents()
+}
+
+const dirty = new Set()
+function scheduleRefresh(agentId) {
+  dirty.add(agentId)
+  if (state.refreshTimer !== undefined) return
+  state.refreshTimer = setTimeout(async () => {
+    state.refreshTimer = undefined
+    const ids = [...dirty]; dirty.clear()
+    await Promise.all(ids.map((id) => api("/v1/agents/" + encodeURIComponent(id)).then((a) => state.agents.set(id, a)).catch(() => undefined)))
+    renderAgents()
+    await refreshFleet().catch(() => undefined)
+  }, 150)
+}
+
+function onEvent(event) {
+  addTransition(event)
+  if (event.toState) {
+    const known = state.agents.get(event.agentId) || { agentId: event.agentId, restartCount: 0 }
+    const activity = event.toState === "running" ? known.activity : undefined
+    state.agents.set(event.agentId, { ...known, state: event.toState, activity, updatedAt: event.at })
+    if (state.selected === undefined) state.selected = event.agentId
+    renderAgents()
+  }
+  scheduleRefresh(event.agentId)
+}
+
+function connect() {
+  if (state.source) state.source.close()
+  const source = new EventSource("/v1/events" + (state.key ? "?access_token=" + encodeURIComponent(state.key) : ""))
+  state.source = source
+  setConn("connecting", "")
+  source.onopen = () => { setConn("live", "live"); refreshAll().catch(() => undefined) }
+  source.onmessage = (message) => onEvent(JSON.parse(message.data))
+  source.onerror = () => {
+    setConn(source.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting", "down")
+    if (source.readyState === EventSource.CLOSED) setTimeout(() => start(), 3000)
+  }
+}
+
+function askForKey(message) {
+  if (state.source) { state.source.close(); state.source = undefined }
+  setConn("needs an API key", "down")
+  $("#auth-error").textContent = message || ""
+  $("#auth").hidden = false
+  $("#key").focus()
+}
+
+async function start() {
+  try {
+    await refreshAll()
+    $("#auth").hidden = true
+    connect()
+  } catch (error) {
+    if (error.status === 401 || error.status === 403) askForKey(state.key ? error.message : "")
+    else { setConn("error: " + error.message, "down"); setTimeout(() => start(), 3000) }
+  }
+}
+
+$("#auth form").addEventListener("submit", (e) => {
+  e.preventDefault()
+  state.key = $("#key").value.trim()
+  sessionStorage.setItem("l02.apiKey", state.key)
+  start()
+})
+setInterval(() => { if (state.source && state.source.readyState === EventSource.OPEN) refreshAll().catch(() => undefined) }, 5000)
+start()
+`
+
+const hash = (text: string) => `'sha256-${createHash("sha256").update(text, "utf8").digest("base64")}'`
+
+/** The rendered page and the Content-Security-Policy that allows exactly its inline script and style. */
+export interface DashboardPage {
+  readonly html: string
+  readonly contentSecurityPolicy: string
+}
+
+/** Renders the dashboard page for `machine` (default the agent machine); pure, so it can be cached. */
+export const dashboardPage = (machine: AnyStateMachine = agentMachine as unknown as AnyStateMachine): DashboardPage => {
+  const diagram = machineSvg(machine)
+  const html = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>L02 dashboard</title>
+<style>${style}</style>
+</head>
+<body>
+<header><h1>L02 Agent Runtime</h1><span class="meta" id="runtime"></span><span id="conn">loading</span></header>
+<main>
+<section class="wide"><h2>Fleet</h2><div id="cards"></div></section>
+<section><h2>Agents</h2>
+<table id="agents"><thead><tr><th>agent</th><th>name</th><th>state</th><th>restarts</th><th>cpu</th><th>memory</th><th>tokens</th><th>health</th><th>updated</th></tr></thead><tbody></tbody></table>
+<p id="empty" class="muted">No agents yet: spawn one with POST /v1/agents or <code>l02 spawn</code>.</p>
+</section>
+<section><h2>Agent machine: <span id="selected">select an agent</span></h2>${diagram.svg}<div id="detail"></div></section>
+<section class="wide"><h2>Recent transitions</h2><ul id="transitions"></ul></section>
+</main>
+<div id="auth" hidden><form><h2>API key</h2><p class="muted">This server needs an API key with the read scope (operate to act on agents). It is kept in this tab's session storage only.</p>
+<input id="key" type="password" autocomplete="off" placeholder="API key"><div id="auth-error" class="bad"></div><button type="submit">Connect</button></form></div>
+<script>${script}</script>
+</body>
+</html>
+`
+  return {
+    html,
+    contentSecurityPolicy: `default-src 'none'; script-src ${hash(script)}; style-src ${hash(style)}; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`
+  }
+}

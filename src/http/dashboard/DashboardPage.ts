@@ -51,7 +51,7 @@ svg.machine .edge line{stroke:#56626e;stroke-width:1.2}
 svg.machine .edge text{fill:var(--muted);font-size:9px}
 svg.machine .arrowhead{fill:#56626e}
 svg.machine .note{fill:var(--muted);font-size:11px}
-#detail{font-size:13px;margin-top:8px}
+#detail{font-size:13px;margin-top:8px;display:flex;flex-wrap:wrap;gap:4px 24px}
 #auth{position:fixed;inset:0;background:rgba(5,8,12,.85);display:flex;align-items:center;justify-content:center}
 #auth[hidden]{display:none}
 #auth form{background:var(--panel);border:1px solid var(--line);border-radius:8px;padding:20px;width:360px}
@@ -147,7 +147,7 @@ function addTransition(event) {
   const list = $("#transitions")
   const li = document.createElement("li")
   const time = new Date(event.at).toLocaleTimeString()
-  const change = event.toState ? (event.fromState || "?") + " → " + event.toState : ""
+  const change = event.toState ? (event.fromState ? event.fromState + " → " : "→ ") + event.toState : ""
   li.textContent = time + "  " + event.agentId + "  " + event.type + (change ? "  " + change : "")
   list.prepend(li)
   while (list.children.length > 100) list.lastElementChild.remove()
@@ -250,6 +250,7 @@ export const dashboardPage = (machine: AnyStateMachine = agentMachine as unknown
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <title>L02 dashboard</title>
+<link rel="icon" href="data:,">
 <style>${style}</style>
 </head>
 <body>
@@ -260,8 +261,8 @@ export const dashboardPage = (machine: AnyStateMachine = agentMachine as unknown
 <table id="agents"><thead><tr><th>agent</th><th>name</th><th>state</th><th>restarts</th><th>cpu</th><th>memory</th><th>tokens</th><th>health</th><th>updated</th></tr></thead><tbody></tbody></table>
 <p id="empty" class="muted">No agents yet: spawn one with POST /v1/agents or <code>l02 spawn</code>.</p>
 </section>
-<section><h2>Agent machine: <span id="selected">select an agent</span></h2>${diagram.svg}<div id="detail"></div></section>
-<section class="wide"><h2>Recent transitions</h2><ul id="transitions"></ul></section>
+<section><h2>Recent transitions</h2><ul id="transitions"></ul></section>
+<section class="wide"><h2>Agent machine: <span id="selected">select an agent</span></h2>${diagram.svg}<div id="detail"></div></section>
 </main>
 <div id="auth" hidden><form><h2>API key</h2><p class="muted">This server needs an API key with the read scope (operate to act on agents). It is kept in this tab's session storage only.</p>
 <input id="key" type="password" autocomplete="off" placeholder="API key"><div id="auth-error" class="bad"></div><button type="submit">Connect</button></form></div>

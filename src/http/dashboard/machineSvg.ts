@@ -36,10 +36,10 @@ const eventLabel = (event: string): string => {
   return event
 }
 
-const boxWidth = 136
+const boxWidth = 124
 const boxHeight = 44
 const childHeight = 30
-const columnGap = 64
+const columnGap = 52
 const rowGap = 56
 const margin = 24
 

@@ -9,8 +9,8 @@
  * cannot send headers; the server accepts that parameter on the event stream only, for read scope).
  */
 import { createHash } from "node:crypto"
-import { agentMachine } from "../../../machines/agentMachine.ts"
 import type { AnyStateMachine } from "xstate"
+import { exportableMachines } from "../../runtime/inspector.ts"
 import { machineSvg } from "./machineSvg.ts"
 
 const style = `
@@ -242,7 +242,7 @@ export interface DashboardPage {
 }
 
 /** Renders the dashboard page for `machine` (default the agent machine); pure, so it can be cached. */
-export const dashboardPage = (machine: AnyStateMachine = agentMachine as unknown as AnyStateMachine): DashboardPage => {
+export const dashboardPage = (machine: AnyStateMachine = exportableMachines.agent): DashboardPage => {
   const diagram = machineSvg(machine)
   const html = `<!doctype html>
 <html lang="en">

@@ -77,7 +77,12 @@ export const sandboxBackendContract = (name: string, options: ContractOptions): 
   const acquire = (backend: SandboxBackend["Service"], spec: SandboxSpec, start = true) =>
     Effect.acquireRelease(
       Effect.flatMap(backend.provision(spec), (info) => (start ? backend.start(info.sandboxId) : Effect.succeed(info))),
-      (info) => Effect.ignore(backend.remove(info.sandboxId))
+      (info) =>
+        backend.remove(info.sandboxId).pipe(
+          // A failed release would leave a sandbox behind: say which and why, so a leak is traceable.
+          Effect.tapError((error) => Effect.sync(() => console.error(`contract: removing ${info.sandboxId} failed`, error))),
+          Effect.ignore
+        )
     )
 
   const exec = (backend: SandboxBackend["Service"], sandboxId: string, command: ReadonlyArray<string>, request: Partial<ExecRequest> = {}) =>
@@ -255,6 +260,17 @@ export const sandboxBackendContract = (name: string, options: ContractOptions): 
           yield* backend.remove(sandbox.sandboxId)
           const error = yield* Effect.flip(backend.inspect(sandbox.sandboxId))
           expect(error).toMatchObject({ _tag: "SandboxNotFound", code: "E2045" })
+          expect(yield* backend.list({ [OwnershipLabels.agentId]: spec.agentId })).toEqual([])
+        })
+      ))
+
+    it("concurrent removes of one running sandbox all succeed and leave nothing behind", { timeout }, () =>
+      run((backend) =>
+        Effect.gen(function* () {
+          const spec = specFor()
+          const sandbox = yield* acquire(backend, spec)
+          yield* Effect.all([1, 2, 3].map(() => backend.remove(sandbox.sandboxId)), { concurrency: "unbounded" })
+          expect((yield* Effect.flip(backend.inspect(sandbox.sandboxId))).code).toBe("E2045")
           expect(yield* backend.list({ [OwnershipLabels.agentId]: spec.agentId })).toEqual([])
         })
       ))

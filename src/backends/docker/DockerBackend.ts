@@ -8,7 +8,7 @@
 import { randomUUID } from "node:crypto"
 import type { Duplex } from "node:stream"
 import Docker from "dockerode"
-import { Cause, Effect, Layer, Queue, Stream } from "effect"
+import { Cause, Effect, Layer, Queue, Schedule, Stream } from "effect"
 import {
   NetworkPolicyUnsupported,
   ResourceLimitsInvalid,
@@ -321,6 +321,8 @@ export const make = (options: DockerBackendOptions = {}): Effect.Effect<SandboxB
 
     const removeVolume = (name: string) =>
       Effect.tryPromise({ try: () => docker.getVolume(name).remove(), catch: (error) => error }).pipe(
+        // 409: still in use by a container whose removal the engine has not finished; retried briefly
+        Effect.retry({ schedule: Schedule.exponential("50 millis", 2), times: 5, while: (error) => statusOf(error) === 409 }),
         Effect.catch((error) => (statusOf(error) === 404 ? Effect.void : Effect.fail(translate(error, ctx(`remove volume ${name}`)))))
       )
 
@@ -412,6 +414,28 @@ export const make = (options: DockerBackendOptions = {}): Effect.Effect<SandboxB
         Effect.catch((error) => (okStatus !== undefined && statusOf(error) === okStatus ? Effect.void : Effect.fail(translate(error, ctx(`${verb} sandbox ${sandboxId}`, sandboxId)))))
       )
 
+    /**
+     * Force-removes a container. The engine can refuse transiently (409 while another removal of the
+     * same container is in progress, 500 while containerd has not yet reported a kill, a dropped
+     * socket while it restarts): those are retried with backoff for a few seconds, and a 409 is over
+     * once the container is gone. Only a container that is still there afterwards fails the call.
+     */
+    const removeContainer = (id: string) =>
+      Effect.tryPromise({ try: () => docker.getContainer(id).remove({ force: true, v: true }), catch: (error) => error }).pipe(
+        Effect.asVoid,
+        Effect.catch((error) => (statusOf(error) === 404 ? Effect.void : Effect.fail(error))),
+        Effect.retry({ schedule: Schedule.exponential("100 millis", 2), times: 6 }),
+        Effect.catch((error) =>
+          // still failing: if the container is gone (a concurrent removal won), the removal succeeded
+          Effect.tryPromise({ try: () => docker.getContainer(id).inspect(), catch: (e) => e }).pipe(
+            Effect.matchEffect({
+              onFailure: (e) => (statusOf(e) === 404 ? Effect.void : Effect.fail(translate(error, ctx(`remove sandbox ${id}`, id)))),
+              onSuccess: () => Effect.fail(translate(error, ctx(`remove sandbox ${id}`, id)))
+            })
+          )
+        )
+      )
+
     const remove = (sandboxId: string): Effect.Effect<void, SandboxError> =>
       Effect.gen(function* () {
         const existing = yield* Effect.tryPromise({ try: () => docker.getContainer(sandboxId).inspect(), catch: (error) => error }).pipe(
@@ -422,7 +446,7 @@ export const make = (options: DockerBackendOptions = {}): Effect.Effect<SandboxB
         stopping.add(existing.Id)
         cpuSamples.delete(existing.Id)
         known.delete(existing.Id)
-        yield* simple(existing.Id, "remove", (c) => c.remove({ force: true, v: true }), 404)
+        yield* removeContainer(existing.Id)
         const managed = existing.Config.Labels?.[OwnershipLabels.managedBy] !== undefined
         if (!managed) return
         const volume = (existing.Mounts ?? []).find((m) => m.Destination === workspacePath && m.Type === "volume")?.Name

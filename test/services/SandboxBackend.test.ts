@@ -147,6 +147,75 @@ describe("memory backend", () => {
       })
     ))
 
+  it.effect("a line program handles lines in order, one at a time, holds them while paused, and exits 143 after the line it was handling on SIGTERM", () =>
+    withBackend(
+      (backend) =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            const created = yield* backend.provision(spec({ command: ["slow-upper"] }))
+            yield* backend.start(created.sandboxId)
+            const attachment = yield* backend.attach(created.sandboxId)
+            const reading = yield* Effect.forkChild(Stream.runCollect(attachment.output), { startImmediately: true })
+            for (const line of ["a", "b", "c"]) yield* attachment.write(line)
+            yield* TestClock.adjust("100 millis")
+            yield* backend.pause(created.sandboxId)
+            yield* TestClock.adjust("1000 millis")
+            // "a" was done; "b" had begun and its output waits for the gate; "c" is not handled while paused
+            yield* backend.unpause(created.sandboxId)
+            yield* TestClock.adjust("50 millis")
+            const stopping = yield* Effect.forkChild(backend.stop(created.sandboxId, { graceMs: 5000 }), { startImmediately: true })
+            yield* TestClock.adjust("100 millis")
+            yield* Fiber.join(stopping)
+            const lines = [...(yield* Fiber.join(reading))].map((o) => o.line)
+            expect(lines).toEqual(["A", "B", "C"])
+            expect(yield* backend.inspect(created.sandboxId)).toMatchObject({ status: "exited", exitCode: 143 })
+          })
+        ),
+      {
+        programs: {
+          "slow-upper": { onLine: (line, context) => Effect.andThen(Effect.sleep("100 millis"), context.write("stdout", `${line.toUpperCase()}\n`)).pipe(Effect.as(undefined)) }
+        }
+      }
+    ))
+
+  it.effect("a line program killed without grace exits 137 mid-line, and its exit code ends it when it returns one", () =>
+    withBackend(
+      (backend) =>
+        Effect.gen(function* () {
+          const killed = yield* backend.provision(spec({ command: ["stuck"] }))
+          yield* backend.start(killed.sandboxId)
+          yield* Effect.scoped(Effect.flatMap(backend.attach(killed.sandboxId), (a) => a.write("anything")))
+          yield* backend.stop(killed.sandboxId, { graceMs: 0 })
+          expect(yield* backend.inspect(killed.sandboxId)).toMatchObject({ status: "exited", exitCode: 137 })
+
+          const quitting = yield* backend.provision(spec({ command: ["l02-echo"] }))
+          yield* backend.start(quitting.sandboxId)
+          const seen: Array<number | undefined> = []
+          yield* Effect.forkChild(Stream.runForEach(backend.events, (e) => Effect.sync(() => seen.push(e.exitCode))), { startImmediately: true })
+          yield* Effect.scoped(Effect.flatMap(backend.attach(quitting.sandboxId), (a) => a.write("exit 7")))
+          yield* TestClock.adjust("1 millis")
+          expect(yield* backend.inspect(quitting.sandboxId)).toMatchObject({ status: "exited", exitCode: 7 })
+          expect(seen, "an exit of its own is reported as an event").toEqual([7])
+        }),
+      { programs: { stuck: { onLine: () => Effect.never } } }
+    ))
+
+  it("provisions 20,000 sandboxes idempotently by agent id, and removing one frees its agent id", async () => {
+    await Effect.runPromise(
+      withBackend((backend) =>
+        Effect.gen(function* () {
+          const specs = Array.from({ length: 20_000 }, () => spec())
+          const first = yield* Effect.forEach(specs, (s) => backend.provision(s))
+          const again = yield* Effect.forEach(specs, (s) => backend.provision(s))
+          expect(again.map((i) => i.sandboxId)).toEqual(first.map((i) => i.sandboxId))
+          yield* backend.remove(first[0]!.sandboxId)
+          const fresh = yield* backend.provision(specs[0]!)
+          expect(fresh.sandboxId).not.toBe(first[0]!.sandboxId)
+        })
+      )
+    )
+  })
+
   it.effect("l02-agent answers each input line with an output line and a done line", () =>
     withBackend((backend) =>
       Effect.scoped(

@@ -47,6 +47,19 @@ export interface MemoryProgramContext {
 /** An in-process program: runs until it returns its exit code. */
 export type MemoryProgram = (context: MemoryProgramContext) => Effect.Effect<number>
 
+/**
+ * A program that only reacts to stdin lines, like `l02-echo` and `l02-agent`: as a sandbox's main
+ * program it holds no fiber while it waits, so an idle sandbox costs a few hundred bytes. Each line
+ * runs `onLine`, in order, never two at once, and never while the sandbox is paused; an exit code
+ * ends the program. End of input exits with 0 and SIGTERM with 143, as a shell loop would.
+ */
+export interface MemoryLineProgram {
+  readonly onLine: (line: string, context: MemoryProgramContext) => Effect.Effect<number | undefined>
+}
+
+/** What the backend's program registry holds: a program that runs, or one that reacts to lines. */
+export type MemoryProgramEntry = MemoryProgram | MemoryLineProgram
+
 /** Options of the in-memory backend. */
 export interface MemorySandboxOptions {
   /** Runtime classes it accepts; anything else fails closed with E2041. Default `["runc"]`. */
@@ -58,55 +71,52 @@ export interface MemorySandboxOptions {
   /** How long `start` takes before the main program runs, for race tests. */
   readonly startDelayMs?: number | undefined
   /** Extra programs (or replacements), by name. */
-  readonly programs?: Readonly<Record<string, MemoryProgram>> | undefined
+  readonly programs?: Readonly<Record<string, MemoryProgramEntry>> | undefined
 }
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 const exitPattern = /^exit (\d{1,3})$/
 
-/** Reads stdin lines until end of input or the stop signal: the line or undefined. */
-const lineOrTerminated = (context: MemoryProgramContext) =>
-  Effect.raceFirst(context.readLine, Effect.as(context.terminated, "\u0000terminated" as const))
-
 /** `l02-echo`: echoes each stdin line; `exit N` exits with N; stops with 143 on SIGTERM. */
-const echoProgram: MemoryProgram = (context) =>
-  Effect.gen(function* () {
-    for (;;) {
-      const line = yield* lineOrTerminated(context)
-      if (line === undefined) return 0
-      if (line === "\u0000terminated") return 143
-      const exit = exitPattern.exec(line.trim())
-      if (exit !== null) return Number(exit[1])
-      yield* context.write("stdout", `${line}\n`)
-    }
-  })
+const echoProgram: MemoryLineProgram = {
+  onLine: (line, context) => {
+    const exit = exitPattern.exec(line.trim())
+    return exit !== null ? Effect.succeed(Number(exit[1])) : Effect.as(context.write("stdout", `${line}\n`), undefined)
+  }
+}
 
 /**
  * `l02-agent`: a minimal agent speaking the runtime's line protocol: for each JSON line
  * `{"type":"input","id":...,"input":...}` it answers `{"type":"output","id","data":input}` then
  * `{"type":"done","id"}`; other lines behave as in `l02-echo`.
  */
-const agentProgram: MemoryProgram = (context) =>
+const agentProgram: MemoryLineProgram = {
+  onLine: (line, context) => {
+    let message: { type?: unknown; id?: unknown; input?: unknown } | undefined
+    try {
+      message = JSON.parse(line) as typeof message
+    } catch {
+      message = undefined
+    }
+    if (message?.type !== "input") return echoProgram.onLine(line, context)
+    return Effect.as(
+      context.write("stdout", `${JSON.stringify({ type: "output", id: message.id, data: message.input })}\n${JSON.stringify({ type: "done", id: message.id })}\n`),
+      undefined
+    )
+  }
+}
+
+const isLineProgram = (entry: MemoryProgramEntry): entry is MemoryLineProgram => typeof entry !== "function"
+
+/** A line program run as an ordinary program (for exec): lines until end of input or an exit code. */
+const runLines = (program: MemoryLineProgram): MemoryProgram => (context) =>
   Effect.gen(function* () {
     for (;;) {
-      const line = yield* lineOrTerminated(context)
+      const line = yield* context.readLine
       if (line === undefined) return 0
-      if (line === "\u0000terminated") return 143
-      const exit = exitPattern.exec(line.trim())
-      if (exit !== null) return Number(exit[1])
-      let message: { type?: unknown; id?: unknown; input?: unknown } | undefined
-      try {
-        message = JSON.parse(line) as typeof message
-      } catch {
-        message = undefined
-      }
-      if (message?.type === "input") {
-        yield* context.write("stdout", `${JSON.stringify({ type: "output", id: message.id, data: message.input })}\n`)
-        yield* context.write("stdout", `${JSON.stringify({ type: "done", id: message.id })}\n`)
-      } else {
-        yield* context.write("stdout", `${line}\n`)
-      }
+      const code = yield* program.onLine(line, context)
+      if (code !== undefined) return code
     }
   })
 
@@ -124,7 +134,7 @@ const usage = (name: string, body: MemoryProgram): MemoryProgram => (context) =>
     )
   )
 
-const builtinPrograms: Readonly<Record<string, MemoryProgram>> = {
+const builtinPrograms: Readonly<Record<string, MemoryProgramEntry>> = {
   "l02-echo": echoProgram,
   "l02-agent": agentProgram,
   /** `l02-print OUT ERR CODE`: writes OUT to stdout, ERR to stderr, exits with CODE. */
@@ -185,11 +195,18 @@ const END = Symbol("end of output")
 type OutputMessage = OutputLine | typeof END
 
 interface Run {
-  readonly stdin: Queue.Queue<string>
-  readonly output: PubSub.PubSub<OutputMessage>
-  readonly terminate: Deferred.Deferred<void>
+  /** Delivers one stdin line to the main program. */
+  readonly send: (line: string) => Effect.Effect<void>
+  /**
+   * What attached readers receive; made by the first attach. Before that nobody reads the output
+   * and it is dropped, as a pub/sub with no subscriber would drop it.
+   */
+  output: PubSub.PubSub<OutputMessage> | undefined
   readonly exited: Deferred.Deferred<number>
+  /** The program's fiber; for a line program, the fiber handling lines while there are any. */
   fiber: Fiber.Fiber<unknown> | undefined
+  /** Delivers SIGTERM. */
+  readonly signal: Effect.Effect<void>
   /** Records the main program's exit once: status, output end, `exited` event unless stopping. */
   settle: (code: number) => Effect.Effect<void>
   /** Set when the runtime asked for the stop, so the exit is not reported as an event. */
@@ -200,7 +217,8 @@ interface MemorySandbox {
   readonly sandboxId: string
   readonly spec: SandboxSpec
   readonly labels: Readonly<Record<string, string>>
-  readonly workspace: Map<string, Uint8Array>
+  /** Made on first use: most sandboxes of a large fleet never touch their workspace. */
+  workspace: Map<string, Uint8Array> | undefined
   /** Open while the sandbox runs; closed while paused, so its programs make no progress. */
   readonly gate: Latch.Latch
   status: SandboxStatus
@@ -208,6 +226,8 @@ interface MemorySandbox {
   run: Run | undefined
   execs: number
 }
+
+const workspaceOf = (sandbox: MemorySandbox): Map<string, Uint8Array> => (sandbox.workspace ??= new Map())
 
 const infoOf = (sandbox: MemorySandbox): SandboxInfo => ({
   sandboxId: sandbox.sandboxId,
@@ -227,8 +247,11 @@ export const makeMemorySandbox = (options: MemorySandboxOptions = {}): Effect.Ef
     const scope = yield* Effect.scope
     const runtimeClasses = options.runtimeClasses ?? ["runc"]
     const networkPolicies = options.networkPolicies ?? ["allow_egress", "restricted", "isolated"]
-    const programs: Record<string, MemoryProgram> = { ...builtinPrograms, ...options.programs }
+    const programs: Record<string, MemoryProgramEntry> = { ...builtinPrograms, ...options.programs }
     const sandboxes = new Map<string, MemorySandbox>()
+    /** The sandbox of each (runtime id, agent id), so provisioning is idempotent without a scan. */
+    const byAgent = new Map<string, MemorySandbox>()
+    const agentKey = (spec: SandboxSpec) => `${spec.runtimeId}\u0000${spec.agentId}`
     const events = yield* PubSub.unbounded<SandboxEvent>()
     let counter = 0
 
@@ -270,7 +293,7 @@ export const makeMemorySandbox = (options: MemorySandboxOptions = {}): Effect.Ef
     ): MemoryProgramContext => ({
       args,
       env: { ...sandbox.spec.env, ...env, L02_WORKSPACE: "/workspace" },
-      workspace: sandbox.workspace,
+      workspace: workspaceOf(sandbox),
       readLine: Effect.tap(readLine, () => Latch.await(sandbox.gate)),
       write: (stream, data) => Effect.andThen(Latch.await(sandbox.gate), write(stream, data)),
       terminated
@@ -280,69 +303,134 @@ export const makeMemorySandbox = (options: MemorySandboxOptions = {}): Effect.Ef
     const launch = (sandbox: MemorySandbox) =>
       Effect.gen(function* () {
         const command = sandbox.spec.command ?? ["l02-echo"]
-        const program = programs[command[0]!]!
-        const run: Run = {
-          stdin: yield* Queue.unbounded<string>(),
-          output: yield* PubSub.unbounded<OutputMessage>(),
-          terminate: yield* Deferred.make<void>(),
-          exited: yield* Deferred.make<number>(),
-          fiber: undefined,
-          settle: () => Effect.void,
-          stopping: false
-        }
+        const entry = programs[command[0]!]!
+        const exited = yield* Deferred.make<number>()
         const pending: Record<"stdout" | "stderr", string> = { stdout: "", stderr: "" }
         const write = (stream: "stdout" | "stderr", data: string) =>
-          Effect.gen(function* () {
+          Effect.suspend(() => {
             const lines = (pending[stream] + data).split("\n")
             pending[stream] = lines.pop()!
-            for (const line of lines) yield* PubSub.publish(run.output, { stream, line })
+            const output = run.output
+            return output === undefined ? Effect.void : Effect.forEach(lines, (line) => PubSub.publish(output, { stream, line }), { discard: true })
           })
-        const flush = Effect.gen(function* () {
-          for (const stream of ["stdout", "stderr"] as const) {
-            if (pending[stream] !== "") yield* PubSub.publish(run.output, { stream, line: pending[stream] })
-            pending[stream] = ""
-          }
+        const flush = Effect.suspend(() => {
+          const output = run.output
+          const rest = (["stdout", "stderr"] as const).filter((stream) => pending[stream] !== "").map((stream) => ({ stream, line: pending[stream] }))
+          pending.stdout = ""
+          pending.stderr = ""
+          return output === undefined ? Effect.void : Effect.forEach(rest, (line) => PubSub.publish(output, line), { discard: true })
         })
-        const readLine = Effect.map(Effect.exit(Queue.take(run.stdin)), (exit) => (Exit.isSuccess(exit) ? exit.value : undefined))
-        const context = contextFor(sandbox, command.slice(1), {}, readLine, write, Deferred.await(run.terminate))
-        sandbox.run = run
-        sandbox.status = "running"
-        sandbox.exitCode = undefined
-        yield* Latch.open(sandbox.gate)
-        run.settle = (code) =>
+        const settle = (code: number) =>
           Effect.gen(function* () {
-            if (!(yield* Deferred.succeed(run.exited, code))) return
+            if (!(yield* Deferred.succeed(exited, code))) return
             // Settle the status first: whoever sees the output end or the event may inspect at once.
             if (sandboxes.get(sandbox.sandboxId) === sandbox && sandbox.run === run) {
               sandbox.status = "exited"
               sandbox.exitCode = code
             }
             yield* flush
-            yield* PubSub.end(run.output, END)
-            yield* Queue.shutdown(run.stdin)
+            if (run.output !== undefined) yield* PubSub.end(run.output, END)
+            yield* onSettle
             if (sandboxes.get(sandbox.sandboxId) === sandbox && !run.stopping) yield* publish(sandbox, "exited", code)
           })
-        run.fiber = yield* program(context).pipe(
-          Effect.onExit((exit) => run.settle(Exit.isSuccess(exit) ? exit.value : Exit.hasInterrupts(exit) ? 137 : 1)),
-          Effect.forkIn(scope, { startImmediately: true })
-        )
+        let onSettle: Effect.Effect<void> = Effect.void
+        let run: Run
+        let start: Effect.Effect<void>
+        if (isLineProgram(entry)) {
+          // No fiber while idle: lines wait in a backlog; one fiber handles them, in order, while there are any.
+          const backlog: Array<string> = []
+          let draining = false
+          let terminating = false
+          let context: MemoryProgramContext | undefined
+          const contextOnce = () =>
+            (context ??= contextFor(sandbox, command.slice(1), {}, Effect.sync(() => backlog.shift()), write, Effect.never))
+          const drain: Effect.Effect<void> = Effect.gen(function* () {
+            while (backlog.length > 0 && !terminating) {
+              yield* Latch.await(sandbox.gate)
+              if (terminating) break
+              const code = yield* entry.onLine(backlog.shift()!, contextOnce())
+              if (code !== undefined) return yield* settle(code)
+            }
+            if (terminating) yield* settle(143)
+          }).pipe(
+            Effect.ensuring(
+              Effect.sync(() => {
+                draining = false
+                run.fiber = undefined
+              })
+            )
+          )
+          run = {
+            send: (line) =>
+              Effect.suspend(() => {
+                backlog.push(line)
+                if (draining) return Effect.void
+                draining = true
+                return Effect.asVoid(
+                  Effect.tap(Effect.forkIn(drain, scope, { startImmediately: true }), (fiber) =>
+                    Effect.sync(() => {
+                      if (draining) run.fiber = fiber
+                    })
+                  )
+                )
+              }),
+            output: undefined,
+            exited,
+            fiber: undefined,
+            // SIGTERM: a program between lines exits at once; one handling a line exits after it.
+            signal: Effect.suspend(() => {
+              terminating = true
+              return draining ? Effect.void : settle(143)
+            }),
+            settle,
+            stopping: false
+          }
+          start = Effect.void
+        } else {
+          const stdin = yield* Queue.unbounded<string>()
+          const terminate = yield* Deferred.make<void>()
+          onSettle = Queue.shutdown(stdin)
+          run = {
+            send: (line) => Queue.offer(stdin, line),
+            output: undefined,
+            exited,
+            fiber: undefined,
+            signal: Deferred.succeed(terminate, undefined),
+            settle,
+            stopping: false
+          }
+          const readLine = Effect.map(Effect.exit(Queue.take(stdin)), (exit) => (Exit.isSuccess(exit) ? exit.value : undefined))
+          const context = contextFor(sandbox, command.slice(1), {}, readLine, write, Deferred.await(terminate))
+          start = Effect.gen(function* () {
+            run.fiber = yield* entry(context).pipe(
+              Effect.onExit((exit) => settle(Exit.isSuccess(exit) ? exit.value : Exit.hasInterrupts(exit) ? 137 : 1)),
+              Effect.forkIn(scope, { startImmediately: true })
+            )
+          })
+        }
+        sandbox.run = run
+        sandbox.status = "running"
+        sandbox.exitCode = undefined
+        yield* Latch.open(sandbox.gate)
+        yield* start
       })
 
     /** Kills the main program: SIGTERM, then after `graceMs` SIGKILL; resolves once it has exited. */
     const kill = (sandbox: MemorySandbox, graceMs: number) =>
       Effect.gen(function* () {
         const run = sandbox.run
-        if (run === undefined || run.fiber === undefined || (yield* Deferred.isDone(run.exited))) return
+        if (run === undefined || (yield* Deferred.isDone(run.exited))) return
         run.stopping = true
         // A paused program receives the signal once it can run again, as with SIGTERM on a frozen cgroup.
         yield* Latch.open(sandbox.gate)
-        yield* Deferred.succeed(run.terminate, undefined)
-        const exited = graceMs > 0 ? yield* Effect.timeoutOption(Deferred.await(run.exited), `${graceMs} millis`) : undefined
-        if (exited === undefined || exited._tag === "None") {
-          yield* Fiber.interrupt(run.fiber)
-          // A fiber interrupted before it ever ran does not run its exit handler: settle here.
-          yield* run.settle(137)
+        if (graceMs > 0) {
+          yield* run.signal
+          const exited = yield* Effect.timeoutOption(Deferred.await(run.exited), `${graceMs} millis`)
+          if (exited._tag === "Some") return
         }
+        if (run.fiber !== undefined) yield* Fiber.interrupt(run.fiber)
+        // A fiber interrupted before it ever ran does not run its exit handler: settle here.
+        yield* run.settle(137)
       })
 
     const validate = (spec: SandboxSpec): Effect.Effect<void, SandboxError> =>
@@ -384,15 +472,14 @@ export const makeMemorySandbox = (options: MemorySandboxOptions = {}): Effect.Ef
       provision: (spec) =>
         Effect.gen(function* () {
           yield* validate(spec)
-          for (const existing of sandboxes.values()) {
-            if (existing.spec.agentId === spec.agentId && existing.spec.runtimeId === spec.runtimeId) return infoOf(existing)
-          }
+          const existing = byAgent.get(agentKey(spec))
+          if (existing !== undefined) return infoOf(existing)
           counter += 1
           const sandbox: MemorySandbox = {
             sandboxId: `mem-${counter}-${spec.agentId.slice(0, 8)}`,
             spec,
             labels: sandboxLabels(spec),
-            workspace: new Map(),
+            workspace: undefined,
             gate: yield* Latch.make(false),
             status: "created",
             exitCode: undefined,
@@ -400,6 +487,7 @@ export const makeMemorySandbox = (options: MemorySandboxOptions = {}): Effect.Ef
             execs: 0
           }
           sandboxes.set(sandbox.sandboxId, sandbox)
+          byAgent.set(agentKey(spec), sandbox)
           // The sandbox exists from here on, as a container does once the engine accepted the create.
           if (options.provisionDelayMs) yield* Effect.sleep(`${options.provisionDelayMs} millis`)
           if (sandboxes.get(sandbox.sandboxId) !== sandbox) return yield* notFound(sandbox.sandboxId)
@@ -451,6 +539,7 @@ export const makeMemorySandbox = (options: MemorySandboxOptions = {}): Effect.Ef
           const sandbox = sandboxes.get(sandboxId)
           if (sandbox === undefined) return
           sandboxes.delete(sandboxId)
+          if (byAgent.get(agentKey(sandbox.spec)) === sandbox) byAgent.delete(agentKey(sandbox.spec))
           sandbox.status = "removed"
           yield* kill(sandbox, 0)
         }),
@@ -486,8 +575,8 @@ export const makeMemorySandbox = (options: MemorySandboxOptions = {}): Effect.Ef
                 bytes += encoded.length
                 return Queue.offer(queue, { _tag: stream, data })
               })
-            const program = programs[name]
-            if (program === undefined) {
+            const entry = programs[name]
+            if (entry === undefined) {
               yield* write("stderr", `${name}: command not found\n`)
               yield* Queue.offer(queue, { _tag: "exit", exitCode: 127, timedOut: false, truncated })
               return yield* Queue.end(queue)
@@ -496,6 +585,7 @@ export const makeMemorySandbox = (options: MemorySandboxOptions = {}): Effect.Ef
             if (stdinLines.at(-1) === "") stdinLines.pop()
             const readLine = Effect.sync(() => stdinLines.shift())
             sandbox.execs += 1
+            const program = isLineProgram(entry) ? runLines(entry) : entry
             const result = yield* program(contextFor(sandbox, args, request.env ?? {}, readLine, write, Effect.never)).pipe(
               Effect.timeoutOption(`${request.timeoutMs} millis`),
               Effect.ensuring(Effect.sync(() => (sandbox.execs -= 1)))
@@ -511,12 +601,19 @@ export const makeMemorySandbox = (options: MemorySandboxOptions = {}): Effect.Ef
           const sandbox = yield* find(sandboxId)
           const run = sandbox.run
           if (run === undefined || (sandbox.status !== "running" && sandbox.status !== "paused")) return yield* refuse(sandbox, "attach to")
-          const subscription = yield* PubSub.subscribe(run.output)
+          if (run.output === undefined) {
+            const created = yield* PubSub.unbounded<OutputMessage>()
+            run.output ??= created
+          }
+          const output = run.output
+          const subscription = yield* PubSub.subscribe(output)
+          // The program may have ended while the output was made: its end was not published to it.
+          if (yield* Deferred.isDone(run.exited)) return yield* refuse(sandbox, "attach to")
           const attachment: Attachment = {
             write: (line) =>
               Effect.gen(function* () {
                 if (sandbox.run !== run || (yield* Deferred.isDone(run.exited))) return yield* refuse(sandbox, "write to")
-                yield* Queue.offer(run.stdin, line)
+                yield* run.send(line)
               }),
             output: Stream.fromSubscription(subscription).pipe(
               Stream.takeWhile((message): message is OutputLine => message !== END)
@@ -530,14 +627,14 @@ export const makeMemorySandbox = (options: MemorySandboxOptions = {}): Effect.Ef
       stats: (sandboxId) =>
         Effect.map(find(sandboxId), (sandbox) => {
           let memoryBytes = 0
-          for (const data of sandbox.workspace.values()) memoryBytes += data.length
+          for (const data of sandbox.workspace?.values() ?? []) memoryBytes += data.length
           const live = sandbox.status === "running" || sandbox.status === "paused"
           return { cpuPercent: 0, memoryBytes, pids: live ? 1 + sandbox.execs : 0 }
         }),
 
       exportWorkspace: (sandboxId) =>
         Effect.map(find(sandboxId), (sandbox) =>
-          writeTar([...sandbox.workspace.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([path, data]) => ({ path, type: "file" as const, data })))
+          writeTar([...(sandbox.workspace?.entries() ?? [])].sort(([a], [b]) => a.localeCompare(b)).map(([path, data]) => ({ path, type: "file" as const, data })))
         ),
 
       importWorkspace: (sandboxId, archive) =>
@@ -551,7 +648,7 @@ export const makeMemorySandbox = (options: MemorySandboxOptions = {}): Effect.Ef
                 agentId: sandbox.spec.agentId
               })
           })
-          for (const entry of entries) if (entry.type === "file") sandbox.workspace.set(entry.path, entry.data)
+          for (const entry of entries) if (entry.type === "file") workspaceOf(sandbox).set(entry.path, entry.data)
         })
     }
     return shape

@@ -302,25 +302,54 @@ export const make = (
         })
     }
 
-    /** Queues a write of the agent's record and the given events; `h.persisted` resolves once written. */
-    const persist = (h: AgentHandle, events: ReadonlyArray<LifecycleEvent>) => {
-      open ??= newBatch()
-      open.agents.set(h.agentId, h)
-      for (const event of events) open.events.push(event)
-      h.persisted = open.done
-      if (!scheduled && inFlight === undefined) {
+    // A transient state whose side effect need not wait for it (suspending to a pause, resuming by an
+    // unpause: both reversible and reconciled at recovery) is not written on its own: it goes with the
+    // next transition's batch, which keeps the store off the JavaScript thread while the engine works.
+    // Nothing is acknowledged in between, and a timer writes it anyway if no transition follows.
+    let deferTimer: ReturnType<typeof setTimeout> | undefined
+    const deferMs = 250
+
+    const schedule = () => {
+      if (deferTimer !== undefined) {
+        clearTimeout(deferTimer)
+        deferTimer = undefined
+      }
+      if (!scheduled && inFlight === undefined && open !== undefined) {
         scheduled = true
         queueMicrotask(writeBatch)
       }
     }
 
+    /**
+     * Queues a write of the agent's record and the given events; `h.persisted` resolves once written.
+     * With `defer`, the write waits for the next transition (or {@link deferMs}).
+     */
+    const persist = (h: AgentHandle, events: ReadonlyArray<LifecycleEvent>, defer = false) => {
+      open ??= newBatch()
+      open.agents.set(h.agentId, h)
+      for (const event of events) open.events.push(event)
+      h.persisted = open.done
+      if (!defer) return schedule()
+      if (!scheduled && deferTimer === undefined) {
+        deferTimer = setTimeout(schedule, deferMs)
+        deferTimer.unref?.()
+      }
+    }
+
     /** Resolves once every queued write has been written. */
     const allWritten = async (): Promise<void> => {
+      schedule()
       while (open !== undefined || inFlight !== undefined) await (inFlight ?? open)!.done
     }
 
+    /** The agent's queued writes, written now if they were deferred. */
+    const persisted = (h: AgentHandle): Promise<void> => {
+      schedule()
+      return h.persisted
+    }
+
     const flushed = (h: AgentHandle): Effect.Effect<void, StoreFailed> =>
-      Effect.promise(() => h.persisted).pipe(
+      Effect.promise(() => persisted(h)).pipe(
         Effect.flatMap(() => (h.persistError === undefined ? Effect.void : Effect.fail(h.persistError)))
       )
 
@@ -514,9 +543,26 @@ export const make = (
         yield* reapAgentSandboxes(input.agentId)
       })
 
+    const pausesOnly = (input: SuspendInput) => !input.checkpoint
+    const unpausesOnly = (input: ResumeInput) => input.sandboxId !== undefined
+    /** True when the state was entered for a pause or an unpause, whose side effect does not wait for its write. */
+    const writeMayWait = (state: AgentState, snapshot: object): boolean => {
+      const children = (snapshot as { readonly children?: Record<string, unknown> }).children ?? {}
+      const inputOf = (id: string) => (children[id] as { getSnapshot?: () => { input?: unknown } } | undefined)?.getSnapshot?.().input
+      if (state === "suspending") {
+        const input = inputOf("suspend") as SuspendInput | undefined
+        return input !== undefined && pausesOnly(input)
+      }
+      if (state === "resuming") {
+        const input = inputOf("resume") as ResumeInput | undefined
+        return input !== undefined && unpausesOnly(input)
+      }
+      return false
+    }
+
     const beforeEffect = (input: { readonly agentId: string }) => {
       const h = agents.get(input.agentId)
-      return h === undefined ? Promise.resolve() : h.persisted
+      return h === undefined ? Promise.resolve() : persisted(h)
     }
 
     const provided = agentMachine.provide({
@@ -538,8 +584,8 @@ export const make = (
         // Pausing and unpausing are reversible and reconciled at recovery (a paused sandbox of a running
         // agent is unpaused, a running sandbox of a suspended agent paused), so they need not wait for
         // the intent to be written; checkpoints and restores do.
-        suspendSandbox: fromEffect(services, suspendSandbox, (input) => (input.checkpoint ? beforeEffect(input) : Promise.resolve())),
-        resumeSandbox: fromEffect(services, resumeSandbox, (input) => (input.sandboxId === undefined ? beforeEffect(input) : Promise.resolve())),
+        suspendSandbox: fromEffect(services, suspendSandbox, (input) => (pausesOnly(input) ? Promise.resolve() : beforeEffect(input))),
+        resumeSandbox: fromEffect(services, resumeSandbox, (input) => (unpausesOnly(input) ? Promise.resolve() : beforeEffect(input))),
         stopSandbox: fromEffect(services, stopSandbox, beforeEffect)
       }
     })
@@ -577,7 +623,8 @@ export const make = (
           at: h.updatedAt
         })
       }
-      persist(h, events)
+      // Only the pause and unpause paths leave these states without waiting for the write (see `provided`).
+      persist(h, events, from !== state && writeMayWait(state, snapshot))
       // supervision
       // The fleet supervises agents that were running: a sandbox that died, and a restart that failed
       // to come up (e.g. while the engine is down). A first spawn that fails is the caller's to handle.

@@ -1,8 +1,12 @@
-import { Option, Stream } from "effect"
+import { Effect, Layer, Option, PubSub, Stream } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
 import { SimulatedClock } from "xstate"
 import { OwnershipLabels } from "../../src/domain/Ids.ts"
 import { createRuntime, type L02Runtime } from "../../src/runtime/createRuntime.ts"
+import { CheckpointStore, layerMemory as checkpointMemoryLayer } from "../../src/services/CheckpointStore.ts"
+import { EventLog, layerMemory as eventLogMemoryLayer } from "../../src/services/EventLog.ts"
+import { layerMemory as sandboxMemoryLayer, SandboxBackend, type SandboxEvent } from "../../src/services/SandboxBackend.ts"
+import { layerMemory as stateMemoryLayer, StateStore } from "../../src/services/StateStore.ts"
 import { eventually, memoryServices } from "./support.ts"
 
 const cleanups: Array<() => Promise<void>> = []
@@ -80,6 +84,39 @@ describe("runtime lifecycle on the in-memory backend", () => {
     expect((await runtime.getState(agentId)).state).toBe("suspended")
     expect(await runtime.resume(agentId)).toBe("running")
     expect((await services.run(({ backend }) => backend.inspect(sandboxId!))).status).toBe("running")
+  })
+
+  it("writes a pause's transient state with the transition that ends it, or on its own while the pause takes long", async () => {
+    const services = await memoryServices()
+    const real = await services.run((s) => Effect.succeed(s))
+    let slow: Promise<void> | undefined
+    const backend = SandboxBackend.of({ ...real.backend, pause: (id) => Effect.andThen(Effect.promise(() => slow ?? Promise.resolve()), real.backend.pause(id)) })
+    const layer = Layer.mergeAll(
+      Layer.succeed(SandboxBackend, backend),
+      Layer.succeed(StateStore, real.store),
+      Layer.succeed(CheckpointStore, real.checkpoints),
+      Layer.succeed(EventLog, real.log)
+    )
+    const runtime = await createRuntime({ layer, env: {}, config: { store: { pglite: "memory" }, runtime: { runtime_id: "rt-test" } } })
+    cleanups.push(async () => {
+      await runtime.shutdown()
+      await services.close()
+    })
+    const { agentId } = await runtime.spawn(agent)
+    const transitions = async () => (await services.run(({ log }) => log.query({ agentId }))).map((e) => `${e.fromState ?? ""}>${e.toState ?? ""}`)
+    await runtime.suspend(agentId)
+    await runtime.resume(agentId)
+    expect((await transitions()).slice(3)).toEqual(["running>suspending", "suspending>suspended", "suspended>resuming", "resuming>running"])
+
+    let release!: () => void
+    slow = new Promise<void>((r) => (release = r))
+    const suspending = runtime.suspend(agentId)
+    await eventually(async () => expect(Option.getOrThrow(await services.run(({ store }) => store.getAgent(agentId))).state).toBe("suspending"), 2000)
+    expect((await transitions()).at(-1)).toBe("running>suspending")
+    release()
+    await suspending
+    expect(Option.getOrThrow(await services.run(({ store }) => store.getAgent(agentId))).state).toBe("suspended")
+    expect((await transitions()).at(-1)).toBe("suspending>suspended")
   })
 
   it("checkpoints the workspace, removes the sandbox, and restores both on resume", async () => {
@@ -399,11 +436,6 @@ describe("recovery", () => {
   })
 })
 
-import { Effect, Layer, PubSub } from "effect"
-import { layerMemory as checkpointMemoryLayer } from "../../src/services/CheckpointStore.ts"
-import { layerMemory as eventLogMemoryLayer } from "../../src/services/EventLog.ts"
-import { layerMemory as sandboxMemoryLayer, SandboxBackend, type SandboxEvent } from "../../src/services/SandboxBackend.ts"
-import { layerMemory as stateMemoryLayer } from "../../src/services/StateStore.ts"
 const Effect_scoped = <A, E, R, B, E2>(acquire: Effect.Effect<A, E, R>, use: (a: A) => Effect.Effect<B, E2>) =>
   Effect.scoped(Effect.flatMap(acquire, use))
 

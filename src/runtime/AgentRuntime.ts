@@ -281,7 +281,7 @@ export const make = (
       const records = [...batch.agents.values()].map(recordOf)
       void run(
         Effect.gen(function* () {
-          for (const record of records) yield* store.saveAgent(record)
+          yield* store.saveAgents(records)
           if (batch.events.length > 0) publish(yield* eventLog.append(batch.events))
         })
       )

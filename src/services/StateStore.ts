@@ -52,6 +52,11 @@ export interface FleetOperation {
 export interface StateStoreShape {
   /** Inserts or replaces the record of `record.agentId`. */
   readonly saveAgent: (record: AgentRecord) => Effect.Effect<void, StoreFailed>
+  /**
+   * Inserts or replaces several records at once, all or none (one statement in the SQL store). The
+   * runtime writes each batch of transitions with it. Agent ids must be distinct.
+   */
+  readonly saveAgents: (records: ReadonlyArray<AgentRecord>) => Effect.Effect<void, StoreFailed>
   readonly getAgent: (agentId: string) => Effect.Effect<Option.Option<AgentRecord>, StoreFailed>
   /** Agents matching `filter`, oldest first (ties by id). */
   readonly listAgents: (filter?: AgentFilter) => Effect.Effect<ReadonlyArray<AgentRecord>, StoreFailed>
@@ -104,6 +109,8 @@ export const layerMemory: Layer.Layer<StateStore> = Layer.effect(
     const ref = yield* Ref.make<MemoryState>({ agents: HashMap.empty(), operations: HashMap.empty() })
     return StateStore.of({
       saveAgent: (record) => Ref.update(ref, (s) => ({ ...s, agents: HashMap.set(s.agents, record.agentId, record) })),
+      saveAgents: (records) =>
+        Ref.update(ref, (s) => ({ ...s, agents: records.reduce((agents, record) => HashMap.set(agents, record.agentId, record), s.agents) })),
       getAgent: (agentId) => Effect.map(Ref.get(ref), (s) => HashMap.get(s.agents, agentId)),
       listAgents: (filter = {}) =>
         Effect.map(Ref.get(ref), (s) => Array.from(HashMap.values(s.agents)).filter((r) => matches(r, filter)).sort(compareAgents)),

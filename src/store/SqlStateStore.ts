@@ -40,6 +40,17 @@ const operationColumns = [
 
 type Row = Readonly<Record<string, unknown>>
 
+const insertColumns =
+  "agent_id, session_id, runtime_id, state, config, sandbox, sandbox_id, snapshot, labels, resource_usage, created_at, updated_at, terminated_at"
+
+/** An upsert replaces every column and counts the save in `version`. */
+const upsertTail = `ON CONFLICT (agent_id) DO UPDATE SET
+  session_id = EXCLUDED.session_id, runtime_id = EXCLUDED.runtime_id, state = EXCLUDED.state,
+  config = EXCLUDED.config, sandbox = EXCLUDED.sandbox, sandbox_id = EXCLUDED.sandbox_id,
+  snapshot = EXCLUDED.snapshot, labels = EXCLUDED.labels, resource_usage = EXCLUDED.resource_usage,
+  created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, terminated_at = EXCLUDED.terminated_at,
+  version = agent_instances.version + 1`
+
 const toRecord = (row: Row): AgentRecord => {
   const resourceUsage = parseJson(row.resource_usage)
   return {
@@ -73,20 +84,47 @@ const toOperation = (row: Row): FleetOperation => ({
 export const make = (target: StoreTarget = defaultTarget) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient
+    const saveAgent = (r: AgentRecord) =>
+      sql`INSERT INTO agent_instances (${sql.literal(insertColumns)})
+          VALUES (${r.agentId}, ${r.sessionId}, ${r.runtimeId}, ${r.state}, ${jsonParam(r.config)}::jsonb,
+            ${jsonParam(r.sandbox)}::jsonb, ${r.sandboxId ?? null}, ${jsonParam(r.snapshot)}::jsonb,
+            ${jsonParam(r.config.labels ?? {})}::jsonb, ${jsonParam(r.resourceUsage)}::jsonb, ${r.createdAt}::timestamp,
+            ${r.updatedAt}::timestamp, ${r.terminatedAt ?? null}::timestamp)
+          ${sql.literal(upsertTail)}`.pipe(Effect.asVoid, storeFailed(target, `saving agent ${r.agentId}`, r.agentId))
     return StateStore.of({
-      saveAgent: (r) =>
-        sql`INSERT INTO agent_instances (agent_id, session_id, runtime_id, state, config, sandbox, sandbox_id, snapshot,
-              labels, resource_usage, created_at, updated_at, terminated_at)
-            VALUES (${r.agentId}, ${r.sessionId}, ${r.runtimeId}, ${r.state}, ${jsonParam(r.config)}::jsonb,
-              ${jsonParam(r.sandbox)}::jsonb, ${r.sandboxId ?? null}, ${jsonParam(r.snapshot)}::jsonb,
-              ${jsonParam(r.config.labels ?? {})}::jsonb, ${jsonParam(r.resourceUsage)}::jsonb, ${r.createdAt}::timestamp,
-              ${r.updatedAt}::timestamp, ${r.terminatedAt ?? null}::timestamp)
-            ON CONFLICT (agent_id) DO UPDATE SET
-              session_id = EXCLUDED.session_id, runtime_id = EXCLUDED.runtime_id, state = EXCLUDED.state,
-              config = EXCLUDED.config, sandbox = EXCLUDED.sandbox, sandbox_id = EXCLUDED.sandbox_id,
-              snapshot = EXCLUDED.snapshot, labels = EXCLUDED.labels, resource_usage = EXCLUDED.resource_usage,
-              created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, terminated_at = EXCLUDED.terminated_at,
-              version = agent_instances.version + 1`.pipe(Effect.asVoid, storeFailed(target, `saving agent ${r.agentId}`, r.agentId)),
+      saveAgent,
+
+      saveAgents: (records) => {
+        if (records.length === 0) return Effect.void
+        if (records.length === 1) return saveAgent(records[0]!)
+        // One statement for the batch: the rows travel as one JSON array (JSON columns nested as text, so
+        // a JSON null stays distinct from SQL NULL, as in saveAgent).
+        const rows = JSON.stringify(
+          records.map((r) => ({
+            agent_id: r.agentId,
+            session_id: r.sessionId,
+            runtime_id: r.runtimeId,
+            state: r.state,
+            config: jsonParam(r.config),
+            sandbox: jsonParam(r.sandbox),
+            sandbox_id: r.sandboxId ?? null,
+            snapshot: jsonParam(r.snapshot),
+            labels: jsonParam(r.config.labels ?? {}),
+            resource_usage: jsonParam(r.resourceUsage),
+            created_at: r.createdAt,
+            updated_at: r.updatedAt,
+            terminated_at: r.terminatedAt ?? null
+          }))
+        )
+        return sql`INSERT INTO agent_instances (${sql.literal(insertColumns)})
+            SELECT r.agent_id::uuid, r.session_id::uuid, r.runtime_id, r.state, r.config::jsonb, r.sandbox::jsonb, r.sandbox_id,
+              r.snapshot::jsonb, r.labels::jsonb, r.resource_usage::jsonb, r.created_at::timestamp, r.updated_at::timestamp,
+              r.terminated_at::timestamp
+            FROM jsonb_to_recordset(${rows}::jsonb) AS r(agent_id text, session_id text, runtime_id text, state text, config text,
+              sandbox text, sandbox_id text, snapshot text, labels text, resource_usage text, created_at text, updated_at text,
+              terminated_at text)
+            ${sql.literal(upsertTail)}`.pipe(Effect.asVoid, storeFailed(target, `saving ${records.length} agents`))
+      },
 
       getAgent: (agentId) =>
         isUuid(agentId)

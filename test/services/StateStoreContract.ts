@@ -70,6 +70,25 @@ export const stateStoreTests = (it: Vitest.MethodsNonLive<StateStore>) => {
       expect(yield* store.listAgents({ runtimeId: record.runtimeId, sessionId: record.sessionId })).toStrictEqual([next])
     }))
 
+  it.effect("saves a batch of records at once: new and existing ones, every field kept, optional ones absent", () =>
+    Effect.gen(function* () {
+      const store = yield* StateStore
+      const runtimeId = `rt-batch-${randomUUID().slice(0, 8)}`
+      const existing = agentRecord({ runtimeId, createdAt: "2026-01-14T09:00:00.000Z" })
+      yield* store.saveAgent(existing)
+      const { sandboxId: _s, resourceUsage: _r, ...minimal } = agentRecord({ runtimeId, state: "pending", createdAt: "2026-01-14T09:00:02.000Z" })
+      const batch = [
+        { ...existing, state: "suspended" as const, snapshot: null, updatedAt: "2026-01-14T10:05:00.000Z" },
+        minimal,
+        agentRecord({ runtimeId, state: "terminated", terminatedAt: "2026-01-14T11:00:00.123Z", createdAt: "2026-01-14T09:00:01.000Z" })
+      ]
+      yield* store.saveAgents(batch)
+      yield* store.saveAgents([])
+      for (const record of batch) expect(Option.getOrThrow(yield* store.getAgent(record.agentId))).toStrictEqual(record)
+      expect((yield* store.listAgents({ runtimeId })).map((r) => r.agentId)).toEqual([batch[0]!.agentId, batch[2]!.agentId, batch[1]!.agentId])
+      expect((yield* store.listAgents({ runtimeId, labels: { team: "a" } })).length).toBe(3)
+    }))
+
   it.effect("deletes a record; deleting an unknown agent is not an error", () =>
     Effect.gen(function* () {
       const store = yield* StateStore

@@ -27,6 +27,14 @@ const truncate = (checkpoint: Checkpoint) => Effect.sync(() => truncateSync(chec
 
 layer(Store.layer({ pglite: "memory", dataDir: memoryDir }), { timeout: "60 seconds", excludeTestServices: true })("PGlite in memory", (it) => {
   describe("StateStore", () => stateStoreTests(it))
+  it.effect("a batch save is one statement: a record the database refuses fails the batch with E2060 and saves none of it", () =>
+    Effect.gen(function* () {
+      const store = yield* StateStore
+      const good = agentRecord({ runtimeId: "rt-atomic" })
+      const error = yield* Effect.flip(store.saveAgents([good, agentRecord({ agentId: "not-a-uuid", runtimeId: "rt-atomic" })]))
+      expect(error).toMatchObject({ _tag: "StoreFailed", code: "E2060" })
+      expect(Option.isNone(yield* store.getAgent(good.agentId))).toBe(true)
+    }))
   describe("CheckpointStore", () => checkpointStoreTests(it, { corrupt: truncate }))
   describe("EventLog", () => eventLogTests(it))
 })

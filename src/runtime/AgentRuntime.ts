@@ -38,7 +38,8 @@ import {
   AdmissionRejected,
   SandboxConfigInvalid,
   StoreFailed,
-  SuspendFailed
+  SuspendFailed,
+  toErrorData
 } from "../domain/Errors.ts"
 import type { Checkpoint } from "../domain/Checkpoint.ts"
 import type { FleetStatus } from "../domain/FleetStatus.ts"
@@ -560,9 +561,12 @@ export const make = (
       return false
     }
 
-    const beforeEffect = (input: { readonly agentId: string }) => {
+    /** Waits until the state that asked for a side effect is written; a failed write fails the effect (E2060). */
+    const beforeEffect = async (input: { readonly agentId: string }): Promise<void> => {
       const h = agents.get(input.agentId)
-      return h === undefined ? Promise.resolve() : persisted(h)
+      if (h === undefined) return
+      await persisted(h)
+      if (h.persistError !== undefined) throw toErrorData(h.persistError)
     }
 
     const provided = agentMachine.provide({
@@ -878,8 +882,9 @@ export const make = (
         }
         agents.set(h.agentId, h)
         startActor(h)
+        // The record is first written with the spawning intent, in one batch with its creation, before
+        // the backend is asked for anything (provisionSandbox waits for that write).
         persist(h, [{ agentId: h.agentId, type: "agent.created", toState: "pending", data: { name: config.name }, at }])
-        yield* flushed(h)
         yield* sendChecked(h, { type: "agent.spawn" }, "spawn")
         const state = yield* waitFor(h, (s) => s === "running" || s === "failed" || s === "terminated")
         yield* flushed(h)

@@ -2,6 +2,7 @@ import { Effect, Layer, Option, PubSub, Stream } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
 import { SimulatedClock } from "xstate"
 import { OwnershipLabels } from "../../src/domain/Ids.ts"
+import { StoreFailed } from "../../src/domain/Errors.ts"
 import { createRuntime, type L02Runtime } from "../../src/runtime/createRuntime.ts"
 import { CheckpointStore, layerMemory as checkpointMemoryLayer } from "../../src/services/CheckpointStore.ts"
 import { EventLog, layerMemory as eventLogMemoryLayer } from "../../src/services/EventLog.ts"
@@ -43,6 +44,27 @@ const setup = async (options: { backend?: Parameters<typeof memoryServices>[0]; 
 }
 
 const agent = { name: "worker", trustLevel: "TRUSTED" }
+
+type RealServices = Parameters<Parameters<Awaited<ReturnType<typeof memoryServices>>["run"]>[0]>[0]
+
+/** A runtime over the in-memory services, with the backend or the state store replaced by a decorated one. */
+const setupWith = async (replace: (real: RealServices) => { backend?: SandboxBackend["Service"]; store?: StateStore["Service"] }) => {
+  const services = await memoryServices()
+  const real = await services.run((s) => Effect.succeed(s))
+  const replaced = replace(real)
+  const layer = Layer.mergeAll(
+    Layer.succeed(SandboxBackend, replaced.backend ?? real.backend),
+    Layer.succeed(StateStore, replaced.store ?? real.store),
+    Layer.succeed(CheckpointStore, real.checkpoints),
+    Layer.succeed(EventLog, real.log)
+  )
+  const runtime = await createRuntime({ layer, env: {}, config: { store: { pglite: "memory" }, runtime: { runtime_id: "rt-test" } } })
+  cleanups.push(async () => {
+    await runtime.shutdown()
+    await services.close()
+  })
+  return { runtime, services }
+}
 
 describe("runtime lifecycle on the in-memory backend", () => {
   it("spawns an agent, persists running before acknowledging, and records every transition", async () => {
@@ -86,22 +108,26 @@ describe("runtime lifecycle on the in-memory backend", () => {
     expect((await services.run(({ backend }) => backend.inspect(sandboxId!))).status).toBe("running")
   })
 
+  it("asks the backend for nothing while the spawn's intent cannot be written: E2060, no sandbox", async () => {
+    let down = true
+    const { runtime, services } = await setupWith((real) => ({
+      store: StateStore.of({
+        ...real.store,
+        saveAgents: (records) => (down ? Effect.fail(new StoreFailed({ message: "the store is down" })) : real.store.saveAgents(records))
+      })
+    }))
+    await expect(runtime.spawn(agent)).rejects.toMatchObject({ code: "E2060" })
+    expect(await services.run(({ backend }) => backend.list({}))).toEqual([])
+    down = false
+    const { agentId } = await runtime.spawn(agent)
+    expect(Option.getOrThrow(await services.run(({ store }) => store.getAgent(agentId))).state).toBe("running")
+  })
+
   it("writes a pause's transient state with the transition that ends it, or on its own while the pause takes long", async () => {
-    const services = await memoryServices()
-    const real = await services.run((s) => Effect.succeed(s))
     let slow: Promise<void> | undefined
-    const backend = SandboxBackend.of({ ...real.backend, pause: (id) => Effect.andThen(Effect.promise(() => slow ?? Promise.resolve()), real.backend.pause(id)) })
-    const layer = Layer.mergeAll(
-      Layer.succeed(SandboxBackend, backend),
-      Layer.succeed(StateStore, real.store),
-      Layer.succeed(CheckpointStore, real.checkpoints),
-      Layer.succeed(EventLog, real.log)
-    )
-    const runtime = await createRuntime({ layer, env: {}, config: { store: { pglite: "memory" }, runtime: { runtime_id: "rt-test" } } })
-    cleanups.push(async () => {
-      await runtime.shutdown()
-      await services.close()
-    })
+    const { runtime, services } = await setupWith((real) => ({
+      backend: SandboxBackend.of({ ...real.backend, pause: (id) => Effect.andThen(Effect.promise(() => slow ?? Promise.resolve()), real.backend.pause(id)) })
+    }))
     const { agentId } = await runtime.spawn(agent)
     const transitions = async () => (await services.run(({ log }) => log.query({ agentId }))).map((e) => `${e.fromState ?? ""}>${e.toState ?? ""}`)
     await runtime.suspend(agentId)

@@ -146,6 +146,11 @@ export const AgentConfig = Schema.Struct({
   sessionId: Schema.optional(Schema.String.check(Schema.isUUID())),
   labels: Schema.optional(Labels),
   restartPolicy: Schema.optional(RestartPolicy),
+  /**
+   * Seconds a running agent may go without a `{"type":"heartbeat"}` line before it is restarted (E2049);
+   * 0 requires none. Omitted: lifecycle.heartbeat_timeout_seconds.
+   */
+  heartbeatTimeoutSeconds: Schema.optional(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(86_400))),
   model: Schema.optional(ModelConfig)
 })
 /** @see AgentConfig */

@@ -43,6 +43,7 @@ const entries = [
   ["E2046", "SandboxOperationFailed", "backend", true, "sandbox operation failed"],
   ["E2047", "BackendUnavailable", "backend", true, "backend unavailable"],
   ["E2048", "SandboxOomKilled", "sandbox", true, "sandbox killed for exceeding its memory limit"],
+  ["E2049", "HeartbeatMissed", "sandbox", true, "the agent sent no heartbeat within its heartbeat timeout"],
   ["E2060", "StoreFailed", "store", true, "state store operation failed"],
   ["E2061", "CheckpointNotFound", "store", false, "checkpoint not found"],
   ["E2062", "CheckpointCorrupt", "store", false, "checkpoint corrupt or expired"],

@@ -124,6 +124,10 @@ export class BackendUnavailable extends Schema.TaggedError<BackendUnavailable>()
 export class SandboxOomKilled extends Schema.TaggedError<SandboxOomKilled>()("SandboxOomKilled", fields) {
   readonly code = "E2048" as const
 }
+/** E2049: the agent sent no heartbeat within its heartbeat timeout; the fleet restarts it per policy. */
+export class HeartbeatMissed extends Schema.TaggedError<HeartbeatMissed>()("HeartbeatMissed", fields) {
+  readonly code = "E2049" as const
+}
 /** E2060: the state store failed (connection, query, migration). */
 export class StoreFailed extends Schema.TaggedError<StoreFailed>()("StoreFailed", fields) {
   readonly code = "E2060" as const
@@ -216,6 +220,7 @@ export type RuntimeError =
   | SandboxOperationFailed
   | BackendUnavailable
   | SandboxOomKilled
+  | HeartbeatMissed
   | StoreFailed
   | CheckpointNotFound
   | CheckpointCorrupt
@@ -280,6 +285,7 @@ const constructors: Record<ErrorCode, (data: { message: string; agentId?: string
   E2046: (d) => new SandboxOperationFailed(d),
   E2047: (d) => new BackendUnavailable(d),
   E2048: (d) => new SandboxOomKilled(d),
+  E2049: (d) => new HeartbeatMissed(d),
   E2060: (d) => new StoreFailed(d),
   E2061: (d) => new CheckpointNotFound(d),
   E2062: (d) => new CheckpointCorrupt(d),

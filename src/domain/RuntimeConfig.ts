@@ -76,7 +76,8 @@ export const RuntimeConfig = Schema.Struct({
     max_concurrent_spawns: PositiveInt,
     spawn_queue_limit: NonNegativeInt,
     checkpoint_ttl_seconds: NonNegativeInt,
-    health_check_interval_seconds: NonNegativeInt
+    health_check_interval_seconds: NonNegativeInt,
+    heartbeat_timeout_seconds: NonNegativeInt
   }),
   docker: Schema.Struct({
     socket_path: Schema.String,

@@ -37,6 +37,7 @@ export const statusOfCode: Readonly<Record<ErrorCode, number>> = {
   E2046: 502,
   E2047: 503,
   E2048: 502,
+  E2049: 502,
   E2060: 503,
   E2061: 404,
   E2062: 409,

@@ -41,8 +41,8 @@ export const Forbidden = errorAt(403, "The API key lacks the scope this route ne
 export const NotFound = errorAt(404, "No such agent, checkpoint or route (E2021, E2061, E2001).")
 /** 409: the agent's state does not accept the operation, or it failed in a way the caller must resolve. */
 export const Conflict = errorAt(409, "The agent's state does not allow the operation (E2020), or it needs a decision: resume failed, restart limit reached, checkpoint corrupt (E2024, E2025, E2062).")
-/** 502: the sandbox backend failed while doing what was asked (E2022, E2023, E2026, E2027, E2029, E2045, E2046, E2048). */
-export const BadGateway = errorAt(502, "The sandbox backend failed (E2022, E2023, E2026, E2027, E2029, E2045, E2046, E2048).")
+/** 502: the sandbox backend failed while doing what was asked (E2022, E2023, E2026, E2027, E2029, E2045, E2046, E2048, E2049). */
+export const BadGateway = errorAt(502, "The sandbox backend failed (E2022, E2023, E2026, E2027, E2029, E2045, E2046, E2048, E2049).")
 /** 503: the runtime cannot serve now: shut down, spawn queue full, backend or store unreachable (E2028, E2030, E2047, E2060). */
 export const ServiceUnavailable = errorAt(503, "The runtime cannot serve now: shut down, spawn queue full, backend or store unreachable (E2028, E2030, E2047, E2060); retry later.")
 

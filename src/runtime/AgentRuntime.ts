@@ -55,6 +55,7 @@ import { SandboxBackend, type SandboxSpec } from "../services/SandboxBackend.ts"
 import { type AgentFilter, type AgentRecord, type FleetOperation, StateStore } from "../services/StateStore.ts"
 import { fromEffect } from "./EffectBridge.ts"
 import { makeFairAdmission } from "./internal/fairAdmission.ts"
+import { makeHeartbeatWatch } from "./internal/heartbeats.ts"
 import { gatewayFor, type ModelExecuteEvent, runModelLoop } from "./internal/modelExecution.ts"
 import type { Conversation } from "../execution/AgentLoop.ts"
 import * as TokenBudget from "../execution/TokenBudget.ts"
@@ -381,6 +382,45 @@ export const make = (
       }
     }
     const fleet = createActor(fleetMachine, { ...actorOptions, input: { policy }, systemId: "fleet" })
+
+    // ---- heartbeats --------------------------------------------------------------------------------
+    const timers: Clock = options.clock ?? {
+      setTimeout: (fn, ms) => {
+        const timer = setTimeout(fn, ms)
+        timer.unref()
+        return timer
+      },
+      clearTimeout: (id) => clearTimeout(id)
+    }
+    const heartbeatTimeoutMs = (c: AgentConfig) => (c.heartbeatTimeoutSeconds ?? lifecycle.heartbeat_timeout_seconds) * 1000
+    const heartbeats = makeHeartbeatWatch({
+      attach: (sandboxId) => backend.attach(sandboxId),
+      fork: (effect) => runFork(effect),
+      now,
+      setTimeout: (fn, ms) => timers.setTimeout(fn, ms),
+      clearTimeout: (id) => timers.clearTimeout(id),
+      onMissed: (agentId, sandboxId, silentMs) => {
+        const h = agents.get(agentId)
+        if (h === undefined || h.state !== "running" || h.lastContext.sandboxId !== sandboxId) return
+        const error: ErrorData = {
+          code: "E2049",
+          message: `the agent sent no heartbeat for ${(silentMs / 1000).toFixed(1)} s (its heartbeat timeout is ${heartbeatTimeoutMs(h.config) / 1000} s); its sandbox is replaced per the restart policy`,
+          retryable: true
+        }
+        const send: AgentEvent = { type: "sandbox.exited", exitCode: undefined, error }
+        const actor = live_(h)
+        if (accepts(actor.getSnapshot(), send)) actor.send(send)
+      }
+    })
+    /** Keeps the heartbeat watch in step with the agent's state. */
+    const watchHeartbeat = (h: AgentHandle) => {
+      const timeoutMs = heartbeatTimeoutMs(h.config)
+      if (timeoutMs === 0) return
+      const sandboxId = h.lastContext.sandboxId
+      if (h.state === "running" && sandboxId !== undefined) heartbeats.running(h.agentId, sandboxId, timeoutMs)
+      else if (h.state === "suspending" || h.state === "suspended" || h.state === "resuming") heartbeats.paused(h.agentId)
+      else heartbeats.stop(h.agentId)
+    }
     fleet.subscribe({ error: (error) => reportDefect("fleet", error) })
     const fleetEvent = (agentId: string, type: string, data: unknown) =>
       Effect.runFork(
@@ -423,7 +463,13 @@ export const make = (
       name: h.config.name,
       image: h.config.image,
       command: h.config.command ?? options.defaultCommand?.(h.config),
-      env: { ...h.config.env, L02_AGENT_ID: h.agentId, L02_SESSION_ID: h.sessionId },
+      env: {
+        ...h.config.env,
+        L02_AGENT_ID: h.agentId,
+        L02_SESSION_ID: h.sessionId,
+        // An agent that must send heartbeats is told how often: three per timeout.
+        ...(heartbeatTimeoutMs(h.config) > 0 ? { L02_HEARTBEAT_MS: String(Math.max(100, Math.floor(heartbeatTimeoutMs(h.config) / 3))) } : {})
+      },
       labels: {
         ...h.config.labels,
         [OwnershipLabels.managedBy]: "l02",
@@ -629,6 +675,7 @@ export const make = (
       }
       // Only the pause and unpause paths leave these states without waiting for the write (see `provided`).
       persist(h, events, from !== state && writeMayWait(state, snapshot))
+      watchHeartbeat(h)
       // supervision
       // The fleet supervises agents that were running: a sandbox that died, and a restart that failed
       // to come up (e.g. while the engine is down). A first spawn that fails is the caller's to handle.
@@ -1238,14 +1285,23 @@ export const make = (
         const instance = yield* getState(agentId)
         const status = instance.sandboxId === undefined ? undefined : seen.get(instance.sandboxId)
         const inState = instance.state === "running" || instance.state === "suspended"
-        const live = inState && (lastCheckAt === undefined || status === "running" || status === "paused" || status === undefined)
+        const silent = heartbeats.overdue(agentId)
+        const live = !silent && inState && (lastCheckAt === undefined || status === "running" || status === "paused" || status === undefined)
         const ready = instance.state === "running" && instance.activity === "idle" && live
+        const heard = heartbeats.lastHeartbeatAt(agentId)
         return {
           agentId,
           live,
           ready,
+          ...(heard === undefined ? {} : { lastHeartbeatAt: new Date(heard).toISOString() }),
           checkedAt: lastCheckAt ?? iso(),
-          ...(ready ? {} : { reason: instance.lastError?.message ?? `agent is ${instance.activity === undefined ? instance.state : `${instance.state} (${instance.activity})`}` })
+          ...(ready
+            ? {}
+            : {
+                reason: silent
+                  ? `no heartbeat within the agent's heartbeat timeout (${heartbeatTimeoutMs(instance.config) / 1000} s)`
+                  : (instance.lastError?.message ?? `agent is ${instance.activity === undefined ? instance.state : `${instance.state} (${instance.activity})`}`)
+              })
         }
       })
 
@@ -1305,6 +1361,7 @@ export const make = (
           // The step that made it busy died with the previous host process.
           live_(h).send({ type: "agent.idle" })
         }
+        if (!gone) watchHeartbeat(h)
       }
     }
     // Reap sandboxes this runtime owns that no live agent claims.
@@ -1319,6 +1376,7 @@ export const make = (
       Effect.promise(async () => {
         closed = true
         if (sweeper !== undefined) clearInterval(sweeper)
+        heartbeats.stopAll()
         for (const h of agents.values()) h.actor?.stop()
         fleet.stop()
         await allWritten()

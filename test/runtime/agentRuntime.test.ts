@@ -426,6 +426,58 @@ describe("liveness", () => {
     expect(await runtime.health(agentId)).toMatchObject({ live: true, ready: true })
   })
 
+  it("restarts a running agent that sends no heartbeat within its timeout (E2049), never counts while suspended, and reports heartbeats in health()", async () => {
+    const clock = new SimulatedClock()
+    let now = 1_000_000
+    const advance = async (ms: number) => {
+      now += ms
+      clock.increment(ms)
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    const { runtime, services } = await setup({
+      clock,
+      now: () => now,
+      config: { lifecycle: { heartbeat_timeout_seconds: 10, restart_backoff_initial_ms: 1000, health_check_interval_seconds: 0 } }
+    })
+    const { agentId, sandboxId } = await runtime.spawn(agent)
+    // The echo program repeats what it reads: a heartbeat line written to it comes back as its own output.
+    const beat = (id: string) => services.run(({ backend }) => Effect_scoped(backend.attach(id), (a) => a.write(JSON.stringify({ type: "heartbeat" }))))
+    await advance(6000)
+    await beat(sandboxId!)
+    await eventually(async () => expect((await runtime.health(agentId)).lastHeartbeatAt).toBe(new Date(now).toISOString()))
+    await advance(6000)
+    expect(await runtime.health(agentId)).toMatchObject({ live: true, ready: true })
+    expect((await runtime.getState(agentId)).state).toBe("running")
+
+    // Suspended for a minute: nothing is expected of a paused program; silence counts again from the resume.
+    await runtime.suspend(agentId)
+    await advance(60_000)
+    expect((await runtime.getState(agentId)).state).toBe("suspended")
+    await runtime.resume(agentId)
+    await advance(9000)
+    expect((await runtime.getState(agentId)).state).toBe("running")
+
+    await advance(1000)
+    await eventually(async () => expect(await runtime.getState(agentId)).toMatchObject({ state: "failed", lastError: { code: "E2049" } }))
+    expect(await runtime.health(agentId)).toMatchObject({ live: false, ready: false })
+    await advance(1000)
+    await eventually(async () => expect(await runtime.getState(agentId)).toMatchObject({ state: "running", restartCount: 1 }))
+    const replaced = (await runtime.getState(agentId)).sandboxId
+    expect(replaced).not.toBe(sandboxId)
+    const log = await services.run(({ log }) => log.query({ agentId }))
+    expect(log.find((e) => e.toState === "failed")?.data).toMatchObject({ error: { code: "E2049" } })
+    expect(log.filter((e) => e.type === "fleet.restart")).toHaveLength(1)
+
+    // The new sandbox is watched from its start, and an agent whose own timeout is 0 is never watched.
+    await beat(replaced!)
+    await advance(9000)
+    expect((await runtime.getState(agentId)).state).toBe("running")
+    const exempt = await runtime.spawn({ ...agent, heartbeatTimeoutSeconds: 0 })
+    await advance(30_000)
+    expect((await runtime.getState(exempt.agentId)).state).toBe("running")
+    await eventually(async () => expect((await runtime.getState(agentId)).lastError).toMatchObject({ code: "E2049" }))
+  })
+
   it("honours an agent's own restart policy (maxRestarts 0: escalate at the first failure)", async () => {
     const { runtime, services } = await setup()
     const { agentId, sandboxId } = await runtime.spawn({ ...agent, restartPolicy: { maxRestarts: 0 } })

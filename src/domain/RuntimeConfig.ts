@@ -2,7 +2,7 @@
  * The runtime's configuration schema: the keys of config/default_config.yaml.
  */
 import { Schema } from "effect"
-import { CpuQuantity, MemoryQuantity } from "./AgentConfig.ts"
+import { AgentConfig, CpuQuantity, MemoryQuantity } from "./AgentConfig.ts"
 
 const PositiveInt = Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1))
 const NonNegativeInt = Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0))
@@ -34,6 +34,31 @@ export const ApiKeyConfig = Schema.Struct({
 )
 /** @see ApiKeyConfig */
 export type ApiKeyConfig = typeof ApiKeyConfig.Type
+
+/** Names of warm pools (and of fleet pools): 1-63 letters, digits, '-', '_' or '.'. */
+export const PoolName = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/))
+
+/**
+ * A warm pool: sandboxes made ahead of time from `template` and claimed by spawns whose config equals
+ * it (sessionId aside). The pool refills to `size` when fewer than `min` are ready; `size` may be
+ * changed at run time within [`min`, `max`]. `paused` keeps ready sandboxes paused (no CPU while they
+ * wait; a claim then unpauses) where the backend can pause.
+ */
+export const WarmPoolConfig = Schema.Struct({
+  name: PoolName,
+  template: AgentConfig,
+  size: NonNegativeInt,
+  min: Schema.optional(NonNegativeInt),
+  max: Schema.optional(NonNegativeInt),
+  paused: Schema.optional(Schema.Boolean)
+}).check(
+  Schema.makeFilter(
+    (p: { readonly size: number; readonly min?: number | undefined; readonly max?: number | undefined }) =>
+      ((p.min ?? p.size) <= p.size && p.size <= (p.max ?? p.size)) || `a warm pool needs min <= size <= max, got min ${p.min ?? p.size}, size ${p.size}, max ${p.max ?? p.size}`
+  )
+)
+/** @see WarmPoolConfig */
+export type WarmPoolConfig = typeof WarmPoolConfig.Type
 
 /** The complete, validated configuration. */
 export const RuntimeConfig = Schema.Struct({
@@ -103,6 +128,9 @@ export const RuntimeConfig = Schema.Struct({
     termination_grace_seconds: Schema.Number.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 3600 })),
     image_pull_policy: Schema.Literals(["Always", "IfNotPresent", "Never"]),
     service_account: Schema.String
+  }),
+  pools: Schema.Struct({
+    warm: Schema.Array(WarmPoolConfig)
   }),
   http: Schema.Struct({
     host: Schema.String.check(Schema.isMinLength(1)),

@@ -27,6 +27,7 @@ import type { AgentActivity, AgentOperation, AgentState } from "../domain/AgentS
 import type { ErrorData } from "../domain/ErrorCatalog.ts"
 import {
   AgentNotFound,
+  ConfigInvalid,
   ExecuteFailed,
   fromErrorData,
   InputInvalid,
@@ -43,6 +44,7 @@ import {
 } from "../domain/Errors.ts"
 import type { Checkpoint } from "../domain/Checkpoint.ts"
 import type { FleetStatus } from "../domain/FleetStatus.ts"
+import type { PoolStatus } from "../domain/PoolStatus.ts"
 import type { HealthStatus } from "../domain/HealthStatus.ts"
 import { OwnershipLabels } from "../domain/Ids.ts"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
@@ -56,6 +58,7 @@ import { type AgentFilter, type AgentRecord, type FleetOperation, StateStore } f
 import { fromEffect } from "./EffectBridge.ts"
 import { makeFairAdmission } from "./internal/fairAdmission.ts"
 import { makeHeartbeatWatch } from "./internal/heartbeats.ts"
+import { makeWarmPools, WarmLabels, type WarmPool, type WarmSandbox } from "./internal/warmPools.ts"
 import { gatewayFor, type ModelExecuteEvent, runModelLoop } from "./internal/modelExecution.ts"
 import type { Conversation } from "../execution/AgentLoop.ts"
 import * as TokenBudget from "../execution/TokenBudget.ts"
@@ -145,6 +148,13 @@ export interface AgentRuntimeShape {
   readonly checkpoints: (agentId: string) => Effect.Effect<ReadonlyArray<Checkpoint>, RuntimeError>
   /** Liveness (its sandbox exists and runs or is paused) and readiness (running and idle) of an agent. */
   readonly health: (agentId: string) => Effect.Effect<HealthStatus, RuntimeError>
+  /** The warm pools (config `pools.warm`): bounds, ready and in-flight sandboxes, claims. */
+  readonly pools: Effect.Effect<ReadonlyArray<PoolStatus>>
+  /**
+   * Sets a warm pool's size within its [min, max] (E2001 outside them, E2021-like InputInvalid for an
+   * unknown pool); a larger pool fills in the background, a smaller one removes ready sandboxes at once.
+   */
+  readonly resizePool: (name: string, size: number) => Effect.Effect<PoolStatus, RuntimeError>
   /** Resolves once every accepted transition has been written to the store. */
   readonly flush: Effect.Effect<void>
   /** The live agent actor, for inspection and tests. */
@@ -182,6 +192,8 @@ interface AgentHandle {
   gateway: ModelGatewayShape | undefined
   /** In-flight provisioning, awaited (and interrupted) before a stop so no sandbox leaks. */
   provisioning: Fiber.Fiber<unknown, unknown> | undefined
+  /** The warm sandbox this agent's spawn claimed, until its first provisioning takes it. */
+  claim?: WarmSandbox | undefined
 }
 
 const stateOf = (value: unknown): AgentState =>
@@ -456,29 +468,34 @@ export const make = (
     }
 
     // ---- side effects of the agent machine ------------------------------------------------------------
-    const specOf = (h: AgentHandle): SandboxSpec => ({
-      agentId: h.agentId,
-      sessionId: h.sessionId,
+    const specFor = (
+      agent: { readonly agentId: string; readonly sessionId: string; readonly config: AgentConfig; readonly sandbox: SandboxConfiguration },
+      extraLabels: Readonly<Record<string, string>> = {}
+    ): SandboxSpec => ({
+      agentId: agent.agentId,
+      sessionId: agent.sessionId,
       runtimeId: options.runtimeId,
-      name: h.config.name,
-      image: h.config.image,
-      command: h.config.command ?? options.defaultCommand?.(h.config),
+      name: agent.config.name,
+      image: agent.config.image,
+      command: agent.config.command ?? options.defaultCommand?.(agent.config),
       env: {
-        ...h.config.env,
-        L02_AGENT_ID: h.agentId,
-        L02_SESSION_ID: h.sessionId,
+        ...agent.config.env,
+        L02_AGENT_ID: agent.agentId,
+        L02_SESSION_ID: agent.sessionId,
         // An agent that must send heartbeats is told how often: three per timeout.
-        ...(heartbeatTimeoutMs(h.config) > 0 ? { L02_HEARTBEAT_MS: String(Math.max(100, Math.floor(heartbeatTimeoutMs(h.config) / 3))) } : {})
+        ...(heartbeatTimeoutMs(agent.config) > 0 ? { L02_HEARTBEAT_MS: String(Math.max(100, Math.floor(heartbeatTimeoutMs(agent.config) / 3))) } : {})
       },
       labels: {
-        ...h.config.labels,
+        ...agent.config.labels,
+        ...extraLabels,
         [OwnershipLabels.managedBy]: "l02",
-        [OwnershipLabels.agentId]: h.agentId,
+        [OwnershipLabels.agentId]: agent.agentId,
         [OwnershipLabels.runtimeId]: options.runtimeId,
-        [OwnershipLabels.sessionId]: h.sessionId
+        [OwnershipLabels.sessionId]: agent.sessionId
       },
-      sandbox: h.sandbox
+      sandbox: agent.sandbox
     })
+    const specOf = (h: AgentHandle): SandboxSpec => specFor(h)
 
     const handleOf = (agentId: string): AgentHandle => {
       const h = agents.get(agentId)
@@ -504,6 +521,16 @@ export const make = (
     const provisionSandbox = (input: ProvisionInput) =>
       Effect.gen(function* () {
         const h = handleOf(input.agentId)
+        const claim = h.claim
+        h.claim = undefined
+        if (claim !== undefined && input.replaceSandboxId === undefined) {
+          // A warm sandbox made for this agent id: only its pause stands between it and running.
+          const taken = yield* (claim.paused ? backend.unpause(claim.sandboxId) : Effect.void).pipe(
+            Effect.as(true),
+            Effect.catch(() => Effect.as(Effect.ignore(removeQuietly(claim.sandboxId)), false))
+          )
+          if (taken) return { sandboxId: claim.sandboxId }
+        }
         if (input.replaceSandboxId !== undefined) yield* removeQuietly(input.replaceSandboxId)
         const created = yield* backend.provision(specOf(h))
         const started = yield* backend.start(created.sandboxId).pipe(
@@ -871,6 +898,40 @@ export const make = (
     )
     const admission = makeFairAdmission(lifecycle.max_concurrent_spawns, lifecycle.spawn_queue_limit)
 
+    // ---- warm pools --------------------------------------------------------------------------------
+    const warmConfigs = config.pools.warm
+    const poolSandboxes = new Map<string, SandboxConfiguration>()
+    if (warmConfigs.length > 0) {
+      const caps = yield* backend.capabilities
+      for (const [i, pool] of warmConfigs.entries()) {
+        const sandbox = resolveSandbox(pool.template, config)
+        const key = `pools.warm[${i}].template`
+        if (sandbox instanceof ResourceLimitsInvalid) return yield* new ConfigInvalid({ message: `warm pool ${pool.name}: ${sandbox.message}`, key })
+        if (!caps.runtimeClasses.includes(sandbox.runtimeClass)) {
+          return yield* new ConfigInvalid({
+            message: `warm pool ${pool.name}: trust level ${sandbox.trustLevel} needs runtime class ${sandbox.runtimeClass}, which the ${caps.name} backend does not have (it has: ${caps.runtimeClasses.join(", ") || "none"})`,
+            key
+          })
+        }
+        poolSandboxes.set(pool.name, sandbox)
+      }
+    }
+    const warm = makeWarmPools(warmConfigs, {
+      make: (pool: WarmPool) =>
+        Effect.gen(function* () {
+          const agent = { agentId: randomUUID(), sessionId: randomUUID(), config: pool.template, sandbox: poolSandboxes.get(pool.name)! }
+          const created = yield* backend.provision(specFor(agent, { [WarmLabels.pool]: pool.name, [WarmLabels.template]: pool.templateHash }))
+          const ready = Effect.andThen(backend.start(created.sandboxId), pool.paused ? backend.pause(created.sandboxId) : Effect.void)
+          yield* ready.pipe(Effect.onError(() => Effect.ignore(removeQuietly(created.sandboxId))))
+          return { pool: pool.name, agentId: agent.agentId, sessionId: agent.sessionId, sandboxId: created.sandboxId, paused: pool.paused }
+        }).pipe(Effect.mapError(toErrorData)),
+      remove: (sandboxId) => Effect.ignore(removeQuietly(sandboxId)),
+      admit: (pool) => Effect.promise(() => admission.acquire(`pool:${pool.name}`)),
+      fork: (effect) => runFork(effect),
+      canPause: warmConfigs.length > 0 && (yield* backendCanPause),
+      concurrency: lifecycle.max_concurrent_spawns
+    })
+
     // Expired checkpoints are collected in the background.
     if (lifecycle.checkpoint_ttl_seconds > 0) {
       const every = Math.min(lifecycle.checkpoint_ttl_seconds, 300)
@@ -895,18 +956,22 @@ export const make = (
             key: "trustLevel"
           })
         }
-        const sessionId = config.sessionId ?? randomUUID()
-        const release = yield* Effect.promise(() => admission.acquire(sessionId))
+        const admittedAs = config.sessionId ?? randomUUID()
+        const release = yield* Effect.promise(() => admission.acquire(admittedAs))
         if (release === undefined) {
           return yield* new AdmissionRejected({
             message: `${admission.waiting()} spawns are already waiting (lifecycle.spawn_queue_limit ${lifecycle.spawn_queue_limit}); retry later or raise the limit`
           })
         }
         yield* Effect.addFinalizer(() => Effect.sync(release))
+        // A warm sandbox made from this very config becomes this agent's, with the id it was made for.
+        const claim = warm.claim(config)
+        const sessionId = config.sessionId ?? claim?.sessionId ?? admittedAs
         const at = iso()
         const h: AgentHandle = {
-          agentId: randomUUID(),
+          agentId: claim?.agentId ?? randomUUID(),
           sessionId,
+          claim,
           config,
           sandbox,
           initialContext: initialContext ?? null,
@@ -1219,6 +1284,11 @@ export const make = (
     }) => {
       const unhealthy = event.type === "health" && event.healthy === false
       if (event.type !== "exited" && event.type !== "oom" && !unhealthy) return
+      // A ready warm sandbox that died leaves its pool (which makes another) and the engine.
+      if (warm.drop(event.sandboxId) !== undefined) {
+        runFork(Effect.ignore(removeQuietly(event.sandboxId)))
+        return
+      }
       const h = agents.get(event.agentId)
       if (h === undefined || h.lastContext.sandboxId !== event.sandboxId) return
       const error: ErrorData =
@@ -1242,7 +1312,8 @@ export const make = (
       Effect.catchCause(() => Effect.void),
       Effect.andThen(Effect.sleep("1 second")),
       Effect.forever,
-      Effect.forkIn(scope)
+      // Subscribed before the runtime is handed out, so no event of its sandboxes falls in between.
+      Effect.forkIn(scope, { startImmediately: true })
     )
 
     // ---- liveness ----------------------------------------------------------------------------------
@@ -1260,6 +1331,16 @@ export const make = (
       const byId = new Map(owned.map((info) => [info.sandboxId, info]))
       seen.clear()
       for (const info of owned) seen.set(info.sandboxId, info.status)
+      // Ready warm sandboxes that died or vanished leave their pools too.
+      for (const pool of warm.pools.values()) {
+        for (const ready of pool.ready.slice()) {
+          const info = byId.get(ready.sandboxId)
+          if (info === undefined || info.status === "exited" || info.status === "removed") {
+            warm.drop(ready.sandboxId)
+            if (info !== undefined) yield* Effect.ignore(removeQuietly(ready.sandboxId))
+          }
+        }
+      }
       for (const [agentId, sandboxId] of expected) {
         const h = agents.get(agentId)
         // Only judge agents whose sandbox did not change while we looked.
@@ -1364,14 +1445,20 @@ export const make = (
         if (!gone) watchHeartbeat(h)
       }
     }
-    // Reap sandboxes this runtime owns that no live agent claims.
+    // Reap sandboxes this runtime owns that no live agent claims; warm ones nobody claimed go back to their pool.
     const owned = yield* backend.list({ [OwnershipLabels.runtimeId]: options.runtimeId })
     for (const s of owned) {
+      if (!agents.has(s.agentId) && s.labels[WarmLabels.pool] !== undefined) {
+        if (!warm.adopt(s, s.labels[OwnershipLabels.sessionId] ?? randomUUID())) yield* Effect.ignore(removeQuietly(s.sandboxId))
+        continue
+      }
       const h = agents.get(s.agentId)
       const claimed = h !== undefined && (h.lastContext.sandboxId === s.sandboxId || h.state === "spawning" || h.state === "resuming")
       if (!claimed) yield* Effect.ignore(removeQuietly(s.sandboxId))
     }
 
+    yield* warm.start
+    yield* Effect.addFinalizer(() => warm.stop)
     yield* Effect.addFinalizer(() =>
       Effect.promise(async () => {
         closed = true
@@ -1415,6 +1502,17 @@ export const make = (
       events: Stream.fromPubSub(hub),
       fleetStatus,
       health,
+      pools: Effect.sync(() => warm.status()),
+      resizePool: (name, size) =>
+        Effect.gen(function* () {
+          const resized = warm.resize(name, size)
+          if (resized === undefined) {
+            return yield* new InputInvalid({ message: `no warm pool named ${JSON.stringify(name)}; the pools are ${[...warm.pools.keys()].join(", ") || "none (config pools.warm)"}`, key: "name" })
+          }
+          if (typeof resized === "string") return yield* new InputInvalid({ message: resized, key: "size" })
+          yield* warm.trim(name)
+          return warm.status().find((p) => p.name === name)!
+        }),
       scale,
       fleetOperations: (limit) => store.listFleetOperations(limit),
       checkpoints: (agentId) => Effect.andThen(getState(agentId), checkpoints.list(agentId)),

@@ -15,6 +15,7 @@ import type { AgentState } from "../domain/AgentState.ts"
 import type { Checkpoint } from "../domain/Checkpoint.ts"
 import type { FleetStatus } from "../domain/FleetStatus.ts"
 import type { HealthStatus } from "../domain/HealthStatus.ts"
+import type { PoolStatus } from "../domain/PoolStatus.ts"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import type { BackendName, RuntimeConfig } from "../domain/RuntimeConfig.ts"
 import type { CheckpointStore } from "../services/CheckpointStore.ts"
@@ -76,6 +77,10 @@ export interface L02Runtime {
   readonly checkpoints: (agentId: string) => Promise<ReadonlyArray<Checkpoint>>
   /** Liveness and readiness of an agent. */
   readonly health: (agentId: string) => Promise<HealthStatus>
+  /** The warm pools (config `pools.warm`): bounds, ready and in-flight sandboxes, claims and misses. */
+  readonly pools: () => Promise<ReadonlyArray<PoolStatus>>
+  /** Sets a warm pool's size within its [min, max]; E2001 outside them or for an unknown pool. */
+  readonly resizePool: (name: string, size: number) => Promise<PoolStatus>
   /** The live XState actor of an agent (for inspection), if it is live. */
   readonly actorOf: (agentId: string) => Actor<typeof agentMachine> | undefined
   /** Stops every actor and closes the store. Agents' sandboxes keep running and are re-adopted next start. */
@@ -153,6 +158,8 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
     events: () => Stream.toAsyncIterable(core.events),
     fleetStatus: () => run(core.fleetStatus),
     health: (agentId) => run(core.health(agentId)),
+    pools: () => run(core.pools),
+    resizePool: (name, size) => run(core.resizePool(name, size)),
     scale: (pool, replicas, opts) => run(core.scale(pool, replicas, opts)),
     drain: (pool, reason) => run(core.scale(pool, 0, { reason: reason ?? `drain pool ${pool}` })),
     fleetOperations: (limit) => run(core.fleetOperations(limit)),

@@ -10,10 +10,13 @@ import { HttpApi as Api, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi }
 import { AgentConfig } from "../domain/AgentConfig.ts"
 import { AgentInstance, SpawnResult } from "../domain/AgentInstance.ts"
 import { AgentState } from "../domain/AgentState.ts"
+import { Checkpoint } from "../domain/Checkpoint.ts"
 import { FleetStatus } from "../domain/FleetStatus.ts"
+import { HealthStatus } from "../domain/HealthStatus.ts"
+import { PoolStatus } from "../domain/PoolStatus.ts"
 import { AgentId, CheckpointId } from "../domain/Ids.ts"
 import { LifecycleEvent } from "../domain/LifecycleEvent.ts"
-import type { ApiKeyScope } from "../domain/RuntimeConfig.ts"
+import { type ApiKeyScope, PoolName } from "../domain/RuntimeConfig.ts"
 
 /** The body of every error answer: the stable code, the error's tag and a message saying what to fix. */
 export const ErrorBody = Schema.Struct({
@@ -210,11 +213,90 @@ export const AgentsGroup = HttpApiGroup.make("agents")
     )
   )
 
+/** Answer of GET /v1/agents/{agentId}/checkpoints. */
+export const CheckpointList = Schema.Struct({ checkpoints: Schema.Array(Checkpoint) }).annotate({ identifier: "CheckpointList" })
+
+/** A fleet operation (scale, drain), as recorded in the store. */
+export const FleetOperation = Schema.Struct({
+  operationId: Schema.String,
+  operationType: Schema.String,
+  targetReplicas: Schema.optional(Schema.Number),
+  status: Schema.Literals(["pending", "running", "completed", "failed"]),
+  reason: Schema.optional(Schema.String),
+  priority: Schema.optional(Schema.String),
+  createdAt: Schema.String,
+  completedAt: Schema.optional(Schema.String)
+}).annotate({ identifier: "FleetOperation" })
+
+/** Body of POST /v1/fleet/scale. */
+export const ScaleRequest = Schema.Struct({
+  pool: PoolName.annotate({ description: "The pool: agents labelled pool.l02.dev/name=<pool>." }),
+  replicas: Schema.Number.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 10_000 })),
+  template: Schema.optional(AgentConfig.annotate({ description: "The config new replicas are spawned from; default: a current member's." })),
+  reason: Schema.optional(Schema.String.check(Schema.isMaxLength(1024))),
+  priority: Schema.optional(Schema.Literals(["low", "normal", "high"]))
+}).annotate({ identifier: "ScaleRequest" })
+
+/** Query of GET /v1/fleet/operations. */
+export const OperationsQuery = Schema.Struct({
+  limit: Schema.optional(Schema.String.check(Schema.isPattern(/^[1-9][0-9]{0,3}$/)).annotate({ description: "At most this many (1-9999), newest first." }))
+})
+
+/** Answer of GET /v1/fleet/operations. */
+export const OperationList = Schema.Struct({ operations: Schema.Array(FleetOperation) }).annotate({ identifier: "OperationList" })
+
+/** Answer of GET /v1/pools. */
+export const PoolList = Schema.Struct({ pools: Schema.Array(PoolStatus) }).annotate({ identifier: "PoolList" })
+
+/** Path parameters of routes about one warm pool. */
+export const PoolPath = Schema.Struct({ name: PoolName.annotate({ description: "The warm pool's name (config pools.warm)." }) })
+
+/** Body of PUT /v1/pools/{name}. */
+export const ResizeRequest = Schema.Struct({
+  size: Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0)).annotate({ description: "The new size, within the pool's [min, max]." })
+}).annotate({ identifier: "ResizeRequest" })
+
+/** An agent's checkpoints and health. */
+export const AgentDetailsGroup = HttpApiGroup.make("agentDetails")
+  .add(
+    HttpApiEndpoint.get("checkpoints", "/v1/agents/:agentId/checkpoints", { params: AgentPath, success: CheckpointList, error: [...agentErrors] }).annotateMerge(
+      OpenApi.annotations({ summary: "An agent's checkpoints, oldest first" })
+    )
+  )
+  .add(
+    HttpApiEndpoint.get("agentHealth", "/v1/agents/:agentId/health", { params: AgentPath, success: HealthStatus, error: [...agentErrors] }).annotateMerge(
+      OpenApi.annotations({ summary: "An agent's liveness (sandbox, heartbeats) and readiness" })
+    )
+  )
+
+/** Warm pools: sandboxes made ahead of time for spawns of a template (docs/pools.md). */
+export const PoolsGroup = HttpApiGroup.make("pools")
+  .add(
+    HttpApiEndpoint.get("pools", "/v1/pools", { success: PoolList, error: [...commonErrors] }).annotateMerge(
+      OpenApi.annotations({ summary: "The warm pools: bounds, ready and in-flight sandboxes, claims" })
+    )
+  )
+  .add(
+    HttpApiEndpoint.put("resizePool", "/v1/pools/:name", { params: PoolPath, payload: ResizeRequest, success: PoolStatus, error: [...commonErrors] }).annotateMerge(
+      OpenApi.annotations({ summary: "Set a warm pool's size within its [min, max]" })
+    )
+  )
+
 /** The fleet, its lifecycle events and the server itself. */
 export const FleetGroup = HttpApiGroup.make("fleet")
   .add(
     HttpApiEndpoint.get("fleet", "/v1/fleet", { success: FleetStatus, error: [...commonErrors] }).annotateMerge(
       OpenApi.annotations({ summary: "Agents counted by state, restarts" })
+    )
+  )
+  .add(
+    HttpApiEndpoint.post("scale", "/v1/fleet/scale", { payload: ScaleRequest, success: FleetOperation, error: [...agentErrors] }).annotateMerge(
+      OpenApi.annotations({ summary: "Scale a pool of agents to N replicas; answers once done, with the recorded operation" })
+    )
+  )
+  .add(
+    HttpApiEndpoint.get("operations", "/v1/fleet/operations", { query: OperationsQuery, success: OperationList, error: [...commonErrors] }).annotateMerge(
+      OpenApi.annotations({ summary: "Fleet operations, newest first" })
     )
   )
   .add(
@@ -238,7 +320,24 @@ export const FleetGroup = HttpApiGroup.make("fleet")
   )
 
 /** Every endpoint's identifier. */
-export type EndpointName = "spawn" | "list" | "get" | "suspend" | "resume" | "terminate" | "execute" | "fleet" | "events" | "metrics" | "health"
+export type EndpointName =
+  | "spawn"
+  | "list"
+  | "get"
+  | "suspend"
+  | "resume"
+  | "terminate"
+  | "execute"
+  | "checkpoints"
+  | "agentHealth"
+  | "pools"
+  | "resizePool"
+  | "fleet"
+  | "scale"
+  | "operations"
+  | "events"
+  | "metrics"
+  | "health"
 
 /** The scope each endpoint needs (`admin` has them all); `public` endpoints need no key. */
 export const endpointScopes: Readonly<Record<EndpointName, ApiKeyScope | "public">> = {
@@ -249,7 +348,13 @@ export const endpointScopes: Readonly<Record<EndpointName, ApiKeyScope | "public
   resume: "operate",
   terminate: "operate",
   execute: "operate",
+  checkpoints: "read",
+  agentHealth: "read",
+  pools: "read",
+  resizePool: "operate",
   fleet: "read",
+  scale: "operate",
+  operations: "read",
   events: "read",
   metrics: "read",
   health: "public"
@@ -258,6 +363,8 @@ export const endpointScopes: Readonly<Record<EndpointName, ApiKeyScope | "public
 /** The whole API. */
 export const L02Api = Api.make("l02")
   .add(AgentsGroup)
+  .add(AgentDetailsGroup)
+  .add(PoolsGroup)
   .add(FleetGroup)
   .annotateMerge(
     OpenApi.annotations({

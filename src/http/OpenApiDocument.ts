@@ -13,6 +13,59 @@ const errorEvent = {
   errorSchema: { $ref: "#/components/schemas/ErrorBody" }
 }
 
+const errorAnswers = (statuses: ReadonlyArray<string>): Json =>
+  Object.fromEntries(
+    statuses.map((status) => [status, { description: status === "404" ? "No such machine (E2001)." : "See ErrorBody (docs/errors.md).", content: { "application/json": { schema: { $ref: "#/components/schemas/ErrorBody" } } } }])
+  )
+
+/** Routes `l02 serve` answers beside the HttpApi declaration (src/http/dashboard, the document itself). */
+const servedBeside: Json = {
+  "/dashboard": {
+    get: {
+      operationId: "pages.dashboard",
+      summary: "The live dashboard page (self-contained HTML; it asks for an API key with read scope for its data)",
+      tags: ["pages"],
+      responses: { "200": { description: "The page.", content: { "text/html": { schema: { type: "string" } } } } },
+      security: [],
+      "x-l02-scope": "public"
+    }
+  },
+  "/v1/machines/{name}": {
+    get: {
+      operationId: "pages.machine",
+      summary: "A machine definition as JSON for Stately Studio (agent or fleet)",
+      tags: ["pages"],
+      parameters: [{ name: "name", in: "path", required: true, schema: { type: "string", enum: ["agent", "fleet"] } }],
+      responses: {
+        "200": { description: "The machine's definition (XState JSON).", content: { "application/json": { schema: { type: "object" } } } },
+        ...errorAnswers(["401", "403", "404"])
+      },
+      security: [{ apiKey: [] }],
+      "x-l02-scope": "read"
+    }
+  },
+  "/openapi.json": {
+    get: {
+      operationId: "pages.openapi",
+      summary: "This document",
+      tags: ["pages"],
+      responses: { "200": { description: "OpenAPI 3.1.", content: { "application/json": { schema: { type: "object" } } } } },
+      security: [],
+      "x-l02-scope": "public"
+    }
+  },
+  "/docs": {
+    get: {
+      operationId: "pages.docs",
+      summary: "This document as a self-contained HTML page",
+      tags: ["pages"],
+      responses: { "200": { description: "The page.", content: { "text/html": { schema: { type: "string" } } } } },
+      security: [],
+      "x-l02-scope": "public"
+    }
+  }
+}
+
 const build = (): Json => {
   const spec = OpenApi.fromApi(L02Api) as unknown as Json
   const schemas: Json = spec.components?.schemas ?? {}
@@ -41,6 +94,7 @@ const build = (): Json => {
       }
     }
   }
+  spec.paths = { ...spec.paths, ...structuredClone(servedBeside) }
   return spec
 }
 
@@ -79,7 +133,7 @@ ${body === undefined ? "" : `<h3>Body</h3><pre>${escapeHtml(JSON.stringify(body,
   cachedHtml = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(spec.info.title)} HTTP API</title>
 <style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}section{border-top:1px solid #ddd;padding:.5rem 0}
-pre{background:#f6f6f6;padding:.5rem;overflow:auto;max-height:20rem}.m{padding:0 .3rem;border-radius:3px;color:#fff}.get{background:#2a7}.post{background:#27c}.delete{background:#c33}</style>
+pre{background:#f6f6f6;padding:.5rem;overflow:auto;max-height:20rem}.m{padding:0 .3rem;border-radius:3px;color:#fff}.get{background:#2a7}.post{background:#27c}.delete{background:#c33}.put{background:#a60}</style>
 </head><body><h1>${escapeHtml(spec.info.title)} HTTP API <small>${escapeHtml(spec.info.version)}</small></h1>
 <p>${escapeHtml(spec.info.description ?? "")}</p><p>Machine-readable: <a href="/openapi.json">/openapi.json</a> (OpenAPI ${escapeHtml(spec.openapi)}).</p>
 ${sections.join("\n")}

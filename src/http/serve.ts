@@ -16,7 +16,21 @@ import type { ApiKeyConfig } from "../domain/RuntimeConfig.ts"
 import type { L02Runtime } from "../runtime/createRuntime.ts"
 import { authenticate, authorize, resolveApiKeys } from "./ApiKeys.ts"
 import { type ErrorAnswer, answerOf, answerOfUnknown } from "./ErrorResponse.ts"
-import { AgentPath, endpointScopes, EventsQuery, ExecuteRequest, ListQuery, ResumeRequest, SuspendRequest, TerminateQuery, TerminateRequest } from "./HttpApi.ts"
+import {
+  AgentPath,
+  endpointScopes,
+  EventsQuery,
+  ExecuteRequest,
+  ListQuery,
+  OperationsQuery,
+  PoolPath,
+  ResizeRequest,
+  ResumeRequest,
+  ScaleRequest,
+  SuspendRequest,
+  TerminateQuery,
+  TerminateRequest
+} from "./HttpApi.ts"
 import { dashboardRoute } from "./dashboard/DashboardRoutes.ts"
 import { decode } from "./internal/decode.ts"
 import { match, type Route } from "./internal/routes.ts"
@@ -273,7 +287,34 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
       }
       return { _tag: "Streamed" }
     },
+    checkpoints: async ({ params }) => {
+      const { agentId } = orThrow(decode(AgentPath, params, "path"))
+      return json(200, { checkpoints: await runtime.checkpoints(agentId) })
+    },
+    agentHealth: async ({ params }) => {
+      const { agentId } = orThrow(decode(AgentPath, params, "path"))
+      return json(200, await runtime.health(agentId))
+    },
+    pools: async () => json(200, { pools: await runtime.pools() }),
+    resizePool: async ({ params, body }) => {
+      const { name } = orThrow(decode(PoolPath, params, "path"))
+      const request = orThrow(decode(ResizeRequest, body, "body"))
+      return json(200, await runtime.resizePool(name, request.size))
+    },
     fleet: async () => json(200, await runtime.fleetStatus()),
+    scale: async ({ body }) => {
+      const request = orThrow(decode(ScaleRequest, body, "body"))
+      const operation = await runtime.scale(request.pool, request.replicas, {
+        ...(request.template === undefined ? {} : { template: request.template }),
+        ...(request.reason === undefined ? {} : { reason: request.reason }),
+        ...(request.priority === undefined ? {} : { priority: request.priority })
+      })
+      return json(200, operation)
+    },
+    operations: async ({ query }) => {
+      const q = orThrow(decode(OperationsQuery, query, "query"))
+      return json(200, { operations: await runtime.fleetOperations(q.limit === undefined ? undefined : Number(q.limit)) })
+    },
     events: async ({ query, res }) => {
       const q = orThrow(decode(EventsQuery, query, "query"))
       return new Promise<Answer>((resolve) => {

@@ -38,17 +38,24 @@ describe("OpenAPI document", () => {
       "POST /v1/agents/{agentId}/resume",
       "DELETE /v1/agents/{agentId}",
       "POST /v1/agents/{agentId}/execute",
+      "GET /v1/agents/{agentId}/checkpoints",
+      "GET /v1/agents/{agentId}/health",
+      "GET /v1/pools",
+      "PUT /v1/pools/{name}",
       "GET /v1/events",
       "GET /v1/fleet",
+      "POST /v1/fleet/scale",
+      "GET /v1/fleet/operations",
       "GET /metrics",
       "GET /healthz"
     ].sort()
-    expect(listed).toEqual(expected)
+    const beside = ["GET /dashboard", "GET /v1/machines/{name}", "GET /openapi.json", "GET /docs"]
+    expect(listed).toEqual([...expected, ...beside].sort())
     expect(routes.map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, "{$1}")}`).sort()).toEqual(expected)
     // Every listed operation is routed: a request to it is never 404 (unknown route) or 405.
     for (const { method, path } of operations(spec)) {
       if (path.endsWith("/execute") || path === "/v1/events") continue
-      const r = await t.request(method, path.replace("{agentId}", "00000000-0000-4000-8000-000000000000"))
+      const r = await t.request(method, path.replace("{agentId}", "00000000-0000-4000-8000-000000000000").replace("{name}", "agent"))
       expect([404, 405].includes(r.status) ? r.json.error.code : "routed", `${method} ${path}`).not.toBe("E2001")
     }
   })
@@ -66,6 +73,7 @@ describe("OpenAPI document", () => {
     expect(byId["fleet.events"].responses["200"].content["text/event-stream"]).toBeDefined()
     expect(spec.components.securitySchemes.apiKey).toMatchObject({ type: "http", scheme: "bearer" })
     for (const { operation } of operations(spec)) {
+      if (operation.operationId.startsWith("pages.")) continue
       const name = operation.operationId.split(".")[1] as keyof typeof endpointScopes
       expect(operation["x-l02-scope"]).toBe(endpointScopes[name])
       expect(operation.security).toEqual(endpointScopes[name] === "public" ? [] : [{ apiKey: [] }])

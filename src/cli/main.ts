@@ -39,10 +39,13 @@ const optionsOf = (g: Global): RuntimeOptions => ({
   dataDir: Option.getOrUndefined(g.dataDir)
 })
 
+/** A one-shot command's runtime: it claims warm sandboxes but leaves filling the pools to `l02 serve`. */
+const oneShotOptionsOf = (g: Global): RuntimeOptions => ({ ...optionsOf(g), fillWarmPools: false })
+
 /** Runs `f` with an embedded runtime; a coded error prints as `CODE: message` and fails the command. */
 const withRuntime = <A>(g: Global, f: (runtime: L02Runtime) => Promise<A>) =>
   Effect.acquireUseRelease(
-    Effect.tryPromise({ try: () => createRuntime(optionsOf(g)), catch: (e) => e }),
+    Effect.tryPromise({ try: () => createRuntime(oneShotOptionsOf(g)), catch: (e) => e }),
     (runtime) => Effect.tryPromise({ try: () => f(runtime), catch: (e) => e }),
     (runtime) => Effect.promise(() => runtime.shutdown())
   )
@@ -213,6 +216,24 @@ const fleetOps = Command.make("ops", global, (g) =>
   )
 ).pipe(Command.withDescription("Recent fleet operations"))
 
+const pools = Command.make("pools", global, (g) =>
+  withRuntime(g, (rt) => rt.pools()).pipe(
+    Effect.flatMap((list) =>
+      print(g, list, () =>
+        list.length === 0
+          ? "no warm pools (configure pools.warm, docs/pools.md)"
+          : table([
+              ["POOL", "READY", "CREATING", "SIZE", "MIN", "MAX", "PAUSED", "CLAIMED", "MISSES", "LAST ERROR"],
+              ...list.map((p) => [p.name, String(p.ready), String(p.creating), String(p.size), String(p.min), String(p.max), p.paused ? "yes" : "no", String(p.claimedTotal), String(p.missesTotal), p.lastError === undefined ? "-" : `${p.lastError.code}: ${p.lastError.message}`])
+            ])
+      )
+    )
+  )
+).pipe(
+  Command.withDescription("Warm pools: ready sandboxes per template (filled by `l02 serve`; resize with PUT /v1/pools/NAME)"),
+  Command.withExamples([{ command: "l02 pools --json", description: "the pools as JSON" }])
+)
+
 const fleet = Command.make("fleet").pipe(Command.withDescription("The fleet: status, scaling, operations"), Command.withSubcommands([fleetStatus, fleetScale, fleetOps]))
 
 const imageBuild = Command.make(
@@ -259,7 +280,7 @@ const machines = Command.make("machines").pipe(Command.withDescription("The XSta
 /** The `l02` command tree. */
 export const l02 = Command.make("l02").pipe(
   Command.withDescription("L02 Agent Runtime: run AI agents as supervised actors in real sandboxes"),
-  Command.withSubcommands([demo, serveCommand, config, spawn, ls, get, suspend, resume, checkpoints, terminate, exec, fleet, image, machines])
+  Command.withSubcommands([demo, serveCommand, config, spawn, ls, get, suspend, resume, checkpoints, terminate, exec, fleet, pools, image, machines])
 )
 
 const reportAndExit = (error: unknown) =>

@@ -121,6 +121,11 @@ export interface AgentRuntimeOptions {
   readonly defaultCommand?: ((config: AgentConfig) => ReadonlyArray<string> | undefined) | undefined
   /** Backoff jitter fraction for restarts (default 0.1). */
   readonly backoffJitter?: number | undefined
+  /**
+   * Whether this runtime fills its warm pools (default true). A short-lived runtime (a one-shot CLI
+   * command) passes false: it still adopts ready sandboxes and spawns still claim them, but it makes none.
+   */
+  readonly fillWarmPools?: boolean | undefined
 }
 
 /** The Effect-native runtime API. */
@@ -1457,7 +1462,7 @@ export const make = (
       if (!claimed) yield* Effect.ignore(removeQuietly(s.sandboxId))
     }
 
-    yield* warm.start
+    if (options.fillWarmPools !== false) yield* warm.start
     yield* Effect.addFinalizer(() => warm.stop)
     yield* Effect.addFinalizer(() =>
       Effect.promise(async () => {

@@ -46,6 +46,8 @@ export interface RuntimeOptions {
   readonly clock?: AgentRuntime.AgentRuntimeOptions["clock"]
   readonly now?: (() => number) | undefined
   readonly random?: (() => number) | undefined
+  /** Fill the warm pools (default true); a short-lived runtime passes false (see AgentRuntimeOptions). */
+  readonly fillWarmPools?: boolean | undefined
 }
 
 /** A running L02 runtime, as returned by {@link createRuntime}. */
@@ -130,6 +132,7 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
     clock: options.clock,
     now: options.now,
     random: options.random,
+    fillWarmPools: options.fillWarmPools,
     defaultCommand: options.layer === undefined ? defaultCommandFor(config) : undefined
   })
   const managed = ManagedRuntime.make(Layer.provide(layer, services))

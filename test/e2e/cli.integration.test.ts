@@ -6,14 +6,17 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { promisify } from "node:util"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { createRuntime } from "../../src/runtime/createRuntime.ts"
 
 const run = promisify(execFile)
 const main = new URL("../../src/cli/main.ts", import.meta.url).pathname
 let dir: string
 
-const l02 = async (...args: Array<string>) => {
+const l02 = async (...args: Array<string>) => l02With({}, ...args)
+
+const l02With = async (env: Record<string, string>, ...args: Array<string>) => {
   try {
-    const { stdout, stderr } = await run(process.execPath, [main, ...args, "--data-dir", dir], { timeout: 60_000, env: { ...process.env, L02_RUNTIME__HIBERNATE_IDLE_AFTER_SECONDS: "0" } })
+    const { stdout, stderr } = await run(process.execPath, [main, ...args, "--data-dir", dir], { timeout: 60_000, env: { ...process.env, L02_RUNTIME__HIBERNATE_IDLE_AFTER_SECONDS: "0", ...env } })
     return { code: 0, stdout, stderr }
   } catch (error) {
     const e = error as { code?: number; stdout?: string; stderr?: string }
@@ -65,4 +68,25 @@ describe("l02 CLI", () => {
     expect(untrusted.stderr).toMatch(/^E2041: .*kata/m)
     expect(JSON.parse((await l02("ls", "--json")).stdout).filter((a: { state: string }) => a.state !== "terminated")).toEqual([])
   }, 120_000)
+
+  it("shows warm pools, and a one-shot spawn of the template claims a ready sandbox without refilling", async () => {
+    const warm = [{ name: "cliwarm", template: { name: "cliwarm", trustLevel: "TRUSTED" }, size: 2 }]
+    // A long-running runtime (as `l02 serve` would be) fills the pool and leaves it for the next start.
+    const filler = await createRuntime({ backend: "process", dataDir: dir, env: {}, config: { pools: { warm } } })
+    for (let i = 0; i < 200 && (await filler.pools())[0]!.ready < 2; i++) await new Promise((r) => setTimeout(r, 50))
+    expect((await filler.pools())[0]!.ready).toBe(2)
+    await filler.shutdown()
+
+    const env = { L02_POOLS__WARM: JSON.stringify(warm) }
+    const listed = await l02With(env, "pools", "--json")
+    expect(listed.code).toBe(0)
+    expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ name: "cliwarm", ready: 2, creating: 0, createdTotal: 2 })])
+    expect((await l02With(env, "pools")).stdout).toMatch(/^POOL +READY/m)
+
+    const spawned = JSON.parse((await l02With(env, "spawn", "cliwarm", "--trust", "TRUSTED", "--json")).stdout) as { agentId: string }
+    expect(JSON.parse((await l02With(env, "pools", "--json")).stdout)).toEqual([expect.objectContaining({ ready: 1, createdTotal: 1 })])
+    expect((await l02With(env, "terminate", spawned.agentId, "--force")).code).toBe(0)
+    // Without the pool in the configuration there is no pool (and that start reaps its last sandbox).
+    expect(JSON.parse((await l02("pools", "--json")).stdout)).toEqual([])
+  }, 240_000)
 })

@@ -1,0 +1,85 @@
+// Warm pools on a real Docker engine: paused containers made for the agents that will claim them,
+// claimed under concurrency without double hand-outs, executing as the claimed agent, adopted back after
+// a runtime restart, and nothing left behind. Gated by L02_TEST_DOCKER (CI requires the engine).
+import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as DockerBackend from "../../src/backends/docker/DockerBackend.ts"
+import { OwnershipLabels } from "../../src/domain/Ids.ts"
+import { createRuntime } from "../../src/runtime/createRuntime.ts"
+import { WarmLabels } from "../../src/runtime/internal/warmPools.ts"
+import { layerMemory as checkpointMemory } from "../../src/services/CheckpointStore.ts"
+import { EventLog, layerMemory as eventLogMemory } from "../../src/services/EventLog.ts"
+import { SandboxBackend } from "../../src/services/SandboxBackend.ts"
+import { layerMemory as stateMemory, StateStore } from "../../src/services/StateStore.ts"
+import { dockerEnabled, ensureAgentImage, leftovers, testDocker } from "../backends/docker/dockerTestSupport.ts"
+import { eventually } from "./support.ts"
+
+const docker = testDocker()
+const runtimeId = `rt-warm-${process.pid}`
+const template = { name: "warm", trustLevel: "TRUSTED", command: ["/bin/l02-agent"], labels: { "test.l02/suite": "docker-warm" } }
+
+describe.skipIf(!dockerEnabled)("warm pools on Docker", () => {
+  let scope: Scope.Closeable
+  let context: Context.Context<SandboxBackend | StateStore | EventLog>
+  const start = () =>
+    createRuntime({
+      layer: Layer.succeedContext(context) as never,
+      env: {},
+      config: {
+        runtime: { runtime_id: runtimeId, hibernate_idle_after_seconds: 0 },
+        store: { pglite: "memory" },
+        lifecycle: { graceful_shutdown_seconds: 1 },
+        pools: { warm: [{ name: "dockerwarm", template, size: 3 }] }
+      }
+    })
+
+  beforeAll(async () => {
+    await ensureAgentImage(docker)
+    scope = Effect.runSync(Scope.make())
+    context = (await Effect.runPromise(
+      Layer.buildWithScope(Layer.mergeAll(DockerBackend.layer({ docker }), stateMemory, checkpointMemory, eventLogMemory), scope)
+    )) as never
+  }, 120_000)
+
+  afterAll(async () => {
+    const backend = Context.get(context, SandboxBackend)
+    for (const info of await Effect.runPromise(backend.list({ [OwnershipLabels.runtimeId]: runtimeId }))) {
+      await Effect.runPromise(Effect.ignore(backend.remove(info.sandboxId)))
+    }
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+  }, 60_000)
+
+  it("claims paused containers under 8 concurrent spawns, never one twice, runs them as the agent, and adopts the rest after a restart", async () => {
+    let runtime = await start()
+    await eventually(async () => expect((await runtime.pools())[0]).toMatchObject({ ready: 3, creating: 0 }), 60_000)
+    const warm = await docker.listContainers({ all: true, filters: { label: [`${WarmLabels.pool}=dockerwarm`, `${OwnershipLabels.runtimeId}=${runtimeId}`] } })
+    expect(warm.map((c) => c.State).sort()).toEqual(["paused", "paused", "paused"])
+
+    const spawned = await Promise.all(Array.from({ length: 8 }, () => runtime.spawn(template)))
+    expect(new Set(spawned.map((s) => s.sandboxId)).size).toBe(8)
+    const claimed = spawned.filter((s) => warm.some((c) => c.Id === s.sandboxId))
+    expect(claimed.length, "the three ready containers were claimed").toBe(3)
+    for (const s of claimed) {
+      const inspected = await docker.getContainer(s.sandboxId!).inspect()
+      expect(inspected.State.Status).toBe("running")
+      expect(inspected.Config.Labels[OwnershipLabels.agentId]).toBe(s.agentId)
+      expect(inspected.Config.Env).toContain(`L02_AGENT_ID=${s.agentId}`)
+    }
+    const answer: Array<{ type: string; data?: unknown }> = []
+    for await (const e of runtime.execute(claimed[0]!.agentId, "from the pool")) answer.push(e)
+    expect(answer[0]).toMatchObject({ type: "output", data: { text: "echo: from the pool", agentId: claimed[0]!.agentId } })
+
+    await eventually(async () => expect((await runtime.pools())[0]).toMatchObject({ ready: 3, creating: 0 }), 60_000)
+    const status = (await runtime.pools())[0]!
+    expect(status.claimedTotal + status.missesTotal).toBe(8)
+    const refilled = (await runtime.pools())[0]!
+    await runtime.shutdown()
+
+    runtime = await start()
+    expect((await runtime.pools())[0]).toMatchObject({ ready: refilled.ready, createdTotal: refilled.ready })
+    for (const s of spawned) expect((await runtime.getState(s.agentId)).state).toBe("running")
+    for (const s of spawned) await runtime.terminate(s.agentId, { force: true })
+    await runtime.shutdown()
+    expect((await leftovers(docker, { "test.l02/suite": "docker-warm" })).containers).toHaveLength(3)
+  }, 240_000)
+})

@@ -59,7 +59,7 @@ import { fromEffect } from "./EffectBridge.ts"
 import { makeFairAdmission } from "./internal/fairAdmission.ts"
 import { makeHeartbeatWatch } from "./internal/heartbeats.ts"
 import { makeWarmPools, WarmLabels, type WarmPool, type WarmSandbox } from "./internal/warmPools.ts"
-import { gatewayFor, type ModelExecuteEvent, runModelLoop } from "./internal/modelExecution.ts"
+import type { ModelExecuteEvent } from "./internal/modelExecution.ts"
 import type { Conversation } from "../execution/AgentLoop.ts"
 import * as TokenBudget from "../execution/TokenBudget.ts"
 import type { ModelGatewayShape } from "../services/ModelGateway.ts"
@@ -1195,6 +1195,8 @@ export const make = (
           if (sandboxId === undefined) return yield* new ExecuteFailed({ message: "the agent has no sandbox", agentId })
           if (h.config.model !== undefined) {
             const model = h.config.model
+            // The agent loop (providers, tokenizer, MCP) is loaded by the first agent that has a model.
+            const { gatewayFor, runModelLoop } = yield* Effect.promise(() => import("./internal/modelExecution.ts"))
             h.gateway ??= yield* gatewayFor(model)
             const caps = yield* backend.capabilities
             const executionId = randomUUID()

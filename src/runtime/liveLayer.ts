@@ -5,10 +5,7 @@
 import { resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect, Layer } from "effect"
-import * as AgentImage from "../backends/docker/AgentImage.ts"
-import * as DockerBackend from "../backends/docker/DockerBackend.ts"
-import * as KubernetesBackend from "../backends/kubernetes/KubernetesBackend.ts"
-import * as ProcessBackend from "../backends/process/ProcessBackend.ts"
+import type * as AgentImage from "../backends/docker/AgentImage.ts"
 import type { AgentConfig } from "../domain/AgentConfig.ts"
 import type { SandboxError } from "../domain/Errors.ts"
 import type { RuntimeConfig } from "../domain/RuntimeConfig.ts"
@@ -37,18 +34,23 @@ export const defaultCommandFor =
     }
   }
 
+// Backends are loaded when chosen: a process that runs on Docker never loads the Kubernetes client
+// (about 80 MB of resident memory), and one on the process backend loads neither.
+const load = <M, A>(module: () => Promise<M>, f: (m: M) => Layer.Layer<A, unknown>): Layer.Layer<A, unknown> =>
+  Layer.unwrap(Effect.map(Effect.promise(module), f))
+
 /** The sandbox backend the configuration names. */
 export const backendLayer = (config: RuntimeConfig, runtimeId: string): Layer.Layer<SandboxBackend, unknown> => {
   const dataDir = resolve(config.runtime.data_dir)
   switch (config.runtime.backend) {
     case "process":
-      return ProcessBackend.layer({ dataDir, runtimeId })
+      return load(() => import("../backends/process/ProcessBackend.ts"), (m) => m.layer({ dataDir, runtimeId }))
     case "memory":
       return sandboxMemory()
     case "docker":
-      return DockerBackend.layer(DockerBackend.optionsFromConfig(config.docker))
+      return load(() => import("../backends/docker/DockerBackend.ts"), (m) => m.layer(m.optionsFromConfig(config.docker)))
     case "kubernetes":
-      return KubernetesBackend.layer(KubernetesBackend.optionsFromConfig(config.kubernetes))
+      return load(() => import("../backends/kubernetes/KubernetesBackend.ts"), (m) => m.layer(m.optionsFromConfig(config.kubernetes)))
   }
 }
 
@@ -67,8 +69,12 @@ export const buildAgentImage = (
   config: RuntimeConfig,
   options: { readonly busyboxPath?: string | undefined; readonly tag?: string | undefined } = {}
 ): Effect.Effect<AgentImage.AgentImageBuilt, SandboxError> =>
-  AgentImage.buildAgentImage({
-    docker: DockerBackend.dockerClient({ socketPath: config.docker.socket_path }),
-    busyboxPath: options.busyboxPath,
-    tag: options.tag ?? config.docker.default_image
-  })
+  Effect.flatMap(
+    Effect.promise(() => Promise.all([import("../backends/docker/AgentImage.ts"), import("../backends/docker/DockerBackend.ts")])),
+    ([AgentImage, DockerBackend]) =>
+      AgentImage.buildAgentImage({
+        docker: DockerBackend.dockerClient({ socketPath: config.docker.socket_path }),
+        busyboxPath: options.busyboxPath,
+        tag: options.tag ?? config.docker.default_image
+      })
+  )

@@ -624,8 +624,10 @@ export const make = (
 
     const pausesOnly = (input: SuspendInput) => !input.checkpoint
     const unpausesOnly = (input: ResumeInput) => input.sandboxId !== undefined
-    /** True when the state was entered for a pause or an unpause, whose side effect does not wait for its write. */
-    const writeMayWait = (state: AgentState, snapshot: object): boolean => {
+    /** True when the transition need not be written on its own: a pause or unpause, or a spawn that claimed a warm sandbox. */
+    const writeMayWait = (state: AgentState, snapshot: object, h: AgentHandle): boolean => {
+      // A spawn that claims a warm sandbox: its creation and intent go with its running state.
+      if (state === "spawning") return h.claim !== undefined
       const children = (snapshot as { readonly children?: Record<string, unknown> }).children ?? {}
       const inputOf = (id: string) => (children[id] as { getSnapshot?: () => { input?: unknown } } | undefined)?.getSnapshot?.().input
       if (state === "suspending") {
@@ -661,7 +663,9 @@ export const make = (
                 Effect.ensuring(Effect.sync(() => (h.provisioning = undefined)))
               )
             }),
-          beforeEffect
+          // A claim of a warm sandbox creates nothing: a host that dies before the write leaves a warm
+          // sandbox the next start adopts back. So the claim need not wait, and its writes go as one.
+          (input) => (input.replaceSandboxId === undefined && agents.get(input.agentId)?.claim !== undefined ? Promise.resolve() : beforeEffect(input))
         ),
         // Pausing and unpausing are reversible and reconciled at recovery (a paused sandbox of a running
         // agent is unpaused, a running sandbox of a suspended agent paused), so they need not wait for
@@ -706,7 +710,7 @@ export const make = (
         })
       }
       // Only the pause and unpause paths leave these states without waiting for the write (see `provided`).
-      persist(h, events, from !== state && writeMayWait(state, snapshot))
+      persist(h, events, from !== state && writeMayWait(state, snapshot, h))
       watchHeartbeat(h)
       // supervision
       // The fleet supervises agents that were running: a sandbox that died, and a restart that failed
@@ -1001,7 +1005,7 @@ export const make = (
         startActor(h)
         // The record is first written with the spawning intent, in one batch with its creation, before
         // the backend is asked for anything (provisionSandbox waits for that write).
-        persist(h, [{ agentId: h.agentId, type: "agent.created", toState: "pending", data: { name: config.name }, at }])
+        persist(h, [{ agentId: h.agentId, type: "agent.created", toState: "pending", data: { name: config.name }, at }], claim !== undefined)
         yield* sendChecked(h, { type: "agent.spawn" }, "spawn")
         const state = yield* waitFor(h, (s) => s === "running" || s === "failed" || s === "terminated")
         yield* flushed(h)

@@ -48,7 +48,11 @@ describe("heartbeats", () => {
       expect(health).toMatchObject({ live: true, ready: true })
       // told to beat every 333 ms (a third of its 1 s timeout)
       expect(Date.now() - Date.parse(health.lastHeartbeatAt!)).toBeLessThan(800)
+      await runtime.terminate(beating.agentId, { force: true })
+      await runtime.terminate(silent.agentId, { force: true })
     } finally {
+      // Process sandboxes outlive their host by design: the test ends its agents before shutting down.
+      for (const agent of await runtime.list()) if (agent.state !== "terminated") await runtime.terminate(agent.agentId, { force: true }).catch(() => undefined)
       await runtime.shutdown()
     }
   })

@@ -126,6 +126,8 @@ export const makeWarmPools = (configs: ReadonlyArray<WarmPoolConfig>, deps: Warm
         if (!filling || have >= pool.size) {
           filling = false
           yield* Queue.take(queue)
+          // Let the spawn whose claim woke us finish before the engine gets busy with the refill.
+          yield* Effect.sleep("20 millis")
           continue
         }
         const batch = Math.min(pool.size - have, deps.concurrency)

@@ -132,6 +132,18 @@ export const RuntimeConfig = Schema.Struct({
   pools: Schema.Struct({
     warm: Schema.Array(WarmPoolConfig)
   }),
+  telemetry: Schema.Struct({
+    /** OpenTelemetry traces of lifecycle operations; `none` (the default) exports nothing. */
+    traces: Schema.Struct({
+      exporter: Schema.Literals(["none", "otlp"]),
+      /** OTLP/HTTP traces endpoint (JSON), e.g. http://127.0.0.1:4318/v1/traces. */
+      endpoint: Schema.String.check(Schema.isPattern(/^https?:\/\/[^\s]+$/)),
+      service_name: Schema.String.check(Schema.isMinLength(1)),
+      /** Extra request headers (e.g. an API key for a hosted collector); never logged. */
+      headers: Schema.Record(Schema.String, Schema.String),
+      export_interval_ms: PositiveInt
+    })
+  }),
   http: Schema.Struct({
     host: Schema.String.check(Schema.isMinLength(1)),
     port: Schema.Number.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 65535 })),

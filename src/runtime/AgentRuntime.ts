@@ -11,7 +11,7 @@
  *   sandboxes it owns that no live agent claims.
  */
 import { randomUUID } from "node:crypto"
-import { Cause, Context, Effect, Exit, Fiber, Layer, Option, PubSub, Schedule, Schema, Scope, Stream } from "effect"
+import { Cause, Context, Effect, Exit, Fiber, Layer, Option, PubSub, Schedule, Schema, Scope, Stream, type Tracer } from "effect"
 import { type Actor, createActor, type InspectionEvent, type Snapshot } from "xstate"
 
 /** XState's clock interface (a `SimulatedClock` in tests). */
@@ -126,6 +126,11 @@ export interface AgentRuntimeOptions {
    * command) passes false: it still adopts ready sandboxes and spawns still claim them, but it makes none.
    */
   readonly fillWarmPools?: boolean | undefined
+  /**
+   * The tracer of the runtime's background work (restarts, escalations, idle suspensions), e.g. the
+   * OTLP tracer of `telemetry.traces`. Operations take the tracer of whoever runs them.
+   */
+  readonly tracer?: Tracer.Tracer | undefined
 }
 
 /** The Effect-native runtime API. */
@@ -400,6 +405,19 @@ export const make = (
     }
     const fleet = createActor(fleetMachine, { ...actorOptions, input: { policy }, systemId: "fleet" })
 
+    // ---- traces ------------------------------------------------------------------------------------
+    const spanBase = { "l02.runtime_id": options.runtimeId, "l02.backend": options.backendName }
+    const background = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+      options.tracer === undefined ? effect : Effect.withTracer(effect, options.tracer)
+    /** A span around a lifecycle operation, with the agent and, on failure, the error's code. */
+    const traced =
+      (name: string, attributes: Record<string, unknown>) =>
+      <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+        effect.pipe(
+          Effect.tapError((error) => Effect.annotateCurrentSpan("l02.error.code", (error as { code?: unknown } | undefined)?.code ?? "unknown")),
+          Effect.withSpan(name, { attributes: { ...spanBase, ...attributes } })
+        )
+
     // ---- heartbeats --------------------------------------------------------------------------------
     const timers: Clock = options.clock ?? {
       setTimeout: (fn, ms) => {
@@ -439,11 +457,15 @@ export const make = (
       else heartbeats.stop(h.agentId)
     }
     fleet.subscribe({ error: (error) => reportDefect("fleet", error) })
+    // Every supervision decision is a lifecycle event, and a span when traces are on.
     const fleetEvent = (agentId: string, type: string, data: unknown) =>
       Effect.runFork(
-        eventLog.append([{ agentId, type, data, at: iso() }]).pipe(
-          Effect.tap((events) => Effect.sync(() => publish(events))),
-          Effect.ignore
+        background(
+          eventLog.append([{ agentId, type, data, at: iso() }]).pipe(
+            Effect.tap((events) => Effect.sync(() => publish(events))),
+            Effect.ignore,
+            Effect.withSpan(`l02.${type}`, { attributes: { ...spanBase, "l02.agent_id": agentId, ...(data === undefined ? {} : { "l02.decision": JSON.stringify(data) }) } })
+          )
         )
       )
     fleet.on("fleet.restart", ({ agentId, attempt }) => {
@@ -1501,15 +1523,28 @@ export const make = (
     })
 
     const config_ = config
+    const trustOf = (agentId: string) => agents.get(agentId)?.sandbox.trustLevel ?? "unknown"
     const shape: AgentRuntimeShape = {
       runtimeId: options.runtimeId,
-      spawn,
-      terminate,
-      suspend: (agentId, opts = {}) => suspend(agentId, opts),
-      resume,
+      spawn: (raw, initialContext) =>
+        spawn(raw, initialContext).pipe(
+          Effect.tap((r) => Effect.annotateCurrentSpan({ "l02.agent_id": r.agentId, "l02.state": r.state })),
+          traced("l02.spawn", {
+            "l02.agent.name": String((raw as { name?: unknown } | null)?.name ?? ""),
+            "l02.trust_level": String((raw as { trustLevel?: unknown } | null)?.trustLevel ?? "")
+          })
+        ),
+      terminate: (agentId, opts) => traced("l02.terminate", { "l02.agent_id": agentId, "l02.trust_level": trustOf(agentId), "l02.force": opts?.force === true })(terminate(agentId, opts)),
+      suspend: (agentId, opts = {}) =>
+        traced("l02.suspend", { "l02.agent_id": agentId, "l02.trust_level": trustOf(agentId), "l02.checkpoint": opts.checkpoint === true })(suspend(agentId, opts)),
+      resume: (agentId, checkpointId) =>
+        traced("l02.resume", { "l02.agent_id": agentId, "l02.trust_level": trustOf(agentId), ...(checkpointId === undefined ? {} : { "l02.checkpoint_id": checkpointId }) })(
+          resume(agentId, checkpointId)
+        ),
       getState,
       list,
-      execute,
+      execute: (agentId, input, opts) =>
+        execute(agentId, input, opts).pipe(Stream.withSpan("l02.execute", { attributes: { ...spanBase, "l02.agent_id": agentId, "l02.trust_level": trustOf(agentId) } })),
       events: Stream.fromPubSub(hub),
       fleetStatus,
       health,
@@ -1524,7 +1559,7 @@ export const make = (
           yield* warm.trim(name)
           return warm.status().find((p) => p.name === name)!
         }),
-      scale,
+      scale: (pool, replicas, opts) => traced("l02.scale", { "l02.pool": pool, "l02.replicas": replicas })(scale(pool, replicas, opts)),
       fleetOperations: (limit) => store.listFleetOperations(limit),
       checkpoints: (agentId) => Effect.andThen(getState(agentId), checkpoints.list(agentId)),
       flush: Effect.promise(allWritten),

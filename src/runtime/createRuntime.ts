@@ -7,7 +7,7 @@
 import { createHash, randomUUID } from "node:crypto"
 import { hostname } from "node:os"
 import { resolve } from "node:path"
-import { Effect, Layer, ManagedRuntime, Stream } from "effect"
+import { Effect, Layer, ManagedRuntime, Stream, Tracer } from "effect"
 import type { Actor, InspectionEvent } from "xstate"
 import type { agentMachine } from "../../machines/agentMachine.ts"
 import type { AgentInstance, SpawnResult } from "../domain/AgentInstance.ts"
@@ -24,6 +24,7 @@ import type { SandboxBackend } from "../services/SandboxBackend.ts"
 import type { AgentFilter, FleetOperation, StateStore } from "../services/StateStore.ts"
 import * as AgentRuntime from "./AgentRuntime.ts"
 import { type ConfigOverrides, loadConfigSync } from "./loadConfig.ts"
+import { startTracing, withTracing } from "./internal/tracing.ts"
 import { defaultCommandFor, liveLayer } from "./liveLayer.ts"
 
 /** Options of {@link createRuntime}. */
@@ -125,8 +126,10 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
   })
   const runtimeId = runtimeIdFor(config)
   const services = options.layer ?? liveLayer(config, runtimeId)
+  const tracing = await startTracing(config.telemetry.traces, runtimeId)
   const layer = AgentRuntime.layer(config, {
     runtimeId,
+    tracer: tracing.tracer,
     backendName: options.layer === undefined ? config.runtime.backend : "custom",
     inspect: options.inspect,
     clock: options.clock,
@@ -143,10 +146,11 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
     }))
   } catch (error) {
     await managed.dispose()
+    await tracing.close()
     throw error
   }
   // The core's effects need no services (they closed over them), so they run without the managed runtime.
-  const run = <A>(effect: Effect.Effect<A, unknown>) => Effect.runPromise(effect)
+  const run = <A>(effect: Effect.Effect<A, unknown>) => Effect.runPromise(withTracing(tracing, effect))
   let disposed: Promise<void> | undefined
   return {
     runtimeId,
@@ -157,7 +161,8 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
     resume: (agentId, checkpointId) => run(core.resume(agentId, checkpointId)),
     getState: (agentId) => run(core.getState(agentId)),
     list: (filter) => run(core.list(filter)),
-    execute: (agentId, input, opts) => Stream.toAsyncIterable(core.execute(agentId, input, opts)),
+    execute: (agentId, input, opts) =>
+      Stream.toAsyncIterable(tracing.tracer === undefined ? core.execute(agentId, input, opts) : Stream.provideService(core.execute(agentId, input, opts), Tracer.Tracer, tracing.tracer)),
     events: () => Stream.toAsyncIterable(core.events),
     fleetStatus: () => run(core.fleetStatus),
     health: (agentId) => run(core.health(agentId)),
@@ -171,6 +176,7 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
       const found = core.actorOf(agentId)
       return found._tag === "Some" ? found.value : undefined
     },
-    shutdown: () => (disposed ??= managed.dispose())
+    // The last spans (the shutdown's own operations included) are exported before it resolves.
+    shutdown: () => (disposed ??= managed.dispose().then(() => tracing.close()))
   }
 }

@@ -31,13 +31,16 @@ const merge = (base: Record<string, unknown>, layer: unknown, origin: string): R
   const out: Record<string, unknown> = { ...base }
   for (const [section, values] of Object.entries(layer)) {
     if (values === undefined) continue
-    const current = out[section]
-    if (!isRecord(values) || !isRecord(current)) {
-      out[section] = values
-      continue
-    }
-    out[section] = { ...current, ...values }
+    out[section] = deepMerge(out[section], values)
   }
+  return out
+}
+
+/** Mappings merge key by key at every depth (`telemetry.traces.exporter` alone keeps the other keys); anything else replaces. */
+const deepMerge = (base: unknown, over: unknown): unknown => {
+  if (!isRecord(base) || !isRecord(over)) return over
+  const out: Record<string, unknown> = { ...base }
+  for (const [key, value] of Object.entries(over)) if (value !== undefined) out[key] = deepMerge(base[key], value)
   return out
 }
 

@@ -15,6 +15,7 @@ import { loadConfigSync } from "../runtime/loadConfig.ts"
 import { serve } from "../http/serve.ts"
 import { createLocalInspector, exportableMachines, machineJson, type MachineName } from "../runtime/inspector.ts"
 import { runDemo } from "./demo.ts"
+import { withProgress } from "./progress.ts"
 
 const global = {
   config: Flag.String("config").pipe(Flag.withDescription("YAML file with configuration overrides"), Flag.optional),
@@ -50,6 +51,9 @@ const withRuntime = <A>(g: Global, f: (runtime: L02Runtime) => Promise<A>) =>
     (runtime) => Effect.promise(() => runtime.shutdown())
   )
 
+/** Shows a progress indicator on stderr while `work` runs, for people (a terminal, not --json). */
+const progress = <A>(g: Global, label: string, work: () => Promise<A>) => withProgress(label, work, { enabled: !g.json })
+
 const print = (g: Global, value: unknown, human: () => string) => Console.log(g.json ? JSON.stringify(value, null, 2) : human())
 
 const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
@@ -59,7 +63,7 @@ const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
 
 const demo = Command.make("demo", global, (g) =>
   Effect.tryPromise({ try: () => runDemo({ ...optionsOf(g), backend: Option.getOrElse(g.backend, () => "process" as const) }), catch: (e) => e })
-).pipe(Command.withDescription("Run an agent through its whole lifecycle on the embedded runtime and print every state change"))
+).pipe(Command.withDescription("Run an agent through its whole lifecycle on the embedded runtime and print every state change"), Command.withExamples([{ command: `l02 demo`, description: "the lifecycle on the process backend (npm start)" }]))
 
 const config = Command.make("config", global, (g) =>
   Effect.try({
@@ -67,7 +71,7 @@ const config = Command.make("config", global, (g) =>
       loadConfigSync({ file: Option.getOrUndefined(g.config), env: process.env, overrides: { runtime: { ...(Option.isSome(g.backend) ? { backend: g.backend.value } : {}), ...(Option.isSome(g.dataDir) ? { data_dir: g.dataDir.value } : {}) } } }),
     catch: (e) => e
   }).pipe(Effect.flatMap((c) => Console.log(JSON.stringify(c, null, 2))))
-).pipe(Command.withDescription("Print the effective configuration (defaults, file, environment)"))
+).pipe(Command.withDescription("Print the effective configuration (defaults, file, environment)"), Command.withExamples([{ command: `l02 config --config ./l02.yaml`, description: "defaults merged with a file and L02_* variables" }]))
 
 const spawn = Command.make(
   "spawn",
@@ -81,14 +85,14 @@ const spawn = Command.make(
   },
   (a) =>
     withRuntime(a, (rt) =>
-      rt.spawn({
+      progress(a, `spawning ${a.name}`, () => rt.spawn({
         name: a.name,
         ...(Option.isSome(a.trust) ? { trustLevel: a.trust.value } : {}),
         ...(Option.isSome(a.image) ? { image: a.image.value } : {}),
         ...(Option.isSome(a.cpu) || Option.isSome(a.memory)
           ? { resources: { ...(Option.isSome(a.cpu) ? { cpu: a.cpu.value } : {}), ...(Option.isSome(a.memory) ? { memory: a.memory.value } : {}) } }
           : {})
-      })
+      }))
     ).pipe(Effect.flatMap((r) => print(a, r, () => `${r.agentId}  ${r.state}  sandbox ${r.sandboxId ?? "-"}`)))
 ).pipe(Command.withDescription("Spawn an agent and print its id"), Command.withExamples([{ command: "l02 spawn worker --trust TRUSTED", description: "spawn on the embedded process backend" }]))
 
@@ -100,22 +104,22 @@ const ls = Command.make("ls", global, (g) =>
       )
     )
   )
-).pipe(Command.withDescription("List agents"))
+).pipe(Command.withDescription("List agents"), Command.withExamples([{ command: `l02 ls --json`, description: "every agent as JSON" }]))
 
 const idArg = Argument.String("agent-id")
 const get = Command.make("get", { ...global, agentId: idArg }, (a) =>
   withRuntime(a, (rt) => rt.getState(a.agentId)).pipe(Effect.flatMap((i) => Console.log(JSON.stringify(i, null, 2))))
-).pipe(Command.withDescription("Show one agent"))
+).pipe(Command.withDescription("Show one agent"), Command.withExamples([{ command: `l02 get 6f1c2d0e-9a4b-4c1e-8f55-2f1d3a7b9c10`, description: "one agent's state, sandbox, usage and last error" }]))
 
 const suspend = Command.make("suspend", { ...global, agentId: idArg, checkpoint: Flag.Boolean("checkpoint").pipe(Flag.withDefault(false)) }, (a) =>
-  withRuntime(a, (rt) => rt.suspend(a.agentId, { checkpoint: a.checkpoint })).pipe(
+  withRuntime(a, (rt) => progress(a, a.checkpoint ? "checkpointing" : "suspending", () => rt.suspend(a.agentId, { checkpoint: a.checkpoint }))).pipe(
     Effect.flatMap((checkpointId) => print(a, { checkpointId: checkpointId ?? null }, () => (checkpointId === undefined ? "suspended (paused)" : `suspended, checkpoint ${checkpointId}`)))
   )
-).pipe(Command.withDescription("Suspend an agent (pause, or --checkpoint)"))
+).pipe(Command.withDescription("Suspend an agent (pause, or --checkpoint)"), Command.withExamples([{ command: `l02 suspend 6f1c2d0e-9a4b-4c1e-8f55-2f1d3a7b9c10 --checkpoint`, description: "checkpoint the workspace and remove the sandbox" }]))
 
 const resume = Command.make("resume", { ...global, agentId: idArg, checkpointId: Argument.String("checkpoint-id").pipe(Argument.optional) }, (a) =>
-  withRuntime(a, (rt) => rt.resume(a.agentId, Option.getOrUndefined(a.checkpointId))).pipe(Effect.flatMap((state) => print(a, { state }, () => state)))
-).pipe(Command.withDescription("Resume a suspended agent"))
+  withRuntime(a, (rt) => progress(a, "resuming", () => rt.resume(a.agentId, Option.getOrUndefined(a.checkpointId)))).pipe(Effect.flatMap((state) => print(a, { state }, () => state)))
+).pipe(Command.withDescription("Resume a suspended agent"), Command.withExamples([{ command: `l02 resume 6f1c2d0e-9a4b-4c1e-8f55-2f1d3a7b9c10`, description: "unpause, or restore the last checkpoint" }]))
 
 const checkpoints = Command.make("checkpoints", { ...global, agentId: idArg }, (a) =>
   withRuntime(a, (rt) => rt.checkpoints(a.agentId)).pipe(
@@ -125,11 +129,11 @@ const checkpoints = Command.make("checkpoints", { ...global, agentId: idArg }, (
       )
     )
   )
-).pipe(Command.withDescription("List an agent's checkpoints"))
+).pipe(Command.withDescription("List an agent's checkpoints"), Command.withExamples([{ command: `l02 checkpoints 6f1c2d0e-9a4b-4c1e-8f55-2f1d3a7b9c10 --json`, description: "checkpoints with their sizes and expiry" }]))
 
 const terminate = Command.make("terminate", { ...global, agentId: idArg, force: Flag.Boolean("force").pipe(Flag.withDefault(false)) }, (a) =>
   withRuntime(a, (rt) => rt.terminate(a.agentId, { force: a.force, reason: "l02 terminate" })).pipe(Effect.flatMap(() => print(a, { state: "terminated" }, () => "terminated")))
-).pipe(Command.withDescription("Terminate an agent"))
+).pipe(Command.withDescription("Terminate an agent"), Command.withExamples([{ command: `l02 terminate 6f1c2d0e-9a4b-4c1e-8f55-2f1d3a7b9c10 --force`, description: "kill at once instead of a graceful stop" }]))
 
 const exec = Command.make("exec", { ...global, agentId: idArg, input: Argument.String("input") }, (a) =>
   withRuntime(a, async (rt) => {
@@ -138,7 +142,7 @@ const exec = Command.make("exec", { ...global, agentId: idArg, input: Argument.S
       else if (event.type === "output") console.log(event.line)
     }
   })
-).pipe(Command.withDescription("Send input to an agent and stream its answer"))
+).pipe(Command.withDescription("Send input to an agent and stream its answer"), Command.withExamples([{ command: `l02 exec 6f1c2d0e-9a4b-4c1e-8f55-2f1d3a7b9c10 "summarise README.md"`, description: "one step; the answer streams as it comes" }]))
 
 const serveCommand = Command.make(
   "serve",
@@ -184,7 +188,7 @@ const fleetStatus = Command.make("status", global, (g) =>
       )
     )
   )
-).pipe(Command.withDescription("Agents by state, restarts"))
+).pipe(Command.withDescription("Agents by state, restarts"), Command.withExamples([{ command: `l02 fleet status --json`, description: "the counts as JSON" }]))
 
 const fleetScale = Command.make(
   "scale",
@@ -200,7 +204,7 @@ const fleetScale = Command.make(
       const raw = Option.getOrUndefined(a.template)
       const template =
         raw === undefined ? undefined : yield* Effect.try({ try: () => JSON.parse(raw) as unknown, catch: () => new Error(`--template is not valid JSON`) })
-      const op = yield* withRuntime(a, (rt) => rt.scale(a.pool, a.replicas, { template, priority: Option.getOrUndefined(a.priority) }))
+      const op = yield* withRuntime(a, (rt) => progress(a, `scaling ${a.pool} to ${a.replicas}`, () => rt.scale(a.pool, a.replicas, { template, priority: Option.getOrUndefined(a.priority) })))
       yield* print(a, op, () => `${op.operationType} ${a.pool} -> ${op.targetReplicas}: ${op.status} (${op.operationId})`)
     })
 ).pipe(
@@ -214,7 +218,7 @@ const fleetOps = Command.make("ops", global, (g) =>
       print(g, ops, () => table([["OPERATION", "TYPE", "REPLICAS", "STATUS", "CREATED"], ...ops.map((o) => [o.operationId, o.operationType, String(o.targetReplicas ?? "-"), o.status, o.createdAt])]))
     )
   )
-).pipe(Command.withDescription("Recent fleet operations"))
+).pipe(Command.withDescription("Recent fleet operations"), Command.withExamples([{ command: `l02 fleet ops`, description: "scale and drain operations, newest first" }]))
 
 const pools = Command.make("pools", global, (g) =>
   withRuntime(g, (rt) => rt.pools()).pipe(
@@ -246,10 +250,13 @@ const imageBuild = Command.make(
   (a) =>
     Effect.gen(function* () {
       const config = yield* Effect.try({ try: () => loadConfigSync({ file: Option.getOrUndefined(a.config), env: process.env }), catch: (e) => e })
-      const built = yield* buildAgentImage(config, { busyboxPath: Option.getOrUndefined(a.busybox), tag: Option.getOrUndefined(a.tag) })
+      const built = yield* Effect.tryPromise({
+        try: () => progress(a, "building the agent image", () => Effect.runPromise(buildAgentImage(config, { busyboxPath: Option.getOrUndefined(a.busybox), tag: Option.getOrUndefined(a.tag) }))),
+        catch: (e) => e
+      })
       yield* print(a, built, () => `built ${built.tag} (${built.imageId.slice(0, 19)}, ${built.applets} busybox applets)`)
     })
-).pipe(Command.withDescription("Build the default agent image offline from a static busybox"))
+).pipe(Command.withDescription("Build the default agent image offline from a static busybox"), Command.withExamples([{ command: `l02 image build --busybox /bin/busybox`, description: "l02-agent:latest from Debian's busybox-static" }]))
 
 const image = Command.make("image").pipe(
   Command.withDescription("Agent images"),
@@ -273,7 +280,7 @@ const machinesExport = Command.make(
       },
       catch: (e) => new ConfigInvalid({ message: `cannot write the machine definitions to ${a.out}: ${(e as Error).message}; choose a writable --out directory`, key: "out" })
     }).pipe(Effect.flatMap((files) => Console.log(files.map((f) => `wrote ${f}`).join("\n"))))
-).pipe(Command.withDescription("Write the machine definitions as JSON for Stately Studio (docs/inspector.md)"))
+).pipe(Command.withDescription("Write the machine definitions as JSON for Stately Studio (docs/inspector.md)"), Command.withExamples([{ command: `l02 machines export --out ./machines-json`, description: "agent.json and fleet.json" }]))
 
 const machines = Command.make("machines").pipe(Command.withDescription("The XState machines: export for Stately tools"), Command.withSubcommands([machinesExport]))
 

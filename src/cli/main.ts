@@ -16,6 +16,7 @@ import { serve } from "../http/serve.ts"
 import { createLocalInspector, exportableMachines, machineJson, type MachineName } from "../runtime/inspector.ts"
 import { runDemo } from "./demo.ts"
 import { withProgress } from "./progress.ts"
+import { type CliRuntime, remoteRuntime } from "./remote.ts"
 
 const global = {
   config: Flag.String("config").pipe(Flag.withDescription("YAML file with configuration overrides"), Flag.optional),
@@ -24,7 +25,9 @@ const global = {
     Flag.optional
   ),
   dataDir: Flag.String("data-dir").pipe(Flag.withDescription("data directory (default: runtime.data_dir)"), Flag.optional),
-  json: Flag.Boolean("json").pipe(Flag.withDescription("print JSON for scripts"), Flag.withDefault(false))
+  json: Flag.Boolean("json").pipe(Flag.withDescription("print JSON for scripts"), Flag.withDefault(false)),
+  url: Flag.String("url").pipe(Flag.withDescription("work against a running `l02 serve` at this URL instead of embedding (default: env L02_URL)"), Flag.optional),
+  apiKey: Flag.String("api-key").pipe(Flag.withDescription("API key for --url (prefer env L02_API_KEY: arguments are visible to other users)"), Flag.optional)
 }
 
 type Global = {
@@ -32,6 +35,8 @@ type Global = {
   readonly backend: Option.Option<BackendName>
   readonly dataDir: Option.Option<string>
   readonly json: boolean
+  readonly url: Option.Option<string>
+  readonly apiKey: Option.Option<string>
 }
 
 const optionsOf = (g: Global): RuntimeOptions => ({
@@ -43,10 +48,26 @@ const optionsOf = (g: Global): RuntimeOptions => ({
 /** A one-shot command's runtime: it claims warm sandboxes but leaves filling the pools to `l02 serve`. */
 const oneShotOptionsOf = (g: Global): RuntimeOptions => ({ ...optionsOf(g), fillWarmPools: false })
 
-/** Runs `f` with an embedded runtime; a coded error prints as `CODE: message` and fails the command. */
-const withRuntime = <A>(g: Global, f: (runtime: L02Runtime) => Promise<A>) =>
+/** The server to work against: --url, else L02_URL; none means embedded. */
+const serverOf = (g: Global): { readonly url: string; readonly apiKey: string | undefined } | undefined => {
+  const url = Option.getOrUndefined(g.url) ?? process.env.L02_URL
+  if (url === undefined || url === "") return undefined
+  return { url, apiKey: Option.getOrUndefined(g.apiKey) ?? process.env.L02_API_KEY }
+}
+
+/**
+ * Runs `f` with a runtime: the server of --url / L02_URL, or one embedded in this process. A coded error
+ * prints as `CODE: message` and fails the command, the same either way.
+ */
+const withRuntime = <A>(g: Global, f: (runtime: CliRuntime) => Promise<A>) =>
   Effect.acquireUseRelease(
-    Effect.tryPromise({ try: () => createRuntime(oneShotOptionsOf(g)), catch: (e) => e }),
+    Effect.tryPromise({
+      try: (): Promise<CliRuntime> => {
+        const server = serverOf(g)
+        return server === undefined ? createRuntime(oneShotOptionsOf(g)) : Promise.resolve(remoteRuntime(server.url, server.apiKey))
+      },
+      catch: (e) => e
+    }),
     (runtime) => Effect.tryPromise({ try: () => f(runtime), catch: (e) => e }),
     (runtime) => Effect.promise(() => runtime.shutdown())
   )

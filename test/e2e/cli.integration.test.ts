@@ -7,6 +7,7 @@ import { join } from "node:path"
 import { promisify } from "node:util"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { createRuntime } from "../../src/runtime/createRuntime.ts"
+import { answeringAgent, startServer } from "../http/support.ts"
 
 const run = promisify(execFile)
 const main = new URL("../../src/cli/main.ts", import.meta.url).pathname
@@ -88,5 +89,55 @@ describe("l02 CLI", () => {
     expect((await l02With(env, "terminate", spawned.agentId, "--force")).code).toBe(0)
     // Without the pool in the configuration there is no pool (and that start reaps its last sandbox).
     expect(JSON.parse((await l02("pools", "--json")).stdout)).toEqual([])
+  }, 240_000)
+
+  it("works against a running server with --url and L02_API_KEY: the same output, errors and exit codes", async () => {
+    const server = await startServer({
+      apiKeys: [
+        { key_env: "OPERATOR_KEY", scopes: ["operate", "read"] },
+        { key_env: "READER_KEY", scopes: ["read"] }
+      ],
+      env: { OPERATOR_KEY: "cli-operator-key", READER_KEY: "cli-reader-key" }
+    })
+    try {
+      const as = (key: string) => ({ L02_URL: server.url, L02_API_KEY: key })
+      const spawned = await l02With(as("cli-operator-key"), "spawn", "remote-agent", "--trust", "TRUSTED", "--json")
+      expect(spawned.code).toBe(0)
+      const { agentId, state } = JSON.parse(spawned.stdout) as { agentId: string; state: string }
+      expect(state).toBe("running")
+      // The agent lives in the server's runtime, not in this data directory.
+      expect((await server.runtime.getState(agentId)).state).toBe("running")
+      expect(JSON.parse((await l02With(as("cli-reader-key"), "ls", "--json")).stdout)).toEqual([expect.objectContaining({ agentId, state: "running" })])
+      expect(JSON.parse((await l02With(as("cli-reader-key"), "get", agentId)).stdout)).toMatchObject({ agentId, state: "running" })
+
+      // exec streams the agent's answer over Server-Sent Events (the in-memory agent echoes its input).
+      const operatorWithAgent = await server.runtime.spawn(answeringAgent)
+      const exec = await l02With(as("cli-operator-key"), "exec", operatorWithAgent.agentId, "hi remote", "--json")
+      expect(exec.code).toBe(0)
+      const events = exec.stdout.trim().split("\n").map((l) => JSON.parse(l) as { type: string })
+      expect(events.at(-1)).toMatchObject({ type: "done" })
+
+      expect((await l02With(as("cli-operator-key"), "suspend", agentId)).stdout).toContain("suspended")
+      const refused = await l02With(as("cli-operator-key"), "suspend", agentId)
+      expect(refused.code).toBe(1)
+      expect(refused.stderr).toMatch(/^E2020: cannot suspend agent .* while it is suspended/m)
+      expect(JSON.parse((await l02With(as("cli-operator-key"), "resume", agentId, "--json")).stdout)).toEqual({ state: "running" })
+
+      const forbidden = await l02With(as("cli-reader-key"), "terminate", agentId)
+      expect(forbidden.code).toBe(1)
+      expect(forbidden.stderr).toMatch(/^E2003: /m)
+      const unknownKey = await l02With(as("not-a-key"), "ls")
+      expect(unknownKey.code).toBe(1)
+      expect(unknownKey.stderr).toMatch(/^E2002: /m)
+      expect(unknownKey.stderr + unknownKey.stdout).not.toContain("not-a-key")
+      expect((await l02With(as("cli-operator-key"), "terminate", agentId)).code).toBe(0)
+      expect((await server.runtime.getState(agentId)).state).toBe("terminated")
+
+      const down = await l02With({ L02_URL: "http://127.0.0.1:9", L02_API_KEY: "x" }, "ls")
+      expect(down.code).toBe(1)
+      expect(down.stderr).toMatch(/^E2047: no l02 server answers at http:\/\/127\.0\.0\.1:9/m)
+    } finally {
+      await server.close()
+    }
   }, 240_000)
 })

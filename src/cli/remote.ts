@@ -18,6 +18,8 @@ export type CliRuntime = Pick<
   "spawn" | "list" | "getState" | "suspend" | "resume" | "terminate" | "checkpoints" | "execute" | "fleetStatus" | "scale" | "fleetOperations" | "pools" | "shutdown"
 >
 
+type FleetOperation = Awaited<ReturnType<L02Runtime["scale"]>>
+
 /** The server's error body, rebuilt as the coded error it reports. */
 const errorOf = (status: number, body: unknown): RuntimeError => {
   const error = (body as { error?: { code?: unknown; message?: unknown; agentId?: unknown } } | undefined)?.error
@@ -78,14 +80,14 @@ export const remoteRuntime = (url: string, apiKey: string | undefined): CliRunti
     checkpoints: async (agentId) => (await call<{ checkpoints: ReadonlyArray<Checkpoint> }>("GET", `/v1/agents/${id(agentId)}/checkpoints`)).checkpoints,
     fleetStatus: () => call<FleetStatus>("GET", "/v1/fleet"),
     scale: (pool, replicas, options) =>
-      call("POST", "/v1/fleet/scale", {
+      call<FleetOperation>("POST", "/v1/fleet/scale", {
         pool,
         replicas,
         ...(options?.template === undefined ? {} : { template: options.template }),
         ...(options?.reason === undefined ? {} : { reason: options.reason }),
         ...(options?.priority === undefined ? {} : { priority: options.priority })
       }),
-    fleetOperations: async (limit) => (await call<{ operations: ReadonlyArray<never> }>("GET", `/v1/fleet/operations${limit === undefined ? "" : `?limit=${limit}`}`)).operations,
+    fleetOperations: async (limit) => (await call<{ operations: ReadonlyArray<FleetOperation> }>("GET", `/v1/fleet/operations${limit === undefined ? "" : `?limit=${limit}`}`)).operations,
     pools: async () => (await call<{ pools: ReadonlyArray<PoolStatus> }>("GET", "/v1/pools")).pools,
     /** Streams the step's events as the server sends them (Server-Sent Events); `event: error` ends it with that error. */
     execute: (agentId, input, options) => ({

@@ -11,7 +11,7 @@
  *   sandboxes it owns that no live agent claims.
  */
 import { randomUUID } from "node:crypto"
-import { Cause, Context, Effect, Exit, Fiber, Layer, Option, PubSub, Schedule, Schema, Scope, Stream, type Tracer } from "effect"
+import { Cause, Context, Effect, Exit, Fiber, Layer, Option, PubSub, Schedule, Schema, Scope, Stream, Tracer } from "effect"
 import { type Actor, createActor, type InspectionEvent, type Snapshot } from "xstate"
 
 /** XState's clock interface (a `SimulatedClock` in tests). */
@@ -127,8 +127,8 @@ export interface AgentRuntimeOptions {
    */
   readonly fillWarmPools?: boolean | undefined
   /**
-   * The tracer of the runtime's background work (restarts, escalations, idle suspensions), e.g. the
-   * OTLP tracer of `telemetry.traces`. Operations take the tracer of whoever runs them.
+   * The tracer of the runtime's spans (operations and background work: restarts, escalations, idle
+   * suspensions), e.g. the OTLP tracer of `telemetry.traces`. Omitted: the tracer of whoever runs them.
    */
   readonly tracer?: Tracer.Tracer | undefined
 }
@@ -415,7 +415,8 @@ export const make = (
       <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
         effect.pipe(
           Effect.tapError((error) => Effect.annotateCurrentSpan("l02.error.code", (error as { code?: unknown } | undefined)?.code ?? "unknown")),
-          Effect.withSpan(name, { attributes: { ...spanBase, ...attributes } })
+          Effect.withSpan(name, { attributes: { ...spanBase, ...attributes } }),
+          background
         )
 
     // ---- heartbeats --------------------------------------------------------------------------------
@@ -1365,13 +1366,11 @@ export const make = (
       seen.clear()
       for (const info of owned) seen.set(info.sandboxId, info.status)
       // Ready warm sandboxes that died or vanished leave their pools too.
-      for (const pool of warm.pools.values()) {
-        for (const ready of pool.ready.slice()) {
-          const info = byId.get(ready.sandboxId)
-          if (info === undefined || info.status === "exited" || info.status === "removed") {
-            warm.drop(ready.sandboxId)
-            if (info !== undefined) yield* Effect.ignore(removeQuietly(ready.sandboxId))
-          }
+      for (const sandboxId of warm.readySandboxIds()) {
+        const info = byId.get(sandboxId)
+        if (info === undefined || info.status === "exited" || info.status === "removed") {
+          warm.drop(sandboxId)
+          if (info !== undefined) yield* Effect.ignore(removeQuietly(sandboxId))
         }
       }
       for (const [agentId, sandboxId] of expected) {
@@ -1544,7 +1543,10 @@ export const make = (
       getState,
       list,
       execute: (agentId, input, opts) =>
-        execute(agentId, input, opts).pipe(Stream.withSpan("l02.execute", { attributes: { ...spanBase, "l02.agent_id": agentId, "l02.trust_level": trustOf(agentId) } })),
+        execute(agentId, input, opts).pipe(
+          Stream.withSpan("l02.execute", { attributes: { ...spanBase, "l02.agent_id": agentId, "l02.trust_level": trustOf(agentId) } }),
+          (stream) => (options.tracer === undefined ? stream : Stream.provideService(stream, Tracer.Tracer, options.tracer))
+        ),
       events: Stream.fromPubSub(hub),
       fleetStatus,
       health,

@@ -7,7 +7,7 @@
 import { createHash, randomUUID } from "node:crypto"
 import { hostname } from "node:os"
 import { resolve } from "node:path"
-import { Effect, Layer, ManagedRuntime, Stream, Tracer } from "effect"
+import { Effect, Layer, ManagedRuntime, Stream } from "effect"
 import type { Actor, InspectionEvent } from "xstate"
 import type { agentMachine } from "../../machines/agentMachine.ts"
 import type { AgentInstance, SpawnResult } from "../domain/AgentInstance.ts"
@@ -24,7 +24,7 @@ import type { SandboxBackend } from "../services/SandboxBackend.ts"
 import type { AgentFilter, FleetOperation, StateStore } from "../services/StateStore.ts"
 import * as AgentRuntime from "./AgentRuntime.ts"
 import { type ConfigOverrides, loadConfigSync } from "./loadConfig.ts"
-import { startTracing, withTracing } from "./internal/tracing.ts"
+import { startTracing } from "./internal/tracing.ts"
 import { defaultCommandFor, liveLayer } from "./liveLayer.ts"
 
 /** Options of {@link createRuntime}. */
@@ -150,7 +150,7 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
     throw error
   }
   // The core's effects need no services (they closed over them), so they run without the managed runtime.
-  const run = <A>(effect: Effect.Effect<A, unknown>) => Effect.runPromise(withTracing(tracing, effect))
+  const run = <A>(effect: Effect.Effect<A, unknown>) => Effect.runPromise(effect)
   let disposed: Promise<void> | undefined
   return {
     runtimeId,
@@ -161,8 +161,7 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
     resume: (agentId, checkpointId) => run(core.resume(agentId, checkpointId)),
     getState: (agentId) => run(core.getState(agentId)),
     list: (filter) => run(core.list(filter)),
-    execute: (agentId, input, opts) =>
-      Stream.toAsyncIterable(tracing.tracer === undefined ? core.execute(agentId, input, opts) : Stream.provideService(core.execute(agentId, input, opts), Tracer.Tracer, tracing.tracer)),
+    execute: (agentId, input, opts) => Stream.toAsyncIterable(core.execute(agentId, input, opts)),
     events: () => Stream.toAsyncIterable(core.events),
     fleetStatus: () => run(core.fleetStatus),
     health: (agentId) => run(core.health(agentId)),

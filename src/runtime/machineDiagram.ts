@@ -4,12 +4,13 @@
  */
 import type { AnyStateMachine } from "xstate"
 
-interface Node {
+/** The parts of an XState state node that the renderers read (Mermaid here, SVG for the dashboard). */
+export interface MachineNode {
   readonly id: string
   readonly key: string
   readonly type: string
   readonly initial?: { readonly target: ReadonlyArray<{ readonly id: string }> } | undefined
-  readonly states: Readonly<Record<string, Node>>
+  readonly states: Readonly<Record<string, MachineNode>>
   readonly transitions: ReadonlyMap<
     string,
     ReadonlyArray<{ readonly target?: ReadonlyArray<{ readonly id: string }> | undefined; readonly guard?: unknown; readonly actions: ReadonlyArray<unknown> }>
@@ -34,7 +35,7 @@ const labelOf = (event: string, guard: unknown): string => {
 /** Mermaid `stateDiagram-v2` source of the machine: states, nesting, invoked actors and every transition. */
 export const toMermaid = (machine: AnyStateMachine): string => {
   const lines: Array<string> = ["stateDiagram-v2"]
-  const emit = (node: Node, depth: number) => {
+  const emit = (node: MachineNode, depth: number) => {
     const pad = "  ".repeat(depth)
     const children = Object.values(node.states)
     if (node.initial !== undefined && node.initial.target.length > 0) {
@@ -50,10 +51,10 @@ export const toMermaid = (machine: AnyStateMachine): string => {
       if (child.type === "final") lines.push(`${pad}${nameOf(child.id)} --> [*]`)
     }
   }
-  const root = machine.root as unknown as Node
+  const root = machine.root as unknown as MachineNode
   emit(root, 1)
-  const all: Array<Node> = []
-  const collect = (n: Node) => {
+  const all: Array<MachineNode> = []
+  const collect = (n: MachineNode) => {
     all.push(n)
     for (const c of Object.values(n.states)) collect(c)
   }

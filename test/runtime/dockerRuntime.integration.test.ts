@@ -1,47 +1,37 @@
 // The runtime on a real Docker engine: lifecycle, execute through the image's agent, checkpoints,
 // restarts after an outside kill, and re-attachment after a runtime restart. Gated by L02_TEST_DOCKER.
-import { Context, Effect, Exit, Layer, Scope, Stream } from "effect"
+import { Context, Effect, Stream } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { buildAgentImage } from "../../src/backends/docker/AgentImage.ts"
-import * as DockerBackend from "../../src/backends/docker/DockerBackend.ts"
 import { OwnershipLabels } from "../../src/domain/Ids.ts"
 import { createRuntime, type L02Runtime } from "../../src/runtime/createRuntime.ts"
-import { layerMemory as checkpointMemory } from "../../src/services/CheckpointStore.ts"
-import { EventLog, layerMemory as eventLogMemory } from "../../src/services/EventLog.ts"
-import { SandboxBackend } from "../../src/services/SandboxBackend.ts"
-import { layerMemory as stateMemory, StateStore } from "../../src/services/StateStore.ts"
-import { dockerEnabled, testDocker } from "../backends/docker/dockerTestSupport.ts"
+import { EventLog } from "../../src/services/EventLog.ts"
+import { StateStore } from "../../src/services/StateStore.ts"
+import { dockerEnabled, dockerRuntimeServices, testDocker } from "../backends/docker/dockerTestSupport.ts"
 import { eventually } from "./support.ts"
 
 const docker = testDocker()
 const runtimeId = `rt-docker-${process.pid}`
 
 describe.skipIf(!dockerEnabled)("runtime on Docker", () => {
-  let scope: Scope.Closeable
-  let context: Context.Context<SandboxBackend | StateStore | EventLog>
+  let services: Awaited<ReturnType<typeof dockerRuntimeServices>>
   let runtime: L02Runtime
   const start = (config: Record<string, Record<string, unknown>> = {}) =>
     createRuntime({
-      layer: Layer.succeedContext(context) as never,
+      layer: services.layer,
       env: {},
       config: { runtime: { runtime_id: runtimeId, hibernate_idle_after_seconds: 0 }, store: { pglite: "memory" }, ...config }
     })
-  const backend = () => Context.get(context, SandboxBackend)
+  const backend = () => services.backend
 
   beforeAll(async () => {
     await Effect.runPromise(buildAgentImage({ docker, busyboxPath: process.env.L02_BUSYBOX ?? "/bin/busybox" }))
-    scope = Effect.runSync(Scope.make())
-    context = (await Effect.runPromise(
-      Layer.buildWithScope(Layer.mergeAll(DockerBackend.layer({ docker }), stateMemory, checkpointMemory, eventLogMemory), scope)
-    )) as never
+    services = await dockerRuntimeServices(docker, runtimeId)
   }, 120_000)
 
   afterAll(async () => {
     await runtime?.shutdown()
-    for (const info of await Effect.runPromise(backend().list({ [OwnershipLabels.runtimeId]: runtimeId }))) {
-      await Effect.runPromise(Effect.ignore(backend().remove(info.sandboxId)))
-    }
-    await Effect.runPromise(Scope.close(scope, Exit.void))
+    await services.close()
   }, 60_000)
 
   it("runs the whole lifecycle: spawn, execute, pause, checkpoint with the workspace, restore, terminate", async () => {
@@ -130,7 +120,7 @@ describe.skipIf(!dockerEnabled)("runtime on Docker", () => {
       restartPolicy: { maxRestarts: 0 }
     })
     await eventually(async () => expect((await runtime.getState(agentId)).state).toBe("failed"), 30_000)
-    const log = await Effect.runPromise(Context.get(context, EventLog).query({ agentId }))
+    const log = await Effect.runPromise(Context.get(services.context, EventLog).query({ agentId }))
     const failure = log.find((e) => e.toState === "failed")
     expect(failure?.data).toMatchObject({ error: { code: "E2048" } })
     await eventually(async () => expect((await runtime.getState(agentId)).lastError).toMatchObject({ code: "E2025" }), 10_000)
@@ -141,7 +131,7 @@ describe.skipIf(!dockerEnabled)("runtime on Docker", () => {
     const { agentId, sandboxId } = await runtime.spawn({ name: "survivor", trustLevel: "TRUSTED", command: ["/bin/l02-agent"] })
     const orphan = await runtime.spawn({ name: "orphan", trustLevel: "TRUSTED" })
     await runtime.shutdown()
-    await Effect.runPromise(Context.get(context, StateStore).deleteAgent(orphan.agentId))
+    await Effect.runPromise(Context.get(services.context, StateStore).deleteAgent(orphan.agentId))
     runtime = await start()
     expect(await runtime.getState(agentId)).toMatchObject({ state: "running", sandboxId })
     await expect(docker.getContainer(orphan.sandboxId!).inspect()).rejects.toMatchObject({ statusCode: 404 })

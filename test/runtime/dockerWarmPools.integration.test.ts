@@ -1,17 +1,11 @@
 // Warm pools on a real Docker engine: paused containers made for the agents that will claim them,
 // claimed under concurrency without double hand-outs, executing as the claimed agent, adopted back after
 // a runtime restart, and nothing left behind. Gated by L02_TEST_DOCKER (CI requires the engine).
-import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import * as DockerBackend from "../../src/backends/docker/DockerBackend.ts"
 import { OwnershipLabels } from "../../src/domain/Ids.ts"
 import { createRuntime } from "../../src/runtime/createRuntime.ts"
 import { WarmLabels } from "../../src/runtime/internal/warmPools.ts"
-import { layerMemory as checkpointMemory } from "../../src/services/CheckpointStore.ts"
-import { EventLog, layerMemory as eventLogMemory } from "../../src/services/EventLog.ts"
-import { SandboxBackend } from "../../src/services/SandboxBackend.ts"
-import { layerMemory as stateMemory, StateStore } from "../../src/services/StateStore.ts"
-import { dockerEnabled, ensureAgentImage, leftovers, testDocker } from "../backends/docker/dockerTestSupport.ts"
+import { dockerEnabled, dockerRuntimeServices, ensureAgentImage, leftovers, testDocker } from "../backends/docker/dockerTestSupport.ts"
 import { eventually } from "./support.ts"
 
 const docker = testDocker()
@@ -19,11 +13,10 @@ const runtimeId = `rt-warm-${process.pid}`
 const template = { name: "warm", trustLevel: "TRUSTED", command: ["/bin/l02-agent"], labels: { "test.l02/suite": "docker-warm" } }
 
 describe.skipIf(!dockerEnabled)("warm pools on Docker", () => {
-  let scope: Scope.Closeable
-  let context: Context.Context<SandboxBackend | StateStore | EventLog>
+  let services: Awaited<ReturnType<typeof dockerRuntimeServices>>
   const start = () =>
     createRuntime({
-      layer: Layer.succeedContext(context) as never,
+      layer: services.layer,
       env: {},
       config: {
         runtime: { runtime_id: runtimeId, hibernate_idle_after_seconds: 0 },
@@ -35,19 +28,10 @@ describe.skipIf(!dockerEnabled)("warm pools on Docker", () => {
 
   beforeAll(async () => {
     await ensureAgentImage(docker)
-    scope = Effect.runSync(Scope.make())
-    context = (await Effect.runPromise(
-      Layer.buildWithScope(Layer.mergeAll(DockerBackend.layer({ docker }), stateMemory, checkpointMemory, eventLogMemory), scope)
-    )) as never
+    services = await dockerRuntimeServices(docker, runtimeId)
   }, 120_000)
 
-  afterAll(async () => {
-    const backend = Context.get(context, SandboxBackend)
-    for (const info of await Effect.runPromise(backend.list({ [OwnershipLabels.runtimeId]: runtimeId }))) {
-      await Effect.runPromise(Effect.ignore(backend.remove(info.sandboxId)))
-    }
-    await Effect.runPromise(Scope.close(scope, Exit.void))
-  }, 60_000)
+  afterAll(() => services.close(), 60_000)
 
   it("claims paused containers under 8 concurrent spawns, never one twice, runs them as the agent, and adopts the rest after a restart", async () => {
     let runtime = await start()

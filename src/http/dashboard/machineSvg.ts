@@ -7,15 +7,7 @@
  * Every state box carries `data-state="<path>"` (`running`, `running.idle`) for the page to highlight.
  */
 import type { AnyStateMachine } from "xstate"
-
-interface Node {
-  readonly id: string
-  readonly key: string
-  readonly type: string
-  readonly initial?: { readonly target: ReadonlyArray<{ readonly id: string }> } | undefined
-  readonly states: Readonly<Record<string, Node>>
-  readonly transitions: ReadonlyMap<string, ReadonlyArray<{ readonly target?: ReadonlyArray<{ readonly id: string }> | undefined; readonly guard?: unknown }>>
-}
+import type { MachineNode } from "../../runtime/machineDiagram.ts"
 
 /** A drawn machine: the SVG and the state paths it contains. */
 export interface MachineSvg {
@@ -64,7 +56,7 @@ const exitPoint = (from: Box, toX: number, toY: number): readonly [number, numbe
 
 /** Renders `machine` as an SVG state graph (see the module comment for the layout). */
 export const machineSvg = (machine: AnyStateMachine): MachineSvg => {
-  const root = machine.root as unknown as Node
+  const root = machine.root as unknown as MachineNode
   const prefix = `${root.id}.`
   const pathOf = (id: string) => (id.startsWith(prefix) ? id.slice(prefix.length) : id)
   const topOf = (id: string) => pathOf(id).split(".")[0]!
@@ -73,7 +65,7 @@ export const machineSvg = (machine: AnyStateMachine): MachineSvg => {
   // Edges between top-level states, labels merged per ordered pair.
   const edges = new Map<string, { readonly from: string; readonly to: string; readonly labels: Set<string> }>()
   const global: Array<{ readonly to: string; readonly label: string }> = []
-  const visit = (node: Node) => {
+  const visit = (node: MachineNode) => {
     for (const [event, transitions] of node.transitions) {
       for (const t of transitions) {
         for (const target of t.target ?? []) {
@@ -118,12 +110,12 @@ export const machineSvg = (machine: AnyStateMachine): MachineSvg => {
     next = Math.max(-1, ...rank.values()) + 1
   }
 
-  const columns = new Map<number, Array<Node>>()
+  const columns = new Map<number, Array<MachineNode>>()
   for (const state of top) {
     const r = rank.get(state.key)!
     columns.set(r, [...(columns.get(r) ?? []), state])
   }
-  const heightOf = (state: Node) => (Object.keys(state.states).length > 0 ? boxHeight + childHeight + 8 : boxHeight)
+  const heightOf = (state: MachineNode) => (Object.keys(state.states).length > 0 ? boxHeight + childHeight + 8 : boxHeight)
   const boxes = new Map<string, Box>()
   const children: Array<Box> = []
   let maxY = 0

@@ -36,7 +36,3 @@ export const startTracing = async (config: RuntimeConfig["telemetry"]["traces"],
   )
   return { tracer, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
 }
-
-/** Runs `effect` with the tracer, when there is one. */
-export const withTracing = <A, E, R>(tracing: Tracing, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  tracing.tracer === undefined ? effect : Effect.withTracer(effect, tracing.tracer)

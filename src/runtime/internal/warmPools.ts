@@ -219,11 +219,8 @@ export const makeWarmPools = (configs: ReadonlyArray<WarmPoolConfig>, deps: Warm
       return undefined
     },
 
-    /** True for a sandbox waiting in a pool. */
-    isReady: (sandboxId: string): boolean => {
-      for (const pool of pools.values()) if (pool.ready.some((s) => s.sandboxId === sandboxId)) return true
-      return false
-    },
+    /** The ids of every ready sandbox, of all pools. */
+    readySandboxIds: (): Array<string> => [...pools.values()].flatMap((pool) => pool.ready.map((s) => s.sandboxId)),
 
     /** Sets a pool's size within [min, max]; undefined for an unknown pool, a message when out of bounds. */
     resize: (name: string, size: number): WarmPool | string | undefined => {

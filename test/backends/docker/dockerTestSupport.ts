@@ -1,12 +1,16 @@
 // Shared by the Docker integration suites: the gate, the client, the agent image, specs and programs.
 import { randomUUID } from "node:crypto"
 import Docker from "dockerode"
-import { Effect } from "effect"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
 import type { TrustLevel } from "../../../src/domain/AgentConfig.ts"
 import { OwnershipLabels } from "../../../src/domain/Ids.ts"
 import { trustProfiles } from "../../../src/domain/SandboxConfiguration.ts"
-import type { SandboxSpec } from "../../../src/services/SandboxBackend.ts"
 import { buildAgentImage, defaultAgentImage } from "../../../src/backends/docker/AgentImage.ts"
+import * as DockerBackend from "../../../src/backends/docker/DockerBackend.ts"
+import { layerMemory as checkpointMemory } from "../../../src/services/CheckpointStore.ts"
+import { layerMemory as eventLogMemory } from "../../../src/services/EventLog.ts"
+import { SandboxBackend, type SandboxSpec } from "../../../src/services/SandboxBackend.ts"
+import { layerMemory as stateMemory } from "../../../src/services/StateStore.ts"
 import type { ContractPrograms } from "../../services/SandboxBackendContract.ts"
 
 /** Set by CI (`.ci/run`): the suites then require a Docker engine and fail without one. */
@@ -80,4 +84,27 @@ export const leftovers = async (docker: Docker, labels: Readonly<Record<string, 
     docker.listNetworks({ filters: { label } })
   ])
   return { containers: containers.map((c) => c.Id), volumes: (volumes.Volumes ?? []).map((v) => v.Name), networks: networks.map((n) => n.Name) }
+}
+
+/**
+ * The Docker backend with in-memory stores, built once so several runtimes of a suite (a "restart")
+ * share them; `close` removes every sandbox `runtimeId` left on the engine, then releases them.
+ */
+export const dockerRuntimeServices = async (docker: Docker, runtimeId: string) => {
+  const scope = Effect.runSync(Scope.make())
+  const context = await Effect.runPromise(
+    Layer.buildWithScope(Layer.mergeAll(DockerBackend.layer({ docker }), stateMemory, checkpointMemory, eventLogMemory), scope)
+  )
+  const backend = Context.get(context, SandboxBackend)
+  return {
+    context,
+    backend,
+    layer: Layer.succeedContext(context),
+    close: async () => {
+      for (const info of await Effect.runPromise(backend.list({ [OwnershipLabels.runtimeId]: runtimeId }))) {
+        await Effect.runPromise(Effect.ignore(backend.remove(info.sandboxId)))
+      }
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  }
 }

@@ -3,7 +3,6 @@
  * (sandbox backend and stores) from the configuration; everything else asks for the ports.
  */
 import { resolve } from "node:path"
-import { fileURLToPath } from "node:url"
 import { Effect, Layer } from "effect"
 import type * as AgentImage from "../backends/docker/AgentImage.ts"
 import type { AgentConfig } from "../domain/AgentConfig.ts"
@@ -14,9 +13,10 @@ import type { EventLog } from "../services/EventLog.ts"
 import { layerMemory as sandboxMemory, type SandboxBackend } from "../services/SandboxBackend.ts"
 import type { StateStore } from "../services/StateStore.ts"
 import * as Store from "../store/Store.ts"
+import { packagePath } from "./internal/packageRoot.ts"
 
 /** The process backend's default agent program: a JSON-lines echo agent run by this Node. */
-export const echoAgentPath: string = fileURLToPath(new URL("../agent/echoAgent.mjs", import.meta.url))
+export const echoAgentPath: string = packagePath("src/agent/echoAgent.mjs")
 
 /** The command an agent runs when its config names none, per backend. */
 export const defaultCommandFor =

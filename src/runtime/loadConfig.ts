@@ -4,14 +4,14 @@
  * RuntimeConfig schema. Any unknown key, wrong type or out-of-range value fails with E2000 naming it.
  */
 import { readFileSync } from "node:fs"
-import { fileURLToPath } from "node:url"
 import { Effect, Schema } from "effect"
 import { parse } from "yaml"
 import { ConfigInvalid } from "../domain/Errors.ts"
 import { RuntimeConfig } from "../domain/RuntimeConfig.ts"
+import { packagePath } from "./internal/packageRoot.ts"
 
 /** Path of the packaged default configuration. */
-export const defaultConfigPath: string = fileURLToPath(new URL("../../config/default_config.yaml", import.meta.url))
+export const defaultConfigPath: string = packagePath("config/default_config.yaml")
 
 /** A partial configuration: any subset of sections and keys. */
 export type ConfigOverrides = { readonly [section: string]: { readonly [key: string]: unknown } | undefined }

@@ -28,7 +28,7 @@ import {
   writeSync
 } from "node:fs"
 import { constants as osConstants } from "node:os"
-import { delimiter, dirname, join, resolve } from "node:path"
+import { delimiter, dirname, isAbsolute, join, resolve } from "node:path"
 import { StringDecoder } from "node:string_decoder"
 import { Effect, Layer, PubSub, Queue, Schedule, type Scope, Stream } from "effect"
 import {
@@ -52,6 +52,7 @@ import {
   sandboxLabels
 } from "../../services/SandboxBackend.ts"
 import { readTar, type WorkspaceEntry, writeTar } from "../../services/WorkspaceArchive.ts"
+import { unreachable } from "./internal/hostAccess.ts"
 import { clockTicksPerSecond, isAlive, processGroups, readRssBytes, readStat } from "./internal/procfs.ts"
 import { readAllRecords, readRecord, type SandboxPaths, type SandboxRecord, sandboxPaths, writeRecord } from "./internal/sandboxFiles.ts"
 
@@ -370,6 +371,26 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
           return Effect.fail(
             new SandboxConfigInvalid({ message: "the process backend needs a command to run (the agent config's command)", agentId: spec.agentId, key: "command" })
           )
+        }
+        if (hostIsRoot && securityContext.runAsNonRoot) {
+          // The sandbox user must reach its data directory and the program files it is given by path.
+          const { runAsUser: uid, runAsGroup: gid } = securityContext
+          const checks: Array<[string, "search" | "read" | "execute", string]> = [[dataDir, "search", "runtime.data_dir"]]
+          spec.command.forEach((part, i) => {
+            if (isAbsolute(part)) checks.push([part, i === 0 ? "execute" : "read", "command"])
+          })
+          for (const [path, access, key] of checks) {
+            const why = unreachable(path, uid, gid, access)
+            if (why !== undefined) {
+              return Effect.fail(
+                new SandboxConfigInvalid({
+                  message: `the sandbox runs as uid ${uid}, which cannot reach ${path}: ${why}; make it reachable (e.g. chmod o+x on the directory) or move ${key === "command" ? "the program" : "runtime.data_dir"} elsewhere`,
+                  agentId: spec.agentId,
+                  key
+                })
+              )
+            }
+          }
         }
         if (!safeId.test(spec.agentId) || !safeId.test(spec.runtimeId)) {
           return Effect.fail(

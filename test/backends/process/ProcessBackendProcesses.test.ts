@@ -2,7 +2,7 @@
 // after the grace period, re-adoption after the layer's scope closed, privilege drop, memory limit.
 import { spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Context, Effect, Exit, Fiber, Layer, Option, Scope, Stream } from "effect"
@@ -232,4 +232,43 @@ describe("process backend processes", () => {
         expect(yield* backend.list({ [OwnershipLabels.agentId]: base.agentId })).toEqual([])
       })
     ))
+})
+
+describe.runIf(process.getuid?.() === 0)("a root host dropping to the sandbox user", () => {
+  it("refuses a data directory or a program the sandbox user cannot reach, and creates nothing", { timeout: 20_000 }, async () => {
+    const hidden = mkdtempSync(join(tmpdir(), "l02-hidden-")) // mode 0700, owned by root
+    try {
+      const hiddenData = join(hidden, "data")
+      const hiddenLayer = ProcessBackend.layer({ dataDir: hiddenData, pollIntervalMs: 100 })
+      const refused = await Effect.runPromise(
+        Effect.gen(function* () {
+          return yield* Effect.flip((yield* SandboxBackend).provision(spec()))
+        }).pipe(Effect.scoped, Effect.provide(hiddenLayer))
+      )
+      expect(refused).toMatchObject({ code: "E2040", key: "runtime.data_dir" })
+      expect(refused.message).toContain(`${hidden} (mode 0700, owner 0) does not let uid 65534 search it`)
+      expect(readdirSync(join(hiddenData, "sandboxes"))).toEqual([])
+
+      const program = join(hidden, "agent.mjs")
+      writeFileSync(program, "process.stdin.pipe(process.stdout)\n", { mode: 0o644 })
+      await run((backend) =>
+        Effect.gen(function* () {
+          const s = spec({ command: [process.execPath, program] })
+          const error = yield* Effect.flip(backend.provision(s))
+          expect(error).toMatchObject({ code: "E2040", key: "command" })
+          expect(error.message).toContain(`cannot reach ${program}`)
+          expect(yield* backend.list({ [OwnershipLabels.agentId]: s.agentId })).toEqual([])
+        })
+      )
+      chmodSync(hidden, 0o711)
+      await run((backend) =>
+        Effect.gen(function* () {
+          const info = yield* started(backend, spec({ command: [process.execPath, program] }))
+          expect(info.status).toBe("running")
+        })
+      )
+    } finally {
+      rmSync(hidden, { recursive: true, force: true })
+    }
+  })
 })

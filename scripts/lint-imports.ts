@@ -1,5 +1,7 @@
 // Keeps imports flowing one way: domain <- machines <- runtime -> services <- backends
 // (execution, the agent loop, sits beside runtime: it uses services and domain only).
+// Also: no module imports the "effect" barrel, which loads every Effect module (about 10 MB more
+// resident memory than the modules the runtime uses); import the module itself ("effect/Effect").
 // Fails (exit 1) listing every import that breaks the rule.
 import { readdirSync, readFileSync, statSync } from "node:fs"
 import { dirname, join, relative, resolve } from "node:path"
@@ -53,6 +55,8 @@ for (const file of [...files("src"), ...files("machines")]) {
       if (target.includes("/internal/") && !file.startsWith(dirname(target.split("/internal/")[0]! + "/x"))) {
         problems.push(`${file}: imports another module's internal/ (${spec})`)
       }
+    } else if (spec === "effect") {
+      problems.push(`${file}: imports the "effect" barrel; import the module (effect/Effect, effect/Layer, ...)`)
     } else if (rule.forbidPackages?.test(spec)) {
       problems.push(`${file}: ${from} may not import the package ${spec}`)
     }

@@ -4,7 +4,9 @@
  */
 import { mkdir, writeFile } from "node:fs/promises"
 import { join } from "node:path"
-import { Console, Effect, Option } from "effect"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { Argument, Command, Flag } from "effect/cli"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { ConfigInvalid, isRuntimeError } from "../domain/Errors.ts"

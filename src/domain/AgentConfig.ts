@@ -1,7 +1,7 @@
 /**
  * What a user asks for when spawning an agent, and the schemas that check it.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { parseCpuMillis, parseMemoryBytes } from "./Quantity.ts"
 
 /** How far an agent's code is trusted; decides runtime class, network policy and security context. */

@@ -1,7 +1,7 @@
 /**
  * The public view of one agent, and the result of spawning one.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { AgentConfig } from "./AgentConfig.ts"
 import { AgentActivity, AgentState } from "./AgentState.ts"
 import { SandboxConfiguration } from "./SandboxConfiguration.ts"

@@ -11,7 +11,7 @@
  * - `terminated`: final; the sandbox is gone.
  * - `failed`: the sandbox died or an operation failed; the fleet may restart it.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** @see the module documentation for the meaning of each state. */
 export const AgentState = Schema.Literals([

@@ -1,7 +1,7 @@
 /**
  * A checkpoint: an agent's persisted actor state plus, when taken, its workspace archive.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** Why a checkpoint was taken. */
 export const CheckpointType = Schema.Literals(["suspend", "manual", "pre_terminate"])

@@ -4,7 +4,7 @@
  * Every class is an `Error` subclass with `_tag`, `code` and `retryable`, so the promise API can
  * throw them as they are and Effect code can match them with `Effect.catchTag`.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { type ErrorCode, type ErrorData, errorInfo } from "./ErrorCatalog.ts"
 
 const fields = {

@@ -1,7 +1,7 @@
 /**
  * The fleet at a glance: agents counted by state, restarts and pending restarts.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** Counts of the agents a runtime supervises. */
 export const FleetStatus = Schema.Struct({

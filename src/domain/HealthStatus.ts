@@ -1,7 +1,7 @@
 /**
  * Health of one agent as the supervisor sees it.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** Liveness and readiness of an agent. */
 export const HealthStatus = Schema.Struct({

@@ -3,7 +3,7 @@
  * runtime id names one runtime instance so that sandboxes it owns can be told apart from those
  * of another runtime sharing the same backend.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** An agent's id: a UUID. */
 export const AgentId = Schema.String.check(Schema.isUUID())

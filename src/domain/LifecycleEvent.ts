@@ -1,7 +1,7 @@
 /**
  * One recorded lifecycle event: a state change, an operation, or a supervision decision.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** A lifecycle event as kept in lifecycle_events and delivered to `events()` subscribers. */
 export const LifecycleEvent = Schema.Struct({

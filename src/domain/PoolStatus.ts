@@ -1,7 +1,7 @@
 /**
  * A warm pool at a glance: its bounds, what is ready, what is being made, and what it has handed out.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** The state of one warm pool (config `pools.warm`). */
 export const PoolStatus = Schema.Struct({

@@ -1,7 +1,7 @@
 /**
  * The runtime's configuration schema: the keys of config/default_config.yaml.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { AgentConfig, CpuQuantity, MemoryQuantity } from "./AgentConfig.ts"
 
 const PositiveInt = Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1))

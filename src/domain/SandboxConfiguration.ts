@@ -1,7 +1,7 @@
 /**
  * The sandbox an agent runs in, derived purely from its trust level and resources.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { TrustLevel } from "./AgentConfig.ts"
 
 /** Runtime classes named by the specification. */

@@ -19,7 +19,10 @@
  * })
  * ```
  */
-import { Duration, Effect, Queue, Stream } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
+import * as Stream from "effect/Stream"
 import type { ErrorData } from "../domain/ErrorCatalog.ts"
 import { MaxStepsExceeded, type RuntimeError, toErrorData, ToolFailed } from "../domain/Errors.ts"
 import { type ChatMessage, ModelGateway, type ModelRequest, type ToolCall } from "../services/ModelGateway.ts"

@@ -6,7 +6,7 @@
  * Turns are cut at safe places only: an assistant message and the tool results answering its calls
  * are dropped together, so no provider ever sees a tool result without its call.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { ContextWindowExceeded } from "../domain/Errors.ts"
 import type { ChatMessage, ModelRequest } from "../services/ModelGateway.ts"
 import { type CountTokens, fixedTokens, messageTokens } from "./TokenCounter.ts"

@@ -6,7 +6,11 @@
  * time until enough of the window has slid by). After the call the real usage is recorded. The
  * in-memory layer keeps the usage in a `Ref`; the runtime persists it through `usage`/`restore`.
  */
-import { Clock, Context, Effect, Layer, Ref } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Ref from "effect/Ref"
 import { TokenBudgetExceeded } from "../domain/Errors.ts"
 
 /** Tokens used at one moment (epoch milliseconds). */

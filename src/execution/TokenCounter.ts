@@ -6,7 +6,7 @@
  * The encodings are loaded on first use (about half a second each), never at import, and never
  * downloaded: their ranks ship inside the package.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { ChatMessage, ModelRequest } from "../services/ModelGateway.ts"
 
 /** How a model's text is counted. */

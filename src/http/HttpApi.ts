@@ -5,7 +5,7 @@
  * The server (`serve.ts`) routes by reflecting over this declaration and decodes requests with these
  * Schemas, and the OpenAPI document is generated from it, so routes, validation and docs cannot drift.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { HttpApi as Api, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
 import { AgentConfig } from "../domain/AgentConfig.ts"
 import { AgentInstance, SpawnResult } from "../domain/AgentInstance.ts"

@@ -8,7 +8,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo, Socket } from "node:net"
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import type { AgentState } from "../domain/AgentState.ts"
 import { ConfigInvalid, InputInvalid, Unauthenticated } from "../domain/Errors.ts"

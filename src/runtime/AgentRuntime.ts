@@ -11,7 +11,19 @@
  *   sandboxes it owns that no live agent claims.
  */
 import { randomUUID } from "node:crypto"
-import { Cause, Context, Effect, Exit, Fiber, Layer, Option, PubSub, Schedule, Schema, Scope, Stream, Tracer } from "effect"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Tracer from "effect/Tracer"
 import { type Actor, createActor, type InspectionEvent, type Snapshot } from "xstate"
 
 /** XState's clock interface (a `SimulatedClock` in tests). */

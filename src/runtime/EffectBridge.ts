@@ -5,7 +5,8 @@
  * agent was terminated), so a side effect never outlives the state that asked for it. Failures reach
  * the machine as plain {@link ErrorData}, so snapshots stay JSON.
  */
-import { type Context, Effect } from "effect"
+import type * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
 import { fromPromise, type PromiseActorLogic } from "xstate"
 import type { ErrorData } from "../domain/ErrorCatalog.ts"
 import { isRuntimeError, type RuntimeError, toErrorData } from "../domain/Errors.ts"

@@ -3,7 +3,8 @@
  * (sandbox backend and stores) from the configuration; everything else asks for the ports.
  */
 import { resolve } from "node:path"
-import { Effect, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import type * as AgentImage from "../backends/docker/AgentImage.ts"
 import type { AgentConfig } from "../domain/AgentConfig.ts"
 import type { SandboxError } from "../domain/Errors.ts"

@@ -4,7 +4,8 @@
  * RuntimeConfig schema. Any unknown key, wrong type or out-of-range value fails with E2000 naming it.
  */
 import { readFileSync } from "node:fs"
-import { Effect, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import { parse } from "yaml"
 import { ConfigInvalid } from "../domain/Errors.ts"
 import { RuntimeConfig } from "../domain/RuntimeConfig.ts"

@@ -2,7 +2,12 @@
  * The port for checkpoints: metadata rows plus content blobs, verified by SHA-256 on load.
  */
 import { createHash } from "node:crypto"
-import { Clock, Context, Effect, HashMap, Layer, Ref } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as HashMap from "effect/HashMap"
+import * as Layer from "effect/Layer"
+import * as Ref from "effect/Ref"
 import type { Checkpoint, CheckpointContent, CheckpointType } from "../domain/Checkpoint.ts"
 import { CheckpointCorrupt, CheckpointNotFound, type StoreFailed } from "../domain/Errors.ts"
 

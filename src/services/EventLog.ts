@@ -1,7 +1,10 @@
 /**
  * The port for the lifecycle event log: every state change and supervision decision, in order.
  */
-import { Context, Effect, Layer, Ref } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Ref from "effect/Ref"
 import type { StoreFailed } from "../domain/Errors.ts"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 

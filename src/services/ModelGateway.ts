@@ -6,8 +6,8 @@
  * failures into the coded {@link ModelError}s. Everything here is plain JSON, so a conversation can
  * be persisted and replayed as it is.
  */
-import { Context } from "effect"
-import type { Stream } from "effect"
+import * as Context from "effect/Context"
+import type * as Stream from "effect/Stream"
 import type {
   ModelRateLimited,
   ModelRequestFailed,

@@ -13,7 +13,11 @@
  * - `stop` is graceful for `graceMs`, then forced; `remove` of an unknown id succeeds (idempotent).
  * - `pause` stops every process of the sandbox from running; `unpause` lets them run again.
  */
-import { Context, type Effect, Layer, type Scope, type Stream } from "effect"
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
 import type { SandboxError } from "../domain/Errors.ts"
 import { OwnershipLabels } from "../domain/Ids.ts"
 import type { SandboxConfiguration } from "../domain/SandboxConfiguration.ts"

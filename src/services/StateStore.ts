@@ -5,7 +5,12 @@
  * what the runtime reloads after a restart. Implementations: in-memory (`layerMemory`) and SQL
  * (`SqlStateStore`, on PGlite or PostgreSQL).
  */
-import { Context, Effect, HashMap, Layer, type Option, Ref } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as HashMap from "effect/HashMap"
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
 import type { AgentConfig } from "../domain/AgentConfig.ts"
 import type { AgentState } from "../domain/AgentState.ts"
 import type { StoreFailed } from "../domain/Errors.ts"

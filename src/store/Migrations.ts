@@ -7,7 +7,7 @@
  * lock before looking at the migrations table, and applies all pending migrations in that one
  * transaction, so a failed migration leaves nothing behind.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 

@@ -4,7 +4,8 @@
  * A batch is one INSERT ... SELECT over the batch as a JSON array, ordered by position, so its ids
  * are assigned in batch order and the batch is written all or nothing.
  */
-import { Effect, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import { EventLog } from "../services/EventLog.ts"

@@ -4,7 +4,9 @@
  * A save is one upsert statement, so it is atomic on its own; `version` counts the saves of a row.
  * JSON columns are written as `jsonb` and read back as text, so both drivers return the same values.
  */
-import { Effect, Layer, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { AgentConfig } from "../domain/AgentConfig.ts"
 import type { AgentState } from "../domain/AgentState.ts"

@@ -9,7 +9,10 @@
  */
 import { join, resolve } from "node:path"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { Cause, Effect, Layer, Redacted } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
 import { SqlClient } from "effect/sql/SqlClient"
 import { StoreFailed } from "../domain/Errors.ts"
 import type { CheckpointStore } from "../services/CheckpointStore.ts"

@@ -8,7 +8,12 @@
 import { randomUUID } from "node:crypto"
 import type { Duplex } from "node:stream"
 import Docker from "dockerode"
-import { Cause, Effect, Layer, Queue, Schedule, Stream } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
 import {
   NetworkPolicyUnsupported,
   ResourceLimitsInvalid,

@@ -30,7 +30,13 @@ import {
   type V1Pod,
   type V1Status
 } from "@kubernetes/client-node"
-import { Cause, Effect, Layer, PubSub, Queue, type Scope, Stream } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import {
   BackendUnavailable,
   ResourceLimitsInvalid,

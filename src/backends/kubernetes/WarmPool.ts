@@ -4,7 +4,7 @@
  * same Pod exactly one succeeds and the other gets 409 Conflict and tries the next candidate.
  */
 import type { CoreV1Api, V1Pod } from "@kubernetes/client-node"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { SandboxConfigInvalid, type SandboxError } from "../../domain/Errors.ts"
 import { call, callOptional, statusOf, translate } from "./internal/kubeErrors.ts"
 import { labelsProblem } from "./KubernetesNames.ts"

@@ -30,7 +30,13 @@ import {
 import { constants as osConstants } from "node:os"
 import { delimiter, dirname, isAbsolute, join, resolve } from "node:path"
 import { StringDecoder } from "node:string_decoder"
-import { Effect, Layer, PubSub, Queue, Schedule, type Scope, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import {
   NetworkPolicyUnsupported,
   RuntimeClassUnavailable,

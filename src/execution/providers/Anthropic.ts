@@ -6,7 +6,10 @@
  * (stop reason, output usage), `message_stop`; `ping` is ignored and `error` fails the turn.
  * Tool results travel as `tool_result` blocks of one user message, as the API requires.
  */
-import { Effect, Layer, Redacted, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
 import type { ConfigInvalid } from "../../domain/Errors.ts"
 import { ModelRequestFailed, ModelResponseInvalid } from "../../domain/Errors.ts"
 import {

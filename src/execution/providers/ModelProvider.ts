@@ -11,7 +11,8 @@
  * })
  * ```
  */
-import { type Effect, Layer } from "effect"
+import type * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import type { ConfigInvalid } from "../../domain/Errors.ts"
 import { ModelGateway, type ModelGatewayShape } from "../../services/ModelGateway.ts"
 import * as Anthropic from "./Anthropic.ts"

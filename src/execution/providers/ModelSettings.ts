@@ -4,7 +4,8 @@
  * The API key is given as a reference (an environment variable or a mounted secret file) or as a
  * `Redacted` value; it is resolved once when the gateway is built and is never logged.
  */
-import { Effect, Redacted } from "effect"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import { readFile } from "node:fs/promises"
 import { ConfigInvalid } from "../../domain/Errors.ts"
 

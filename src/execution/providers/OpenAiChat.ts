@@ -5,7 +5,9 @@
  * `choices[0].delta.content`, tool calls as `delta.tool_calls[]` deltas keyed by `index`, usage in
  * the final chunk (`stream_options.include_usage`), then `data: [DONE]`.
  */
-import { Effect, Layer, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
 import type { ConfigInvalid } from "../../domain/Errors.ts"
 import { ModelResponseInvalid } from "../../domain/Errors.ts"
 import {

@@ -6,7 +6,9 @@
  * `response.completed` / `response.incomplete` (usage, why it stopped), `response.failed` and
  * `error`. Requests are sent with `store: false`: the runtime keeps the conversation itself.
  */
-import { Effect, Layer, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
 import type { ConfigInvalid } from "../../domain/Errors.ts"
 import { ModelRequestFailed, ModelResponseInvalid } from "../../domain/Errors.ts"
 import { ModelGateway, type ModelEvent, type ModelGatewayShape, type ModelRequest } from "../../services/ModelGateway.ts"

@@ -6,7 +6,10 @@
  * instead fail with a coded model error, to exercise retries and error paths. The requests it
  * received are kept, so a test can check what the loop fed back.
  */
-import { Duration, Effect, Layer, Stream } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
 import {
   ModelGateway,
   type ModelError,

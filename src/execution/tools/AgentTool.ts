@@ -5,7 +5,7 @@
  * an `isError` result; failures of the machinery (timeout, sandbox error, MCP server gone, bad
  * input) are coded errors, which the {@link Toolkit} also turns into error results for the model.
  */
-import type { Effect } from "effect"
+import type * as Effect from "effect/Effect"
 import type { ToolFailed, ToolInputInvalid } from "../../domain/Errors.ts"
 import type { ToolDefinition } from "../../services/ModelGateway.ts"
 

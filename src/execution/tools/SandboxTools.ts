@@ -10,7 +10,9 @@
  * dialect maps the file tools onto the in-memory backend's `l02-read`/`l02-write` programs (it has
  * no symbolic links and no directory listing).
  */
-import { Duration, Effect, Stream } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 import { ToolFailed, ToolInputInvalid } from "../../domain/Errors.ts"
 import type { ExecRequest, SandboxBackendShape } from "../../services/SandboxBackend.ts"
 import type { AgentTool, ToolOutput } from "./AgentTool.ts"

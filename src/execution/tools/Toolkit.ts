@@ -3,7 +3,7 @@
  * and every failure turned into a tool result the model can read, never a crash of the loop.
  */
 import { Ajv, type ValidateFunction } from "ajv"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { ToolInputInvalid, ToolNotAllowed } from "../../domain/Errors.ts"
 import type { ToolCall, ToolDefinition } from "../../services/ModelGateway.ts"
 import type { AgentTool, ToolError, ToolOutput } from "./AgentTool.ts"

@@ -1,5 +1,7 @@
 // Request decoding with the API's Schemas: every failure is an InputInvalid (E2001) naming the field.
-import { Cause, Exit, Schema } from "effect"
+import * as Cause from "effect/Cause"
+import * as Exit from "effect/Exit"
+import * as Schema from "effect/Schema"
 import { InputInvalid } from "../../domain/Errors.ts"
 
 export const decode = <S extends Schema.Top & { readonly DecodingServices: never }>(

@@ -7,7 +7,10 @@
  * A suspended agent is not checked (a paused program cannot speak); on resume its silence is counted
  * from the resume.
  */
-import { Effect, Fiber, type Scope, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import type { SandboxError } from "../../domain/Errors.ts"
 import type { Attachment } from "../../services/SandboxBackend.ts"
 

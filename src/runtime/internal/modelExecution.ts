@@ -2,7 +2,8 @@
  * The runtime's side of the agent loop: builds an agent's model gateway and toolkit from its
  * ModelConfig and runs src/execution/AgentLoop.ts for one input, continuing its persisted conversation.
  */
-import { Effect, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 import type { ModelConfig } from "../../domain/AgentConfig.ts"
 import type { ErrorData } from "../../domain/ErrorCatalog.ts"
 import { ConfigInvalid, type RuntimeError } from "../../domain/Errors.ts"

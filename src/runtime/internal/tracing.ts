@@ -2,7 +2,11 @@
  * OpenTelemetry traces of lifecycle operations, exported over OTLP/HTTP (JSON) with Effect's own OTLP
  * tracer: no SDK, no native code. Off by default (`telemetry.traces.exporter: none`).
  */
-import { Effect, Exit, Layer, Scope, type Tracer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
+import type * as Tracer from "effect/Tracer"
 import { FetchHttpClient } from "effect/http"
 import { OtlpExporter, OtlpSerialization, OtlpTracer } from "effect/observability"
 import type { RuntimeConfig } from "../../domain/RuntimeConfig.ts"

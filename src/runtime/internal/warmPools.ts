@@ -9,7 +9,9 @@
  * (or reaps it when the pool is gone or its template changed).
  */
 import { createHash } from "node:crypto"
-import { Effect, Fiber, Queue } from "effect"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Queue from "effect/Queue"
 import type { AgentConfig } from "../../domain/AgentConfig.ts"
 import type { ErrorData } from "../../domain/ErrorCatalog.ts"
 import type { PoolStatus } from "../../domain/PoolStatus.ts"

@@ -6,7 +6,16 @@
  * output lines; exec programs see a workspace kept as a Map of path -> bytes, exported and
  * imported as a real tar archive. Delays go through `Effect.sleep`, so a TestClock drives them.
  */
-import { Clock, Deferred, Effect, Exit, Fiber, Latch, PubSub, Queue, type Scope, Stream } from "effect"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Latch from "effect/Latch"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import {
   NetworkPolicyUnsupported,
   RuntimeClassUnavailable,

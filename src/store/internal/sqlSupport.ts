@@ -1,5 +1,5 @@
 // Helpers shared by the SQL implementations of the store ports.
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { SqlError } from "effect/sql/SqlError"
 import { StoreFailed } from "../../domain/Errors.ts"
 

@@ -1,5 +1,5 @@
 // Translation of dockerode / HTTP / socket errors into the runtime's coded errors, at the edge.
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { BackendUnavailable, SandboxNotFound, SandboxOperationFailed, type SandboxError } from "../../../domain/Errors.ts"
 
 /** The parts of a dockerode error this module reads. */

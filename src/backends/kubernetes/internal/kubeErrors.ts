@@ -1,6 +1,6 @@
 // The edge where the Kubernetes client's errors (ApiException, fetch and WebSocket failures) become
 // the runtime's coded errors, each message naming the operation and what to do about it.
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import {
   BackendUnavailable,
   SandboxConfigInvalid,

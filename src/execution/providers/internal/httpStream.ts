@@ -7,7 +7,11 @@
  * stream with E2080, because the caller has already seen part of the turn. Every attempt has its own
  * AbortController, aborted when the attempt fails or the stream's scope closes (interruption).
  */
-import { Duration, Effect, Random, Redacted, Stream } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Random from "effect/Random"
+import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
 import {
   ModelRateLimited,
   ModelRequestFailed,

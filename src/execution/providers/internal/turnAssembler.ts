@@ -3,7 +3,7 @@
  * deltas pass through as they come; complete tool calls, usage and the finish reason follow at the
  * end, after their arguments were checked to be JSON.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { ModelResponseInvalid } from "../../../domain/Errors.ts"
 import type { FinishReason, ModelEvent, ToolCall } from "../../../services/ModelGateway.ts"
 

@@ -250,8 +250,8 @@ const pools = Command.make("pools", global, (g) =>
         list.length === 0
           ? "no warm pools (configure pools.warm, docs/pools.md)"
           : table([
-              ["POOL", "READY", "CREATING", "SIZE", "MIN", "MAX", "PAUSED", "CLAIMED", "MISSES", "LAST ERROR"],
-              ...list.map((p) => [p.name, String(p.ready), String(p.creating), String(p.size), String(p.min), String(p.max), p.paused ? "yes" : "no", String(p.claimedTotal), String(p.missesTotal), p.lastError === undefined ? "-" : `${p.lastError.code}: ${p.lastError.message}`])
+              ["POOL", "READY", "RUNNING", "CREATING", "SIZE", "MIN", "MAX", "PAUSED", "CLAIMED", "MISSES", "LAST ERROR"],
+              ...list.map((p) => [p.name, String(p.ready), String(p.readyRunning), String(p.creating), String(p.size), String(p.min), String(p.max), p.paused ? `yes (${p.thawed} thawed)` : "no", String(p.claimedTotal), String(p.missesTotal), p.lastError === undefined ? "-" : `${p.lastError.code}: ${p.lastError.message}`])
             ])
       )
     )

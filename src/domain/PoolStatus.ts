@@ -14,7 +14,11 @@ export const PoolStatus = Schema.Struct({
   max: Schema.Number,
   /** Ready sandboxes wait paused (a claim unpauses them). */
   paused: Schema.Boolean,
+  /** How many ready sandboxes a paused pool keeps running, so a claim need not unpause (0 for a running pool). */
+  thawed: Schema.Number,
   ready: Schema.Number,
+  /** Ready sandboxes that run now (all of a running pool's; up to `thawed` of a paused pool's). */
+  readyRunning: Schema.Number,
   creating: Schema.Number,
   /** Sandboxes spawns have claimed since the runtime started. */
   claimedTotal: Schema.Number,

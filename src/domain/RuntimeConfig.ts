@@ -50,7 +50,9 @@ export const WarmPoolConfig = Schema.Struct({
   size: NonNegativeInt,
   min: Schema.optional(NonNegativeInt),
   max: Schema.optional(NonNegativeInt),
-  paused: Schema.optional(Schema.Boolean)
+  paused: Schema.optional(Schema.Boolean),
+  /** Of a paused pool's ready sandboxes, how many are kept running so a claim skips the unpause (default 1). */
+  thawed: Schema.optional(NonNegativeInt)
 }).check(
   Schema.makeFilter(
     (p: { readonly size: number; readonly min?: number | undefined; readonly max?: number | undefined }) =>

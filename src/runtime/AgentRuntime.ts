@@ -961,14 +961,15 @@ export const make = (
       }
     }
     const warm = makeWarmPools(warmConfigs, {
-      make: (pool: WarmPool) =>
+      make: (pool: WarmPool, paused: boolean) =>
         Effect.gen(function* () {
           const agent = { agentId: randomUUID(), sessionId: randomUUID(), config: pool.template, sandbox: poolSandboxes.get(pool.name)! }
           const created = yield* backend.provision(specFor(agent, { [WarmLabels.pool]: pool.name, [WarmLabels.template]: pool.templateHash }))
-          const ready = Effect.andThen(backend.start(created.sandboxId), pool.paused ? backend.pause(created.sandboxId) : Effect.void)
+          const ready = Effect.andThen(backend.start(created.sandboxId), paused ? backend.pause(created.sandboxId) : Effect.void)
           yield* ready.pipe(Effect.onError(() => Effect.ignore(removeQuietly(created.sandboxId))))
-          return { pool: pool.name, agentId: agent.agentId, sessionId: agent.sessionId, sandboxId: created.sandboxId, paused: pool.paused }
+          return { pool: pool.name, agentId: agent.agentId, sessionId: agent.sessionId, sandboxId: created.sandboxId, paused }
         }).pipe(Effect.mapError(toErrorData)),
+      unpause: (sandboxId) => backend.unpause(sandboxId).pipe(Effect.mapError(toErrorData)),
       remove: (sandboxId) => Effect.ignore(removeQuietly(sandboxId)),
       admit: (pool) => Effect.promise(() => admission.acquire(`pool:${pool.name}`)),
       fork: (effect) => runFork(effect),

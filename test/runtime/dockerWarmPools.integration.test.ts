@@ -1,4 +1,4 @@
-// Warm pools on a real Docker engine: paused containers made for the agents that will claim them,
+// Warm pools on a real Docker engine: containers made for the agents that will claim them (one thawed, the rest paused),
 // claimed under concurrency without double hand-outs, executing as the claimed agent, adopted back after
 // a runtime restart, and nothing left behind. Gated by L02_TEST_DOCKER (CI requires the engine).
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -33,11 +33,12 @@ describe.skipIf(!dockerEnabled)("warm pools on Docker", () => {
 
   afterAll(() => services.close(), 60_000)
 
-  it("claims paused containers under 8 concurrent spawns, never one twice, runs them as the agent, and adopts the rest after a restart", async () => {
+  it("claims its thawed and paused containers under 8 concurrent spawns, never one twice, runs them as the agent, and adopts the rest after a restart", async () => {
     let runtime = await start()
-    await eventually(async () => expect((await runtime.pools())[0]).toMatchObject({ ready: 3, creating: 0 }), 60_000)
+    await eventually(async () => expect((await runtime.pools())[0]).toMatchObject({ ready: 3, readyRunning: 1, creating: 0 }), 60_000)
     const warm = await docker.listContainers({ all: true, filters: { label: [`${WarmLabels.pool}=dockerwarm`, `${OwnershipLabels.runtimeId}=${runtimeId}`] } })
-    expect(warm.map((c) => c.State).sort()).toEqual(["paused", "paused", "paused"])
+    // One is kept thawed (running) for the next claim; the others wait paused.
+    expect(warm.map((c) => c.State).sort()).toEqual(["paused", "paused", "running"])
 
     const spawned = await Promise.all(Array.from({ length: 8 }, () => runtime.spawn(template)))
     expect(new Set(spawned.map((s) => s.sandboxId)).size).toBe(8)
@@ -53,7 +54,7 @@ describe.skipIf(!dockerEnabled)("warm pools on Docker", () => {
     for await (const e of runtime.execute(claimed[0]!.agentId, "from the pool")) answer.push(e)
     expect(answer[0]).toMatchObject({ type: "output", data: { text: "echo: from the pool", agentId: claimed[0]!.agentId } })
 
-    await eventually(async () => expect((await runtime.pools())[0]).toMatchObject({ ready: 3, creating: 0 }), 60_000)
+    await eventually(async () => expect((await runtime.pools())[0]).toMatchObject({ ready: 3, readyRunning: 1, creating: 0 }), 60_000)
     const status = (await runtime.pools())[0]!
     expect(status.claimedTotal + status.missesTotal).toBe(8)
     const refilled = (await runtime.pools())[0]!

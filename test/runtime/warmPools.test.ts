@@ -39,8 +39,8 @@ const setup = async (pools: ReadonlyArray<Record<string, unknown>>, services?: A
 
 describe("warm pools", () => {
   it("fills to size with paused sandboxes, hands one to a matching spawn under that sandbox's agent id, and refills", async () => {
-    const { runtime, services, warmSandboxes } = await setup([pool()])
-    await eventually(async () => expect((await runtime.pools())[0]).toMatchObject({ name: "workers", ready: 3, creating: 0, paused: true }))
+    const { runtime, services, warmSandboxes } = await setup([pool({ thawed: 0 })])
+    await eventually(async () => expect((await runtime.pools())[0]).toMatchObject({ name: "workers", ready: 3, readyRunning: 0, creating: 0, paused: true, thawed: 0 }))
     const ready = await warmSandboxes()
     expect(ready.map((s) => s.status)).toEqual(["paused", "paused", "paused"])
 
@@ -63,6 +63,28 @@ describe("warm pools", () => {
     expect(await runtime.resume(spawned.agentId)).toBe("running")
     await runtime.terminate(spawned.agentId)
     await expect(services.run(({ backend }) => backend.inspect(spawned.sandboxId!))).rejects.toMatchObject({ code: "E2045" })
+  })
+
+  it("keeps `thawed` of a paused pool's ready sandboxes running: claims take those first, and the pool thaws the next", async () => {
+    const { runtime, warmSandboxes } = await setup([pool({ size: 4 })])
+    const statuses = async () => (await warmSandboxes()).map((s) => s.status).sort()
+    await eventually(async () => expect((await runtime.pools())[0]).toMatchObject({ ready: 4, readyRunning: 1, creating: 0, thawed: 1 }))
+    expect(await statuses()).toEqual(["paused", "paused", "paused", "running"])
+    const before = new Map((await warmSandboxes()).map((s) => [s.sandboxId, s.status]))
+
+    const spawned = await runtime.spawn(template)
+    expect(before.get(spawned.sandboxId!), "the claim took the running sandbox").toBe("running")
+    // The pool thaws one of its paused sandboxes and makes a new paused one: one runs, three wait.
+    await eventually(async () => expect((await runtime.pools())[0]).toMatchObject({ ready: 4, readyRunning: 1, creating: 0 }))
+    const after = (await warmSandboxes()).filter((s) => s.sandboxId !== spawned.sandboxId)
+    expect(after.map((s) => s.status).sort()).toEqual(["paused", "paused", "paused", "running"])
+    const thawedNow = after.find((s) => s.status === "running")!
+    expect(before.get(thawedNow.sandboxId), "a sandbox that waited paused was thawed").toBe("paused")
+
+    // Claims faster than the thaw take paused sandboxes and unpause them: every agent runs.
+    const burst = await Promise.all([runtime.spawn(template), runtime.spawn(template), runtime.spawn(template)])
+    for (const r of burst) expect((await runtime.getState(r.agentId)).state).toBe("running")
+    await eventually(async () => expect((await runtime.pools())[0]).toMatchObject({ ready: 4, readyRunning: 1, creating: 0, claimedTotal: 4 }))
   })
 
   it("never hands one sandbox to two agents: 20 concurrent spawns against a pool of 5", async () => {

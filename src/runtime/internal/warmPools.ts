@@ -4,7 +4,9 @@
  * A warm sandbox is provisioned for the agent that will claim it: its agent id is chosen when it is
  * made, so its labels, name and environment are already those of that agent, and a claim is only
  * "take it from the list" (synchronous: two spawns can never get the same sandbox) plus, for a paused
- * pool, an unpause. A host that dies between a claim and the agent's first write leaves a sandbox
+ * sandbox, an unpause. A paused pool keeps `thawed` of its ready sandboxes running: claims take those
+ * first, and the pool thaws the next one in the background, so a claim pays an unpause only when
+ * claims come faster than the engine unpauses. A host that dies between a claim and the agent's first write leaves a sandbox
  * labelled as warm for an agent the store does not know: the next start adopts it back into its pool
  * (or reaps it when the pool is gone or its template changed).
  */
@@ -39,6 +41,12 @@ export interface WarmPool {
   /** Hash of the template (sessionId aside), on every sandbox of the pool. */
   readonly templateHash: string
   readonly paused: boolean
+  /** Ready sandboxes a paused pool keeps running (0 for a running pool: all of them run). */
+  readonly thawed: number
+  /** Paused sandboxes being unpaused to become thawed ones (out of `ready` meanwhile). */
+  thawing: number
+  /** Sandboxes being made that will be left running (thawed) rather than paused. */
+  makingRunning: number
   readonly min: number
   readonly max: number
   size: number
@@ -54,8 +62,10 @@ export interface WarmPool {
 
 /** What the pools need from the runtime. */
 export interface WarmPoolDeps {
-  /** Provisions, starts and (when `pool.paused`) pauses a sandbox for a fresh agent id. */
-  readonly make: (pool: WarmPool) => Effect.Effect<WarmSandbox, ErrorData>
+  /** Provisions, starts and (when `paused`) pauses a sandbox for a fresh agent id. */
+  readonly make: (pool: WarmPool, paused: boolean) => Effect.Effect<WarmSandbox, ErrorData>
+  /** Unpauses a paused ready sandbox. */
+  readonly unpause: (sandboxId: string) => Effect.Effect<void, ErrorData>
   /** Removes a sandbox, quietly. */
   readonly remove: (sandboxId: string) => Effect.Effect<void>
   /** Waits for a spawn slot (admission); undefined when the queue is full. */
@@ -94,6 +104,9 @@ export const makeWarmPools = (configs: ReadonlyArray<WarmPoolConfig>, deps: Warm
       template: c.template,
       templateHash: createHash("sha256").update(key).digest("hex").slice(0, 32),
       paused: (c.paused ?? true) && deps.canPause,
+      thawed: (c.paused ?? true) && deps.canPause ? (c.thawed ?? 1) : 0,
+      thawing: 0,
+      makingRunning: 0,
       min: c.min ?? c.size,
       max: c.max ?? c.size,
       size: c.size,
@@ -115,6 +128,41 @@ export const makeWarmPools = (configs: ReadonlyArray<WarmPoolConfig>, deps: Warm
     if (queue !== undefined) Queue.offerUnsafe(queue, undefined)
   }
 
+  const runningReady = (pool: WarmPool) => pool.ready.reduce((n, s) => (s.paused ? n : n + 1), 0)
+
+  /** Unpauses paused ready sandboxes until `thawed` run (in the background; a failed one is replaced). */
+  const thaw = (pool: WarmPool) => {
+    let missing = pool.thawed - runningReady(pool) - pool.thawing - pool.makingRunning
+    while (missing > 0) {
+      const i = pool.ready.findIndex((s) => s.paused)
+      if (i === -1) return
+      const [sandbox] = pool.ready.splice(i, 1)
+      missing -= 1
+      pool.thawing += 1
+      deps.fork(
+        deps.unpause(sandbox!.sandboxId).pipe(
+          Effect.matchEffect({
+            onSuccess: () => Effect.sync(() => pool.ready.unshift({ ...sandbox!, paused: false })),
+            onFailure: (error) =>
+              Effect.andThen(
+                Effect.sync(() => {
+                  pool.lastError = error
+                  pool.fill = true
+                }),
+                deps.remove(sandbox!.sandboxId)
+              )
+          }),
+          Effect.ensuring(
+            Effect.sync(() => {
+              pool.thawing -= 1
+              wake(pool)
+            })
+          )
+        )
+      )
+    }
+  }
+
   /** Makes sandboxes until `size` are ready or being made; waits for a wake when the pool is full. */
   const refill = (pool: WarmPool, queue: Queue.Queue<void>): Effect.Effect<void> =>
     Effect.gen(function* () {
@@ -122,7 +170,8 @@ export const makeWarmPools = (configs: ReadonlyArray<WarmPoolConfig>, deps: Warm
       // Fill to size at the start, and again whenever fewer than min are ready or being made.
       let filling = true
       for (;;) {
-        const have = pool.ready.length + pool.creating
+        thaw(pool)
+        const have = pool.ready.length + pool.creating + pool.thawing
         if (have < pool.min || pool.fill) filling = true
         pool.fill = false
         if (!filling || have >= pool.size) {
@@ -140,7 +189,15 @@ export const makeWarmPools = (configs: ReadonlyArray<WarmPoolConfig>, deps: Warm
             Effect.gen(function* () {
               const release = yield* deps.admit(pool)
               if (release === undefined) return false
-              return yield* deps.make(pool).pipe(
+              // Left running when the pool has fewer thawed sandboxes than it keeps (no pause, no unpause).
+              const running = !pool.paused || runningReady(pool) + pool.thawing + pool.makingRunning < pool.thawed
+              if (pool.paused && running) pool.makingRunning += 1
+              return yield* deps.make(pool, !running).pipe(
+                Effect.ensuring(
+                  Effect.sync(() => {
+                    if (pool.paused && running) pool.makingRunning -= 1
+                  })
+                ),
                 Effect.map((sandbox) => {
                   pool.ready.push(sandbox)
                   pool.createdTotal += 1
@@ -187,7 +244,9 @@ export const makeWarmPools = (configs: ReadonlyArray<WarmPoolConfig>, deps: Warm
       if (byKey.size === 0) return undefined
       const pool = byKey.get(templateKey(config))
       if (pool === undefined) return undefined
-      const sandbox = pool.ready.shift()
+      // A running (thawed) sandbox first, else the oldest paused one.
+      const running = pool.ready.findIndex((s) => !s.paused)
+      const sandbox = pool.ready.splice(running === -1 ? 0 : running, 1)[0]
       if (sandbox === undefined) pool.missesTotal += 1
       else pool.claimedTotal += 1
       wake(pool)
@@ -253,7 +312,9 @@ export const makeWarmPools = (configs: ReadonlyArray<WarmPoolConfig>, deps: Warm
         min: pool.min,
         max: pool.max,
         paused: pool.paused,
+        thawed: pool.thawed,
         ready: pool.ready.length,
+        readyRunning: runningReady(pool),
         creating: pool.creating,
         claimedTotal: pool.claimedTotal,
         createdTotal: pool.createdTotal,

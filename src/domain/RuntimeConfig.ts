@@ -68,7 +68,9 @@ export const RuntimeConfig = Schema.Struct({
     backend: BackendName,
     runtime_id: Schema.String,
     data_dir: Schema.String.check(Schema.isMinLength(1)),
-    hibernate_idle_after_seconds: NonNegativeInt
+    hibernate_idle_after_seconds: NonNegativeInt,
+    /** After lifecycle activity, seconds of quiet before one memory-reducing collection; 0 = never. */
+    reduce_memory_after_idle_seconds: NonNegativeInt
   }),
   store: Schema.Struct({
     url: Schema.String,

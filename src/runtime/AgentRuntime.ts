@@ -70,6 +70,7 @@ import { type AgentFilter, type AgentRecord, type FleetOperation, StateStore } f
 import { fromEffect } from "./EffectBridge.ts"
 import { makeFairAdmission } from "./internal/fairAdmission.ts"
 import { makeHeartbeatWatch } from "./internal/heartbeats.ts"
+import { makeQuietPeriods, memoryReducingGc } from "./internal/memoryReducer.ts"
 import { makeWarmPools, WarmLabels, type WarmPool, type WarmSandbox } from "./internal/warmPools.ts"
 import type { ModelExecuteEvent } from "./internal/modelExecution.ts"
 import type { Conversation } from "../execution/AgentLoop.ts"
@@ -143,6 +144,11 @@ export interface AgentRuntimeOptions {
    * suspensions), e.g. the OTLP tracer of `telemetry.traces`. Omitted: the tracer of whoever runs them.
    */
   readonly tracer?: Tracer.Tracer | undefined
+  /**
+   * What gives memory back once the runtime is quiet (`runtime.reduce_memory_after_idle_seconds`).
+   * Omitted: V8's memory-reducing full collection (src/runtime/internal/memoryReducer.ts).
+   */
+  readonly reduceMemory?: (() => void) | undefined
 }
 
 /** The Effect-native runtime API. */
@@ -263,8 +269,18 @@ export const make = (
     const hub = yield* PubSub.unbounded<LifecycleEvent>()
     let closed = false
 
+    // Lifecycle activity marks the runtime busy; once quiet for a while, the memory of the busy period goes back.
+    const quiet = makeQuietPeriods(config.runtime.reduce_memory_after_idle_seconds * 1000, now)
     const publish = (events: ReadonlyArray<LifecycleEvent>) => {
       for (const event of events) PubSub.publishUnsafe(hub, event)
+      quiet.touch()
+    }
+    const reduceMemory = config.runtime.reduce_memory_after_idle_seconds > 0 ? (options.reduceMemory ?? memoryReducingGc()) : undefined
+    if (reduceMemory !== undefined) {
+      const every = Math.max(250, Math.floor((config.runtime.reduce_memory_after_idle_seconds * 1000) / 4))
+      yield* Effect.sync(() => {
+        if (quiet.due()) reduceMemory()
+      }).pipe(Effect.repeat(Schedule.spaced(`${every} millis`)), Effect.forkIn(scope))
     }
 
     const recordOf = (h: AgentHandle): AgentRecord => ({

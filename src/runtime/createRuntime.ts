@@ -52,6 +52,8 @@ export interface RuntimeOptions {
   readonly random?: (() => number) | undefined
   /** Fill the warm pools (default true); a short-lived runtime passes false (see AgentRuntimeOptions). */
   readonly fillWarmPools?: boolean | undefined
+  /** Advanced: what gives memory back once the runtime is quiet (see AgentRuntimeOptions.reduceMemory). */
+  readonly reduceMemory?: (() => void) | undefined
 }
 
 /** A running L02 runtime, as returned by {@link createRuntime}. */
@@ -139,6 +141,7 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
     now: options.now,
     random: options.random,
     fillWarmPools: options.fillWarmPools,
+    reduceMemory: options.reduceMemory,
     defaultCommand: options.layer === undefined ? defaultCommandFor(config) : undefined
   })
   const managed = ManagedRuntime.make(Layer.provide(layer, services))

@@ -8,7 +8,6 @@
  * what to check.
  */
 import { join, resolve } from "node:path"
-import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -20,7 +19,6 @@ import type { EventLog } from "../services/EventLog.ts"
 import type { StateStore } from "../services/StateStore.ts"
 import { type StoreTarget, storeFailed } from "./internal/sqlSupport.ts"
 import { runMigrations } from "./Migrations.ts"
-import * as PgliteClient from "./PgliteClient.ts"
 import * as SqlCheckpointStore from "./SqlCheckpointStore.ts"
 import * as SqlEventLog from "./SqlEventLog.ts"
 import * as SqlStateStore from "./SqlStateStore.ts"
@@ -68,10 +66,19 @@ const clientLayer = (options: StoreOptions): Layer.Layer<SqlClient, StoreFailed>
       const detail = (error as { reason?: { message?: unknown } }).reason?.message ?? (error instanceof Error ? error.message : String(error))
       return Layer.effect(SqlClient, Effect.fail(new StoreFailed({ message: `cannot open the state store (${String(detail)}); ${target.hint}` })))
     })
+  // Only the driver in use is loaded: a PostgreSQL supervisor never loads PGlite's WebAssembly, and the reverse.
   if (options.url !== undefined && options.url !== "") {
-    return opening(PgClient.layer({ url: Redacted.make(options.url), applicationName: "l02-agent-runtime" }))
+    const url = options.url
+    return opening(
+      Layer.unwrap(
+        Effect.promise(() => import("@effect/sql-pg/PgClient")).pipe(
+          Effect.map((PgClient) => PgClient.layer({ url: Redacted.make(url), applicationName: "l02-agent-runtime" }))
+        )
+      )
+    )
   }
-  return opening(PgliteClient.layer(options.pglite === "memory" ? {} : { dataDir: join(options.dataDir, "pglite") }))
+  const pgliteOptions = options.pglite === "memory" ? {} : { dataDir: join(options.dataDir, "pglite") }
+  return opening(Layer.unwrap(Effect.promise(() => import("./PgliteClient.ts")).pipe(Effect.map((PgliteClient) => PgliteClient.layer(pgliteOptions)))))
 }
 
 /**

@@ -7,6 +7,8 @@
  */
 import { randomUUID } from "node:crypto"
 import type { Duplex } from "node:stream"
+// Before dockerode: defers its SSH and BuildKit transports until used (memory; see the module).
+import "./internal/deferTransports.ts"
 import Docker from "dockerode"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"

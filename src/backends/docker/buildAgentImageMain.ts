@@ -1,5 +1,6 @@
 // Builds the default agent image from the host's busybox-static: `node src/backends/docker/buildAgentImageMain.ts`
 // (used by .ci/setup-docker.sh; `l02 image build` does the same through the CLI). Honours DOCKER_HOST.
+import "./internal/deferTransports.ts"
 import Docker from "dockerode"
 import * as Effect from "effect/Effect"
 import { buildAgentImage } from "./AgentImage.ts"

@@ -68,7 +68,7 @@ import { EventLog } from "../services/EventLog.ts"
 import { SandboxBackend, type SandboxSpec } from "../services/SandboxBackend.ts"
 import { type AgentFilter, type AgentRecord, type FleetOperation, StateStore } from "../services/StateStore.ts"
 import { fromEffect } from "./EffectBridge.ts"
-import { makeFairAdmission } from "./internal/fairAdmission.ts"
+import { type AdmissionPriority, makeFairAdmission } from "./internal/fairAdmission.ts"
 import { makeHeartbeatWatch } from "./internal/heartbeats.ts"
 import { makeQuietPeriods, memoryReducingGc } from "./internal/memoryReducer.ts"
 import { makeWarmPools, WarmLabels, type WarmPool, type WarmSandbox } from "./internal/warmPools.ts"
@@ -95,6 +95,10 @@ export interface ScaleOptions {
   /** The AgentConfig new replicas are spawned from (its name gets a replica suffix). */
   readonly template?: unknown
   readonly reason?: string | undefined
+  /**
+   * Where the operation's spawns queue for admission when spawns wait (`lifecycle.max_concurrent_spawns`):
+   * high before normal before low (warm-pool refills are low). Default normal. Recorded on the operation.
+   */
   readonly priority?: "low" | "normal" | "high" | undefined
 }
 
@@ -987,7 +991,8 @@ export const make = (
         }).pipe(Effect.mapError(toErrorData)),
       unpause: (sandboxId) => backend.unpause(sandboxId).pipe(Effect.mapError(toErrorData)),
       remove: (sandboxId) => Effect.ignore(removeQuietly(sandboxId)),
-      admit: (pool) => Effect.promise(() => admission.acquire(`pool:${pool.name}`)),
+      // Refills yield to every spawn waiting: a warm sandbox is for later, a spawn is for now.
+      admit: (pool) => Effect.promise(() => admission.acquire(`pool:${pool.name}`, "low")),
       fork: (effect) => runFork(effect),
       canPause: warmConfigs.length > 0 && (yield* backendCanPause),
       concurrency: lifecycle.max_concurrent_spawns
@@ -1003,7 +1008,12 @@ export const make = (
         Effect.forkIn(scope)
       )
     }
-    const spawn = (raw: unknown, initialContext?: unknown): Effect.Effect<SpawnResult, RuntimeError> =>
+    /** How a spawn waits for admission: a fleet operation's spawns queue as one session, at its priority. */
+    interface AdmitAs {
+      readonly session: string
+      readonly priority: AdmissionPriority
+    }
+    const spawn = (raw: unknown, initialContext?: unknown, admitAs?: AdmitAs): Effect.Effect<SpawnResult, RuntimeError> =>
       Effect.gen(function* () {
         if (closed) return yield* new RuntimeShutDown({ message: "the runtime was shut down; create a new one" })
         const config = yield* decodeConfig(raw)
@@ -1018,7 +1028,7 @@ export const make = (
           })
         }
         const admittedAs = config.sessionId ?? randomUUID()
-        const release = yield* Effect.promise(() => admission.acquire(admittedAs))
+        const release = yield* Effect.promise(() => admission.acquire(admitAs?.session ?? admittedAs, admitAs?.priority))
         if (release === undefined) {
           return yield* new AdmissionRejected({
             message: `${admission.waiting()} spawns are already waiting (lifecycle.spawn_queue_limit ${lifecycle.spawn_queue_limit}); retry later or raise the limit`
@@ -1153,9 +1163,11 @@ export const make = (
                     name: `${base.name.slice(0, 50)}-${randomUUID().slice(0, 8)}`.replace(/-+$/, ""),
                     labels: { ...base.labels, [poolLabel]: pool }
                   },
-                  { pool, replica: members.length + i }
+                  { pool, replica: members.length + i },
+                  { session: base.sessionId ?? `fleet:${operation.operationId}`, priority: opts.priority ?? "normal" }
                 ),
-              { concurrency: lifecycle.max_concurrent_spawns, discard: true }
+              // As many waiting as running: a freed slot goes to the operation's next spawn at its priority.
+              { concurrency: lifecycle.max_concurrent_spawns * 2, discard: true }
             )
           } else if (replicas < members.length) {
             const order = (h: AgentHandle) => (h.state === "failed" ? 0 : 1)

@@ -293,6 +293,27 @@ describe("admission", () => {
   })
 })
 
+describe("admission by priority", () => {
+  it("admits a high-priority scale's spawns before normal spawns that waited longer, and a low one's after", async () => {
+    const { runtime } = await setup({
+      backend: { provisionDelayMs: 30 },
+      config: { lifecycle: { max_concurrent_spawns: 1, spawn_queue_limit: 100 } }
+    })
+    const blocker = runtime.spawn({ ...agent, name: "blocker" })
+    await new Promise((r) => setTimeout(r, 5))
+    const normals = [0, 1].map((i) => runtime.spawn({ ...agent, name: `normal-${i}` }))
+    await new Promise((r) => setTimeout(r, 5))
+    const low = runtime.scale("batch", 2, { template: { ...agent, name: "batch" }, priority: "low" })
+    await new Promise((r) => setTimeout(r, 5))
+    const high = runtime.scale("urgent", 2, { template: { ...agent, name: "urgent" }, priority: "high" })
+    await Promise.all([blocker, ...normals, low, high])
+    const created = [...(await runtime.list())].sort((a, b) => a.createdAt.localeCompare(b.createdAt))
+    const rank = (name: string) => (name.startsWith("urgent") ? "high" : name.startsWith("batch") ? "low" : name.startsWith("normal") ? "normal" : name)
+    // Spawns are admitted one at a time: the record of each is created when it is admitted.
+    expect(created.map((a) => rank(a.name))).toEqual(["blocker", "high", "high", "normal", "normal", "low", "low"])
+  })
+})
+
 describe("fleet operations", () => {
   it("scales a pool up from a template, down newest first, drains it, and records each operation", async () => {
     const { runtime, services } = await setup()

@@ -26,6 +26,32 @@ describe("fair admission", () => {
     expect(admission.running()).toBe(0)
   })
 
+  it("serves waiting spawns by priority, high before normal before low, round-robin within one", async () => {
+    const admission = makeFairAdmission(1, 100)
+    const first = (await admission.acquire("x"))!
+    const served: Array<string> = []
+    const releases = new Map<string, () => void>()
+    const wait = (name: string, session: string, priority?: "high" | "normal" | "low") =>
+      void admission.acquire(session, priority).then((release) => {
+        served.push(name)
+        releases.set(name, release!)
+      })
+    wait("low1", "pool", "low")
+    wait("n1", "a")
+    wait("low2", "pool", "low")
+    wait("h1", "op", "high")
+    wait("n2", "b", "normal")
+    wait("h2", "op", "high")
+    first()
+    for (let i = 0; i < 6; i++) {
+      await new Promise((r) => setTimeout(r, 0))
+      expect(served).toHaveLength(i + 1)
+      releases.get(served.at(-1)!)!()
+    }
+    expect(served).toEqual(["h1", "h2", "n1", "n2", "low1", "low2"])
+    expect(admission.waiting()).toBe(0)
+  })
+
   it("refuses beyond the queue limit instead of queueing forever", async () => {
     const admission = makeFairAdmission(1, 2)
     await admission.acquire("a")

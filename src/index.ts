@@ -72,6 +72,8 @@ export {
 export {
   type AgentFilter,
   type AgentRecord,
+  AtomicWrites,
+  type AtomicWritesShape,
   type FleetOperation,
   layerMemory as stateStoreMemory,
   StateStore,

@@ -66,7 +66,7 @@ import type { SandboxConfiguration } from "../domain/SandboxConfiguration.ts"
 import { CheckpointStore } from "../services/CheckpointStore.ts"
 import { EventLog } from "../services/EventLog.ts"
 import { SandboxBackend, type SandboxSpec } from "../services/SandboxBackend.ts"
-import { type AgentFilter, type AgentRecord, type FleetOperation, StateStore } from "../services/StateStore.ts"
+import { type AgentFilter, type AgentRecord, AtomicWrites, type FleetOperation, StateStore } from "../services/StateStore.ts"
 import { fromEffect } from "./EffectBridge.ts"
 import { type AdmissionPriority, makeFairAdmission } from "./internal/fairAdmission.ts"
 import { makeHeartbeatWatch } from "./internal/heartbeats.ts"
@@ -261,6 +261,8 @@ export const make = (
     const store = yield* StateStore
     const checkpoints = yield* CheckpointStore
     const eventLog = yield* EventLog
+    // A store whose records and events share a database writes a batch of both in one atomic step.
+    const atomicWrites = yield* Effect.serviceOption(AtomicWrites)
     const services = yield* Effect.context<SandboxBackend | StateStore | CheckpointStore | EventLog>()
     const run = Effect.runPromiseWith(services)
     const runFork = Effect.runForkWith(services)
@@ -337,6 +339,11 @@ export const make = (
       const records = [...batch.agents.values()].map(recordOf)
       void run(
         Effect.gen(function* () {
+          if (Option.isSome(atomicWrites)) {
+            const appended = yield* atomicWrites.value.saveAgentsAndAppend(records, batch.events)
+            if (appended.length > 0) publish(appended)
+            return
+          }
           yield* store.saveAgents(records)
           if (batch.events.length > 0) publish(yield* eventLog.append(batch.events))
         })

@@ -14,6 +14,7 @@ import * as Ref from "effect/Ref"
 import type { AgentConfig } from "../domain/AgentConfig.ts"
 import type { AgentState } from "../domain/AgentState.ts"
 import type { StoreFailed } from "../domain/Errors.ts"
+import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import type { SandboxConfiguration } from "../domain/SandboxConfiguration.ts"
 
 /** One row of agent_instances. */
@@ -74,6 +75,25 @@ export interface StateStoreShape {
 
 /** The state store port. */
 export class StateStore extends Context.Service<StateStore, StateStoreShape>()("l02/StateStore") {}
+
+/** The shape of {@link AtomicWrites}. */
+export interface AtomicWritesShape {
+  /**
+   * Saves the records (as `saveAgents`) and appends the events (as `EventLog.append`) in one atomic
+   * step; returns the events with their ids.
+   */
+  readonly saveAgentsAndAppend: (
+    records: ReadonlyArray<AgentRecord>,
+    events: ReadonlyArray<LifecycleEvent>
+  ) => Effect.Effect<ReadonlyArray<LifecycleEvent>, StoreFailed>
+}
+
+/**
+ * An optional port of a store whose state and event log share a database: a batch of records and its
+ * lifecycle events written together, all or none (the SQL store does it in one statement). Without
+ * it the runtime saves the records, then appends the events.
+ */
+export class AtomicWrites extends Context.Service<AtomicWrites, AtomicWritesShape>()("l02/AtomicWrites") {}
 
 const matches = (record: AgentRecord, filter: AgentFilter): boolean => {
   if (filter.state !== undefined) {

@@ -28,6 +28,36 @@ const toEvent = (row: Row): LifecycleEvent => {
   }
 }
 
+/**
+ * One INSERT ... SELECT of a batch of events, in batch order; returns their ids (see {@link withIds}).
+ * `data` is nested as JSON text so that a JSON null payload stays distinct from no payload.
+ */
+export const insertEvents = (sql: SqlClient, events: ReadonlyArray<LifecycleEvent>) => {
+  const batch = JSON.stringify(
+    events.map((e) => ({
+      agent_id: e.agentId,
+      type: e.type,
+      from_state: e.fromState ?? null,
+      to_state: e.toState ?? null,
+      data: e.data === undefined ? null : JSON.stringify(e.data),
+      at: e.at
+    }))
+  )
+  return sql<{ readonly id: string }>`
+    INSERT INTO lifecycle_events (agent_id, type, from_state, to_state, data, created_at)
+    SELECT e.v->>'agent_id', e.v->>'type', e.v->>'from_state', e.v->>'to_state', (e.v->>'data')::jsonb,
+           (e.v->>'at')::timestamp
+    FROM jsonb_array_elements(${batch}::jsonb) WITH ORDINALITY AS e(v, n)
+    ORDER BY e.n
+    RETURNING id::text AS id`
+}
+
+/** The events of a batch with the ids the insert assigned (ascending, in batch order). */
+export const withIds = (events: ReadonlyArray<LifecycleEvent>, rows: ReadonlyArray<{ readonly id: string }>): ReadonlyArray<LifecycleEvent> => {
+  const ids = rows.map((r) => Number(r.id)).sort((a, b) => a - b)
+  return events.map((e, i): LifecycleEvent => ({ ...e, eventId: ids[i]! }))
+}
+
 /** Builds the SQL event log over the `SqlClient` in context (migrations must have run). */
 export const make = (target: StoreTarget = defaultTarget) =>
   Effect.gen(function* () {
@@ -35,28 +65,8 @@ export const make = (target: StoreTarget = defaultTarget) =>
     return EventLog.of({
       append: (events) => {
         if (events.length === 0) return Effect.succeed([])
-        // `data` is nested as JSON text so that a JSON null payload stays distinct from no payload.
-        const batch = JSON.stringify(
-          events.map((e) => ({
-            agent_id: e.agentId,
-            type: e.type,
-            from_state: e.fromState ?? null,
-            to_state: e.toState ?? null,
-            data: e.data === undefined ? null : JSON.stringify(e.data),
-            at: e.at
-          }))
-        )
-        return sql<{ readonly id: string }>`
-          INSERT INTO lifecycle_events (agent_id, type, from_state, to_state, data, created_at)
-          SELECT e.v->>'agent_id', e.v->>'type', e.v->>'from_state', e.v->>'to_state', (e.v->>'data')::jsonb,
-                 (e.v->>'at')::timestamp
-          FROM jsonb_array_elements(${batch}::jsonb) WITH ORDINALITY AS e(v, n)
-          ORDER BY e.n
-          RETURNING id::text AS id`.pipe(
-          Effect.map((rows) => {
-            const ids = rows.map((r) => Number(r.id)).sort((a, b) => a - b)
-            return events.map((e, i): LifecycleEvent => ({ ...e, eventId: ids[i]! }))
-          }),
+        return insertEvents(sql, events).pipe(
+          Effect.map((rows) => withIds(events, rows)),
           storeFailed(target, `appending ${events.length} lifecycle events`)
         )
       },

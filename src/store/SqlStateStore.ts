@@ -53,6 +53,38 @@ const upsertTail = `ON CONFLICT (agent_id) DO UPDATE SET
   created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, terminated_at = EXCLUDED.terminated_at,
   version = agent_instances.version + 1`
 
+/**
+ * One upsert statement for several records: the rows travel as one JSON array (JSON columns nested as
+ * text, so a JSON null stays distinct from SQL NULL, as in a single save). Agent ids must be distinct.
+ */
+export const upsertAgents = (sql: SqlClient, records: ReadonlyArray<AgentRecord>) => {
+  const rows = JSON.stringify(
+    records.map((r) => ({
+      agent_id: r.agentId,
+      session_id: r.sessionId,
+      runtime_id: r.runtimeId,
+      state: r.state,
+      config: jsonParam(r.config),
+      sandbox: jsonParam(r.sandbox),
+      sandbox_id: r.sandboxId ?? null,
+      snapshot: jsonParam(r.snapshot),
+      labels: jsonParam(r.config.labels ?? {}),
+      resource_usage: jsonParam(r.resourceUsage),
+      created_at: r.createdAt,
+      updated_at: r.updatedAt,
+      terminated_at: r.terminatedAt ?? null
+    }))
+  )
+  return sql`INSERT INTO agent_instances (${sql.literal(insertColumns)})
+      SELECT r.agent_id::uuid, r.session_id::uuid, r.runtime_id, r.state, r.config::jsonb, r.sandbox::jsonb, r.sandbox_id,
+        r.snapshot::jsonb, r.labels::jsonb, r.resource_usage::jsonb, r.created_at::timestamp, r.updated_at::timestamp,
+        r.terminated_at::timestamp
+      FROM jsonb_to_recordset(${rows}::jsonb) AS r(agent_id text, session_id text, runtime_id text, state text, config text,
+        sandbox text, sandbox_id text, snapshot text, labels text, resource_usage text, created_at text, updated_at text,
+        terminated_at text)
+      ${sql.literal(upsertTail)}`
+}
+
 const toRecord = (row: Row): AgentRecord => {
   const resourceUsage = parseJson(row.resource_usage)
   return {
@@ -99,33 +131,7 @@ export const make = (target: StoreTarget = defaultTarget) =>
       saveAgents: (records) => {
         if (records.length === 0) return Effect.void
         if (records.length === 1) return saveAgent(records[0]!)
-        // One statement for the batch: the rows travel as one JSON array (JSON columns nested as text, so
-        // a JSON null stays distinct from SQL NULL, as in saveAgent).
-        const rows = JSON.stringify(
-          records.map((r) => ({
-            agent_id: r.agentId,
-            session_id: r.sessionId,
-            runtime_id: r.runtimeId,
-            state: r.state,
-            config: jsonParam(r.config),
-            sandbox: jsonParam(r.sandbox),
-            sandbox_id: r.sandboxId ?? null,
-            snapshot: jsonParam(r.snapshot),
-            labels: jsonParam(r.config.labels ?? {}),
-            resource_usage: jsonParam(r.resourceUsage),
-            created_at: r.createdAt,
-            updated_at: r.updatedAt,
-            terminated_at: r.terminatedAt ?? null
-          }))
-        )
-        return sql`INSERT INTO agent_instances (${sql.literal(insertColumns)})
-            SELECT r.agent_id::uuid, r.session_id::uuid, r.runtime_id, r.state, r.config::jsonb, r.sandbox::jsonb, r.sandbox_id,
-              r.snapshot::jsonb, r.labels::jsonb, r.resource_usage::jsonb, r.created_at::timestamp, r.updated_at::timestamp,
-              r.terminated_at::timestamp
-            FROM jsonb_to_recordset(${rows}::jsonb) AS r(agent_id text, session_id text, runtime_id text, state text, config text,
-              sandbox text, sandbox_id text, snapshot text, labels text, resource_usage text, created_at text, updated_at text,
-              terminated_at text)
-            ${sql.literal(upsertTail)}`.pipe(Effect.asVoid, storeFailed(target, `saving ${records.length} agents`))
+        return upsertAgents(sql, records).pipe(Effect.asVoid, storeFailed(target, `saving ${records.length} agents`))
       },
 
       getAgent: (agentId) =>

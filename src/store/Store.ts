@@ -16,9 +16,10 @@ import { SqlClient } from "effect/sql/SqlClient"
 import { StoreFailed } from "../domain/Errors.ts"
 import type { CheckpointStore } from "../services/CheckpointStore.ts"
 import type { EventLog } from "../services/EventLog.ts"
-import type { StateStore } from "../services/StateStore.ts"
+import type { AtomicWrites, StateStore } from "../services/StateStore.ts"
 import { type StoreTarget, storeFailed } from "./internal/sqlSupport.ts"
 import { runMigrations } from "./Migrations.ts"
+import * as SqlAtomicWrites from "./SqlAtomicWrites.ts"
 import * as SqlCheckpointStore from "./SqlCheckpointStore.ts"
 import * as SqlEventLog from "./SqlEventLog.ts"
 import * as SqlStateStore from "./SqlStateStore.ts"
@@ -83,16 +84,21 @@ const clientLayer = (options: StoreOptions): Layer.Layer<SqlClient, StoreFailed>
 
 /**
  * The store services over the SQL client in context: runs the migrations, then builds the three
- * ports. Useful to share one client between the store and something else.
+ * ports and their atomic writes. Useful to share one client between the store and something else.
  */
 export const layerFromClient = (
   options: Pick<StoreOptions, "dataDir"> & { readonly target: StoreTarget }
-): Layer.Layer<StateStore | CheckpointStore | EventLog, StoreFailed, SqlClient> =>
-  Layer.mergeAll(
-    SqlStateStore.layer(options.target),
-    SqlCheckpointStore.layer({ blobDir: join(options.dataDir, "checkpoints"), target: options.target }),
-    SqlEventLog.layer(options.target)
-  ).pipe(Layer.provide(Layer.effectDiscard(runMigrations().pipe(storeFailed(options.target, "migrating the database schema")))))
+): Layer.Layer<StateStore | CheckpointStore | EventLog | AtomicWrites, StoreFailed, SqlClient> =>
+  SqlAtomicWrites.layer(options.target).pipe(
+    Layer.provideMerge(
+      Layer.mergeAll(
+        SqlStateStore.layer(options.target),
+        SqlCheckpointStore.layer({ blobDir: join(options.dataDir, "checkpoints"), target: options.target }),
+        SqlEventLog.layer(options.target)
+      )
+    ),
+    Layer.provide(Layer.effectDiscard(runMigrations().pipe(storeFailed(options.target, "migrating the database schema"))))
+  )
 
 /**
  * The durable store on PostgreSQL (with `url`) or embedded PGlite, migrated at startup.
@@ -104,5 +110,5 @@ export const layerFromClient = (
  * // or: Store.layer({ url: "postgres://l02@db:5432/l02", pglite: "file", dataDir: "./.l02" })
  * ```
  */
-export const layer = (options: StoreOptions): Layer.Layer<StateStore | CheckpointStore | EventLog, StoreFailed> =>
+export const layer = (options: StoreOptions): Layer.Layer<StateStore | CheckpointStore | EventLog | AtomicWrites, StoreFailed> =>
   layerFromClient({ dataDir: options.dataDir, target: targetOf(options) }).pipe(Layer.provide(clientLayer(options)))

@@ -16,6 +16,7 @@ import * as Store from "../../src/store/Store.ts"
 import { checkpointRequest, checkpointStoreTests } from "../services/CheckpointStoreContract.ts"
 import { eventLogTests } from "../services/EventLogContract.ts"
 import { agentRecord, stateStoreTests } from "../services/StateStoreContract.ts"
+import { atomicWritesTests } from "./atomicWritesContract.ts"
 
 const root = mkdtempSync(join(tmpdir(), "l02-store-"))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -35,6 +36,7 @@ layer(Store.layer({ pglite: "memory", dataDir: memoryDir }), { timeout: "60 seco
       expect(error).toMatchObject({ _tag: "StoreFailed", code: "E2060" })
       expect(Option.isNone(yield* store.getAgent(good.agentId))).toBe(true)
     }))
+  describe("AtomicWrites", () => atomicWritesTests(it))
   describe("CheckpointStore", () => checkpointStoreTests(it, { corrupt: truncate }))
   describe("EventLog", () => eventLogTests(it))
 })

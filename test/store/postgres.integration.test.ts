@@ -16,6 +16,7 @@ import * as Store from "../../src/store/Store.ts"
 import { checkpointStoreTests } from "../services/CheckpointStoreContract.ts"
 import { eventLogTests } from "../services/EventLogContract.ts"
 import { agentRecord, stateStoreTests } from "../services/StateStoreContract.ts"
+import { atomicWritesTests } from "./atomicWritesContract.ts"
 
 const baseUrl = process.env.L02_TEST_POSTGRES_URL ?? ""
 const root = mkdtempSync(join(tmpdir(), "l02-pg-"))
@@ -54,6 +55,7 @@ describe.skipIf(!baseUrl)("PostgreSQL store", () => {
     describe("StateStore", () => stateStoreTests(it))
     describe("CheckpointStore", () => checkpointStoreTests(it, { corrupt: truncate }))
     describe("EventLog", () => eventLogTests(it))
+    describe("AtomicWrites", () => atomicWritesTests(it))
   })
 
   it.live(

@@ -142,7 +142,9 @@ export const makeWarmPools = (configs: ReadonlyArray<WarmPoolConfig>, deps: Warm
       deps.fork(
         deps.unpause(sandbox!.sandboxId).pipe(
           Effect.matchEffect({
-            onSuccess: () => Effect.sync(() => pool.ready.unshift({ ...sandbox!, paused: false })),
+            // A pool shrunk meanwhile (resize) keeps no more than its size.
+            onSuccess: () =>
+              pool.ready.length >= pool.size ? deps.remove(sandbox!.sandboxId) : Effect.sync(() => pool.ready.unshift({ ...sandbox!, paused: false })),
             onFailure: (error) =>
               Effect.andThen(
                 Effect.sync(() => {

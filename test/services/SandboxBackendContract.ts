@@ -249,6 +249,21 @@ export const sandboxBackendContract = (name: string, options: ContractOptions): 
         })
       ))
 
+    it.skipIf(options.pauseSupported === false)("pause and unpause are idempotent: a runtime recovering from a crash may repeat either", { timeout }, () =>
+      run((backend) =>
+        Effect.gen(function* () {
+          const sandbox = yield* acquire(backend, specFor())
+          yield* backend.unpause(sandbox.sandboxId)
+          expect((yield* backend.inspect(sandbox.sandboxId)).status).toBe("running")
+          yield* backend.pause(sandbox.sandboxId)
+          yield* backend.pause(sandbox.sandboxId)
+          expect((yield* backend.inspect(sandbox.sandboxId)).status).toBe("paused")
+          yield* backend.unpause(sandbox.sandboxId)
+          yield* backend.unpause(sandbox.sandboxId)
+          expect((yield* backend.inspect(sandbox.sandboxId)).status).toBe("running")
+        })
+      ))
+
     it("stop ends the sandbox, remove deletes it, inspect then fails with E2045", { timeout }, () =>
       run((backend) =>
         Effect.gen(function* () {

@@ -421,6 +421,18 @@ export const make = (options: DockerBackendOptions = {}): Effect.Effect<SandboxB
         Effect.catch((error) => (okStatus !== undefined && statusOf(error) === okStatus ? Effect.void : Effect.fail(translate(error, ctx(`${verb} sandbox ${sandboxId}`, sandboxId)))))
       )
 
+    /** Turns a refused pause (unpause) into success when the container is paused (running) already. */
+    const alreadyAs =
+      (sandboxId: string, paused: boolean) =>
+      <A>(effect: Effect.Effect<A, SandboxError>): Effect.Effect<A | void, SandboxError> =>
+        effect.pipe(
+          Effect.catch((error) =>
+            Effect.tryPromise({ try: () => docker.getContainer(sandboxId).inspect(), catch: () => error }).pipe(
+              Effect.flatMap((info) => (info.State.Running && info.State.Paused === paused ? Effect.void : Effect.fail(error)))
+            )
+          )
+        )
+
     /**
      * Force-removes a container. The engine can refuse transiently (409 while another removal of the
      * same container is in progress, 500 while containerd has not yet reported a kill, a dropped
@@ -730,8 +742,10 @@ export const make = (options: DockerBackendOptions = {}): Effect.Effect<SandboxB
       })),
       provision,
       start,
-      pause: (sandboxId) => simple(sandboxId, "pause", (c) => c.pause()),
-      unpause: (sandboxId) => simple(sandboxId, "unpause", (c) => c.unpause()),
+      // Idempotent (a runtime recovering from a crash may repeat either): the engine refuses to pause a
+      // paused container or unpause a running one; when it did, the container is already as asked.
+      pause: (sandboxId) => simple(sandboxId, "pause", (c) => c.pause()).pipe(alreadyAs(sandboxId, true)),
+      unpause: (sandboxId) => simple(sandboxId, "unpause", (c) => c.unpause()).pipe(alreadyAs(sandboxId, false)),
       stop: (sandboxId, { graceMs }) =>
         Effect.suspend(() => {
           stopping.add(sandboxId)

@@ -1173,8 +1173,9 @@ export const make = (
                   { pool, replica: members.length + i },
                   { session: base.sessionId ?? `fleet:${operation.operationId}`, priority: opts.priority ?? "normal" }
                 ),
-              // As many waiting as running: a freed slot goes to the operation's next spawn at its priority.
-              { concurrency: lifecycle.max_concurrent_spawns * 2, discard: true }
+              // As many waiting as running (within the queue's limit): a freed slot goes to the operation's
+              // next spawn at its priority.
+              { concurrency: lifecycle.max_concurrent_spawns + Math.min(lifecycle.max_concurrent_spawns, lifecycle.spawn_queue_limit), discard: true }
             )
           } else if (replicas < members.length) {
             const order = (h: AgentHandle) => (h.state === "failed" ? 0 : 1)

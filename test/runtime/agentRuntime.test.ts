@@ -314,6 +314,18 @@ describe("admission by priority", () => {
   })
 })
 
+describe("fleet operations under a small queue", () => {
+  it("a scale keeps within lifecycle.spawn_queue_limit: it completes instead of tripping E2030 on its own spawns", async () => {
+    const { runtime } = await setup({
+      backend: { provisionDelayMs: 10 },
+      config: { lifecycle: { max_concurrent_spawns: 2, spawn_queue_limit: 1 } }
+    })
+    const op = await runtime.scale("small", 6, { template: { ...agent, name: "small" } })
+    expect(op).toMatchObject({ status: "completed", targetReplicas: 6 })
+    expect(await runtime.list({ labels: { "pool.l02.dev/name": "small" }, state: "running" })).toHaveLength(6)
+  })
+})
+
 describe("fleet operations", () => {
   it("scales a pool up from a template, down newest first, drains it, and records each operation", async () => {
     const { runtime, services } = await setup()

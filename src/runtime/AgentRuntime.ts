@@ -1305,9 +1305,16 @@ export const make = (
           const executionId = randomUUID()
           yield* attachment.write(JSON.stringify({ type: "input", id: executionId, input }))
           const timeoutMs = opts.timeoutMs ?? 300_000
+          const startedAt = Date.now()
           let finished = false
+          // The agent's last stderr lines, to say why when its output ends without a done line.
+          const stderrTail: Array<string> = []
           return attachment.output.pipe(
             Stream.map((out): ExecuteEvent => {
+              if (out.stream === "stderr") {
+                stderrTail.push(out.line.length > 200 ? `${out.line.slice(0, 200)}...` : out.line)
+                if (stderrTail.length > 3) stderrTail.shift()
+              }
               let data: unknown
               try {
                 data = JSON.parse(out.line)
@@ -1328,12 +1335,20 @@ export const make = (
                 Effect.suspend(() =>
                   finished
                     ? Effect.void
-                    : Effect.fail(
-                        new ExecuteFailed({
-                          message: `the agent did not answer with a {"type":"done"} line within ${timeoutMs} ms, or its output ended`,
-                          agentId
-                        })
-                      )
+                    : Date.now() - startedAt >= timeoutMs
+                      ? Effect.fail(new ExecuteFailed({ message: `the agent did not answer with a {"type":"done"} line within ${timeoutMs} ms`, agentId }))
+                      : backend.inspect(sandboxId).pipe(
+                          Effect.map((info) => (info.status === "exited" ? `it exited with code ${info.exitCode ?? "unknown"}` : `it is ${info.status}`)),
+                          Effect.orElseSucceed(() => "its sandbox is gone"),
+                          Effect.flatMap((why) =>
+                            Effect.fail(
+                              new ExecuteFailed({
+                                message: `the agent's output ended before its {"type":"done"} line: ${why}${stderrTail.length === 0 ? "" : `; its last stderr: ${stderrTail.join(" | ")}`}`,
+                                agentId
+                              })
+                            )
+                          )
+                        )
                 )
               ).pipe(Stream.drain)
             ),

@@ -1,14 +1,10 @@
 // Heartbeats from a real program: the runtime tells an agent with a heartbeat timeout how often to beat
 // (L02_HEARTBEAT_MS) and the reference agent (src/agent/echoAgent.mjs) does; a program that never beats is
 // restarted (E2049). On the process backend, in real time.
-import { mkdtemp, rm } from "node:fs/promises"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import { afterAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import type { LifecycleEvent } from "../../src/domain/LifecycleEvent.ts"
 import { isHeartbeat } from "../../src/runtime/internal/heartbeats.ts"
-import { createRuntime } from "../../src/runtime/createRuntime.ts"
-import { eventually } from "./support.ts"
+import { eventually, processRuntime } from "./support.ts"
 
 describe("heartbeats", () => {
   it("knows a heartbeat line from other output", () => {
@@ -18,20 +14,8 @@ describe("heartbeats", () => {
     expect(isHeartbeat('{"type":"heartbeat"')).toBe(false)
   })
 
-  const dirs: Array<string> = []
-  afterAll(async () => {
-    for (const dir of dirs) await rm(dir, { recursive: true, force: true })
-  })
-
   it("keeps an agent that beats running and restarts one that falls silent, on the process backend", { timeout: 30_000 }, async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), "l02-heartbeat-"))
-    dirs.push(dataDir)
-    const runtime = await createRuntime({
-      backend: "process",
-      dataDir,
-      env: {},
-      config: { store: { pglite: "memory" }, lifecycle: { heartbeat_timeout_seconds: 1, restart_backoff_initial_ms: 100, health_check_interval_seconds: 0 } }
-    })
+    const { runtime, close } = await processRuntime({ lifecycle: { heartbeat_timeout_seconds: 1, restart_backoff_initial_ms: 100, health_check_interval_seconds: 0 } })
     try {
       const history: Array<LifecycleEvent> = []
       void (async () => {
@@ -51,9 +35,7 @@ describe("heartbeats", () => {
       await runtime.terminate(beating.agentId, { force: true })
       await runtime.terminate(silent.agentId, { force: true })
     } finally {
-      // Process sandboxes outlive their host by design: the test ends its agents before shutting down.
-      for (const agent of await runtime.list()) if (agent.state !== "terminated") await runtime.terminate(agent.agentId, { force: true }).catch(() => undefined)
-      await runtime.shutdown()
+      await close()
     }
   })
 })

@@ -1,5 +1,9 @@
 // Shared helpers for runtime tests: services built once so several runtimes (a "restart") share them.
+import { mkdtemp, rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { createRuntime } from "../../src/runtime/createRuntime.ts"
 import { CheckpointStore, layerMemory as checkpointMemory } from "../../src/services/CheckpointStore.ts"
 import { EventLog, layerMemory as eventLogMemory } from "../../src/services/EventLog.ts"
 import { layerMemory as sandboxMemory, SandboxBackend } from "../../src/services/SandboxBackend.ts"
@@ -41,4 +45,20 @@ export const eventually = async (check: () => unknown | Promise<unknown>, ms = 3
       await new Promise((r) => setTimeout(r, 10))
     }
   }
+}
+
+/**
+ * A runtime on the process backend in a fresh data directory, for tests of real programs. `close`
+ * ends its agents first (process sandboxes outlive their host by design), shuts it down and removes
+ * the directory.
+ */
+export const processRuntime = async (config: Record<string, Record<string, unknown>>) => {
+  const dataDir = await mkdtemp(join(tmpdir(), "l02-process-runtime-"))
+  const runtime = await createRuntime({ backend: "process", dataDir, env: {}, config: { store: { pglite: "memory" }, ...config } })
+  const close = async () => {
+    for (const agent of await runtime.list()) if (agent.state !== "terminated") await runtime.terminate(agent.agentId, { force: true }).catch(() => undefined)
+    await runtime.shutdown()
+    await rm(dataDir, { recursive: true, force: true })
+  }
+  return { runtime, close }
 }

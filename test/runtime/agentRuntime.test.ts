@@ -296,15 +296,14 @@ describe("admission", () => {
 describe("admission by priority", () => {
   it("admits a high-priority scale's spawns before normal spawns that waited longer, and a low one's after", async () => {
     const { runtime } = await setup({
-      backend: { provisionDelayMs: 30 },
+      backend: { provisionDelayMs: 400 },
       config: { lifecycle: { max_concurrent_spawns: 1, spawn_queue_limit: 100 } }
     })
     const blocker = runtime.spawn({ ...agent, name: "blocker" })
-    await new Promise((r) => setTimeout(r, 5))
+    // Once the blocker holds the only slot (its record exists once it is admitted), the others queue behind it.
+    await eventually(async () => expect((await runtime.list()).map((a) => a.name)).toEqual(["blocker"]))
     const normals = [0, 1].map((i) => runtime.spawn({ ...agent, name: `normal-${i}` }))
-    await new Promise((r) => setTimeout(r, 5))
     const low = runtime.scale("batch", 2, { template: { ...agent, name: "batch" }, priority: "low" })
-    await new Promise((r) => setTimeout(r, 5))
     const high = runtime.scale("urgent", 2, { template: { ...agent, name: "urgent" }, priority: "high" })
     await Promise.all([blocker, ...normals, low, high])
     const created = [...(await runtime.list())].sort((a, b) => a.createdAt.localeCompare(b.createdAt))

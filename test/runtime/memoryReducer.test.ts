@@ -36,11 +36,11 @@ const setup = async (idleSeconds: number) => {
 
 describe("memory after a busy period", () => {
   it("reduces once per quiet period, only after activity, and never while operations go on", async () => {
-    const { runtime, reductions } = await setup(1)
-    await sleep(1500)
+    const { runtime, reductions } = await setup(2)
+    await sleep(2500)
     expect(reductions(), "no activity yet: nothing to give back").toBe(0)
     const { agentId } = await runtime.spawn({ name: "busy", trustLevel: "TRUSTED" })
-    // Activity every 300 ms for 2 s: never quiet for 1 s.
+    // Activity every 300 ms for 2 s: never quiet for 2 s.
     for (let i = 0; i < 7; i++) {
       await runtime.suspend(agentId)
       await runtime.resume(agentId)
@@ -48,7 +48,7 @@ describe("memory after a busy period", () => {
     }
     expect(reductions()).toBe(0)
     await until(() => reductions() === 1)
-    await sleep(1500)
+    await sleep(3000)
     expect(reductions(), "still quiet: once per quiet period").toBe(1)
     await runtime.terminate(agentId)
     await until(() => reductions() === 2)

@@ -261,8 +261,14 @@ export const make = (
     const store = yield* StateStore
     const checkpoints = yield* CheckpointStore
     const eventLog = yield* EventLog
-    // A store whose records and events share a database writes a batch of both in one atomic step.
-    const atomicWrites = yield* Effect.serviceOption(AtomicWrites)
+    // A store whose records and events share a database writes a batch of both in one atomic step;
+    // otherwise records, then events.
+    const writeBatchOf = Option.getOrElse(yield* Effect.serviceOption(AtomicWrites), () =>
+      AtomicWrites.of({
+        saveAgentsAndAppend: (records, events) =>
+          Effect.andThen(store.saveAgents(records), events.length === 0 ? Effect.succeed([]) : eventLog.append(events))
+      })
+    )
     const services = yield* Effect.context<SandboxBackend | StateStore | CheckpointStore | EventLog>()
     const run = Effect.runPromiseWith(services)
     const runFork = Effect.runForkWith(services)
@@ -339,13 +345,8 @@ export const make = (
       const records = [...batch.agents.values()].map(recordOf)
       void run(
         Effect.gen(function* () {
-          if (Option.isSome(atomicWrites)) {
-            const appended = yield* atomicWrites.value.saveAgentsAndAppend(records, batch.events)
-            if (appended.length > 0) publish(appended)
-            return
-          }
-          yield* store.saveAgents(records)
-          if (batch.events.length > 0) publish(yield* eventLog.append(batch.events))
+          const appended = yield* writeBatchOf.saveAgentsAndAppend(records, batch.events)
+          if (appended.length > 0) publish(appended)
         })
       )
         .then(

@@ -68,18 +68,17 @@ const clientLayer = (options: StoreOptions): Layer.Layer<SqlClient, StoreFailed>
       return Layer.effect(SqlClient, Effect.fail(new StoreFailed({ message: `cannot open the state store (${String(detail)}); ${target.hint}` })))
     })
   // Only the driver in use is loaded: a PostgreSQL supervisor never loads PGlite's WebAssembly, and the reverse.
-  if (options.url !== undefined && options.url !== "") {
-    const url = options.url
-    return opening(
-      Layer.unwrap(
-        Effect.promise(() => import("@effect/sql-pg/PgClient")).pipe(
-          Effect.map((PgClient) => PgClient.layer({ url: Redacted.make(url), applicationName: "l02-agent-runtime" }))
-        )
-      )
+  const onUse = <M, E>(load: () => Promise<M>, client: (module: M) => Layer.Layer<SqlClient, E>) =>
+    opening(Layer.unwrap(Effect.map(Effect.promise(load), client)))
+  const url = options.url
+  if (url !== undefined && url !== "") {
+    return onUse(
+      () => import("@effect/sql-pg/PgClient"),
+      (PgClient) => PgClient.layer({ url: Redacted.make(url), applicationName: "l02-agent-runtime" })
     )
   }
   const pgliteOptions = options.pglite === "memory" ? {} : { dataDir: join(options.dataDir, "pglite") }
-  return opening(Layer.unwrap(Effect.promise(() => import("./PgliteClient.ts")).pipe(Effect.map((PgliteClient) => PgliteClient.layer(pgliteOptions)))))
+  return onUse(() => import("./PgliteClient.ts"), (PgliteClient) => PgliteClient.layer(pgliteOptions))
 }
 
 /**

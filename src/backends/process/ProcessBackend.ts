@@ -130,6 +130,8 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
     const childExits = new Map<string, number>()
     const execs = new Map<string, Set<number>>()
     const reported = new Set<string>()
+    /** Sandbox users (`uid:gid`) known to reach the data directory. */
+    const reachesDataDir = new Set<string>()
     let closed = false
 
     const fail = (message: string, agentId?: string) =>
@@ -380,13 +382,16 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
         }
         if (hostIsRoot && securityContext.runAsNonRoot) {
           // The sandbox user must reach its data directory and the program files it is given by path.
+          // A data directory found reachable stays so for that user (refusals are looked at again).
           const { runAsUser: uid, runAsGroup: gid } = securityContext
-          const checks: Array<[string, "search" | "read" | "execute", string]> = [[dataDir, "search", "runtime.data_dir"]]
+          const user = `${uid}:${gid}`
+          const checks: Array<[string, "search" | "read" | "execute", string]> = reachesDataDir.has(user) ? [] : [[dataDir, "search", "runtime.data_dir"]]
           spec.command.forEach((part, i) => {
             if (isAbsolute(part)) checks.push([part, i === 0 ? "execute" : "read", "command"])
           })
           for (const [path, access, key] of checks) {
             const why = unreachable(path, uid, gid, access)
+            if (why === undefined && path === dataDir) reachesDataDir.add(user)
             if (why !== undefined) {
               return Effect.fail(
                 new SandboxConfigInvalid({

@@ -99,12 +99,13 @@ export const makeWarmPools = (configs: ReadonlyArray<WarmPoolConfig>, deps: Warm
   const fibers: Array<Fiber.Fiber<void>> = []
   for (const c of configs) {
     const key = templateKey(c.template)
+    const paused = (c.paused ?? true) && deps.canPause
     const pool: WarmPool = {
       name: c.name,
       template: c.template,
       templateHash: createHash("sha256").update(key).digest("hex").slice(0, 32),
-      paused: (c.paused ?? true) && deps.canPause,
-      thawed: (c.paused ?? true) && deps.canPause ? (c.thawed ?? 1) : 0,
+      paused,
+      thawed: paused ? (c.thawed ?? 1) : 0,
       thawing: 0,
       makingRunning: 0,
       min: c.min ?? c.size,
@@ -129,15 +130,15 @@ export const makeWarmPools = (configs: ReadonlyArray<WarmPoolConfig>, deps: Warm
   }
 
   const runningReady = (pool: WarmPool) => pool.ready.reduce((n, s) => (s.paused ? n : n + 1), 0)
+  /** Thawed sandboxes a paused pool lacks, counting those being thawed or made running. */
+  const thawedMissing = (pool: WarmPool) => pool.thawed - runningReady(pool) - pool.thawing - pool.makingRunning
 
   /** Unpauses paused ready sandboxes until `thawed` run (in the background; a failed one is replaced). */
   const thaw = (pool: WarmPool) => {
-    let missing = pool.thawed - runningReady(pool) - pool.thawing - pool.makingRunning
-    while (missing > 0) {
+    for (let missing = thawedMissing(pool); missing > 0; missing--) {
       const i = pool.ready.findIndex((s) => s.paused)
       if (i === -1) return
       const [sandbox] = pool.ready.splice(i, 1)
-      missing -= 1
       pool.thawing += 1
       deps.fork(
         deps.unpause(sandbox!.sandboxId).pipe(
@@ -192,14 +193,10 @@ export const makeWarmPools = (configs: ReadonlyArray<WarmPoolConfig>, deps: Warm
               const release = yield* deps.admit(pool)
               if (release === undefined) return false
               // Left running when the pool has fewer thawed sandboxes than it keeps (no pause, no unpause).
-              const running = !pool.paused || runningReady(pool) + pool.thawing + pool.makingRunning < pool.thawed
-              if (pool.paused && running) pool.makingRunning += 1
-              return yield* deps.make(pool, !running).pipe(
-                Effect.ensuring(
-                  Effect.sync(() => {
-                    if (pool.paused && running) pool.makingRunning -= 1
-                  })
-                ),
+              const thawedNow = thawedMissing(pool) > 0
+              if (thawedNow) pool.makingRunning += 1
+              return yield* deps.make(pool, pool.paused && !thawedNow).pipe(
+                Effect.ensuring(Effect.sync(() => (pool.makingRunning -= thawedNow ? 1 : 0))),
                 Effect.map((sandbox) => {
                   pool.ready.push(sandbox)
                   pool.createdTotal += 1

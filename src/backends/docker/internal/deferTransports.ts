@@ -45,12 +45,9 @@ module.exports = new Proxy({}, {
 })
 `
 
-let registered = false
-
-/** Registers the deferral once per process (a no-op where `module.registerHooks` is missing). */
-export const deferDockerodeTransports = (): void => {
-  if (registered || typeof module.registerHooks !== "function") return
-  registered = true
+// Registered when this module is first evaluated (once per process); where `module.registerHooks` is
+// missing, dockerode simply loads its transports as it always did.
+if (typeof module.registerHooks === "function") {
   module.registerHooks({
     resolve(specifier, context, nextResolve) {
       const importer = deferred[specifier]
@@ -66,5 +63,3 @@ export const deferDockerodeTransports = (): void => {
     }
   })
 }
-
-deferDockerodeTransports()

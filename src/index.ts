@@ -35,6 +35,7 @@ export { toMermaid } from "./runtime/machineDiagram.ts"
 export * from "./domain/AgentConfig.ts"
 export * from "./domain/AgentInstance.ts"
 export * from "./domain/AgentState.ts"
+export * from "./domain/ConfigReferences.ts"
 export * from "./domain/Checkpoint.ts"
 export * from "./domain/ErrorCatalog.ts"
 export * from "./domain/Errors.ts"
@@ -53,6 +54,14 @@ export {
   type CheckpointStoreShape,
   layerMemory as checkpointStoreMemory
 } from "./services/CheckpointStore.ts"
+export {
+  layerConfig as secretStoreFromConfig,
+  layerMemory as secretStoreMemory,
+  makeSecretStore,
+  SecretStore,
+  type SecretStoreShape
+} from "./services/SecretStore.ts"
+export { type SpawnPolicy } from "./runtime/SpawnPolicy.ts"
 export { EventLog, type EventLogShape, type EventQuery, layerMemory as eventLogMemory } from "./services/EventLog.ts"
 export {
   type Attachment,

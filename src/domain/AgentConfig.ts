@@ -80,37 +80,69 @@ export const ScriptedTurnConfig = Schema.Struct({
   usage: Schema.optional(Schema.Struct({ inputTokens: Schema.Number, outputTokens: Schema.Number }))
 })
 
-/** An MCP server whose tools an agent's model may call (stdio servers run on the host). */
+/**
+ * How an agent reaches one MCP server: a stdio program started **inside the agent's sandbox**
+ * (through the backend, as the sandbox user, under its trust level's isolation and network policy),
+ * or a streamable HTTP server at a URL. An `http` URL from outside the process must be listed in
+ * `execution.allowed_urls`.
+ */
+export const McpTransport = Schema.Union([
+  Schema.Struct({
+    type: Schema.Literal("stdio"),
+    command: Schema.String.check(Schema.isMinLength(1)),
+    args: Schema.optional(Schema.Array(Schema.String)),
+    /** The program's environment inside the sandbox (added to the sandbox's own). */
+    env: Schema.optional(Schema.Record(Schema.String, Schema.String)),
+    /** Working directory inside the sandbox; the workspace when absent. */
+    cwd: Schema.optional(Schema.String.check(Schema.isMinLength(1)))
+  }),
+  Schema.Struct({ type: Schema.Literal("http"), url: Schema.String, headers: Schema.optional(Schema.Record(Schema.String, Schema.String)) })
+])
+
+/**
+ * An MCP server whose tools an agent's model may call: its own `transport` (a stdio server runs in
+ * the agent's sandbox), or `server`, the name of one the operator declared (`execution.mcp_servers`),
+ * exactly one.
+ */
 export const McpServerConfig = Schema.Struct({
   name: Schema.String.check(Schema.isMinLength(1)),
-  transport: Schema.Union([
-    Schema.Struct({
-      type: Schema.Literal("stdio"),
-      command: Schema.String.check(Schema.isMinLength(1)),
-      args: Schema.optional(Schema.Array(Schema.String)),
-      env: Schema.optional(Schema.Record(Schema.String, Schema.String))
-    }),
-    Schema.Struct({ type: Schema.Literal("http"), url: Schema.String, headers: Schema.optional(Schema.Record(Schema.String, Schema.String)) })
-  ]),
+  transport: Schema.optional(McpTransport),
+  /** An MCP server declared by the operator in `execution.mcp_servers`. */
+  server: Schema.optional(Schema.String.check(Schema.isMinLength(1))),
   /** Only these of the server's tools (names or `prefix*`); all when absent. */
   allowlist: Schema.optional(Schema.Array(Schema.String)),
   /** Expose the tools as `<name>__<tool>`. */
   prefix: Schema.optional(Schema.Boolean),
   timeoutMs: Schema.optional(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1)))
-})
+}).check(
+  Schema.makeFilter(
+    (m: { readonly transport?: unknown; readonly server?: unknown }) =>
+      (m.transport === undefined) !== (m.server === undefined) ||
+      "an MCP server names exactly one of transport (its own: stdio runs in the sandbox, or an http url) or server (one declared in execution.mcp_servers)"
+  )
+)
+/** @see McpServerConfig */
+export type McpServerConfig = typeof McpServerConfig.Type
 
 /**
  * The model an agent runs its loop with. With a model, `execute` runs the runtime's agent loop (model ->
  * tools in the sandbox -> model ...); without, it speaks the JSON-lines protocol to the agent's program.
  */
 export const ModelConfig = Schema.Struct({
-  provider: Schema.Literals(["openai-chat", "openai-responses", "anthropic", "scripted"]),
-  model: Schema.String.check(Schema.isMinLength(1)),
-  /** The API's base URL (e.g. https://api.openai.com/v1); required except for `scripted`. */
+  /** A model endpoint the operator declared (`execution.models.<name>`): its provider, URL and key. */
+  endpoint: Schema.optional(Schema.String.check(Schema.isMinLength(1))),
+  /** The provider kind of an explicit endpoint (with `baseUrl`), or `scripted`; not with `endpoint`. */
+  provider: Schema.optional(Schema.Literals(["openai-chat", "openai-responses", "anthropic", "scripted"])),
+  /** The model id; with `endpoint`, one it allows (its default when omitted). */
+  model: Schema.optional(Schema.String.check(Schema.isMinLength(1))),
+  /**
+   * An explicit API base URL (e.g. https://api.openai.com/v1), for `provider` other than `scripted`.
+   * From outside the process (HTTP) only a URL listed in `execution.allowed_urls`.
+   */
   baseUrl: Schema.optional(Schema.String),
-  /** Name of the environment variable holding the API key (never the key itself). */
+  /** Embedding code only: the supervisor's environment variable holding the API key. Refused from HTTP. */
   apiKeyEnv: Schema.optional(Schema.String),
-  /** A file holding the API key (e.g. a mounted secret). */
+  /** Embedding code only: a file on the supervisor's host holding the API key. Refused from HTTP. */
   apiKeyFile: Schema.optional(Schema.String),
   system: Schema.optional(Schema.String),
   maxSteps: Schema.optional(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1), Schema.isLessThanOrEqualTo(100))),
@@ -122,7 +154,19 @@ export const ModelConfig = Schema.Struct({
   script: Schema.optional(Schema.Array(ScriptedTurnConfig)),
   /** MCP servers whose tools the model may call, connected for each execute step. */
   mcp: Schema.optional(Schema.Array(McpServerConfig))
-})
+}).check(
+  Schema.makeFilter(
+    (m: { readonly endpoint?: string | undefined; readonly provider?: string | undefined; readonly model?: string | undefined; readonly baseUrl?: string | undefined; readonly apiKeyEnv?: string | undefined; readonly apiKeyFile?: string | undefined }) => {
+      if (m.endpoint !== undefined) {
+        const extra = (["provider", "baseUrl", "apiKeyEnv", "apiKeyFile"] as const).find((k) => m[k] !== undefined)
+        return extra === undefined || `model.${extra} cannot be given with model.endpoint: the endpoint ${JSON.stringify(m.endpoint)} declares it`
+      }
+      if (m.provider === undefined) return "a model names endpoint (one declared in execution.models) or provider"
+      if (m.model === undefined) return `model.model is required with provider ${m.provider}`
+      return true
+    }
+  )
+)
 /** @see ModelConfig */
 export type ModelConfig = typeof ModelConfig.Type
 

@@ -23,6 +23,8 @@ const entries = [
   ["E2001", "InputInvalid", "interface", false, "request input invalid"],
   ["E2002", "Unauthenticated", "interface", false, "no valid API key"],
   ["E2003", "Forbidden", "interface", false, "API key lacks the scope the operation needs"],
+  ["E2004", "HostReferenceRefused", "interface", false, "a config from outside the process names a host resource directly"],
+  ["E2005", "ReferenceUnknown", "configuration", false, "a config names an operator resource that is not declared"],
   ["E2020", "InvalidTransition", "lifecycle", false, "operation not allowed in the agent's current state"],
   ["E2021", "AgentNotFound", "lifecycle", false, "agent not found"],
   ["E2022", "SpawnFailed", "lifecycle", true, "spawn failed"],

@@ -31,6 +31,21 @@ export class Unauthenticated extends Schema.TaggedError<Unauthenticated>()("Unau
 export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", fields) {
   readonly code = "E2003" as const
 }
+/**
+ * E2004: an agent config from outside the process (HTTP) names a host resource directly: a file path,
+ * an environment variable of the supervisor, or a URL not in `execution.allowed_urls`. `key` names the
+ * field; nothing was created.
+ */
+export class HostReferenceRefused extends Schema.TaggedError<HostReferenceRefused>()("HostReferenceRefused", fields) {
+  readonly code = "E2004" as const
+}
+/**
+ * E2005: an agent config names an operator resource (a model endpoint, an MCP server, a secret) that
+ * the configuration does not declare, or a model id its endpoint does not allow. `key` names the field.
+ */
+export class ReferenceUnknown extends Schema.TaggedError<ReferenceUnknown>()("ReferenceUnknown", fields) {
+  readonly code = "E2005" as const
+}
 /** E2020: the operation is not accepted in the agent's current state; nothing was changed. */
 export class InvalidTransition extends Schema.TaggedError<InvalidTransition>()("InvalidTransition", {
   ...fields,
@@ -200,6 +215,8 @@ export type RuntimeError =
   | InputInvalid
   | Unauthenticated
   | Forbidden
+  | HostReferenceRefused
+  | ReferenceUnknown
   | InvalidTransition
   | AgentNotFound
   | SpawnFailed
@@ -265,6 +282,8 @@ const constructors: Record<ErrorCode, (data: { message: string; agentId?: string
   E2001: (d) => new InputInvalid(d),
   E2002: (d) => new Unauthenticated(d),
   E2003: (d) => new Forbidden(d),
+  E2004: (d) => new HostReferenceRefused(d),
+  E2005: (d) => new ReferenceUnknown(d),
   E2020: (d) => new InvalidTransition({ ...d, state: "unknown", operation: "unknown" }),
   E2021: (d) => new AgentNotFound(d),
   E2022: (d) => new SpawnFailed(d),

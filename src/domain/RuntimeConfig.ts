@@ -2,7 +2,7 @@
  * The runtime's configuration schema: the keys of config/default_config.yaml.
  */
 import * as Schema from "effect/Schema"
-import { AgentConfig, CpuQuantity, MemoryQuantity } from "./AgentConfig.ts"
+import { AgentConfig, CpuQuantity, MemoryQuantity, TrustLevel } from "./AgentConfig.ts"
 
 const PositiveInt = Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1))
 const NonNegativeInt = Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0))
@@ -24,7 +24,12 @@ export type ApiKeyScope = typeof ApiKeyScope.Type
 export const ApiKeyConfig = Schema.Struct({
   key_env: Schema.optional(Schema.String.check(Schema.isPattern(/^[A-Za-z_][A-Za-z0-9_]*$/))),
   key_sha256: Schema.optional(Schema.String.check(Schema.isPattern(/^[0-9a-f]{64}$/))),
-  scopes: Schema.Array(ApiKeyScope).check(Schema.isMinLength(1))
+  scopes: Schema.Array(ApiKeyScope).check(Schema.isMinLength(1)),
+  /**
+   * The trust levels this key may spawn. Default: every level but TRUSTED for operate keys (a TRUSTED
+   * agent on the process backend is a program on the supervisor's host); every level for admin keys.
+   */
+  trust_levels: Schema.optional(Schema.Array(TrustLevel).check(Schema.isMinLength(1)))
 }).check(
   Schema.makeFilter(
     (k: { readonly key_env?: string | undefined; readonly key_sha256?: string | undefined }) =>
@@ -61,6 +66,83 @@ export const WarmPoolConfig = Schema.Struct({
 )
 /** @see WarmPoolConfig */
 export type WarmPoolConfig = typeof WarmPoolConfig.Type
+
+/** Names of operator-declared resources (secrets, model endpoints, MCP servers): 1-63 letters, digits, '-', '_' or '.'. */
+export const ResourceName = Schema.String.check(Schema.isPattern(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/))
+
+const HttpUrl = Schema.String.check(
+  Schema.makeFilter((s: string) => {
+    try {
+      const url = new URL(s)
+      return (url.protocol === "http:" || url.protocol === "https:") && url.username === "" && url.password === "" ||
+        `an http(s) URL without credentials, got ${JSON.stringify(s)}`
+    } catch {
+      return `an http(s) URL, got ${JSON.stringify(s)}`
+    }
+  })
+)
+
+/**
+ * Where a secret of the operator's comes from: an environment variable of the supervisor (`env`) or a
+ * file (`file`, e.g. a mounted Kubernetes or Docker secret), exactly one. Read when it is used; its value
+ * never appears in records, events, checkpoints, traces, logs, errors or API answers.
+ */
+export const SecretSource = Schema.Struct({
+  env: Schema.optional(Schema.String.check(Schema.isPattern(/^[A-Za-z_][A-Za-z0-9_]*$/))),
+  file: Schema.optional(Schema.String.check(Schema.isMinLength(1)))
+}).check(
+  Schema.makeFilter(
+    (s: { readonly env?: string | undefined; readonly file?: string | undefined }) =>
+      (s.env === undefined) !== (s.file === undefined) || "a secret names exactly one of env (a variable of the supervisor) or file (a path on its host)"
+  )
+)
+/** @see SecretSource */
+export type SecretSource = typeof SecretSource.Type
+
+/**
+ * A model endpoint the operator declares (`execution.models.<name>`): agent configs name it as
+ * `model.endpoint` and never see its URL or key.
+ */
+export const ModelEndpointConfig = Schema.Struct({
+  provider: Schema.Literals(["openai-chat", "openai-responses", "anthropic"]),
+  base_url: HttpUrl,
+  /** The model id used when an agent config names none. */
+  model: Schema.optional(Schema.String.check(Schema.isMinLength(1))),
+  /** The model ids an agent config may choose; any when absent. */
+  models: Schema.optional(Schema.Array(Schema.String.check(Schema.isMinLength(1)))),
+  /** The secret (`secrets.<name>`) holding the API key; none for local servers that need no key. */
+  api_key_secret: Schema.optional(ResourceName),
+  /** Extra request headers (not secret, e.g. an organisation id). */
+  headers: Schema.optional(Schema.Record(Schema.String, Schema.String)),
+  /** Time until the answer's headers arrive, per attempt (default 60000). */
+  timeout_ms: Schema.optional(PositiveInt)
+})
+/** @see ModelEndpointConfig */
+export type ModelEndpointConfig = typeof ModelEndpointConfig.Type
+
+/**
+ * An MCP server on the supervisor's side that the operator declares (`execution.mcp_servers.<name>`):
+ * a program started on the host (`command`) or a streamable HTTP server (`url`), exactly one. Agent
+ * configs name it as `{ name, server: "<name>" }`.
+ */
+export const HostMcpServerConfig = Schema.Struct({
+  command: Schema.optional(Schema.Array(Schema.String.check(Schema.isMinLength(1))).check(Schema.isMinLength(1))),
+  cwd: Schema.optional(Schema.String.check(Schema.isMinLength(1))),
+  env: Schema.optional(Schema.Record(Schema.String, Schema.String)),
+  /** Environment variables of the program taken from secrets: variable -> secret name. */
+  env_secrets: Schema.optional(Schema.Record(Schema.String, ResourceName)),
+  url: Schema.optional(HttpUrl),
+  headers: Schema.optional(Schema.Record(Schema.String, Schema.String)),
+  /** A secret sent as `Authorization: Bearer <value>` to the `url`. */
+  bearer_secret: Schema.optional(ResourceName)
+}).check(
+  Schema.makeFilter(
+    (m: { readonly command?: unknown; readonly url?: unknown }) =>
+      (m.command === undefined) !== (m.url === undefined) || "an MCP server names exactly one of command (a program on the supervisor's host) or url"
+  )
+)
+/** @see HostMcpServerConfig */
+export type HostMcpServerConfig = typeof HostMcpServerConfig.Type
 
 /** The complete, validated configuration. */
 export const RuntimeConfig = Schema.Struct({
@@ -123,6 +205,8 @@ export const RuntimeConfig = Schema.Struct({
     runtime_classes: Schema.Record(Schema.String, Schema.String),
     /** CIDRs the restricted network policy may reach besides DNS. */
     egress_allow_cidrs: Schema.Array(Schema.String),
+    /** Labels of the cluster's DNS Pods: a restricted agent's DNS goes to them only. */
+    dns_pod_labels: Schema.Record(Schema.String, Schema.String),
     workspace: Schema.Struct({
       volume: Schema.Literals(["emptyDir", "persistentVolumeClaim"]),
       size: Schema.String,
@@ -135,6 +219,19 @@ export const RuntimeConfig = Schema.Struct({
   }),
   pools: Schema.Struct({
     warm: Schema.Array(WarmPoolConfig)
+  }),
+  /** The operator's secrets, by name (docs/security.md). */
+  secrets: Schema.Record(ResourceName, SecretSource),
+  execution: Schema.Struct({
+    /** Model endpoints agent configs may name (`model.endpoint`). */
+    models: Schema.Record(ResourceName, ModelEndpointConfig),
+    /** MCP servers on the supervisor's side agent configs may name (`mcp[].server`). */
+    mcp_servers: Schema.Record(ResourceName, HostMcpServerConfig),
+    /**
+     * URLs an agent config from outside the process (HTTP) may name as `model.baseUrl` or an MCP server's
+     * `url`: a URL matches an entry with the same scheme, host and port whose path is a prefix of its own.
+     */
+    allowed_urls: Schema.Array(HttpUrl)
   }),
   telemetry: Schema.Struct({
     /** OpenTelemetry traces of lifecycle operations; `none` (the default) exports nothing. */

@@ -7,12 +7,15 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto"
 import { ConfigInvalid, Forbidden, Unauthenticated } from "../domain/Errors.ts"
+import type { TrustLevel } from "../domain/AgentConfig.ts"
 import type { ApiKeyConfig, ApiKeyScope } from "../domain/RuntimeConfig.ts"
 
 /** A resolved key: the SHA-256 of the secret and what it may do. */
 export interface ResolvedApiKey {
   readonly sha256: Buffer
   readonly scopes: ReadonlySet<ApiKeyScope>
+  /** The trust levels it may spawn; undefined: any. */
+  readonly trustLevels: ReadonlyArray<TrustLevel> | undefined
   /** Where the key came from, for messages (`env L02_API_KEY` or `key_sha256 #2`); never the key. */
   readonly source: string
 }
@@ -36,6 +39,7 @@ export const resolveApiKeys = (
 ): ReadonlyArray<ResolvedApiKey> => {
   const resolved = keys.map((entry, index): ResolvedApiKey => {
     const scopes = new Set(entry.scopes)
+    const trustLevels = trustLevelsOf(entry)
     if (entry.key_env !== undefined) {
       const value = env[entry.key_env]
       if (value === undefined || value === "") {
@@ -44,9 +48,9 @@ export const resolveApiKeys = (
           key: `http.api_keys.${index}.key_env`
         })
       }
-      return { sha256: createHash("sha256").update(value, "utf8").digest(), scopes, source: `env ${entry.key_env}` }
+      return { sha256: createHash("sha256").update(value, "utf8").digest(), scopes, trustLevels, source: `env ${entry.key_env}` }
     }
-    if (entry.key_sha256 !== undefined) return { sha256: Buffer.from(entry.key_sha256, "hex"), scopes, source: `key_sha256 #${index}` }
+    if (entry.key_sha256 !== undefined) return { sha256: Buffer.from(entry.key_sha256, "hex"), scopes, trustLevels, source: `key_sha256 #${index}` }
     throw new ConfigInvalid({ message: `http.api_keys[${index}] names neither key_env nor key_sha256`, key: `http.api_keys.${index}` })
   })
   if (resolved.length === 0 && !isLoopback(host)) {
@@ -58,17 +62,29 @@ export const resolveApiKeys = (
   return resolved
 }
 
-/** The scopes a request has: every scope when no keys are configured (loopback only), else its key's. */
-export type Principal = ReadonlySet<ApiKeyScope>
+/**
+ * The trust levels a key may spawn: its `trust_levels`; else every level for an admin key and every
+ * level but TRUSTED for others (a TRUSTED agent on the process backend is a program on the host).
+ */
+export const trustLevelsOf = (entry: ApiKeyConfig): ReadonlyArray<TrustLevel> | undefined =>
+  entry.trust_levels ?? (entry.scopes.includes("admin") ? undefined : ["STANDARD", "UNTRUSTED", "CONFIDENTIAL"])
 
-const allScopes: Principal = new Set<ApiKeyScope>(["read", "operate", "admin"])
+/** What a request may do: its scopes (every scope when no keys are configured, loopback only) and the trust levels it may spawn. */
+export interface Principal {
+  readonly scopes: ReadonlySet<ApiKeyScope>
+  /** Undefined: any trust level. */
+  readonly trustLevels: ReadonlyArray<TrustLevel> | undefined
+}
+
+const allScopes: ReadonlySet<ApiKeyScope> = new Set<ApiKeyScope>(["read", "operate", "admin"])
+const everything: Principal = { scopes: allScopes, trustLevels: undefined }
 
 /**
  * Authenticates an `Authorization` header against the keys. Fails with E2002 (no or unknown key);
  * the messages never contain the presented key.
  */
 export const authenticate = (keys: ReadonlyArray<ResolvedApiKey>, authorization: string | undefined): Principal | Unauthenticated => {
-  if (keys.length === 0) return allScopes
+  if (keys.length === 0) return everything
   if (authorization === undefined || authorization === "") {
     return new Unauthenticated({ message: "this route needs an API key: send the header Authorization: Bearer <key>" })
   }
@@ -81,11 +97,11 @@ export const authenticate = (keys: ReadonlyArray<ResolvedApiKey>, authorization:
   // Compare with every key so the time taken does not tell which one matched.
   for (const key of keys) if (timingSafeEqual(key.sha256, presented) && found === undefined) found = key
   if (found === undefined) return new Unauthenticated({ message: "the API key is not known to this server; check the key you send" })
-  return found.scopes.has("admin") ? allScopes : found.scopes
+  return { scopes: found.scopes.has("admin") ? allScopes : found.scopes, trustLevels: found.trustLevels }
 }
 
 /** Checks that a principal has `scope` (admin has every scope); fails with E2003 naming it. */
 export const authorize = (principal: Principal, scope: ApiKeyScope, what: string): Forbidden | undefined =>
-  principal.has(scope) || principal.has("admin")
+  principal.scopes.has(scope) || principal.scopes.has("admin")
     ? undefined
-    : new Forbidden({ message: `${what} needs an API key with the scope ${scope}; this key has ${[...principal].join(", ") || "none"}`, key: scope })
+    : new Forbidden({ message: `${what} needs an API key with the scope ${scope}; this key has ${[...principal.scopes].join(", ") || "none"}`, key: scope })

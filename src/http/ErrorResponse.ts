@@ -14,6 +14,8 @@ export const statusOfCode: Readonly<Record<ErrorCode, number>> = {
   E2001: 400,
   E2002: 401,
   E2003: 403,
+  E2004: 403,
+  E2005: 400,
   E2020: 409,
   E2021: 404,
   E2022: 502,

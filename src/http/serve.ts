@@ -14,6 +14,7 @@ import type { AgentState } from "../domain/AgentState.ts"
 import { ConfigInvalid, InputInvalid, Unauthenticated } from "../domain/Errors.ts"
 import type { ApiKeyConfig } from "../domain/RuntimeConfig.ts"
 import type { L02Runtime } from "../runtime/createRuntime.ts"
+import type { SpawnPolicy } from "../runtime/SpawnPolicy.ts"
 import { authenticate, authorize, resolveApiKeys } from "./ApiKeys.ts"
 import { type ErrorAnswer, answerOf, answerOfUnknown } from "./ErrorResponse.ts"
 import {
@@ -81,6 +82,8 @@ interface Parsed {
   readonly body: unknown
   readonly res: ServerResponse
   readonly req: IncomingMessage
+  /** Who asks: a config in the request is spawned as `remote`, within the key's trust levels. */
+  readonly policy: SpawnPolicy
 }
 
 type Answer =
@@ -213,9 +216,9 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
   await new Promise((r) => setImmediate(r))
 
   const handlers: Record<Route["name"], Handler> = {
-    spawn: async ({ body }) => {
+    spawn: async ({ body, policy }) => {
       const request = orThrow(decode(SpawnEnvelope, body, "body"))
-      const result = await runtime.spawn(request.config, request.initialContext)
+      const result = await runtime.spawn(request.config, request.initialContext, policy)
       return json(201, result)
     },
     list: async ({ query }) => {
@@ -302,9 +305,10 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
       return json(200, await runtime.resizePool(name, request.size))
     },
     fleet: async () => json(200, await runtime.fleetStatus()),
-    scale: async ({ body }) => {
+    scale: async ({ body, policy }) => {
       const request = orThrow(decode(ScaleRequest, body, "body"))
       const operation = await runtime.scale(request.pool, request.replicas, {
+        policy,
         ...(request.template === undefined ? {} : { template: request.template }),
         ...(request.reason === undefined ? {} : { reason: request.reason }),
         ...(request.priority === undefined ? {} : { priority: request.priority })
@@ -409,6 +413,8 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
       const route = found.route
       endpoint = route.name
       const scope = endpointScopes[route.name]
+      // Without keys (loopback only) a request may spawn any trust level; its config is remote all the same.
+      let policy: SpawnPolicy = { origin: "remote" }
       if (scope !== "public") {
         // EventSource cannot send headers: the event stream alone also takes the key as ?access_token=,
         // and a key presented that way only ever has the read scope.
@@ -418,12 +424,15 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
           sendError(res, answerOf(authenticated, { "www-authenticate": 'Bearer realm="l02"' }))
           return
         }
-        const principal: typeof authenticated = accessToken === null ? authenticated : new Set([...authenticated].filter((s) => s === "read"))
+        const principal: typeof authenticated = accessToken === null
+          ? authenticated
+          : { scopes: new Set([...authenticated.scopes].filter((s) => s === "read")), trustLevels: authenticated.trustLevels }
         const forbidden = authorize(principal, scope, `${route.method} ${route.path}`)
         if (forbidden !== undefined) {
           sendError(res, answerOf(forbidden))
           return
         }
+        policy = { origin: "remote", trustLevels: principal.trustLevels }
       }
       if (route.name === "events") url.searchParams.delete("access_token")
       const query = orThrow(parseQuery(url.searchParams))
@@ -448,7 +457,7 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
       } else {
         req.resume()
       }
-      const answer = await handlers[route.name]({ params: found.params, query, body, res, req })
+      const answer = await handlers[route.name]({ params: found.params, query, body, res, req, policy })
       if (answer._tag === "Json") sendJson(res, answer.status, answer.body)
       else if (answer._tag === "Text") {
         res.writeHead(answer.status, { ...securityHeaders, "content-type": answer.contentType, "content-length": Buffer.byteLength(answer.body) })

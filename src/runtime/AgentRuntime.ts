@@ -75,7 +75,10 @@ import { makeWarmPools, WarmLabels, type WarmPool, type WarmSandbox } from "./in
 import type { ModelExecuteEvent } from "./internal/modelExecution.ts"
 import type { Conversation } from "../execution/AgentLoop.ts"
 import * as TokenBudget from "../execution/TokenBudget.ts"
-import type { ModelGatewayShape } from "../services/ModelGateway.ts"
+import { declaredResourcesOf } from "../domain/ConfigReferences.ts"
+import { SecretStore } from "../services/SecretStore.ts"
+import type { OperatorResources, PreparedModel } from "./internal/modelExecution.ts"
+import { checkSpawnPolicy, type SpawnPolicy } from "./SpawnPolicy.ts"
 
 /** Options of `suspend`. */
 export interface SuspendOptions {
@@ -100,6 +103,8 @@ export interface ScaleOptions {
    * high before normal before low (warm-pool refills are low). Default normal. Recorded on the operation.
    */
   readonly priority?: "low" | "normal" | "high" | undefined
+  /** Who asks: a `template` from outside the process is checked like a remote spawn's config. */
+  readonly policy?: SpawnPolicy | undefined
 }
 
 /** The label that names an agent's pool. */
@@ -158,7 +163,11 @@ export interface AgentRuntimeOptions {
 /** The Effect-native runtime API. */
 export interface AgentRuntimeShape {
   readonly runtimeId: string
-  readonly spawn: (config: unknown, initialContext?: unknown) => Effect.Effect<SpawnResult, RuntimeError>
+  /**
+   * Spawns an agent. `policy.origin: "remote"` marks a config from outside the process (the HTTP API
+   * passes it): it may then not name a host file, variable or unlisted URL (E2004).
+   */
+  readonly spawn: (config: unknown, initialContext?: unknown, policy?: SpawnPolicy) => Effect.Effect<SpawnResult, RuntimeError>
   readonly terminate: (agentId: string, options?: TerminateOptions) => Effect.Effect<void, RuntimeError>
   readonly suspend: (agentId: string, options?: SuspendOptions) => Effect.Effect<string | undefined, RuntimeError>
   readonly resume: (agentId: string, checkpointId?: string) => Effect.Effect<AgentState, RuntimeError>
@@ -221,7 +230,8 @@ interface AgentHandle {
   conversation: Conversation | undefined
   /** Token use within the budget's sliding hour, persisted so a restart does not reset the budget. */
   tokenUsage: ReadonlyArray<TokenBudget.UsageEntry> | undefined
-  gateway: ModelGatewayShape | undefined
+  /** The agent's model gateway and the secret values it holds, built at its first step. */
+  model: PreparedModel | undefined
   /** In-flight provisioning, awaited (and interrupted) before a stop so no sandbox leaks. */
   provisioning: Fiber.Fiber<unknown, unknown> | undefined
   /** The warm sandbox this agent's spawn claimed, until its first provisioning takes it. */
@@ -255,9 +265,11 @@ const backendsFor = (runtimeClass: string): string =>
 export const make = (
   config: RuntimeConfig,
   options: AgentRuntimeOptions
-): Effect.Effect<AgentRuntimeShape, RuntimeError, SandboxBackend | StateStore | CheckpointStore | EventLog | Scope.Scope> =>
+): Effect.Effect<AgentRuntimeShape, RuntimeError, SandboxBackend | StateStore | CheckpointStore | EventLog | SecretStore | Scope.Scope> =>
   Effect.gen(function* () {
     const backend = yield* SandboxBackend
+    const declared = declaredResourcesOf(config)
+    const operatorResources: OperatorResources = { declared, secrets: yield* SecretStore }
     const store = yield* StateStore
     const checkpoints = yield* CheckpointStore
     const eventLog = yield* EventLog
@@ -1021,12 +1033,14 @@ export const make = (
       readonly session: string
       readonly priority: AdmissionPriority
     }
-    const spawn = (raw: unknown, initialContext?: unknown, admitAs?: AdmitAs): Effect.Effect<SpawnResult, RuntimeError> =>
+    const spawn = (raw: unknown, initialContext?: unknown, admitAs?: AdmitAs, policy?: SpawnPolicy): Effect.Effect<SpawnResult, RuntimeError> =>
       Effect.gen(function* () {
         if (closed) return yield* new RuntimeShutDown({ message: "the runtime was shut down; create a new one" })
         const config = yield* decodeConfig(raw)
         const sandbox = resolveSandbox(config, config_)
         if (sandbox instanceof ResourceLimitsInvalid) return yield* sandbox
+        const refused = checkSpawnPolicy(config, sandbox.trustLevel, declared, policy)
+        if (refused !== undefined) return yield* refused
         const caps = yield* backend.capabilities
         if (!caps.runtimeClasses.includes(sandbox.runtimeClass)) {
           return yield* new RuntimeClassUnavailable({
@@ -1063,7 +1077,7 @@ export const make = (
           waiters: 0,
           conversation: undefined,
           tokenUsage: undefined,
-          gateway: undefined,
+          model: undefined,
           state: "pending",
           activity: undefined,
           lastContext: undefined as never,
@@ -1149,6 +1163,13 @@ export const make = (
         if (replicas > members.length && template === undefined) {
           return yield* new InputInvalid({ message: `pool ${pool} has no agents to copy; pass a template to grow it`, key: "template" })
         }
+        if (replicas > members.length) {
+          // Refused before the operation is recorded: the caller may spawn neither this template nor its trust level.
+          const sandbox = resolveSandbox(template!, config_)
+          if (sandbox instanceof ResourceLimitsInvalid) return yield* sandbox
+          const refused = checkSpawnPolicy(template!, sandbox.trustLevel, declared, opts.policy)
+          if (refused !== undefined) return yield* refused
+        }
         const operation: FleetOperation = {
           operationId: randomUUID(),
           operationType: replicas === 0 ? "drain" : "scale",
@@ -1172,7 +1193,8 @@ export const make = (
                     labels: { ...base.labels, [poolLabel]: pool }
                   },
                   { pool, replica: members.length + i },
-                  { session: base.sessionId ?? `fleet:${operation.operationId}`, priority: opts.priority ?? "normal" }
+                  { session: base.sessionId ?? `fleet:${operation.operationId}`, priority: opts.priority ?? "normal" },
+                  opts.policy
                 ),
               // As many waiting as running (within the queue's limit): a freed slot goes to the operation's
               // next spawn at its priority.
@@ -1273,15 +1295,16 @@ export const make = (
           if (h.config.model !== undefined) {
             const model = h.config.model
             // The agent loop (providers, tokenizer, MCP) is loaded by the first agent that has a model.
-            const { gatewayFor, runModelLoop } = yield* Effect.promise(() => import("./internal/modelExecution.ts"))
-            h.gateway ??= yield* gatewayFor(model)
+            const { prepareModel, runModelLoop } = yield* Effect.promise(() => import("./internal/modelExecution.ts"))
+            h.model ??= yield* prepareModel(model, operatorResources)
             const caps = yield* backend.capabilities
             const executionId = randomUUID()
             return runModelLoop({
               agentId,
               input,
               model,
-              gateway: h.gateway,
+              prepared: h.model,
+              resources: operatorResources,
               budget: tokenBudget,
               tokensPerHour: h.sandbox.resources.tokensPerHour,
               backend,
@@ -1503,7 +1526,7 @@ export const make = (
         waiters: 0,
         conversation: (saved as { conversation?: Conversation } | null)?.conversation,
         tokenUsage: (saved as { tokenUsage?: ReadonlyArray<TokenBudget.UsageEntry> } | null)?.tokenUsage,
-        gateway: undefined,
+        model: undefined,
         state: r.state,
         activity: undefined,
         lastContext: undefined as never,
@@ -1590,8 +1613,8 @@ export const make = (
     const trustOf = (agentId: string) => agents.get(agentId)?.sandbox.trustLevel ?? "unknown"
     const shape: AgentRuntimeShape = {
       runtimeId: options.runtimeId,
-      spawn: (raw, initialContext) =>
-        spawn(raw, initialContext).pipe(
+      spawn: (raw, initialContext, policy) =>
+        spawn(raw, initialContext, undefined, policy).pipe(
           Effect.tap((r) => Effect.annotateCurrentSpan({ "l02.agent_id": r.agentId, "l02.state": r.state })),
           traced("l02.spawn", {
             "l02.agent.name": String((raw as { name?: unknown } | null)?.name ?? ""),
@@ -1644,5 +1667,5 @@ const unknownError: ErrorData = { code: "E2027", message: "the agent failed", re
 export const layer = (
   config: RuntimeConfig,
   options: AgentRuntimeOptions
-): Layer.Layer<AgentRuntime, RuntimeError, SandboxBackend | StateStore | CheckpointStore | EventLog> =>
+): Layer.Layer<AgentRuntime, RuntimeError, SandboxBackend | StateStore | CheckpointStore | EventLog | SecretStore> =>
   Layer.effect(AgentRuntime, make(config, options))

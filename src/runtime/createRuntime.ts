@@ -22,6 +22,7 @@ import type { PoolStatus } from "../domain/PoolStatus.ts"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import type { BackendName, RuntimeConfig } from "../domain/RuntimeConfig.ts"
 import type { CheckpointStore } from "../services/CheckpointStore.ts"
+import * as SecretStore from "../services/SecretStore.ts"
 import type { EventLog } from "../services/EventLog.ts"
 import type { SandboxBackend } from "../services/SandboxBackend.ts"
 import type { AgentFilter, FleetOperation, StateStore } from "../services/StateStore.ts"
@@ -29,6 +30,7 @@ import * as AgentRuntime from "./AgentRuntime.ts"
 import { type ConfigOverrides, loadConfigSync } from "./loadConfig.ts"
 import { startTracing } from "./internal/tracing.ts"
 import { defaultCommandFor, liveLayer } from "./liveLayer.ts"
+import type { SpawnPolicy } from "./SpawnPolicy.ts"
 
 /** Options of {@link createRuntime}. */
 export interface RuntimeOptions {
@@ -54,14 +56,23 @@ export interface RuntimeOptions {
   readonly fillWarmPools?: boolean | undefined
   /** Advanced: what gives memory back once the runtime is quiet (see AgentRuntimeOptions.reduceMemory). */
   readonly reduceMemory?: (() => void) | undefined
+  /**
+   * The store of the operator's secrets; default: the configuration's `secrets` (variables read from
+   * `env`, files when used). An embedder with its own vault passes e.g. `SecretStore.layerMemory(values)`.
+   */
+  readonly secrets?: Layer.Layer<SecretStore.SecretStore> | undefined
 }
 
 /** A running L02 runtime, as returned by {@link createRuntime}. */
 export interface L02Runtime {
   readonly runtimeId: string
   readonly config: RuntimeConfig
-  /** Spawns an agent and resolves once it runs (E2022 when it cannot). */
-  readonly spawn: (config: unknown, initialContext?: unknown) => Promise<SpawnResult>
+  /**
+   * Spawns an agent and resolves once it runs (E2022 when it cannot). A config that came from outside
+   * this process (a request, a file a user uploaded) is passed with `{ origin: "remote" }`: it may then
+   * name only what the operator declared (E2004 otherwise), as over the HTTP API.
+   */
+  readonly spawn: (config: unknown, initialContext?: unknown, policy?: SpawnPolicy) => Promise<SpawnResult>
   /** Terminates an agent: gracefully for graceful_shutdown_seconds, then forced. */
   readonly terminate: (agentId: string, options?: AgentRuntime.TerminateOptions) => Promise<void>
   /** Suspends a running agent; resolves to the checkpoint id when `checkpoint: true`. */
@@ -144,7 +155,9 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
     reduceMemory: options.reduceMemory,
     defaultCommand: options.layer === undefined ? defaultCommandFor(config) : undefined
   })
-  const managed = ManagedRuntime.make(Layer.provide(layer, services))
+  // Secrets are read from the environment the configuration was read from (or the embedder's own store).
+  const secrets = options.secrets ?? SecretStore.layerConfig(config.secrets, options.env ?? process.env)
+  const managed = ManagedRuntime.make(Layer.provide(layer, Layer.merge(services, secrets)))
   let core: AgentRuntime.AgentRuntimeShape
   try {
     core = await managed.runPromise(Effect.gen(function* () {
@@ -161,7 +174,7 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
   return {
     runtimeId,
     config,
-    spawn: (agentConfig, initialContext) => run(core.spawn(agentConfig, initialContext)),
+    spawn: (agentConfig, initialContext, policy) => run(core.spawn(agentConfig, initialContext, policy)),
     terminate: (agentId, opts) => run(core.terminate(agentId, opts)),
     suspend: (agentId, opts) => run(core.suspend(agentId, opts)),
     resume: (agentId, checkpointId) => run(core.resume(agentId, checkpointId)),

@@ -65,7 +65,11 @@ export interface SandboxEvent {
 /** A command to run inside a running sandbox. */
 export interface ExecRequest {
   readonly command: ReadonlyArray<string>
-  readonly stdin?: string | undefined
+  /**
+   * The command's input: all of it as a string (then end of input), or a stream written as it comes,
+   * with end of input when the stream ends (a long-lived program such as a stdio MCP server).
+   */
+  readonly stdin?: string | Stream.Stream<string> | undefined
   readonly workingDir?: string | undefined
   readonly env?: Readonly<Record<string, string>> | undefined
   readonly timeoutMs: number

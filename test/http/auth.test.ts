@@ -14,7 +14,7 @@ const start = async () => {
   const t = await startServer({
     apiKeys: [
       { key_env: "TEST_READ_KEY", scopes: ["read"] },
-      { key_env: "TEST_OPERATE_KEY", scopes: ["operate"] },
+      { key_env: "TEST_OPERATE_KEY", scopes: ["operate"], trust_levels: ["TRUSTED", "STANDARD"] },
       { key_sha256: sha256Hex(keys.admin), scopes: ["admin"] }
     ],
     env: { TEST_READ_KEY: keys.reader, TEST_OPERATE_KEY: keys.operator }

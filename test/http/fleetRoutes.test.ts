@@ -14,7 +14,7 @@ describe("agent details, pools and fleet operations over HTTP", () => {
     t = await startServer({
       apiKeys: [
         { key_env: "READER", scopes: ["read"] },
-        { key_env: "OPERATOR", scopes: ["operate"] }
+        { key_env: "OPERATOR", scopes: ["operate"], trust_levels: ["TRUSTED"] }
       ],
       env: keys,
       config: { pools: { warm: [{ name: "workers", template, size: 2, max: 3 }] } }

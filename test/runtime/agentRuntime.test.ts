@@ -588,22 +588,27 @@ describe("execute with a model", () => {
     expect(continued[4]).toMatchObject({ role: "user", content: "and now?" })
   })
 
-  it("offers an MCP server's tools to the model and runs them (stdio server on the host, closed after the step)", async () => {
+  it("runs an agent's own stdio MCP server inside its sandbox, never on the host, and offers its tools", async () => {
     const { runtime } = await setup()
-    const mcpServer = new URL("../execution/fixtures/mcpServer.ts", import.meta.url).pathname
     const { agentId } = await runtime.spawn({
       ...agent,
       model: {
         provider: "scripted",
         model: "scripted-1",
-        mcp: [{ name: "calc", transport: { type: "stdio", command: process.execPath, args: [mcpServer, "--stdio"] }, allowlist: ["add"] }],
-        script: [{ toolCalls: [{ name: "add", arguments: { a: 2, b: 3 } }] }, { text: "2 + 3 = 5" }]
+        // l02-mcp exists only inside the in-memory backend's sandboxes: started on the host it would not be found.
+        mcp: [{ name: "box", transport: { type: "stdio", command: "l02-mcp" }, allowlist: ["read_workspace"] }],
+        script: [
+          { toolCalls: [{ name: "write_file", arguments: { path: "note.txt", content: "inside" } }] },
+          { toolCalls: [{ name: "read_workspace", arguments: { path: "note.txt" } }] },
+          { text: "read it" }
+        ]
       }
     })
     const events: Array<{ type: string; content?: string; name?: string }> = []
-    for await (const e of runtime.execute(agentId, "add 2 and 3")) events.push(e as never)
-    expect(events.find((e) => e.type === "tool.result")).toMatchObject({ name: "add", content: "5" })
-    expect(events.at(-1)).toMatchObject({ type: "done", data: { text: "2 + 3 = 5" } })
+    for await (const e of runtime.execute(agentId, "read the note")) events.push(e as never)
+    // The server read the agent's own workspace: it ran in the sandbox.
+    expect(events.filter((e) => e.type === "tool.result").at(-1)).toMatchObject({ name: "read_workspace", content: "inside" })
+    expect(events.at(-1)).toMatchObject({ type: "done", data: { text: "read it" } })
   })
 
   it("keeps the hourly token budget across a runtime restart", async () => {

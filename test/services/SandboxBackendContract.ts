@@ -1,7 +1,7 @@
 // The SandboxBackend contract: the semantics every backend (memory, process, Docker, Kubernetes)
 // must honour, as one suite each backend's test file runs with its own layer and programs.
 import { randomUUID } from "node:crypto"
-import { Effect, Fiber, type Layer, Option, type Scope, Stream } from "effect"
+import { type Cause, Effect, Fiber, type Layer, Option, Queue, type Scope, Stream } from "effect"
 import { describe, expect, it } from "vitest"
 import { OwnershipLabels } from "../../src/domain/Ids.ts"
 import { SandboxBackend, type ExecChunk, type ExecRequest, type SandboxSpec } from "../../src/services/SandboxBackend.ts"
@@ -149,6 +149,42 @@ export const sandboxBackendContract = (name: string, options: ContractOptions): 
           expect(result.exit).toEqual({ _tag: "exit", exitCode: 3, timedOut: false, truncated: false })
           const ok = yield* exec(backend, sandbox.sandboxId, programs.printAndExit("", "", 0))
           expect(ok.exit.exitCode).toBe(0)
+        })
+      ))
+
+    it("exec with a streamed stdin gets each piece as it comes and ends when the stream ends (a stdio MCP server's channel)", { timeout }, () =>
+      run((backend) =>
+        Effect.gen(function* () {
+          const sandbox = yield* acquire(backend, specFor())
+          const input = yield* Queue.unbounded<string, Cause.Done>()
+          const output = yield* Queue.unbounded<ExecChunk>()
+          const fiber = yield* Effect.forkScoped(
+            Stream.runForEach(
+              backend.exec(sandbox.sandboxId, { command: programs.echoLoop, stdin: Stream.fromQueue(input), timeoutMs: 15_000, maxOutputBytes: 1 << 20 }),
+              (chunk) => Queue.offer(output, chunk)
+            )
+          )
+          let seen = ""
+          const until = (text: string) =>
+            Effect.gen(function* () {
+              while (!seen.includes(text)) {
+                const chunk = yield* Queue.take(output)
+                if (chunk._tag === "stdout") seen += chunk.data
+                if (chunk._tag === "exit") return chunk
+              }
+              return undefined
+            })
+          // The first line is answered while the input is still open: it is not buffered until the end.
+          yield* Queue.offer(input, "first\n")
+          expect(yield* until("first\n")).toBeUndefined()
+          yield* Queue.offer(input, "second\n")
+          expect(yield* until("second\n")).toBeUndefined()
+          yield* Queue.end(input)
+          let exit: ExecChunk | undefined
+          while (exit?._tag !== "exit") exit = yield* Queue.take(output)
+          expect(exit).toMatchObject({ exitCode: 0, timedOut: false })
+          expect(seen).toBe("first\nsecond\n")
+          yield* Fiber.join(fiber)
         })
       ))
 

@@ -53,6 +53,7 @@ import {
   volumeNameOf,
   workspacePath
 } from "./ContainerConfig.ts"
+import { pipeStdin } from "../../services/ExecStdin.ts"
 import { Demuxer, LineSplitter, utf8Prefix } from "./internal/demux.ts"
 import { call, engineMessage, statusOf, translate } from "./internal/dockerErrors.ts"
 import { writeRootfsTar } from "./internal/tarWriter.ts"
@@ -269,7 +270,9 @@ export const make = (options: DockerBackendOptions = {}): Effect.Effect<SandboxB
             notes: [`network policy "${policy}" asked, running isolated (no network): the Docker runtime "${runtimeName}" has --network=none`]
           }
         }
-        if (policy === "restricted") return { network: { mode: "internal", name: networkNameOf(name) } as SandboxNetwork, notes: [] as Array<string> }
+        // Until restricted egress goes through an allowlisting proxy, restricted means no network: an
+        // internal Docker network still reaches the host through its gateway address (and docker0's).
+        if (policy === "restricted") return { network: { mode: "none" } as SandboxNetwork, notes: [] as Array<string> }
         return { network: { mode: "bridge" } as SandboxNetwork, notes: [] as Array<string> }
       })
 
@@ -561,7 +564,7 @@ export const make = (options: DockerBackendOptions = {}): Effect.Effect<SandboxB
               .then((state) => finish(typeof state.ExitCode === "number" ? state.ExitCode : 137))
               .catch(() => finish(timedOut ? 137 : 1))
           })
-          if (hasStdin) socket.end(request.stdin)
+          yield* pipeStdin(request.stdin, { write: (data) => socket.write(data), end: (data) => (data === undefined ? socket.end() : socket.end(data)) })
           yield* Effect.addFinalizer(() =>
             Effect.sync(() => {
               clearTimeout(timer)

@@ -48,6 +48,7 @@ import {
   type SandboxError
 } from "../../domain/Errors.ts"
 import { OwnershipLabels } from "../../domain/Ids.ts"
+import { pipeStdin } from "../../services/ExecStdin.ts"
 import type { RuntimeConfig } from "../../domain/RuntimeConfig.ts"
 import {
   type Attachment,
@@ -105,6 +106,8 @@ export interface KubernetesBackendOptions {
   readonly runtimeClasses?: Readonly<Record<string, string>> | undefined
   /** CIDRs the `restricted` network policy may reach besides DNS. Default none. */
   readonly egressAllowCidrs?: ReadonlyArray<string> | undefined
+  /** Labels of the cluster's DNS Pods (default `k8s-app: kube-dns`). */
+  readonly dnsPodLabels?: Readonly<Record<string, string>> | undefined
   /** The workspace volume. Default an emptyDir. */
   readonly workspace?: WorkspaceVolume | undefined
   /** The Pod's terminationGracePeriodSeconds: how long `stop` waits after SIGTERM before SIGKILL. Default 30. */
@@ -134,6 +137,7 @@ export const optionsFromConfig = (config: RuntimeConfig["kubernetes"]): Kubernet
   defaultImage: config.default_image,
   runtimeClasses: config.runtime_classes,
   egressAllowCidrs: config.egress_allow_cidrs,
+  dnsPodLabels: config.dns_pod_labels,
   workspace:
     config.workspace.volume === "persistentVolumeClaim"
       ? {
@@ -228,6 +232,7 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
     const namespace = options.namespace ?? "l02-agents"
     const runtimeClasses = options.runtimeClasses ?? defaultRuntimeClasses
     const egressAllowCidrs = options.egressAllowCidrs ?? []
+    const dnsPodLabels = options.dnsPodLabels ?? { "k8s-app": "kube-dns" }
     const workspace: WorkspaceVolume = options.workspace ?? { kind: "emptyDir" }
     const terminationGraceSeconds = options.terminationGraceSeconds ?? 30
     const startTimeoutMs = options.startTimeoutMs ?? 120_000
@@ -392,7 +397,8 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
             terminationGraceSeconds,
             imagePullPolicy: options.imagePullPolicy ?? "IfNotPresent",
             serviceAccountName: options.serviceAccountName,
-            egressAllowCidrs
+            egressAllowCidrs,
+            dnsPodLabels
           }
         }
       })
@@ -506,7 +512,7 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
       sandboxId: string,
       container: string,
       command: ReadonlyArray<string>,
-      handlers: { readonly stdout: (b: Buffer) => void; readonly stderr: (b: Buffer) => void; readonly stdin?: Uint8Array | undefined; readonly status: (s: V1Status) => void }
+      handlers: { readonly stdout: (b: Buffer) => void; readonly stderr: (b: Buffer) => void; readonly stdin?: Uint8Array | Readable | undefined; readonly status: (s: V1Status) => void }
     ) =>
       Effect.gen(function* () {
         const { exec } = yield* clients
@@ -518,7 +524,7 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
             [...command],
             sink(handlers.stdout),
             sink(handlers.stderr),
-            handlers.stdin === undefined ? null : Readable.from([Buffer.from(handlers.stdin)]),
+            handlers.stdin === undefined ? null : handlers.stdin instanceof Readable ? handlers.stdin : Readable.from([Buffer.from(handlers.stdin)]),
             false,
             handlers.status
           )
@@ -694,10 +700,15 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
               finish(137)
             }, 3000)
           }, request.timeoutMs)
+          // A streamed input goes through a PassThrough the exec reads as it is written.
+          const input = new PassThrough()
+          if (request.stdin !== undefined && typeof request.stdin !== "string") {
+            yield* pipeStdin(request.stdin, { write: (data) => input.write(data), end: () => input.end() })
+          }
           const socket = yield* execIn(sandboxId, agentContainer, wrappedCommand(execId, request.command, request), {
             stdout: output("stdout"),
             stderr: output("stderr"),
-            stdin: request.stdin === undefined ? undefined : new TextEncoder().encode(request.stdin),
+            stdin: request.stdin === undefined ? undefined : typeof request.stdin === "string" ? new TextEncoder().encode(request.stdin) : input,
             status: (status) => {
               const code = exitCodeOfStatus(status)
               if (code === undefined) fail(`an exec in sandbox ${sandboxId} failed: ${status.message ?? status.reason ?? "no exit status"}; check that the image has /bin/sh`)

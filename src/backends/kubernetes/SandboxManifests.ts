@@ -50,6 +50,8 @@ export interface SandboxPlan {
   readonly serviceAccountName?: string | undefined
   /** CIDRs the `restricted` policy may reach besides DNS. */
   readonly egressAllowCidrs: ReadonlyArray<string>
+  /** Labels of the cluster's DNS Pods, the only destination of a restricted agent's DNS (any namespace). */
+  readonly dnsPodLabels: Readonly<Record<string, string>>
 }
 
 /** The name of an agent's workspace claim. */
@@ -151,16 +153,18 @@ export const podManifest = (spec: SandboxSpec, plan: SandboxPlan): V1Pod => {
   }
 }
 
-const dnsEgress: V1NetworkPolicyEgressRule = {
+/** DNS to the cluster's DNS Pods only: port 53 on any other address (the node, 169.254.169.254) stays closed. */
+const dnsEgress = (dnsPodLabels: Readonly<Record<string, string>>): V1NetworkPolicyEgressRule => ({
+  to: [{ namespaceSelector: {}, podSelector: { matchLabels: { ...dnsPodLabels } } }],
   ports: [
     { protocol: "UDP", port: 53 },
     { protocol: "TCP", port: 53 }
   ]
-}
+})
 
 /**
  * The agent's NetworkPolicy. Ingress is always denied (agents serve nobody). Egress: `isolated`
- * none, `restricted` DNS (port 53 UDP and TCP) plus the configured CIDRs, `allow_egress` anywhere.
+ * none, `restricted` DNS (port 53 UDP and TCP, to the cluster's DNS Pods) plus the configured CIDRs, `allow_egress` anywhere.
  */
 export const networkPolicyManifest = (spec: SandboxSpec, plan: SandboxPlan): V1NetworkPolicy => {
   const policy = spec.sandbox.networkPolicy
@@ -169,7 +173,7 @@ export const networkPolicyManifest = (spec: SandboxSpec, plan: SandboxPlan): V1N
       ? []
       : policy === "allow_egress"
         ? [{}]
-        : [dnsEgress, ...(plan.egressAllowCidrs.length === 0 ? [] : [{ to: plan.egressAllowCidrs.map((cidr) => ({ ipBlock: { cidr } })) }])]
+        : [dnsEgress(plan.dnsPodLabels), ...(plan.egressAllowCidrs.length === 0 ? [] : [{ to: plan.egressAllowCidrs.map((cidr) => ({ ipBlock: { cidr } })) }])]
   return {
     apiVersion: "networking.k8s.io/v1",
     kind: "NetworkPolicy",

@@ -57,6 +57,7 @@ import {
   type SandboxSpec,
   sandboxLabels
 } from "../../services/SandboxBackend.ts"
+import { pipeStdin } from "../../services/ExecStdin.ts"
 import { readTar, type WorkspaceEntry, writeTar } from "../../services/WorkspaceArchive.ts"
 import { unreachable } from "./internal/hostAccess.ts"
 import { clockTicksPerSecond, isAlive, processGroups, readRssBytes, readStat } from "./internal/procfs.ts"
@@ -655,7 +656,8 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
             child.stderr!.on("data", emit("stderr", errDecoder))
             if (child.stdin) {
               child.stdin.on("error", () => {})
-              child.stdin.end(request.stdin)
+              const stdin = child.stdin
+              yield* pipeStdin(request.stdin, { write: (data) => stdin.write(data), end: (data) => (data === undefined ? stdin.end() : stdin.end(data)) })
             }
             const exitCode = yield* Effect.callback<number, SandboxError>((resume) => {
               const timer = setTimeout(() => {

@@ -1,6 +1,7 @@
 /**
  * Tools served by MCP servers (Model Context Protocol) through `@modelcontextprotocol/sdk`: a stdio
- * server started as a child process, or a streamable HTTP server at a URL.
+ * server started inside the agent's sandbox (`sandbox`), a stdio server the operator declared on the
+ * supervisor's host (`stdio`, never from an agent config), or a streamable HTTP server at a URL.
  *
  * Connecting lists the server's tools (filtered by the server entry's allowlist); each becomes an
  * {@link AgentTool} whose JSON schema is the server's `inputSchema`, so the {@link Toolkit}
@@ -16,10 +17,12 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { ToolFailed } from "../../domain/Errors.ts"
 import type { AgentTool } from "./AgentTool.ts"
+import { type SandboxStdioServer, sandboxStdioTransport } from "./SandboxStdioTransport.ts"
 import { isAllowed } from "./Toolkit.ts"
 
 /** How to reach one MCP server. */
 export type McpTransportConfig =
+  | { readonly type: "sandbox"; readonly server: SandboxStdioServer }
   | {
     readonly type: "stdio"
     readonly command: string
@@ -44,12 +47,14 @@ export interface McpServerConfig {
 }
 
 /** The transport, and the tail of a stdio server's stderr (drained, so the server never blocks on it). */
-const transportOf = (config: McpTransportConfig): { transport: Transport; stderrTail: () => string } => {
+const transportOf = (config: McpTransportConfig): Effect.Effect<{ transport: Transport; stderrTail: () => string }, never, Scope.Scope> => {
+  if (config.type === "sandbox") return sandboxStdioTransport(config.server)
   if (config.type === "http") {
-    return {
-      transport: new StreamableHTTPClientTransport(new URL(config.url), { requestInit: { headers: { ...config.headers } } }),
+    return Effect.succeed({
+      // Redirects are followed only within the URL's origin (the SDK's default), so a listed URL cannot send the client elsewhere.
+      transport: new StreamableHTTPClientTransport(new URL(config.url), { requestInit: { headers: { ...config.headers } }, redirectPolicy: "same-origin" }),
       stderrTail: () => ""
-    }
+    })
   }
   const transport = new StdioClientTransport({
     command: config.command,
@@ -62,13 +67,17 @@ const transportOf = (config: McpTransportConfig): { transport: Transport; stderr
   transport.stderr?.on("data", (chunk: Buffer) => {
     tail = (tail + chunk.toString("utf8")).slice(-2000)
   })
-  return { transport, stderrTail: () => tail.trim() }
+  return Effect.succeed({ transport, stderrTail: () => tail.trim() })
 }
 
 const withStderr = (message: string, stderr: string) => stderr === "" ? message : `${message}; its stderr ends with: ${stderr.slice(-500)}`
 
 const where = (config: McpServerConfig) =>
-  config.transport.type === "stdio" ? `MCP server "${config.name}" (${config.transport.command})` : `MCP server "${config.name}" at ${config.transport.url}`
+  config.transport.type === "sandbox"
+    ? `MCP server "${config.name}" (${config.transport.server.command}, in the sandbox)`
+    : config.transport.type === "stdio"
+    ? `MCP server "${config.name}" (${config.transport.command})`
+    : `MCP server "${config.name}" at ${config.transport.url}`
 
 interface ContentItem {
   readonly type: string
@@ -95,7 +104,7 @@ const textOf = (content: ReadonlyArray<ContentItem>): string =>
  */
 export const connectMcpServer = (config: McpServerConfig): Effect.Effect<ReadonlyArray<AgentTool>, ToolFailed, Scope.Scope> =>
   Effect.gen(function*() {
-    const { transport, stderrTail } = transportOf(config.transport)
+    const { transport, stderrTail } = yield* transportOf(config.transport)
     const client = yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: async () => {

@@ -6,6 +6,7 @@
  * output lines; exec programs see a workspace kept as a Map of path -> bytes, exported and
  * imported as a real tar archive. Delays go through `Effect.sleep`, so a TestClock drives them.
  */
+import type * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -37,6 +38,31 @@ import type {
 } from "../SandboxBackend.ts"
 import { sandboxLabels } from "../SandboxBackend.ts"
 import { readTar, writeTar } from "../WorkspaceArchive.ts"
+
+/** The stdin lines of an exec: from its whole input, or from a stream as its pieces arrive (scoped). */
+const stdinReader = (stdin: string | Stream.Stream<string> | undefined): Effect.Effect<Effect.Effect<string | undefined>, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    if (stdin === undefined || typeof stdin === "string") {
+      const lines = stdin === undefined ? [] : stdin.split("\n")
+      if (lines.at(-1) === "") lines.pop()
+      return Effect.sync(() => lines.shift())
+    }
+    const lines = yield* Queue.unbounded<string, Cause.Done>()
+    let pending = ""
+    yield* Effect.forkScoped(
+      Stream.runForEach(stdin, (data) =>
+        Effect.sync(() => {
+          const parts = (pending + data).split("\n")
+          pending = parts.pop() ?? ""
+          for (const line of parts) Queue.offerUnsafe(lines, line)
+        })
+      ).pipe(Effect.ensuring(Effect.sync(() => {
+        if (pending !== "") Queue.offerUnsafe(lines, pending)
+        Queue.endUnsafe(lines)
+      })))
+    )
+    return Effect.map(Effect.exit(Queue.take(lines)), (exit) => (Exit.isSuccess(exit) ? exit.value : undefined))
+  })
 
 /** What an in-process program sees: its arguments, stdin, output, workspace and the stop signal. */
 export interface MemoryProgramContext {
@@ -143,9 +169,49 @@ const usage = (name: string, body: MemoryProgram): MemoryProgram => (context) =>
     )
   )
 
+/**
+ * `l02-mcp`: a stdio MCP server (newline-delimited JSON-RPC) with two tools: `echo {text}` and
+ * `read_workspace {path}`, which reads the sandbox's own workspace, so a test sees where it runs.
+ */
+const mcpProgram: MemoryProgram = (context) =>
+  Effect.gen(function* () {
+    const reply = (id: unknown, result: unknown) => context.write("stdout", `${JSON.stringify({ jsonrpc: "2.0", id, result })}\n`)
+    for (;;) {
+      const line = yield* context.readLine
+      if (line === undefined) return 0
+      let message: { id?: unknown; method?: string; params?: { name?: string; arguments?: Record<string, unknown>; protocolVersion?: string } }
+      try {
+        message = JSON.parse(line)
+      } catch {
+        yield* context.write("stderr", `l02-mcp: not JSON: ${line.slice(0, 100)}\n`)
+        continue
+      }
+      if (message.id === undefined) continue
+      if (message.method === "initialize") {
+        yield* reply(message.id, { protocolVersion: message.params?.protocolVersion ?? "2025-06-18", capabilities: { tools: {} }, serverInfo: { name: "l02-mcp", version: "1" } })
+      } else if (message.method === "tools/list") {
+        yield* reply(message.id, {
+          tools: [
+            { name: "echo", description: "Echoes text", inputSchema: { type: "object", properties: { text: { type: "string" } }, required: ["text"] } },
+            { name: "read_workspace", description: "Reads a workspace file", inputSchema: { type: "object", properties: { path: { type: "string" } }, required: ["path"] } }
+          ]
+        })
+      } else if (message.method === "tools/call") {
+        const args = message.params?.arguments ?? {}
+        const text = message.params?.name === "echo"
+          ? String(args.text)
+          : new TextDecoder().decode(context.workspace.get(String(args.path)) ?? new Uint8Array())
+        yield* reply(message.id, { content: [{ type: "text", text }] })
+      } else {
+        yield* context.write("stdout", `${JSON.stringify({ jsonrpc: "2.0", id: message.id, error: { code: -32601, message: "method not found" } })}\n`)
+      }
+    }
+  })
+
 const builtinPrograms: Readonly<Record<string, MemoryProgramEntry>> = {
   "l02-echo": echoProgram,
   "l02-agent": agentProgram,
+  "l02-mcp": mcpProgram,
   /** `l02-print OUT ERR CODE`: writes OUT to stdout, ERR to stderr, exits with CODE. */
   "l02-print": usage("l02-print", (context) =>
     Effect.gen(function* () {
@@ -590,9 +656,7 @@ export const makeMemorySandbox = (options: MemorySandboxOptions = {}): Effect.Ef
               yield* Queue.offer(queue, { _tag: "exit", exitCode: 127, timedOut: false, truncated })
               return yield* Queue.end(queue)
             }
-            const stdinLines = request.stdin === undefined ? [] : request.stdin.split("\n")
-            if (stdinLines.at(-1) === "") stdinLines.pop()
-            const readLine = Effect.sync(() => stdinLines.shift())
+            const readLine = yield* stdinReader(request.stdin)
             sandbox.execs += 1
             const program = isLineProgram(entry) ? runLines(entry) : entry
             const result = yield* program(contextFor(sandbox, args, request.env ?? {}, readLine, write, Effect.never)).pipe(

@@ -7,9 +7,36 @@ import { writeRootfsTar } from "../../../src/backends/docker/internal/tarWriter.
 import { OwnershipLabels } from "../../../src/domain/Ids.ts"
 import { SandboxBackend, type SandboxSpec } from "../../../src/services/SandboxBackend.ts"
 import { dockerEnabled, ensureAgentImage, leftovers, specAt, testDocker } from "./dockerTestSupport.ts"
+import { spawnSync } from "node:child_process"
 import { readFileSync } from "node:fs"
+import { createServer } from "node:http"
+import type { AddressInfo } from "node:net"
+import { networkInterfaces } from "node:os"
 
 const testLabel = { "l02.dev/test": "docker-escape" }
+
+/** An HTTP request with nc that succeeds only on the listener's answer (busybox's static wget crashes in these images). */
+const probe = (address: string, port: number) => `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 4 nc ${address} ${port} 2>/dev/null | grep -q '^HTTP/1.1 200'`
+
+/** An HTTP listener on every interface of the host (0.0.0.0), counting connections, and the host's IPv4 addresses. */
+const hostListener = async () => {
+  let connections = 0
+  const server = createServer((_req, res) => res.end("host"))
+  server.on("connection", () => (connections += 1))
+  await new Promise<void>((resolve) => server.listen(0, "0.0.0.0", resolve))
+  // Node lists only interfaces that are up; docker0 is down while no container uses it, so the
+  // kernel's own list and every Docker network's gateway are added.
+  const fromNode = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).filter((i) => i.family === "IPv4").map((i) => i.address))
+  const fromKernel = [...spawnSync("ip", ["-o", "-4", "addr", "show"], { encoding: "utf8" }).stdout.matchAll(/inet (\d+\.\d+\.\d+\.\d+)/g)].map((m) => m[1]!)
+  const gateways = (await testDocker().listNetworks()).flatMap((n) => (n.IPAM?.Config ?? []).map((c) => c.Gateway ?? "")).filter((g) => /^\d+\.\d+\.\d+\.\d+$/.test(g))
+  const addresses = [...new Set([...fromNode, ...fromKernel, ...gateways])]
+  return {
+    port: (server.address() as AddressInfo).port,
+    addresses,
+    connections: () => connections,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) })
+  }
+}
 
 interface Sandboxes {
   readonly name: string
@@ -24,6 +51,15 @@ const targets: ReadonlyArray<Sandboxes> = [
     name: "runc, strict (UNTRUSTED profile)",
     spec: () => {
       const s = specAt("UNTRUSTED", { labels: { [OwnershipLabels.managedBy]: "l02", ...testLabel } })
+      return { ...s, sandbox: { ...s.sandbox, runtimeClass: "runc", resources: { ...s.sandbox.resources, pids: 32, memory: "32Mi", memoryBytes: 32 * 1024 * 1024 } } }
+    },
+    bombEndsSandbox: false
+  },
+  {
+    // STANDARD mapped to runc (an operator without gVisor): restricted must still reach no host address.
+    name: "runc, restricted (STANDARD profile on runc)",
+    spec: () => {
+      const s = specAt("STANDARD", { labels: { [OwnershipLabels.managedBy]: "l02", ...testLabel } })
       return { ...s, sandbox: { ...s.sandbox, runtimeClass: "runc", resources: { ...s.sandbox.resources, pids: 32, memory: "32Mi", memoryBytes: 32 * 1024 * 1024 } } }
     },
     bombEndsSandbox: false
@@ -89,6 +125,19 @@ describe.skipIf(!dockerEnabled)("Docker backend: escape attempts fail inside the
         expect(result.stdout).toMatch(/nc=[1-9]/)
       })
 
+      it("reaches no address of the host: a listener on all of the host's interfaces gets no connection", async () => {
+        const host = await hostListener()
+        try {
+          const probes = host.addresses.map((a) => `${probe(a, host.port)} && echo reached=${a}`).join("; ")
+          const result = await withSandbox(target.spec(), (backend, id) => sh(backend, id, `${probes}; echo probed`, 60_000))
+          expect(result.stdout).toContain("probed")
+          expect(result.stdout).not.toContain("reached=")
+          expect(host.connections()).toBe(0)
+        } finally {
+          await host.close()
+        }
+      })
+
       it("contains a fork bomb within the pids limit", async () => {
         const limit = target.spec().sandbox.resources.pids
         const result = await withSandbox(target.spec(), (backend, id) =>
@@ -141,6 +190,20 @@ describe.skipIf(!dockerEnabled)("Docker backend: escape attempts fail inside the
       })
     })
   }
+
+  it("control: a TRUSTED sandbox (allow_egress, the bridge) does reach the host listener through docker0", async () => {
+    const host = await hostListener()
+    try {
+      const trusted = specAt("TRUSTED", { labels: { [OwnershipLabels.managedBy]: "l02", ...testLabel } })
+      const gateway = host.addresses.find((a) => a.startsWith("172.17."))
+      expect(gateway, `docker0 among ${host.addresses.join(", ")}`).toBeDefined()
+      const result = await withSandbox(trusted, (backend, id) => sh(backend, id, `${probe(gateway!, host.port)} && echo reached`))
+      expect(result.stdout).toContain("reached")
+      expect(host.connections()).toBeGreaterThan(0)
+    } finally {
+      await host.close()
+    }
+  })
 
   it("control: without no-new-privileges the same setuid binary does raise the saved uid to 0", async () => {
     const container = await docker.createContainer({

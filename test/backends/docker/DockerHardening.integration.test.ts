@@ -96,13 +96,12 @@ describe.skipIf(!dockerEnabled)("Docker backend: hardening and fail-closed provi
     expect(status).toMatch(/Uid:\s+65534/)
   })
 
-  it("restricted on runc gets its own internal network (no route out), removed with the sandbox", async () => {
+  it("restricted on runc has no network at all (an internal network would still reach the host's gateway addresses)", async () => {
     const base = spec("STANDARD")
     const s = { ...base, sandbox: { ...base.sandbox, runtimeClass: "runc" } }
     const { raw, network } = await provisionAndInspect(s)
-    expect(raw.HostConfig.NetworkMode).toMatch(/-net$/)
-    expect(network).toMatchObject({ Internal: true, Driver: "bridge" })
-    expect(network?.Labels).toMatchObject({ [OwnershipLabels.agentId]: s.agentId })
+    expect(raw.HostConfig.NetworkMode).toBe("none")
+    expect(network).toBeUndefined()
     expect((await leftovers(docker, { [OwnershipLabels.agentId]: s.agentId })).networks).toEqual([])
   })
 

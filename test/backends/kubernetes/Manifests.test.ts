@@ -59,6 +59,7 @@ const plan = (overrides: Partial<SandboxPlan> = {}): SandboxPlan => ({
   terminationGraceSeconds: 30,
   imagePullPolicy: "IfNotPresent",
   egressAllowCidrs: ["10.20.0.0/16", "2001:db8::/32"],
+  dnsPodLabels: { "k8s-app": "kube-dns" },
   ...overrides
 })
 
@@ -129,7 +130,8 @@ describe("manifests against the Kubernetes schemas", () => {
     expect(byPolicy("isolated").egress).toEqual([])
     expect(byPolicy("allow_egress").egress).toEqual([{}])
     expect(byPolicy("restricted").egress).toEqual([
-      { ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }] },
+      // DNS only to the cluster's DNS Pods: port 53 of the node or of 169.254.169.254 stays closed.
+      { to: [{ namespaceSelector: {}, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }], ports: [{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }] },
       { to: [{ ipBlock: { cidr: "10.20.0.0/16" } }, { ipBlock: { cidr: "2001:db8::/32" } }] }
     ])
   })

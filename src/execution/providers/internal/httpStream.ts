@@ -114,6 +114,8 @@ const attempt = (call: StreamCall, apiKeyHeaders: Readonly<Record<string, string
           method: "POST",
           headers: { "content-type": "application/json", accept: "text/event-stream", ...call.settings.headers, ...call.headers, ...apiKeyHeaders },
           body: JSON.stringify(call.body),
+          // A model API does not redirect; following one could take the request (and its key) anywhere.
+          redirect: "error",
           signal: controller.signal
         }),
       catch: (error): AttemptFailure =>

@@ -172,14 +172,15 @@ export const checkReferences = (
 
 /**
  * Checks that the configuration's own references hold: every secret a model endpoint or MCP server
- * names is declared in `secrets`. Returns the E2000 naming the key, or undefined.
+ * names is one of `secretNames` (the secret store's: by default the configuration's `secrets`).
+ * Returns the E2000 naming the key, or undefined. The runtime checks it when it starts.
  */
-export const checkDeclarations = (config: RuntimeConfig): ConfigInvalid | undefined => {
+export const checkDeclarations = (config: RuntimeConfig, secretNames: ReadonlyArray<string> = Object.keys(config.secrets)): ConfigInvalid | undefined => {
   const declared = (name: string, key: string) =>
-    Object.hasOwn(config.secrets, name)
+    secretNames.includes(name)
       ? undefined
       : new ConfigInvalid({
-        message: `configuration key ${key} names the secret ${JSON.stringify(name)}, which secrets does not declare (it has ${Object.keys(config.secrets).join(", ") || "none"})`,
+        message: `configuration key ${key} names the secret ${JSON.stringify(name)}, which secrets does not declare (it has ${secretNames.join(", ") || "none"})`,
         key
       })
   for (const [name, endpoint] of Object.entries(config.execution.models)) {

@@ -75,7 +75,7 @@ import { makeWarmPools, WarmLabels, type WarmPool, type WarmSandbox } from "./in
 import type { ModelExecuteEvent } from "./internal/modelExecution.ts"
 import type { Conversation } from "../execution/AgentLoop.ts"
 import * as TokenBudget from "../execution/TokenBudget.ts"
-import { declaredResourcesOf } from "../domain/ConfigReferences.ts"
+import { checkDeclarations, declaredResourcesOf } from "../domain/ConfigReferences.ts"
 import { SecretStore } from "../services/SecretStore.ts"
 import type { OperatorResources, PreparedModel } from "./internal/modelExecution.ts"
 import { checkSpawnPolicy, type SpawnPolicy } from "./SpawnPolicy.ts"
@@ -270,6 +270,8 @@ export const make = (
     const backend = yield* SandboxBackend
     const declared = declaredResourcesOf(config)
     const operatorResources: OperatorResources = { declared, secrets: yield* SecretStore }
+    const undeclared = checkDeclarations(config, operatorResources.secrets.names)
+    if (undeclared !== undefined) return yield* undeclared
     const store = yield* StateStore
     const checkpoints = yield* CheckpointStore
     const eventLog = yield* EventLog
@@ -997,6 +999,8 @@ export const make = (
             key
           })
         }
+        const unknown = checkSpawnPolicy(pool.template, sandbox.trustLevel, declared, undefined)
+        if (unknown !== undefined) return yield* new ConfigInvalid({ message: `warm pool ${pool.name}: ${unknown.message}`, key: `${key}.${unknown.key ?? ""}` })
         poolSandboxes.set(pool.name, sandbox)
       }
     }

@@ -7,7 +7,6 @@ import { readFileSync } from "node:fs"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { parse } from "yaml"
-import { checkDeclarations } from "../domain/ConfigReferences.ts"
 import { ConfigInvalid } from "../domain/Errors.ts"
 import { RuntimeConfig } from "../domain/RuntimeConfig.ts"
 import { packagePath } from "./internal/packageRoot.ts"
@@ -85,11 +84,7 @@ export const loadConfigSync = (sources: ConfigSources = {}): RuntimeConfig => {
   merged = merge(merged, sources.overrides, "configuration overrides")
   if (sources.env !== undefined) merged = merge(merged, fromEnv(sources.env), "environment")
   const result = Schema.decodeUnknownExit(RuntimeConfig)(merged, { errors: "all", onExcessProperty: "error" })
-  if (result._tag === "Success") {
-    const broken = checkDeclarations(result.value)
-    if (broken !== undefined) throw broken
-    return result.value
-  }
+  if (result._tag === "Success") return result.value
   const error = result.cause.reasons.find((r) => r._tag === "Fail")
   const issue = error?._tag === "Fail" ? String((error.error as { message?: unknown }).message ?? error.error) : "invalid configuration"
   const key = /at \["([^"]+)"\]\["([^"]+)"\]/.exec(issue) ?? /at \["([^"]+)"\]/.exec(issue)

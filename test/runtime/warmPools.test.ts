@@ -160,6 +160,7 @@ describe("warm pools", () => {
     await expect(start([pool({ template: { name: "w", trustLevel: "STANDARD" } })])).rejects.toMatchObject({ code: "E2000", key: "pools.warm[0].template" })
     await expect(start([pool({ min: 4 })])).rejects.toMatchObject({ code: "E2000", message: expect.stringContaining("min <= size <= max") })
     await expect(start([pool({ template: { name: "w", trustLevel: "TRUSTED", resources: { memory: "lots" } } })])).rejects.toMatchObject({ code: "E2000" })
+    await expect(start([pool({ template: { name: "w", trustLevel: "TRUSTED", model: { endpoint: "nowhere", model: "m" } } })])).rejects.toMatchObject({ code: "E2000", key: "pools.warm[0].template.model.endpoint" })
     expect(await services.run(({ backend }) => backend.list({}))).toEqual([])
   })
 })

@@ -94,7 +94,7 @@ describe("l02 CLI", () => {
   it("works against a running server with --url and L02_API_KEY: the same output, errors and exit codes", async () => {
     const server = await startServer({
       apiKeys: [
-        { key_env: "OPERATOR_KEY", scopes: ["operate", "read"] },
+        { key_env: "OPERATOR_KEY", scopes: ["operate", "read"], trust_levels: ["TRUSTED"] },
         { key_env: "READER_KEY", scopes: ["read"] }
       ],
       env: { OPERATOR_KEY: "cli-operator-key", READER_KEY: "cli-reader-key" }

@@ -25,12 +25,6 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import { type Actor, createActor, type InspectionEvent, type Snapshot } from "xstate"
-
-/** XState's clock interface (a `SimulatedClock` in tests). */
-export interface Clock {
-  setTimeout(fn: (...args: Array<any>) => void, timeout: number): any
-  clearTimeout(id: any): void
-}
 import { accepts, agentMachine, type AgentContext, type AgentEvent, type ProvisionInput, type ResumeInput, type StopInput, type SuspendInput } from "../../machines/agentMachine.ts"
 import { fleetMachine, type FleetPolicy } from "../../machines/fleetMachine.ts"
 import { AgentConfig } from "../domain/AgentConfig.ts"
@@ -66,19 +60,24 @@ import type { SandboxConfiguration } from "../domain/SandboxConfiguration.ts"
 import { CheckpointStore } from "../services/CheckpointStore.ts"
 import { EventLog } from "../services/EventLog.ts"
 import { SandboxBackend, type SandboxSpec } from "../services/SandboxBackend.ts"
-import { type AgentFilter, type AgentRecord, AtomicWrites, type FleetOperation, StateStore } from "../services/StateStore.ts"
+import { type AgentFilter, AtomicWrites, type FleetOperation, StateStore } from "../services/StateStore.ts"
+import { type Clock, makeActorHost, type SnapshotWrite } from "./ActorHost.ts"
 import { fromEffect } from "./EffectBridge.ts"
 import { type AdmissionPriority, makeFairAdmission } from "./internal/fairAdmission.ts"
 import { makeHeartbeatWatch } from "./internal/heartbeats.ts"
 import { makeQuietPeriods, memoryReducingGc } from "./internal/memoryReducer.ts"
-import { makeWarmPools, WarmLabels, type WarmPool, type WarmSandbox } from "./internal/warmPools.ts"
+import { makeWarmPools, WarmLabels, type WarmPool } from "./internal/warmPools.ts"
 import type { ModelExecuteEvent } from "./internal/modelExecution.ts"
+import { type ProgramExecuteEvent, runProgramStep } from "./internal/programProtocol.ts"
+import { activityOf, type AgentHandle, instanceOf, instanceOfRecord, newAgentHandle, recordOf, stateOf } from "./internal/agentHandle.ts"
 import type { Conversation } from "../execution/AgentLoop.ts"
 import * as TokenBudget from "../execution/TokenBudget.ts"
 import { checkDeclarations, declaredResourcesOf } from "../domain/ConfigReferences.ts"
 import { SecretStore } from "../services/SecretStore.ts"
-import type { OperatorResources, PreparedModel } from "./internal/modelExecution.ts"
+import type { OperatorResources } from "./internal/modelExecution.ts"
 import { checkSpawnPolicy, type SpawnPolicy } from "./SpawnPolicy.ts"
+
+export type { Clock } from "./ActorHost.ts"
 
 /** Options of `suspend`. */
 export interface SuspendOptions {
@@ -122,10 +121,7 @@ export interface ExecuteOptions {
  * What `execute` streams, then `done`: for agents with a model, the loop's text, tool calls, tool
  * results, usage and coded errors; for agents without, their program's output lines.
  */
-export type ExecuteEvent =
-  | { readonly type: "output"; readonly stream: "stdout" | "stderr"; readonly line: string; readonly data?: unknown }
-  | ModelExecuteEvent
-  | { readonly type: "done"; readonly executionId: string; readonly data?: unknown }
+export type ExecuteEvent = ProgramExecuteEvent | ModelExecuteEvent
 
 /** Runtime-level options that are not part of the configuration file. */
 export interface AgentRuntimeOptions {
@@ -205,45 +201,6 @@ export interface AgentRuntimeShape {
 /** The runtime as an Effect service. */
 export class AgentRuntime extends Context.Service<AgentRuntime, AgentRuntimeShape>()("l02/AgentRuntime") {}
 
-interface AgentHandle {
-  readonly agentId: string
-  readonly sessionId: string
-  readonly config: AgentConfig
-  readonly sandbox: SandboxConfiguration
-  readonly initialContext: unknown
-  readonly createdAt: string
-  /** The live actor; undefined while the agent hibernates (idle, its snapshot kept in `hibernated`). */
-  actor: Actor<typeof agentMachine> | undefined
-  hibernated: unknown
-  lastActiveAt: number
-  state: AgentState
-  activity: AgentActivity | undefined
-  lastContext: AgentContext
-  updatedAt: string
-  terminatedAt: string | undefined
-  /** The chain of store writes for this agent; an operation resolves after it. */
-  persisted: Promise<void>
-  persistError: StoreFailed | undefined
-  /** Operations waiting for this agent's next states; a waited-on agent never hibernates. */
-  waiters: number
-  /** The agent loop's conversation (agents with a model), persisted with the record. */
-  conversation: Conversation | undefined
-  /** Token use within the budget's sliding hour, persisted so a restart does not reset the budget. */
-  tokenUsage: ReadonlyArray<TokenBudget.UsageEntry> | undefined
-  /** The agent's model gateway and the secret values it holds, built at its first step. */
-  model: PreparedModel | undefined
-  /** In-flight provisioning, awaited (and interrupted) before a stop so no sandbox leaks. */
-  provisioning: Fiber.Fiber<unknown, unknown> | undefined
-  /** The warm sandbox this agent's spawn claimed, until its first provisioning takes it. */
-  claim?: WarmSandbox | undefined
-}
-
-const stateOf = (value: unknown): AgentState =>
-  (typeof value === "string" ? value : Object.keys(value as object)[0]) as AgentState
-
-const activityOf = (value: unknown): AgentActivity | undefined =>
-  typeof value === "object" && value !== null && "running" in value ? ((value as { running: AgentActivity }).running) : undefined
-
 const decodeConfig = (raw: unknown): Effect.Effect<AgentConfig, InputInvalid | ResourceLimitsInvalid | SandboxConfigInvalid> => {
   const exit = Schema.decodeUnknownExit(AgentConfig)(raw, { errors: "all", onExcessProperty: "error" })
   if (Exit.isSuccess(exit)) return Effect.succeed(exit.value)
@@ -291,8 +248,7 @@ export const make = (
     const random = options.random ?? Math.random
     const iso = () => new Date(now()).toISOString()
     const lifecycle = config.lifecycle
-    const agents = new Map<string, AgentHandle>()
-    const hub = yield* PubSub.unbounded<LifecycleEvent>()
+        const hub = yield* PubSub.unbounded<LifecycleEvent>()
     let closed = false
 
     // Lifecycle activity marks the runtime busy; once quiet for a while, the memory of the busy period goes back.
@@ -309,125 +265,8 @@ export const make = (
       }).pipe(Effect.repeat(Schedule.spaced(`${every} millis`)), Effect.forkIn(scope))
     }
 
-    const recordOf = (h: AgentHandle): AgentRecord => ({
-      agentId: h.agentId,
-      sessionId: h.sessionId,
-      runtimeId: options.runtimeId,
-      state: h.state,
-      config: h.config,
-      sandbox: h.sandbox,
-      sandboxId: h.lastContext.sandboxId,
-      snapshot: {
-        machine: h.actor?.getPersistedSnapshot() ?? h.hibernated,
-        initialContext: h.initialContext,
-        activity: h.activity ?? null,
-        ...(h.conversation === undefined ? {} : { conversation: h.conversation }),
-        ...(h.tokenUsage === undefined ? {} : { tokenUsage: h.tokenUsage })
-      },
-      ...(h.conversation === undefined
-        ? {}
-        : { resourceUsage: { tokensUsed: h.conversation.usage.inputTokens + h.conversation.usage.outputTokens } }),
-      createdAt: h.createdAt,
-      updatedAt: h.updatedAt,
-      terminatedAt: h.terminatedAt
-    })
-
-    // Writes are batched: every transition of a tick (and every transition that arrives while a batch
-    // is being written) goes into the next batch, written in one run, in order. An agent's record is
-    // built when its batch is written, so several transitions of one agent cost one write.
-    interface Batch {
-      readonly agents: Map<string, AgentHandle>
-      readonly events: Array<LifecycleEvent>
-      readonly done: Promise<void>
-      readonly resolve: () => void
-    }
-    const newBatch = (): Batch => {
-      let resolve!: () => void
-      const done = new Promise<void>((r) => (resolve = r))
-      return { agents: new Map(), events: [], done, resolve }
-    }
-    let open: Batch | undefined
-    let inFlight: Batch | undefined
-    let scheduled = false
-
-    const writeBatch = () => {
-      scheduled = false
-      if (inFlight !== undefined || open === undefined) return
-      const batch = open
-      open = undefined
-      inFlight = batch
-      const records = [...batch.agents.values()].map(recordOf)
-      void run(
-        Effect.gen(function* () {
-          const appended = yield* writeBatchOf.saveAgentsAndAppend(records, batch.events)
-          if (appended.length > 0) publish(appended)
-        })
-      )
-        .then(
-          () => {
-            // A write that went through after a store outage clears the agent's earlier failure.
-            for (const h of batch.agents.values()) h.persistError = undefined
-          },
-          (error: unknown) => {
-            const failure = error instanceof StoreFailed ? error : new StoreFailed({ message: String(error) })
-            for (const h of batch.agents.values()) h.persistError = failure
-          }
-        )
-        .then(() => {
-          inFlight = undefined
-          batch.resolve()
-          if (open !== undefined) writeBatch()
-        })
-    }
-
-    // A transient state whose side effect need not wait for it (suspending to a pause, resuming by an
-    // unpause: both reversible and reconciled at recovery) is not written on its own: it goes with the
-    // next transition's batch, which keeps the store off the JavaScript thread while the engine works.
-    // Nothing is acknowledged in between, and a timer writes it anyway if no transition follows.
-    let deferTimer: ReturnType<typeof setTimeout> | undefined
-    const deferMs = 250
-
-    const schedule = () => {
-      if (deferTimer !== undefined) {
-        clearTimeout(deferTimer)
-        deferTimer = undefined
-      }
-      if (!scheduled && inFlight === undefined && open !== undefined) {
-        scheduled = true
-        queueMicrotask(writeBatch)
-      }
-    }
-
-    /**
-     * Queues a write of the agent's record and the given events; `h.persisted` resolves once written.
-     * With `defer`, the write waits for the next transition (or {@link deferMs}).
-     */
-    const persist = (h: AgentHandle, events: ReadonlyArray<LifecycleEvent>, defer = false) => {
-      open ??= newBatch()
-      open.agents.set(h.agentId, h)
-      for (const event of events) open.events.push(event)
-      h.persisted = open.done
-      if (!defer) return schedule()
-      if (!scheduled && deferTimer === undefined) {
-        deferTimer = setTimeout(schedule, deferMs)
-        deferTimer.unref?.()
-      }
-    }
-
-    /** Resolves once every queued write has been written. */
-    const allWritten = async (): Promise<void> => {
-      schedule()
-      while (open !== undefined || inFlight !== undefined) await (inFlight ?? open)!.done
-    }
-
-    /** The agent's queued writes, written now if they were deferred. */
-    const persisted = (h: AgentHandle): Promise<void> => {
-      schedule()
-      return h.persisted
-    }
-
     const flushed = (h: AgentHandle): Effect.Effect<void, StoreFailed> =>
-      Effect.promise(() => persisted(h)).pipe(
+      Effect.promise(() => host.persisted(h)).pipe(
         Effect.flatMap(() => (h.persistError === undefined ? Effect.void : Effect.fail(h.persistError)))
       )
 
@@ -490,7 +329,7 @@ export const make = (
       setTimeout: (fn, ms) => timers.setTimeout(fn, ms),
       clearTimeout: (id) => timers.clearTimeout(id),
       onMissed: (agentId, sandboxId, silentMs) => {
-        const h = agents.get(agentId)
+        const h = host.get(agentId)
         if (h === undefined || h.state !== "running" || h.lastContext.sandboxId !== sandboxId) return
         const error: ErrorData = {
           code: "E2049",
@@ -498,7 +337,7 @@ export const make = (
           retryable: true
         }
         const send: AgentEvent = { type: "sandbox.exited", exitCode: undefined, error }
-        const actor = live_(h)
+        const actor = host.live(h)
         if (accepts(actor.getSnapshot(), send)) actor.send(send)
       }
     })
@@ -524,19 +363,19 @@ export const make = (
         )
       )
     fleet.on("fleet.restart", ({ agentId, attempt }) => {
-      const h = agents.get(agentId)
+      const h = host.get(agentId)
       if (h === undefined || h.state !== "failed") return
       fleetEvent(agentId, "fleet.restart", { attempt })
-      live_(h).send({ type: "agent.restart" })
+      host.live(h).send({ type: "agent.restart" })
     })
     fleet.on("fleet.escalate", ({ agentId, error }) => {
-      const h = agents.get(agentId)
+      const h = host.get(agentId)
       if (h === undefined) return
       fleetEvent(agentId, "fleet.escalate", error)
-      live_(h).send({ type: "agent.escalate", error })
+      host.live(h).send({ type: "agent.escalate", error })
     })
     fleet.on("fleet.suspendIdle", ({ agentId }) => {
-      const h = agents.get(agentId)
+      const h = host.get(agentId)
       if (h === undefined || h.state !== "running" || h.activity !== "idle") return
       fleetEvent(agentId, "fleet.suspendIdle", undefined)
       runFork(Effect.ignore(suspend(agentId, {})))
@@ -580,7 +419,7 @@ export const make = (
     const specOf = (h: AgentHandle): SandboxSpec => specFor(h)
 
     const handleOf = (agentId: string): AgentHandle => {
-      const h = agents.get(agentId)
+      const h = host.get(agentId)
       if (h === undefined) throw new Error(`agent ${agentId} has no handle`)
       return h
     }
@@ -688,7 +527,7 @@ export const make = (
 
     const stopSandbox = (input: StopInput) =>
       Effect.gen(function* () {
-        const h = agents.get(input.agentId)
+        const h = host.get(input.agentId)
         if (h?.provisioning !== undefined) yield* Fiber.interrupt(h.provisioning)
         if (input.sandboxId !== undefined) {
           yield* backend.stop(input.sandboxId, { graceMs: input.force ? 0 : input.graceMs }).pipe(
@@ -720,9 +559,9 @@ export const make = (
 
     /** Waits until the state that asked for a side effect is written; a failed write fails the effect (E2060). */
     const beforeEffect = async (input: { readonly agentId: string }): Promise<void> => {
-      const h = agents.get(input.agentId)
+      const h = host.get(input.agentId)
       if (h === undefined) return
-      await persisted(h)
+      await host.persisted(h)
       if (h.persistError !== undefined) throw toErrorData(h.persistError)
     }
 
@@ -742,7 +581,7 @@ export const make = (
             }),
           // A claim of a warm sandbox creates nothing: a host that dies before the write leaves a warm
           // sandbox the next start adopts back. So the claim need not wait, and its writes go as one.
-          (input) => (input.replaceSandboxId === undefined && agents.get(input.agentId)?.claim !== undefined ? Promise.resolve() : beforeEffect(input))
+          (input) => (input.replaceSandboxId === undefined && host.get(input.agentId)?.claim !== undefined ? Promise.resolve() : beforeEffect(input))
         ),
         // Pausing and unpausing are reversible and reconciled at recovery (a paused sandbox of a running
         // agent is unpaused, a running sandbox of a suspended agent paused), so they need not wait for
@@ -754,19 +593,18 @@ export const make = (
     })
 
     // ---- actors ------------------------------------------------------------------------------------
-    const observe = (h: AgentHandle, actor: Actor<typeof agentMachine>) => {
-      actor.subscribe({
-        next: (snapshot) => onSnapshot(h, snapshot),
-        error: (error) => reportDefect(`agent:${h.agentId}`, error)
-      })
-    }
-
-    const onSnapshot = (h: AgentHandle, snapshot: Snapshot<unknown> & { value: unknown; context: AgentContext }) => {
+    /** An agent's transition: its record and a state event to write, then what the fleet hears of it. */
+    const onSnapshot = (h: AgentHandle, snapshot: Snapshot<unknown> & { value: unknown; context: AgentContext }, initial: boolean): SnapshotWrite | undefined => {
       const state = stateOf(snapshot.value)
       const activity = activityOf(snapshot.value)
       const context = snapshot.context
-      if (state === h.state && activity === h.activity && context === h.lastContext) return
-      h.lastActiveAt = now()
+      if (initial) {
+        h.state = state
+        h.activity = activity
+        h.lastContext = context
+        return undefined
+      }
+      if (state === h.state && activity === h.activity && context === h.lastContext) return undefined
       const from = h.state
       const fromActivity = h.activity
       const previousContext = h.lastContext
@@ -786,10 +624,20 @@ export const make = (
           at: h.updatedAt
         })
       }
-      // Only the pause and unpause paths leave these states without waiting for the write (see `provided`).
-      persist(h, events, from !== state && writeMayWait(state, snapshot, h))
-      watchHeartbeat(h)
-      // supervision
+      return {
+        events,
+        // Only the pause and unpause paths leave these states without waiting for the write (see `provided`).
+        defer: from !== state && writeMayWait(state, snapshot, h),
+        then: () => {
+          watchHeartbeat(h)
+          supervise(h, from, fromActivity)
+        }
+      }
+    }
+
+    /** What the fleet hears of an agent's transition. */
+    const supervise = (h: AgentHandle, from: AgentState, fromActivity: AgentActivity | undefined) => {
+      const { state, activity, lastContext: context } = h
       // The fleet supervises agents that were running: a sandbox that died, and a restart that failed
       // to come up (e.g. while the engine is down). A first spawn that fails is the caller's to handle.
       const supervised = from === "running" || from === "suspended" || (from === "spawning" && context.restartCount > 0)
@@ -810,74 +658,42 @@ export const make = (
       }
       if (state === "terminated") {
         fleet.send({ type: "fleet.agent.removed", agentId: h.agentId })
-        void h.persisted.then(() => {
-          if (agents.get(h.agentId) === h) agents.delete(h.agentId)
-        })
+        void h.persisted.then(() => host.remove(h))
       }
     }
 
-    const startActor = (h: AgentHandle, snapshot?: unknown) => {
-      const actor = createActor(provided, {
-        ...actorOptions,
-        input: { agentId: h.agentId, spawnTimeoutMs: lifecycle.spawn_timeout_seconds * 1000, graceMs: lifecycle.graceful_shutdown_seconds * 1000 },
-        systemId: `agent:${h.agentId}`,
-        ...(snapshot === undefined ? {} : { snapshot: snapshot as never })
-      })
-      const initial = actor.getSnapshot()
-      h.actor = actor
-      h.hibernated = undefined
-      h.lastActiveAt = now()
-      h.state = stateOf(initial.value)
-      h.activity = activityOf(initial.value)
-      h.lastContext = initial.context
-      observe(h, actor)
-      actor.start()
-      return actor
-    }
-
-    /** The agent's live actor, waking it from hibernation when needed. */
-    const live_ = (h: AgentHandle): Actor<typeof agentMachine> => h.actor ?? startActor(h, h.hibernated)
-
-    // Idle agents (no invoked actor, no execute step) hibernate: their actor is stopped and only its
-    // persisted snapshot kept, so thousands of idle agents cost little memory. Any operation or event
-    // wakes the agent by restoring the actor from that snapshot; the machine has no timers in these
-    // states, so nothing is lost.
-    const hibernateAfterMs = config.runtime.hibernate_idle_after_seconds * 1000
-    const sweep = () => {
-      const cutoff = now() - hibernateAfterMs
-      for (const h of agents.values()) {
-        const actor = h.actor
-        if (actor === undefined || h.lastActiveAt > cutoff || h.activity === "busy" || h.waiters > 0) continue
-        const snapshot = actor.getSnapshot()
-        if (snapshot.status !== "active" || Object.keys(snapshot.children).length > 0) continue
-        h.hibernated = actor.getPersistedSnapshot()
-        h.actor = undefined
-        actor.stop()
-      }
-    }
-    const sweeper = hibernateAfterMs > 0 ? setInterval(sweep, Math.max(250, Math.min(hibernateAfterMs / 2, 30_000))) : undefined
-    sweeper?.unref()
+    // Idle agents (no invoked actor, no execute step) hibernate: only their persisted snapshot is kept,
+    // so thousands of idle agents cost little memory; any operation or event wakes them.
+    const host = makeActorHost<typeof agentMachine, AgentHandle>({
+      logic: provided,
+      idOf: (h) => h.agentId,
+      systemIdOf: (h) => `agent:${h.agentId}`,
+      input: (h) => ({ agentId: h.agentId, spawnTimeoutMs: lifecycle.spawn_timeout_seconds * 1000, graceMs: lifecycle.graceful_shutdown_seconds * 1000 }),
+      write: (entries, events) =>
+        run(
+          Effect.gen(function* () {
+            const appended = yield* writeBatchOf.saveAgentsAndAppend(entries.map((h) => recordOf(h, options.runtimeId)), events)
+            if (appended.length > 0) publish(appended)
+          })
+        ),
+      onSnapshot: (h, snapshot, initial) => onSnapshot(h, snapshot as never, initial),
+      onError: (h, error) => reportDefect(`agent:${h.agentId}`, error),
+      mayHibernate: (h) => h.activity !== "busy",
+      hibernateAfterMs: config.runtime.hibernate_idle_after_seconds * 1000,
+      noun: "agent",
+      describe: (h) => ({ state: h.state, where: h.activity === undefined ? h.state : `${h.state} (${h.activity})` }),
+      now,
+      inspect: options.inspect,
+      clock: options.clock
+    })
 
     const waitFor = (h: AgentHandle, done: (state: AgentState) => boolean): Effect.Effect<AgentState> =>
-      Effect.callback<AgentState>((resume) => {
-        if (done(h.state)) return resume(Effect.succeed(h.state))
-        h.waiters += 1
-        const finish = () => {
-          h.waiters -= 1
-          sub.unsubscribe()
-          resume(Effect.succeed(h.state))
-        }
-        const sub = live_(h).subscribe({ next: () => done(h.state) && finish(), complete: finish })
-        return Effect.sync(() => {
-          h.waiters -= 1
-          sub.unsubscribe()
-        })
-      })
+      Effect.map(host.waitFor(h, () => done(h.state)), () => h.state)
 
     const live = (agentId: string): Effect.Effect<AgentHandle, AgentNotFound | RuntimeShutDown> =>
       Effect.suspend((): Effect.Effect<AgentHandle, AgentNotFound | RuntimeShutDown> => {
         if (closed) return Effect.fail(new RuntimeShutDown({ message: "the runtime was shut down; create a new one", agentId }))
-        const h = agents.get(agentId)
+        const h = host.get(agentId)
         return h === undefined
           ? Effect.fail(new AgentNotFound({ message: `no live agent ${agentId}; list agents with list() or check the id`, agentId }))
           : Effect.succeed(h)
@@ -906,23 +722,7 @@ export const make = (
         )
       )
 
-    const sendChecked = (h: AgentHandle, event: AgentEvent, operation: AgentOperation) =>
-      Effect.suspend(() => {
-        const actor = live_(h)
-        if (!accepts(actor.getSnapshot(), event)) {
-          const where = h.activity === undefined ? h.state : `${h.state} (${h.activity})`
-          return Effect.fail(
-            new InvalidTransition({
-              message: `cannot ${operation} agent ${h.agentId} while it is ${where}`,
-              agentId: h.agentId,
-              state: h.state,
-              operation
-            })
-          )
-        }
-        actor.send(event)
-        return Effect.void
-      })
+    const sendChecked = (h: AgentHandle, event: AgentEvent, operation: AgentOperation) => host.send(h, event, operation)
 
     const failIfError = (h: AgentHandle, state: AgentState, ok: ReadonlyArray<AgentState>, since: ErrorData | undefined) =>
       Effect.suspend(() => {
@@ -935,43 +735,6 @@ export const make = (
           )
         )
       })
-
-    const instanceOf = (h: AgentHandle): AgentInstance => ({
-      agentId: h.agentId,
-      sessionId: h.sessionId,
-      name: h.config.name,
-      state: h.state,
-      ...(h.activity === undefined ? {} : { activity: h.activity }),
-      backend: options.backendName,
-      ...(h.lastContext.sandboxId === undefined ? {} : { sandboxId: h.lastContext.sandboxId }),
-      config: h.config,
-      sandbox: h.sandbox,
-      restartCount: h.lastContext.restartCount,
-      ...(h.lastContext.checkpointId === undefined ? {} : { checkpointId: h.lastContext.checkpointId }),
-      ...(h.lastContext.lastError === undefined ? {} : { lastError: h.lastContext.lastError }),
-      createdAt: h.createdAt,
-      updatedAt: h.updatedAt,
-      ...(h.terminatedAt === undefined ? {} : { terminatedAt: h.terminatedAt })
-    })
-
-    const instanceOfRecord = (r: AgentRecord): AgentInstance => {
-      const snap = (r.snapshot as { machine?: { context?: AgentContext } } | null)?.machine?.context
-      return {
-        agentId: r.agentId,
-        sessionId: r.sessionId,
-        name: r.config.name,
-        state: r.state,
-        backend: options.backendName,
-        config: r.config,
-        sandbox: r.sandbox,
-        restartCount: snap?.restartCount ?? 0,
-        ...(snap?.lastError === undefined ? {} : { lastError: snap.lastError }),
-        ...(snap?.checkpointId === undefined ? {} : { checkpointId: snap.checkpointId }),
-        createdAt: r.createdAt,
-        updatedAt: r.updatedAt,
-        ...(r.terminatedAt === undefined ? {} : { terminatedAt: r.terminatedAt })
-      }
-    }
 
     // ---- operations --------------------------------------------------------------------------------
     const tokenBudget = yield* TokenBudget.makeMemory
@@ -1065,7 +828,7 @@ export const make = (
         const claim = warm.claim(config)
         const sessionId = config.sessionId ?? claim?.sessionId ?? admittedAs
         const at = iso()
-        const h: AgentHandle = {
+        const h = newAgentHandle({
           agentId: claim?.agentId ?? randomUUID(),
           sessionId,
           claim,
@@ -1074,26 +837,13 @@ export const make = (
           initialContext: initialContext ?? null,
           createdAt: at,
           updatedAt: at,
-          terminatedAt: undefined,
-          actor: undefined,
-          hibernated: undefined,
-          lastActiveAt: 0,
-          waiters: 0,
-          conversation: undefined,
-          tokenUsage: undefined,
-          model: undefined,
-          state: "pending",
-          activity: undefined,
-          lastContext: undefined as never,
-          persisted: Promise.resolve(),
-          persistError: undefined,
-          provisioning: undefined
-        }
-        agents.set(h.agentId, h)
-        startActor(h)
+          state: "pending"
+        })
+        host.add(h)
+        host.start(h)
         // The record is first written with the spawning intent, in one batch with its creation, before
         // the backend is asked for anything (provisionSandbox waits for that write).
-        persist(h, [{ agentId: h.agentId, type: "agent.created", toState: "pending", data: { name: config.name }, at }], claim !== undefined)
+        host.persist(h, [{ agentId: h.agentId, type: "agent.created", toState: "pending", data: { name: config.name }, at }], claim !== undefined)
         yield* sendChecked(h, { type: "agent.spawn" }, "spawn")
         const state = yield* waitFor(h, (s) => s === "running" || s === "failed" || s === "terminated")
         yield* flushed(h)
@@ -1158,7 +908,7 @@ export const make = (
         if (!Number.isInteger(replicas) || replicas < 0 || replicas > 10_000) {
           return yield* new InputInvalid({ message: `replicas must be a whole number from 0 to 10000, got ${replicas}`, key: "replicas" })
         }
-        const members = [...agents.values()].filter(
+        const members = [...host.entries()].filter(
           (h) => h.config.labels?.[poolLabel] === pool && h.state !== "terminated" && h.state !== "terminating"
         )
         let template: AgentConfig | undefined
@@ -1241,11 +991,11 @@ export const make = (
 
     const getState = (agentId: string) =>
       Effect.suspend(() => {
-        const h = agents.get(agentId)
+        const h = host.get(agentId)
         if (h !== undefined) {
           return usageOf(h).pipe(
             Effect.map((usage) => {
-              const instance = instanceOf(h)
+              const instance = instanceOf(h, options.backendName)
               return usage === undefined ? instance : { ...instance, resourceUsage: usage }
             })
           )
@@ -1253,7 +1003,7 @@ export const make = (
         return store.getAgent(agentId).pipe(
           Effect.flatMap((found) =>
             Option.isSome(found)
-              ? Effect.succeed(instanceOfRecord(found.value))
+              ? Effect.succeed(instanceOfRecord(found.value, options.backendName))
               : Effect.fail(new AgentNotFound({ message: `no agent ${agentId}; list agents with list() or check the id`, agentId }))
           )
         )
@@ -1275,8 +1025,8 @@ export const make = (
       Effect.gen(function* () {
         const stored = yield* store.listAgents({ ...filter, runtimeId: options.runtimeId })
         const out = new Map<string, AgentInstance>()
-        for (const r of stored) out.set(r.agentId, instanceOfRecord(r))
-        for (const h of agents.values()) out.set(h.agentId, instanceOf(h))
+        for (const r of stored) out.set(r.agentId, instanceOfRecord(r, options.backendName))
+        for (const h of host.entries()) out.set(h.agentId, instanceOf(h, options.backendName))
         return [...out.values()].filter((i) => matches(i, filter))
       })
 
@@ -1290,7 +1040,7 @@ export const make = (
           yield* sendChecked(h, { type: "agent.busy" }, "execute")
           yield* Effect.addFinalizer(() =>
             Effect.sync(() => {
-              const actor = live_(h)
+              const actor = host.live(h)
               if (accepts(actor.getSnapshot(), { type: "agent.idle" })) actor.send({ type: "agent.idle" })
             })
           )
@@ -1319,7 +1069,7 @@ export const make = (
                 Effect.gen(function* () {
                   h.conversation = conversation
                   h.tokenUsage = yield* tokenBudget.usage(agentId)
-                  persist(h, [])
+                  host.persist(h, [])
                 })
             }).pipe(
               Stream.mapEffect((event): Effect.Effect<ExecuteEvent, RuntimeError> =>
@@ -1329,61 +1079,7 @@ export const make = (
               )
             )
           }
-          const attachment = yield* backend.attach(sandboxId)
-          const executionId = randomUUID()
-          yield* attachment.write(JSON.stringify({ type: "input", id: executionId, input }))
-          const timeoutMs = opts.timeoutMs ?? 300_000
-          const startedAt = Date.now()
-          let finished = false
-          // The agent's last stderr lines, to say why when its output ends without a done line.
-          const stderrTail: Array<string> = []
-          return attachment.output.pipe(
-            Stream.map((out): ExecuteEvent => {
-              if (out.stream === "stderr") {
-                stderrTail.push(out.line.length > 200 ? `${out.line.slice(0, 200)}...` : out.line)
-                if (stderrTail.length > 3) stderrTail.shift()
-              }
-              let data: unknown
-              try {
-                data = JSON.parse(out.line)
-              } catch {
-                data = undefined
-              }
-              const msg = data as { type?: unknown; id?: unknown } | undefined
-              if (msg?.type === "done" && (msg.id === undefined || msg.id === executionId)) {
-                finished = true
-                return { type: "done", executionId, data }
-              }
-              return data === undefined ? { type: "output", stream: out.stream, line: out.line } : { type: "output", stream: out.stream, line: out.line, data }
-            }),
-            Stream.takeUntil((e) => e.type === "done"),
-            Stream.timeout(`${timeoutMs} millis`),
-            Stream.concat(
-              Stream.fromEffect(
-                Effect.suspend(() =>
-                  finished
-                    ? Effect.void
-                    : Date.now() - startedAt >= timeoutMs
-                      ? Effect.fail(new ExecuteFailed({ message: `the agent did not answer with a {"type":"done"} line within ${timeoutMs} ms`, agentId }))
-                      : backend.inspect(sandboxId).pipe(
-                          Effect.map((info) => (info.status === "exited" ? `it exited with code ${info.exitCode ?? "unknown"}` : `it is ${info.status}`)),
-                          Effect.orElseSucceed(() => "its sandbox is gone"),
-                          Effect.flatMap((why) =>
-                            Effect.fail(
-                              new ExecuteFailed({
-                                message: `the agent's output ended before its {"type":"done"} line: ${why}${stderrTail.length === 0 ? "" : `; its last stderr: ${stderrTail.join(" | ")}`}`,
-                                agentId
-                              })
-                            )
-                          )
-                        )
-                )
-              ).pipe(Stream.drain)
-            ),
-            Stream.mapError((e): RuntimeError =>
-              e._tag === "ExecuteFailed" ? e : new ExecuteFailed({ message: `reading the agent's output failed: ${e.message}`, agentId })
-            )
-          )
+          return yield* runProgramStep({ backend, agentId, sandboxId, input, timeoutMs: opts.timeoutMs ?? 300_000, now })
         })
       ).pipe(
         Stream.scoped,
@@ -1415,7 +1111,7 @@ export const make = (
         runFork(Effect.ignore(removeQuietly(event.sandboxId)))
         return
       }
-      const h = agents.get(event.agentId)
+      const h = host.get(event.agentId)
       if (h === undefined || h.lastContext.sandboxId !== event.sandboxId) return
       const error: ErrorData =
         event.type === "oom"
@@ -1424,7 +1120,7 @@ export const make = (
             ? { code: "E2027", message: "the sandbox reported itself unhealthy (its health check failed); it is replaced", retryable: true }
             : { code: "E2027", message: `the sandbox exited with code ${event.exitCode ?? "unknown"}`, retryable: true }
       const send: AgentEvent = { type: "sandbox.exited", exitCode: event.exitCode, error }
-      const actor = live_(h)
+      const actor = host.live(h)
       if (accepts(actor.getSnapshot(), send)) actor.send(send)
     }
     // The event stream ends or fails when the engine restarts or the connection drops: subscribe again
@@ -1449,7 +1145,7 @@ export const make = (
     const seen = new Map<string, string>()
     const reconcile = Effect.gen(function* () {
       const expected = new Map<string, string>()
-      for (const h of agents.values()) {
+      for (const h of host.entries()) {
         const sandboxId = h.lastContext.sandboxId
         if (sandboxId !== undefined && (h.state === "running" || h.state === "suspended")) expected.set(h.agentId, sandboxId)
       }
@@ -1466,7 +1162,7 @@ export const make = (
         }
       }
       for (const [agentId, sandboxId] of expected) {
-        const h = agents.get(agentId)
+        const h = host.get(agentId)
         // Only judge agents whose sandbox did not change while we looked.
         if (h === undefined || h.lastContext.sandboxId !== sandboxId || (h.state !== "running" && h.state !== "suspended")) continue
         const info = byId.get(sandboxId)
@@ -1515,7 +1211,7 @@ export const make = (
     for (const r of stored) {
       if (r.state === "terminated") continue
       const saved = r.snapshot as { machine?: unknown; initialContext?: unknown } | null
-      const h: AgentHandle = {
+      const h = newAgentHandle({
         agentId: r.agentId,
         sessionId: r.sessionId,
         config: r.config,
@@ -1524,25 +1220,15 @@ export const make = (
         createdAt: r.createdAt,
         updatedAt: r.updatedAt,
         terminatedAt: r.terminatedAt,
-        actor: undefined,
-        hibernated: undefined,
-        lastActiveAt: 0,
-        waiters: 0,
-        conversation: (saved as { conversation?: Conversation } | null)?.conversation,
-        tokenUsage: (saved as { tokenUsage?: ReadonlyArray<TokenBudget.UsageEntry> } | null)?.tokenUsage,
-        model: undefined,
         state: r.state,
-        activity: undefined,
-        lastContext: undefined as never,
-        persisted: Promise.resolve(),
-        persistError: undefined,
-        provisioning: undefined
-      }
-      agents.set(h.agentId, h)
-      startActor(h, saved?.machine)
+        conversation: (saved as { conversation?: Conversation } | null)?.conversation,
+        tokenUsage: (saved as { tokenUsage?: ReadonlyArray<TokenBudget.UsageEntry> } | null)?.tokenUsage
+      })
+      host.add(h)
+      host.start(h, saved?.machine)
       if (h.tokenUsage !== undefined) yield* tokenBudget.restore(h.agentId, h.tokenUsage)
       // A spawn acknowledged as accepted but not yet started when the previous host died: start it now.
-      if (h.state === "pending") live_(h).send({ type: "agent.spawn" })
+      if (h.state === "pending") host.live(h).send({ type: "agent.spawn" })
       const sandboxId = h.lastContext.sandboxId
       if (sandboxId !== undefined && (h.state === "running" || h.state === "suspended")) {
         const info = yield* backend.inspect(sandboxId).pipe(
@@ -1564,7 +1250,7 @@ export const make = (
           })
         } else if (h.state === "running" && h.activity === "busy") {
           // The step that made it busy died with the previous host process.
-          live_(h).send({ type: "agent.idle" })
+          host.live(h).send({ type: "agent.idle" })
         }
         if (!gone) watchHeartbeat(h)
       }
@@ -1572,11 +1258,11 @@ export const make = (
     // Reap sandboxes this runtime owns that no live agent claims; warm ones nobody claimed go back to their pool.
     const owned = yield* backend.list({ [OwnershipLabels.runtimeId]: options.runtimeId })
     for (const s of owned) {
-      if (!agents.has(s.agentId) && s.labels[WarmLabels.pool] !== undefined) {
+      if (!host.has(s.agentId) && s.labels[WarmLabels.pool] !== undefined) {
         if (!warm.adopt(s, s.labels[OwnershipLabels.sessionId] ?? randomUUID())) yield* Effect.ignore(removeQuietly(s.sandboxId))
         continue
       }
-      const h = agents.get(s.agentId)
+      const h = host.get(s.agentId)
       const claimed = h !== undefined && (h.lastContext.sandboxId === s.sandboxId || h.state === "spawning" || h.state === "resuming")
       if (!claimed) yield* Effect.ignore(removeQuietly(s.sandboxId))
     }
@@ -1586,18 +1272,17 @@ export const make = (
     yield* Effect.addFinalizer(() =>
       Effect.promise(async () => {
         closed = true
-        if (sweeper !== undefined) clearInterval(sweeper)
         heartbeats.stopAll()
-        for (const h of agents.values()) h.actor?.stop()
+        host.stop()
         fleet.stop()
-        await allWritten()
+        await host.allWritten()
       }).pipe(Effect.andThen(PubSub.shutdown(hub)))
     )
 
     const fleetStatus = Effect.sync((): FleetStatus => {
       const byState: Record<string, number> = {}
       let hibernated = 0
-      for (const h of agents.values()) {
+      for (const h of host.entries()) {
         byState[h.state] = (byState[h.state] ?? 0) + 1
         if (h.actor === undefined) hibernated += 1
       }
@@ -1605,7 +1290,7 @@ export const make = (
       return {
         runtimeId: options.runtimeId,
         backend: options.backendName,
-        total: agents.size,
+        total: host.size(),
         byState,
         hibernated,
         pendingRestarts: Object.keys(fleetContext.pendingRestarts).length,
@@ -1614,7 +1299,7 @@ export const make = (
     })
 
     const config_ = config
-    const trustOf = (agentId: string) => agents.get(agentId)?.sandbox.trustLevel ?? "unknown"
+    const trustOf = (agentId: string) => host.get(agentId)?.sandbox.trustLevel ?? "unknown"
     const shape: AgentRuntimeShape = {
       runtimeId: options.runtimeId,
       spawn: (raw, initialContext, policy) =>
@@ -1656,10 +1341,10 @@ export const make = (
       scale: (pool, replicas, opts) => traced("l02.scale", { "l02.pool": pool, "l02.replicas": replicas })(scale(pool, replicas, opts)),
       fleetOperations: (limit) => store.listFleetOperations(limit),
       checkpoints: (agentId) => Effect.andThen(getState(agentId), checkpoints.list(agentId)),
-      flush: Effect.promise(allWritten),
+      flush: Effect.promise(host.allWritten),
       actorOf: (agentId) => {
-        const h = agents.get(agentId)
-        return h === undefined || h.state === "terminated" ? Option.none() : Option.some(live_(h))
+        const h = host.get(agentId)
+        return h === undefined || h.state === "terminated" ? Option.none() : Option.some(host.live(h))
       }
     }
     return shape

@@ -1,0 +1,154 @@
+/**
+ * A hosted agent: the actor host's entry plus what the runtime knows of the agent, its one
+ * constructor (for spawns and for recovery alike), and its record and instance forms.
+ */
+import type * as Fiber from "effect/Fiber"
+import type { agentMachine, AgentContext } from "../../../machines/agentMachine.ts"
+import type { AgentConfig } from "../../domain/AgentConfig.ts"
+import type { AgentInstance } from "../../domain/AgentInstance.ts"
+import type { AgentActivity, AgentState } from "../../domain/AgentState.ts"
+import type { SandboxConfiguration } from "../../domain/SandboxConfiguration.ts"
+import type { Conversation } from "../../execution/AgentLoop.ts"
+import type * as TokenBudget from "../../execution/TokenBudget.ts"
+import type { AgentRecord } from "../../services/StateStore.ts"
+import type { HostedEntry } from "../ActorHost.ts"
+import type { PreparedModel } from "./modelExecution.ts"
+import type { WarmSandbox } from "./warmPools.ts"
+
+/** A hosted agent: the actor host's entry plus what the runtime knows of the agent. */
+export interface AgentHandle extends HostedEntry<typeof agentMachine> {
+  readonly agentId: string
+  readonly sessionId: string
+  readonly config: AgentConfig
+  readonly sandbox: SandboxConfiguration
+  readonly initialContext: unknown
+  readonly createdAt: string
+  state: AgentState
+  activity: AgentActivity | undefined
+  lastContext: AgentContext
+  updatedAt: string
+  terminatedAt: string | undefined
+  /** The agent loop's conversation (agents with a model), persisted with the record. */
+  conversation: Conversation | undefined
+  /** Token use within the budget's sliding hour, persisted so a restart does not reset the budget. */
+  tokenUsage: ReadonlyArray<TokenBudget.UsageEntry> | undefined
+  /** The agent's model gateway and the secret values it holds, built at its first step. */
+  model: PreparedModel | undefined
+  /** In-flight provisioning, awaited (and interrupted) before a stop so no sandbox leaks. */
+  provisioning: Fiber.Fiber<unknown, unknown> | undefined
+  /** The warm sandbox this agent's spawn claimed, until its first provisioning takes it. */
+  claim?: WarmSandbox | undefined
+}
+
+/** The machine state of a snapshot value (`running` for `{ running: "idle" }`). */
+export const stateOf = (value: unknown): AgentState =>
+  (typeof value === "string" ? value : Object.keys(value as object)[0]) as AgentState
+
+/** The running activity of a snapshot value, if running. */
+export const activityOf = (value: unknown): AgentActivity | undefined =>
+  typeof value === "object" && value !== null && "running" in value ? ((value as { running: AgentActivity }).running) : undefined
+
+/** What a new handle starts from: a spawn's config, or a stored record. */
+export interface HandleFields {
+  readonly agentId: string
+  readonly sessionId: string
+  readonly config: AgentConfig
+  readonly sandbox: SandboxConfiguration
+  readonly initialContext: unknown
+  readonly createdAt: string
+  readonly updatedAt: string
+  readonly terminatedAt?: string | undefined
+  readonly state: AgentState
+  readonly conversation?: Conversation | undefined
+  readonly tokenUsage?: ReadonlyArray<TokenBudget.UsageEntry> | undefined
+  readonly claim?: WarmSandbox | undefined
+}
+
+/** A handle whose actor is not started yet. */
+export const newAgentHandle = (fields: HandleFields): AgentHandle => ({
+  agentId: fields.agentId,
+  sessionId: fields.sessionId,
+  claim: fields.claim,
+  config: fields.config,
+  sandbox: fields.sandbox,
+  initialContext: fields.initialContext,
+  createdAt: fields.createdAt,
+  updatedAt: fields.updatedAt,
+  terminatedAt: fields.terminatedAt,
+  actor: undefined,
+  hibernated: undefined,
+  lastActiveAt: 0,
+  waiters: 0,
+  conversation: fields.conversation,
+  tokenUsage: fields.tokenUsage,
+  model: undefined,
+  state: fields.state,
+  activity: undefined,
+  lastContext: undefined as never,
+  persisted: Promise.resolve(),
+  persistError: undefined,
+  provisioning: undefined
+})
+
+/** The stored record of an agent: its state, config and persisted snapshot, built when it is written. */
+export const recordOf = (h: AgentHandle, runtimeId: string): AgentRecord => ({
+  agentId: h.agentId,
+  sessionId: h.sessionId,
+  runtimeId,
+  state: h.state,
+  config: h.config,
+  sandbox: h.sandbox,
+  sandboxId: h.lastContext.sandboxId,
+  snapshot: {
+    machine: h.actor?.getPersistedSnapshot() ?? h.hibernated,
+    initialContext: h.initialContext,
+    activity: h.activity ?? null,
+    ...(h.conversation === undefined ? {} : { conversation: h.conversation }),
+    ...(h.tokenUsage === undefined ? {} : { tokenUsage: h.tokenUsage })
+  },
+  ...(h.conversation === undefined
+    ? {}
+    : { resourceUsage: { tokensUsed: h.conversation.usage.inputTokens + h.conversation.usage.outputTokens } }),
+  createdAt: h.createdAt,
+  updatedAt: h.updatedAt,
+  terminatedAt: h.terminatedAt
+})
+
+/** What `getState` and `list` answer for a live agent. */
+export const instanceOf = (h: AgentHandle, backend: string): AgentInstance => ({
+  agentId: h.agentId,
+  sessionId: h.sessionId,
+  name: h.config.name,
+  state: h.state,
+  ...(h.activity === undefined ? {} : { activity: h.activity }),
+  backend,
+  ...(h.lastContext.sandboxId === undefined ? {} : { sandboxId: h.lastContext.sandboxId }),
+  config: h.config,
+  sandbox: h.sandbox,
+  restartCount: h.lastContext.restartCount,
+  ...(h.lastContext.checkpointId === undefined ? {} : { checkpointId: h.lastContext.checkpointId }),
+  ...(h.lastContext.lastError === undefined ? {} : { lastError: h.lastContext.lastError }),
+  createdAt: h.createdAt,
+  updatedAt: h.updatedAt,
+  ...(h.terminatedAt === undefined ? {} : { terminatedAt: h.terminatedAt })
+})
+
+/** What `getState` and `list` answer for an agent known only from the store. */
+export const instanceOfRecord = (r: AgentRecord, backend: string): AgentInstance => {
+  const snap = (r.snapshot as { machine?: { context?: AgentContext } } | null)?.machine?.context
+  return {
+    agentId: r.agentId,
+    sessionId: r.sessionId,
+    name: r.config.name,
+    state: r.state,
+    backend,
+    config: r.config,
+    sandbox: r.sandbox,
+    restartCount: snap?.restartCount ?? 0,
+    ...(snap?.lastError === undefined ? {} : { lastError: snap.lastError }),
+    ...(snap?.checkpointId === undefined ? {} : { checkpointId: snap.checkpointId }),
+    createdAt: r.createdAt,
+    updatedAt: r.updatedAt,
+    ...(r.terminatedAt === undefined ? {} : { terminatedAt: r.terminatedAt })
+  }
+}

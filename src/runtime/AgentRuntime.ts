@@ -15,7 +15,6 @@ import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
@@ -24,9 +23,8 @@ import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
-import { type Actor, createActor, type InspectionEvent, type Snapshot } from "xstate"
-import { accepts, agentMachine, type AgentContext, type AgentEvent, type ProvisionInput, type ResumeInput, type StopInput, type SuspendInput } from "../../machines/agentMachine.ts"
-import { fleetMachine, type FleetPolicy } from "../../machines/fleetMachine.ts"
+import { type Actor, type InspectionEvent, type Snapshot } from "xstate"
+import { accepts, agentMachine, type AgentContext, type AgentEvent } from "../../machines/agentMachine.ts"
 import { AgentConfig } from "../domain/AgentConfig.ts"
 import type { AgentInstance, SpawnResult } from "../domain/AgentInstance.ts"
 import type { AgentActivity, AgentOperation, AgentState } from "../domain/AgentState.ts"
@@ -45,7 +43,6 @@ import {
   AdmissionRejected,
   SandboxConfigInvalid,
   StoreFailed,
-  SuspendFailed,
   toErrorData
 } from "../domain/Errors.ts"
 import type { Checkpoint } from "../domain/Checkpoint.ts"
@@ -59,16 +56,19 @@ import type { RuntimeConfig } from "../domain/RuntimeConfig.ts"
 import type { SandboxConfiguration } from "../domain/SandboxConfiguration.ts"
 import { CheckpointStore } from "../services/CheckpointStore.ts"
 import { EventLog } from "../services/EventLog.ts"
-import { SandboxBackend, type SandboxSpec } from "../services/SandboxBackend.ts"
+import { SandboxBackend } from "../services/SandboxBackend.ts"
 import { type AgentFilter, AtomicWrites, type FleetOperation, StateStore } from "../services/StateStore.ts"
 import { type Clock, makeActorHost, type SnapshotWrite } from "./ActorHost.ts"
-import { fromEffect } from "./EffectBridge.ts"
+import {  } from "./EffectBridge.ts"
 import { type AdmissionPriority, makeFairAdmission } from "./internal/fairAdmission.ts"
 import { makeHeartbeatWatch } from "./internal/heartbeats.ts"
 import { makeQuietPeriods, memoryReducingGc } from "./internal/memoryReducer.ts"
 import { makeWarmPools, WarmLabels, type WarmPool } from "./internal/warmPools.ts"
 import type { ModelExecuteEvent } from "./internal/modelExecution.ts"
 import { type ProgramExecuteEvent, runProgramStep } from "./internal/programProtocol.ts"
+import { makeSandboxEffects } from "./internal/sandboxEffects.ts"
+import { makeFleetSupervision } from "./internal/fleetSupervision.ts"
+import { makeDefectReporter } from "./internal/defects.ts"
 import { activityOf, type AgentHandle, instanceOf, instanceOfRecord, newAgentHandle, recordOf, stateOf } from "./internal/agentHandle.ts"
 import type { Conversation } from "../execution/AgentLoop.ts"
 import * as TokenBudget from "../execution/TokenBudget.ts"
@@ -270,34 +270,6 @@ export const make = (
         Effect.flatMap(() => (h.persistError === undefined ? Effect.void : Effect.fail(h.persistError)))
       )
 
-    // ---- fleet -------------------------------------------------------------------------------------
-    const policy: FleetPolicy = {
-      maxRestarts: lifecycle.max_restart_count,
-      windowMs: lifecycle.restart_window_seconds * 1000,
-      backoffInitialMs: lifecycle.restart_backoff_initial_ms,
-      backoffFactor: lifecycle.restart_backoff_factor,
-      backoffMaxMs: lifecycle.restart_backoff_max_ms,
-      backoffJitter: options.backoffJitter ?? 0.1,
-      idleSuspendMs: lifecycle.enable_suspend ? lifecycle.suspend_idle_after_seconds * 1000 : 0
-    }
-    const actorOptions = {
-      ...(options.inspect === undefined ? {} : { inspect: options.inspect }),
-      ...(options.clock === undefined ? {} : { clock: options.clock })
-    }
-    const policyOf = (c: AgentConfig): Partial<FleetPolicy> | undefined => {
-      const p = c.restartPolicy
-      if (p === undefined) return undefined
-      return {
-        ...(p.maxRestarts === undefined ? {} : { maxRestarts: p.maxRestarts }),
-        ...(p.windowSeconds === undefined ? {} : { windowMs: p.windowSeconds * 1000 }),
-        ...(p.backoffInitialMs === undefined ? {} : { backoffInitialMs: p.backoffInitialMs }),
-        ...(p.backoffFactor === undefined ? {} : { backoffFactor: p.backoffFactor }),
-        ...(p.backoffMaxMs === undefined ? {} : { backoffMaxMs: p.backoffMaxMs }),
-        ...(p.jitter === undefined ? {} : { backoffJitter: p.jitter })
-      }
-    }
-    const fleet = createActor(fleetMachine, { ...actorOptions, input: { policy }, systemId: "fleet" })
-
     // ---- traces ------------------------------------------------------------------------------------
     const spanBase = { "l02.runtime_id": options.runtimeId, "l02.backend": options.backendName }
     const background = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
@@ -350,7 +322,6 @@ export const make = (
       else if (h.state === "suspending" || h.state === "suspended" || h.state === "resuming") heartbeats.paused(h.agentId)
       else heartbeats.stop(h.agentId)
     }
-    fleet.subscribe({ error: (error) => reportDefect("fleet", error) })
     // Every supervision decision is a lifecycle event, and a span when traces are on.
     const fleetEvent = (agentId: string, type: string, data: unknown) =>
       Effect.runFork(
@@ -362,234 +333,37 @@ export const make = (
           )
         )
       )
-    fleet.on("fleet.restart", ({ agentId, attempt }) => {
-      const h = host.get(agentId)
-      if (h === undefined || h.state !== "failed") return
-      fleetEvent(agentId, "fleet.restart", { attempt })
-      host.live(h).send({ type: "agent.restart" })
+    const { fleet, supervise: superviseFleet } = makeFleetSupervision({
+      lifecycle,
+      backoffJitter: options.backoffJitter ?? 0.1,
+      now,
+      random,
+      inspect: options.inspect,
+      clock: options.clock,
+      agent: (agentId) => host.get(agentId),
+      send: (h, event) => host.live(h).send(event),
+      suspendIdle: (agentId) => runFork(Effect.ignore(suspend(agentId, {}))),
+      record: fleetEvent,
+      onError: (error) => reportDefect("fleet", error)
     })
-    fleet.on("fleet.escalate", ({ agentId, error }) => {
-      const h = host.get(agentId)
-      if (h === undefined) return
-      fleetEvent(agentId, "fleet.escalate", error)
-      host.live(h).send({ type: "agent.escalate", error })
-    })
-    fleet.on("fleet.suspendIdle", ({ agentId }) => {
-      const h = host.get(agentId)
-      if (h === undefined || h.state !== "running" || h.activity !== "idle") return
-      fleetEvent(agentId, "fleet.suspendIdle", undefined)
-      runFork(Effect.ignore(suspend(agentId, {})))
-    })
-    fleet.start()
 
-    const defects: Array<unknown> = []
-    const reportDefect = (who: string, error: unknown) => {
-      // An unobserved actor error would escape as an uncaught exception in the host process.
-      defects.push({ who, error })
-    }
+    // Actor errors are bugs of this runtime: logged and recorded as lifecycle events, bounded.
+    const reportDefect = makeDefectReporter({
+      record: (who, data) => fleetEvent(who.startsWith("agent:") ? who.slice("agent:".length) : "", "runtime.defect", { actor: who, ...data })
+    })
 
     // ---- side effects of the agent machine ------------------------------------------------------------
-    const specFor = (
-      agent: { readonly agentId: string; readonly sessionId: string; readonly config: AgentConfig; readonly sandbox: SandboxConfiguration },
-      extraLabels: Readonly<Record<string, string>> = {}
-    ): SandboxSpec => ({
-      agentId: agent.agentId,
-      sessionId: agent.sessionId,
+    const { specFor, removeQuietly, writeMayWait, machine: provided } = makeSandboxEffects({
+      backend,
+      checkpoints,
+      services,
       runtimeId: options.runtimeId,
-      name: agent.config.name,
-      image: agent.config.image,
-      command: agent.config.command ?? options.defaultCommand?.(agent.config),
-      env: {
-        ...agent.config.env,
-        L02_AGENT_ID: agent.agentId,
-        L02_SESSION_ID: agent.sessionId,
-        // An agent that must send heartbeats is told how often: three per timeout.
-        ...(heartbeatTimeoutMs(agent.config) > 0 ? { L02_HEARTBEAT_MS: String(Math.max(100, Math.floor(heartbeatTimeoutMs(agent.config) / 3))) } : {})
-      },
-      labels: {
-        ...agent.config.labels,
-        ...extraLabels,
-        [OwnershipLabels.managedBy]: "l02",
-        [OwnershipLabels.agentId]: agent.agentId,
-        [OwnershipLabels.runtimeId]: options.runtimeId,
-        [OwnershipLabels.sessionId]: agent.sessionId
-      },
-      sandbox: agent.sandbox
-    })
-    const specOf = (h: AgentHandle): SandboxSpec => specFor(h)
-
-    const handleOf = (agentId: string): AgentHandle => {
-      const h = host.get(agentId)
-      if (h === undefined) throw new Error(`agent ${agentId} has no handle`)
-      return h
-    }
-
-    const removeQuietly = (sandboxId: string) =>
-      backend.remove(sandboxId).pipe(Effect.catchTag("SandboxNotFound", () => Effect.void))
-
-    /** Removes every sandbox of this runtime labelled with the agent's id except `keep`. */
-    const reapAgentSandboxes = (agentId: string, keep?: string) =>
-      backend.list({ [OwnershipLabels.agentId]: agentId, [OwnershipLabels.runtimeId]: options.runtimeId }).pipe(
-        Effect.flatMap((found) =>
-          Effect.forEach(
-            found.filter((s) => s.sandboxId !== keep),
-            (s) => removeQuietly(s.sandboxId),
-            { discard: true }
-          )
-        )
-      )
-
-    const provisionSandbox = (input: ProvisionInput) =>
-      Effect.gen(function* () {
-        const h = handleOf(input.agentId)
-        const claim = h.claim
-        h.claim = undefined
-        if (claim !== undefined && input.replaceSandboxId === undefined) {
-          // A warm sandbox made for this agent id: only its pause stands between it and running.
-          const taken = yield* (claim.paused ? backend.unpause(claim.sandboxId) : Effect.void).pipe(
-            Effect.as(true),
-            Effect.catch(() => Effect.as(Effect.ignore(removeQuietly(claim.sandboxId)), false))
-          )
-          if (taken) return { sandboxId: claim.sandboxId }
-        }
-        if (input.replaceSandboxId !== undefined) yield* removeQuietly(input.replaceSandboxId)
-        const created = yield* backend.provision(specOf(h))
-        const started = yield* backend.start(created.sandboxId).pipe(
-          Effect.onInterrupt(() => Effect.ignore(removeQuietly(created.sandboxId))),
-          Effect.onError(() => Effect.ignore(removeQuietly(created.sandboxId)))
-        )
-        return { sandboxId: started.sandboxId }
-      })
-
-    const suspendSandbox = (input: SuspendInput) =>
-      Effect.gen(function* () {
-        const h = handleOf(input.agentId)
-        if (input.sandboxId === undefined) {
-          return yield* new SuspendFailed({ message: "the agent has no sandbox to suspend", agentId: input.agentId })
-        }
-        if (!input.checkpoint) {
-          yield* backend.pause(input.sandboxId)
-          return { checkpointId: undefined as string | undefined, sandboxRemoved: false }
-        }
-        const caps = yield* backend.capabilities
-        const workspace = caps.workspaceArchive ? yield* backend.exportWorkspace(input.sandboxId) : undefined
-        const checkpointId: string = randomUUID()
-        yield* checkpoints.save({
-          checkpointId,
-          agentId: h.agentId,
-          sessionId: h.sessionId,
-          checkpointType: "suspend",
-          content: { actorState: { context: h.lastContext, initialContext: h.initialContext }, workspace },
-          expiresAt: lifecycle.checkpoint_ttl_seconds > 0 ? new Date(now() + lifecycle.checkpoint_ttl_seconds * 1000).toISOString() : undefined
-        })
-        yield* backend.stop(input.sandboxId, { graceMs: lifecycle.graceful_shutdown_seconds * 1000 })
-        yield* removeQuietly(input.sandboxId)
-        return { checkpointId, sandboxRemoved: true }
-      }).pipe(
-        Effect.mapError((e) =>
-          e._tag === "SuspendFailed" ? e : new SuspendFailed({ message: `suspend failed: ${e.message}`, agentId: input.agentId })
-        )
-      )
-
-    const resumeSandbox = (input: ResumeInput) =>
-      Effect.gen(function* () {
-        const h = handleOf(input.agentId)
-        if (input.sandboxId !== undefined) {
-          yield* backend.unpause(input.sandboxId)
-          return { sandboxId: input.sandboxId }
-        }
-        if (input.checkpointId === undefined) {
-          return yield* Effect.fail(
-            fromErrorData({ code: "E2024", message: "the agent has neither a paused sandbox nor a checkpoint to resume from", retryable: false }, input.agentId)
-          )
-        }
-        const { checkpoint, content } = yield* checkpoints.load(input.checkpointId)
-        if (checkpoint.agentId !== h.agentId) {
-          return yield* Effect.fail(
-            fromErrorData(
-              { code: "E2024", message: `checkpoint ${input.checkpointId} belongs to agent ${checkpoint.agentId}, not ${h.agentId}`, retryable: false },
-              h.agentId
-            )
-          )
-        }
-        yield* reapAgentSandboxes(h.agentId)
-        const created = yield* backend.provision(specOf(h))
-        if (content.workspace !== undefined) yield* backend.importWorkspace(created.sandboxId, content.workspace)
-        const started = yield* backend.start(created.sandboxId).pipe(
-          Effect.onError(() => Effect.ignore(removeQuietly(created.sandboxId)))
-        )
-        return { sandboxId: started.sandboxId }
-      }).pipe(
-        Effect.mapError((e) =>
-          e.code === "E2024" ? e : fromErrorData({ code: "E2024", message: `resume failed (${e.code}): ${e.message}`, retryable: false }, input.agentId)
-        )
-      )
-
-    const stopSandbox = (input: StopInput) =>
-      Effect.gen(function* () {
-        const h = host.get(input.agentId)
-        if (h?.provisioning !== undefined) yield* Fiber.interrupt(h.provisioning)
-        if (input.sandboxId !== undefined) {
-          yield* backend.stop(input.sandboxId, { graceMs: input.force ? 0 : input.graceMs }).pipe(
-            Effect.catchTag("SandboxNotFound", () => Effect.void)
-          )
-          yield* removeQuietly(input.sandboxId)
-        }
-        yield* reapAgentSandboxes(input.agentId)
-      })
-
-    const pausesOnly = (input: SuspendInput) => !input.checkpoint
-    const unpausesOnly = (input: ResumeInput) => input.sandboxId !== undefined
-    /** True when the transition need not be written on its own: a pause or unpause, or a spawn that claimed a warm sandbox. */
-    const writeMayWait = (state: AgentState, snapshot: object, h: AgentHandle): boolean => {
-      // A spawn that claims a warm sandbox: its creation and intent go with its running state.
-      if (state === "spawning") return h.claim !== undefined
-      const children = (snapshot as { readonly children?: Record<string, unknown> }).children ?? {}
-      const inputOf = (id: string) => (children[id] as { getSnapshot?: () => { input?: unknown } } | undefined)?.getSnapshot?.().input
-      if (state === "suspending") {
-        const input = inputOf("suspend") as SuspendInput | undefined
-        return input !== undefined && pausesOnly(input)
-      }
-      if (state === "resuming") {
-        const input = inputOf("resume") as ResumeInput | undefined
-        return input !== undefined && unpausesOnly(input)
-      }
-      return false
-    }
-
-    /** Waits until the state that asked for a side effect is written; a failed write fails the effect (E2060). */
-    const beforeEffect = async (input: { readonly agentId: string }): Promise<void> => {
-      const h = host.get(input.agentId)
-      if (h === undefined) return
-      await host.persisted(h)
-      if (h.persistError !== undefined) throw toErrorData(h.persistError)
-    }
-
-    const provided = agentMachine.provide({
-      actors: {
-        provisionSandbox: fromEffect(
-          services,
-          (input: ProvisionInput) =>
-            Effect.gen(function* () {
-              const h = handleOf(input.agentId)
-              const fiber = yield* Effect.forkDetach(provisionSandbox(input))
-              h.provisioning = fiber
-              return yield* Fiber.join(fiber).pipe(
-                Effect.onInterrupt(() => Fiber.interrupt(fiber)),
-                Effect.ensuring(Effect.sync(() => (h.provisioning = undefined)))
-              )
-            }),
-          // A claim of a warm sandbox creates nothing: a host that dies before the write leaves a warm
-          // sandbox the next start adopts back. So the claim need not wait, and its writes go as one.
-          (input) => (input.replaceSandboxId === undefined && host.get(input.agentId)?.claim !== undefined ? Promise.resolve() : beforeEffect(input))
-        ),
-        // Pausing and unpausing are reversible and reconciled at recovery (a paused sandbox of a running
-        // agent is unpaused, a running sandbox of a suspended agent paused), so they need not wait for
-        // the intent to be written; checkpoints and restores do.
-        suspendSandbox: fromEffect(services, suspendSandbox, (input) => (pausesOnly(input) ? Promise.resolve() : beforeEffect(input))),
-        resumeSandbox: fromEffect(services, resumeSandbox, (input) => (unpausesOnly(input) ? Promise.resolve() : beforeEffect(input))),
-        stopSandbox: fromEffect(services, stopSandbox, beforeEffect)
-      }
+      lifecycle,
+      now,
+      defaultCommand: options.defaultCommand,
+      heartbeatTimeoutMs,
+      handleOf: (agentId) => host.get(agentId),
+      persisted: (h) => host.persisted(h)
     })
 
     // ---- actors ------------------------------------------------------------------------------------
@@ -635,31 +409,10 @@ export const make = (
       }
     }
 
-    /** What the fleet hears of an agent's transition. */
+    /** What the fleet hears of an agent's transition; a terminated agent leaves the host once written. */
     const supervise = (h: AgentHandle, from: AgentState, fromActivity: AgentActivity | undefined) => {
-      const { state, activity, lastContext: context } = h
-      // The fleet supervises agents that were running: a sandbox that died, and a restart that failed
-      // to come up (e.g. while the engine is down). A first spawn that fails is the caller's to handle.
-      const supervised = from === "running" || from === "suspended" || (from === "spawning" && context.restartCount > 0)
-      if (state === "failed" && from !== "failed" && supervised) {
-        fleet.send({
-          type: "fleet.agent.failed",
-          agentId: h.agentId,
-          at: now(),
-          error: context.lastError ?? unknownError,
-          random: random(),
-          policy: policyOf(h.config)
-        })
-      }
-      if (state === "running" && activity === "idle" && (from !== "running" || fromActivity !== "idle")) {
-        fleet.send({ type: "fleet.agent.idle", agentId: h.agentId })
-      } else if (from === "running" && fromActivity === "idle" && !(state === "running" && activity === "idle")) {
-        fleet.send({ type: "fleet.agent.active", agentId: h.agentId })
-      }
-      if (state === "terminated") {
-        fleet.send({ type: "fleet.agent.removed", agentId: h.agentId })
-        void h.persisted.then(() => host.remove(h))
-      }
+      superviseFleet(h, from, fromActivity)
+      if (h.state === "terminated") void h.persisted.then(() => host.remove(h))
     }
 
     // Idle agents (no invoked actor, no execute step) hibernate: only their persisted snapshot is kept,
@@ -1350,7 +1103,6 @@ export const make = (
     return shape
   })
 
-const unknownError: ErrorData = { code: "E2027", message: "the agent failed", retryable: true }
 
 /** The runtime as a Layer over the four ports. */
 export const layer = (

@@ -49,40 +49,21 @@ export const activityOf = (value: unknown): AgentActivity | undefined =>
   typeof value === "object" && value !== null && "running" in value ? ((value as { running: AgentActivity }).running) : undefined
 
 /** What a new handle starts from: a spawn's config, or a stored record. */
-export interface HandleFields {
-  readonly agentId: string
-  readonly sessionId: string
-  readonly config: AgentConfig
-  readonly sandbox: SandboxConfiguration
-  readonly initialContext: unknown
-  readonly createdAt: string
-  readonly updatedAt: string
-  readonly terminatedAt?: string | undefined
-  readonly state: AgentState
-  readonly conversation?: Conversation | undefined
-  readonly tokenUsage?: ReadonlyArray<TokenBudget.UsageEntry> | undefined
-  readonly claim?: WarmSandbox | undefined
-}
+export type HandleFields =
+  & Pick<AgentHandle, "agentId" | "sessionId" | "config" | "sandbox" | "initialContext" | "createdAt" | "updatedAt" | "state">
+  & Partial<Pick<AgentHandle, "terminatedAt" | "conversation" | "tokenUsage" | "claim">>
 
 /** A handle whose actor is not started yet. */
 export const newAgentHandle = (fields: HandleFields): AgentHandle => ({
-  agentId: fields.agentId,
-  sessionId: fields.sessionId,
-  claim: fields.claim,
-  config: fields.config,
-  sandbox: fields.sandbox,
-  initialContext: fields.initialContext,
-  createdAt: fields.createdAt,
-  updatedAt: fields.updatedAt,
-  terminatedAt: fields.terminatedAt,
+  terminatedAt: undefined,
+  conversation: undefined,
+  tokenUsage: undefined,
+  ...fields,
   actor: undefined,
   hibernated: undefined,
   lastActiveAt: 0,
   waiters: 0,
-  conversation: fields.conversation,
-  tokenUsage: fields.tokenUsage,
   model: undefined,
-  state: fields.state,
   activity: undefined,
   lastContext: undefined as never,
   persisted: Promise.resolve(),

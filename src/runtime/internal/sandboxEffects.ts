@@ -1,0 +1,249 @@
+/**
+ * The side effects of the agent machine: provisioning (or claiming a warm sandbox), pausing or
+ * checkpointing, unpausing or restoring, stopping; each a named actor provided to the machine
+ * through the Effect bridge. A side effect waits for the write of the state that asked for it (a
+ * failed write fails it with E2060), except those that are reversible and reconciled at recovery
+ * (pause, unpause, a warm claim): their transient state is written with the transition that ends it.
+ */
+import { randomUUID } from "node:crypto"
+import type * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import { agentMachine, type ProvisionInput, type ResumeInput, type StopInput, type SuspendInput } from "../../../machines/agentMachine.ts"
+import type { AgentConfig } from "../../domain/AgentConfig.ts"
+import type { AgentState } from "../../domain/AgentState.ts"
+import { fromErrorData, SuspendFailed, toErrorData } from "../../domain/Errors.ts"
+import { OwnershipLabels } from "../../domain/Ids.ts"
+import type { RuntimeConfig } from "../../domain/RuntimeConfig.ts"
+import type { SandboxConfiguration } from "../../domain/SandboxConfiguration.ts"
+import type { CheckpointStore, CheckpointStoreShape } from "../../services/CheckpointStore.ts"
+import type { EventLog } from "../../services/EventLog.ts"
+import type { SandboxBackend, SandboxBackendShape, SandboxSpec } from "../../services/SandboxBackend.ts"
+import type { StateStore } from "../../services/StateStore.ts"
+import { fromEffect } from "../EffectBridge.ts"
+import type { AgentHandle } from "./agentHandle.ts"
+
+/** What the side effects need: the ports, the configuration, and the agents' handles and writes. */
+export interface SandboxEffectsDeps {
+  readonly backend: SandboxBackendShape
+  readonly checkpoints: CheckpointStoreShape
+  readonly services: Context.Context<SandboxBackend | StateStore | CheckpointStore | EventLog>
+  readonly runtimeId: string
+  readonly lifecycle: RuntimeConfig["lifecycle"]
+  readonly now: () => number
+  /** The command of an agent whose config names none. */
+  readonly defaultCommand?: ((config: AgentConfig) => ReadonlyArray<string> | undefined) | undefined
+  readonly heartbeatTimeoutMs: (config: AgentConfig) => number
+  readonly handleOf: (agentId: string) => AgentHandle | undefined
+  /** Resolves once the agent's queued writes are written. */
+  readonly persisted: (h: AgentHandle) => Promise<void>
+}
+
+/** The agent machine with its side effects, and the helpers the runtime shares with them. */
+export const makeSandboxEffects = (deps: SandboxEffectsDeps) => {
+  const { backend, checkpoints, services, runtimeId, lifecycle, now, defaultCommand, heartbeatTimeoutMs } = deps
+  const specFor = (
+    agent: { readonly agentId: string; readonly sessionId: string; readonly config: AgentConfig; readonly sandbox: SandboxConfiguration },
+    extraLabels: Readonly<Record<string, string>> = {}
+  ): SandboxSpec => ({
+    agentId: agent.agentId,
+    sessionId: agent.sessionId,
+    runtimeId: runtimeId,
+    name: agent.config.name,
+    image: agent.config.image,
+    command: agent.config.command ?? defaultCommand?.(agent.config),
+    env: {
+      ...agent.config.env,
+      L02_AGENT_ID: agent.agentId,
+      L02_SESSION_ID: agent.sessionId,
+      // An agent that must send heartbeats is told how often: three per timeout.
+      ...(heartbeatTimeoutMs(agent.config) > 0 ? { L02_HEARTBEAT_MS: String(Math.max(100, Math.floor(heartbeatTimeoutMs(agent.config) / 3))) } : {})
+    },
+    labels: {
+      ...agent.config.labels,
+      ...extraLabels,
+      [OwnershipLabels.managedBy]: "l02",
+      [OwnershipLabels.agentId]: agent.agentId,
+      [OwnershipLabels.runtimeId]: runtimeId,
+      [OwnershipLabels.sessionId]: agent.sessionId
+    },
+    sandbox: agent.sandbox
+  })
+  const specOf = (h: AgentHandle): SandboxSpec => specFor(h)
+
+  const handleOf = (agentId: string): AgentHandle => {
+    const h = deps.handleOf(agentId)
+    if (h === undefined) throw new Error(`agent ${agentId} has no handle`)
+    return h
+  }
+
+  const removeQuietly = (sandboxId: string) =>
+    backend.remove(sandboxId).pipe(Effect.catchTag("SandboxNotFound", () => Effect.void))
+
+  /** Removes every sandbox of this runtime labelled with the agent's id except `keep`. */
+  const reapAgentSandboxes = (agentId: string, keep?: string) =>
+    backend.list({ [OwnershipLabels.agentId]: agentId, [OwnershipLabels.runtimeId]: runtimeId }).pipe(
+      Effect.flatMap((found) =>
+        Effect.forEach(
+          found.filter((s) => s.sandboxId !== keep),
+          (s) => removeQuietly(s.sandboxId),
+          { discard: true }
+        )
+      )
+    )
+
+  const provisionSandbox = (input: ProvisionInput) =>
+    Effect.gen(function* () {
+      const h = handleOf(input.agentId)
+      const claim = h.claim
+      h.claim = undefined
+      if (claim !== undefined && input.replaceSandboxId === undefined) {
+        // A warm sandbox made for this agent id: only its pause stands between it and running.
+        const taken = yield* (claim.paused ? backend.unpause(claim.sandboxId) : Effect.void).pipe(
+          Effect.as(true),
+          Effect.catch(() => Effect.as(Effect.ignore(removeQuietly(claim.sandboxId)), false))
+        )
+        if (taken) return { sandboxId: claim.sandboxId }
+      }
+      if (input.replaceSandboxId !== undefined) yield* removeQuietly(input.replaceSandboxId)
+      const created = yield* backend.provision(specOf(h))
+      const started = yield* backend.start(created.sandboxId).pipe(
+        Effect.onInterrupt(() => Effect.ignore(removeQuietly(created.sandboxId))),
+        Effect.onError(() => Effect.ignore(removeQuietly(created.sandboxId)))
+      )
+      return { sandboxId: started.sandboxId }
+    })
+
+  const suspendSandbox = (input: SuspendInput) =>
+    Effect.gen(function* () {
+      const h = handleOf(input.agentId)
+      if (input.sandboxId === undefined) {
+        return yield* new SuspendFailed({ message: "the agent has no sandbox to suspend", agentId: input.agentId })
+      }
+      if (!input.checkpoint) {
+        yield* backend.pause(input.sandboxId)
+        return { checkpointId: undefined as string | undefined, sandboxRemoved: false }
+      }
+      const caps = yield* backend.capabilities
+      const workspace = caps.workspaceArchive ? yield* backend.exportWorkspace(input.sandboxId) : undefined
+      const checkpointId: string = randomUUID()
+      yield* checkpoints.save({
+        checkpointId,
+        agentId: h.agentId,
+        sessionId: h.sessionId,
+        checkpointType: "suspend",
+        content: { actorState: { context: h.lastContext, initialContext: h.initialContext }, workspace },
+        expiresAt: lifecycle.checkpoint_ttl_seconds > 0 ? new Date(now() + lifecycle.checkpoint_ttl_seconds * 1000).toISOString() : undefined
+      })
+      yield* backend.stop(input.sandboxId, { graceMs: lifecycle.graceful_shutdown_seconds * 1000 })
+      yield* removeQuietly(input.sandboxId)
+      return { checkpointId, sandboxRemoved: true }
+    }).pipe(
+      Effect.mapError((e) =>
+        e._tag === "SuspendFailed" ? e : new SuspendFailed({ message: `suspend failed: ${e.message}`, agentId: input.agentId })
+      )
+    )
+
+  const resumeSandbox = (input: ResumeInput) =>
+    Effect.gen(function* () {
+      const h = handleOf(input.agentId)
+      if (input.sandboxId !== undefined) {
+        yield* backend.unpause(input.sandboxId)
+        return { sandboxId: input.sandboxId }
+      }
+      if (input.checkpointId === undefined) {
+        return yield* Effect.fail(
+          fromErrorData({ code: "E2024", message: "the agent has neither a paused sandbox nor a checkpoint to resume from", retryable: false }, input.agentId)
+        )
+      }
+      const { checkpoint, content } = yield* checkpoints.load(input.checkpointId)
+      if (checkpoint.agentId !== h.agentId) {
+        return yield* Effect.fail(
+          fromErrorData(
+            { code: "E2024", message: `checkpoint ${input.checkpointId} belongs to agent ${checkpoint.agentId}, not ${h.agentId}`, retryable: false },
+            h.agentId
+          )
+        )
+      }
+      yield* reapAgentSandboxes(h.agentId)
+      const created = yield* backend.provision(specOf(h))
+      if (content.workspace !== undefined) yield* backend.importWorkspace(created.sandboxId, content.workspace)
+      const started = yield* backend.start(created.sandboxId).pipe(
+        Effect.onError(() => Effect.ignore(removeQuietly(created.sandboxId)))
+      )
+      return { sandboxId: started.sandboxId }
+    }).pipe(
+      Effect.mapError((e) =>
+        e.code === "E2024" ? e : fromErrorData({ code: "E2024", message: `resume failed (${e.code}): ${e.message}`, retryable: false }, input.agentId)
+      )
+    )
+
+  const stopSandbox = (input: StopInput) =>
+    Effect.gen(function* () {
+      const h = deps.handleOf(input.agentId)
+      if (h?.provisioning !== undefined) yield* Fiber.interrupt(h.provisioning)
+      if (input.sandboxId !== undefined) {
+        yield* backend.stop(input.sandboxId, { graceMs: input.force ? 0 : input.graceMs }).pipe(
+          Effect.catchTag("SandboxNotFound", () => Effect.void)
+        )
+        yield* removeQuietly(input.sandboxId)
+      }
+      yield* reapAgentSandboxes(input.agentId)
+    })
+
+  const pausesOnly = (input: SuspendInput) => !input.checkpoint
+  const unpausesOnly = (input: ResumeInput) => input.sandboxId !== undefined
+  /** True when the transition need not be written on its own: a pause or unpause, or a spawn that claimed a warm sandbox. */
+  const writeMayWait = (state: AgentState, snapshot: object, h: AgentHandle): boolean => {
+    // A spawn that claims a warm sandbox: its creation and intent go with its running state.
+    if (state === "spawning") return h.claim !== undefined
+    const children = (snapshot as { readonly children?: Record<string, unknown> }).children ?? {}
+    const inputOf = (id: string) => (children[id] as { getSnapshot?: () => { input?: unknown } } | undefined)?.getSnapshot?.().input
+    if (state === "suspending") {
+      const input = inputOf("suspend") as SuspendInput | undefined
+      return input !== undefined && pausesOnly(input)
+    }
+    if (state === "resuming") {
+      const input = inputOf("resume") as ResumeInput | undefined
+      return input !== undefined && unpausesOnly(input)
+    }
+    return false
+  }
+
+  /** Waits until the state that asked for a side effect is written; a failed write fails the effect (E2060). */
+  const beforeEffect = async (input: { readonly agentId: string }): Promise<void> => {
+    const h = deps.handleOf(input.agentId)
+    if (h === undefined) return
+    await deps.persisted(h)
+    if (h.persistError !== undefined) throw toErrorData(h.persistError)
+  }
+
+  const provided = agentMachine.provide({
+    actors: {
+      provisionSandbox: fromEffect(
+        services,
+        (input: ProvisionInput) =>
+          Effect.gen(function* () {
+            const h = handleOf(input.agentId)
+            const fiber = yield* Effect.forkDetach(provisionSandbox(input))
+            h.provisioning = fiber
+            return yield* Fiber.join(fiber).pipe(
+              Effect.onInterrupt(() => Fiber.interrupt(fiber)),
+              Effect.ensuring(Effect.sync(() => (h.provisioning = undefined)))
+            )
+          }),
+        // A claim of a warm sandbox creates nothing: a host that dies before the write leaves a warm
+        // sandbox the next start adopts back. So the claim need not wait, and its writes go as one.
+        (input) => (input.replaceSandboxId === undefined && deps.handleOf(input.agentId)?.claim !== undefined ? Promise.resolve() : beforeEffect(input))
+      ),
+      // Pausing and unpausing are reversible and reconciled at recovery (a paused sandbox of a running
+      // agent is unpaused, a running sandbox of a suspended agent paused), so they need not wait for
+      // the intent to be written; checkpoints and restores do.
+      suspendSandbox: fromEffect(services, suspendSandbox, (input) => (pausesOnly(input) ? Promise.resolve() : beforeEffect(input))),
+      resumeSandbox: fromEffect(services, resumeSandbox, (input) => (unpausesOnly(input) ? Promise.resolve() : beforeEffect(input))),
+      stopSandbox: fromEffect(services, stopSandbox, beforeEffect)
+    }
+  })
+
+  return { specFor, removeQuietly, reapAgentSandboxes, writeMayWait, machine: provided }
+}

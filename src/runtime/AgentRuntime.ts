@@ -49,7 +49,7 @@ import type { Checkpoint } from "../domain/Checkpoint.ts"
 import type { FleetStatus } from "../domain/FleetStatus.ts"
 import type { PoolStatus } from "../domain/PoolStatus.ts"
 import type { HealthStatus } from "../domain/HealthStatus.ts"
-import { OwnershipLabels } from "../domain/Ids.ts"
+import {  } from "../domain/Ids.ts"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import { resolveSandbox } from "../domain/resolveSandbox.ts"
 import type { RuntimeConfig } from "../domain/RuntimeConfig.ts"
@@ -61,7 +61,7 @@ import { type AgentFilter, AtomicWrites, type FleetOperation, StateStore } from 
 import { type Clock, makeActorHost, type SnapshotWrite } from "./ActorHost.ts"
 import {  } from "./EffectBridge.ts"
 import { type AdmissionPriority, makeFairAdmission } from "./internal/fairAdmission.ts"
-import { makeHeartbeatWatch } from "./internal/heartbeats.ts"
+import {  } from "./internal/heartbeats.ts"
 import { makeQuietPeriods, memoryReducingGc } from "./internal/memoryReducer.ts"
 import { makeWarmPools, WarmLabels, type WarmPool } from "./internal/warmPools.ts"
 import type { ModelExecuteEvent } from "./internal/modelExecution.ts"
@@ -69,8 +69,10 @@ import { type ProgramExecuteEvent, runProgramStep } from "./internal/programProt
 import { makeSandboxEffects } from "./internal/sandboxEffects.ts"
 import { makeFleetSupervision } from "./internal/fleetSupervision.ts"
 import { makeDefectReporter } from "./internal/defects.ts"
+import { makeAgentHeartbeats, makeReconciliation } from "./internal/liveness.ts"
+import { recoverAgents } from "./internal/recovery.ts"
 import { activityOf, type AgentHandle, instanceOf, instanceOfRecord, newAgentHandle, recordOf, stateOf } from "./internal/agentHandle.ts"
-import type { Conversation } from "../execution/AgentLoop.ts"
+import type {  } from "../execution/AgentLoop.ts"
 import * as TokenBudget from "../execution/TokenBudget.ts"
 import { checkDeclarations, declaredResourcesOf } from "../domain/ConfigReferences.ts"
 import { SecretStore } from "../services/SecretStore.ts"
@@ -285,43 +287,18 @@ export const make = (
         )
 
     // ---- heartbeats --------------------------------------------------------------------------------
-    const timers: Clock = options.clock ?? {
-      setTimeout: (fn, ms) => {
-        const timer = setTimeout(fn, ms)
-        timer.unref()
-        return timer
-      },
-      clearTimeout: (id) => clearTimeout(id)
-    }
     const heartbeatTimeoutMs = (c: AgentConfig) => (c.heartbeatTimeoutSeconds ?? lifecycle.heartbeat_timeout_seconds) * 1000
-    const heartbeats = makeHeartbeatWatch({
-      attach: (sandboxId) => backend.attach(sandboxId),
+    const heartbeats = makeAgentHeartbeats({
+      backend,
       fork: (effect) => runFork(effect),
       now,
-      setTimeout: (fn, ms) => timers.setTimeout(fn, ms),
-      clearTimeout: (id) => timers.clearTimeout(id),
-      onMissed: (agentId, sandboxId, silentMs) => {
-        const h = host.get(agentId)
-        if (h === undefined || h.state !== "running" || h.lastContext.sandboxId !== sandboxId) return
-        const error: ErrorData = {
-          code: "E2049",
-          message: `the agent sent no heartbeat for ${(silentMs / 1000).toFixed(1)} s (its heartbeat timeout is ${heartbeatTimeoutMs(h.config) / 1000} s); its sandbox is replaced per the restart policy`,
-          retryable: true
-        }
-        const send: AgentEvent = { type: "sandbox.exited", exitCode: undefined, error }
-        const actor = host.live(h)
-        if (accepts(actor.getSnapshot(), send)) actor.send(send)
-      }
+      clock: options.clock,
+      timeoutMsOf: heartbeatTimeoutMs,
+      agent: (agentId) => host.get(agentId),
+      send: (h, event) => host.sendIfAccepted(h, event)
     })
-    /** Keeps the heartbeat watch in step with the agent's state. */
-    const watchHeartbeat = (h: AgentHandle) => {
-      const timeoutMs = heartbeatTimeoutMs(h.config)
-      if (timeoutMs === 0) return
-      const sandboxId = h.lastContext.sandboxId
-      if (h.state === "running" && sandboxId !== undefined) heartbeats.running(h.agentId, sandboxId, timeoutMs)
-      else if (h.state === "suspending" || h.state === "suspended" || h.state === "resuming") heartbeats.paused(h.agentId)
-      else heartbeats.stop(h.agentId)
-    }
+    const watchHeartbeat = heartbeats.watch
+
     // Every supervision decision is a lifecycle event, and a span when traces are on.
     const fleetEvent = (agentId: string, type: string, data: unknown) =>
       Effect.runFork(
@@ -848,177 +825,40 @@ export const make = (
         )
       ) as Stream.Stream<ExecuteEvent, RuntimeError>
 
-    // ---- backend events ----------------------------------------------------------------------------
-    const reconcileNow = (): Effect.Effect<void, unknown> => Effect.suspend(() => reconcile)
-    const onSandboxEvent = (event: {
-      sandboxId: string
-      agentId: string
-      type: string
-      exitCode?: number | undefined
-      healthy?: boolean | undefined
-    }) => {
-      const unhealthy = event.type === "health" && event.healthy === false
-      if (event.type !== "exited" && event.type !== "oom" && !unhealthy) return
-      // A ready warm sandbox that died leaves its pool (which makes another) and the engine.
-      if (warm.drop(event.sandboxId) !== undefined) {
-        runFork(Effect.ignore(removeQuietly(event.sandboxId)))
-        return
-      }
-      const h = host.get(event.agentId)
-      if (h === undefined || h.lastContext.sandboxId !== event.sandboxId) return
-      const error: ErrorData =
-        event.type === "oom"
-          ? { code: "E2048", message: `the sandbox exceeded its memory limit (${h.sandbox.resources.memory}) and was killed`, retryable: true }
-          : unhealthy
-            ? { code: "E2027", message: "the sandbox reported itself unhealthy (its health check failed); it is replaced", retryable: true }
-            : { code: "E2027", message: `the sandbox exited with code ${event.exitCode ?? "unknown"}`, retryable: true }
-      const send: AgentEvent = { type: "sandbox.exited", exitCode: event.exitCode, error }
-      const actor = host.live(h)
-      if (accepts(actor.getSnapshot(), send)) actor.send(send)
-    }
-    // The event stream ends or fails when the engine restarts or the connection drops: subscribe again
-    // after a pause, and look at every sandbox at once, since events may have been missed meanwhile.
-    let eventStreams = 0
-    yield* Effect.suspend(() => {
-      eventStreams += 1
-      return eventStreams === 1 ? Effect.void : Effect.ignore(reconcileNow())
-    }).pipe(
-      Effect.andThen(backend.events.pipe(Stream.runForEach((event) => Effect.sync(() => onSandboxEvent(event))))),
-      Effect.catchCause(() => Effect.void),
-      Effect.andThen(Effect.sleep("1 second")),
-      Effect.forever,
-      // Subscribed before the runtime is handed out, so no event of its sandboxes falls in between.
-      Effect.forkIn(scope, { startImmediately: true })
-    )
-
-    // ---- liveness ----------------------------------------------------------------------------------
-    // Events can be missed (an engine restart, a dropped stream); a periodic look at the sandboxes
-    // this runtime owns catches every sandbox that vanished or exited while its agent ran.
-    let lastCheckAt: string | undefined
-    const seen = new Map<string, string>()
-    const reconcile = Effect.gen(function* () {
-      const expected = new Map<string, string>()
-      for (const h of host.entries()) {
-        const sandboxId = h.lastContext.sandboxId
-        if (sandboxId !== undefined && (h.state === "running" || h.state === "suspended")) expected.set(h.agentId, sandboxId)
-      }
-      const owned = yield* backend.list({ [OwnershipLabels.runtimeId]: options.runtimeId })
-      const byId = new Map(owned.map((info) => [info.sandboxId, info]))
-      seen.clear()
-      for (const info of owned) seen.set(info.sandboxId, info.status)
-      // Ready warm sandboxes that died or vanished leave their pools too.
-      for (const sandboxId of warm.readySandboxIds()) {
-        const info = byId.get(sandboxId)
-        if (info === undefined || info.status === "exited" || info.status === "removed") {
-          warm.drop(sandboxId)
-          if (info !== undefined) yield* Effect.ignore(removeQuietly(sandboxId))
-        }
-      }
-      for (const [agentId, sandboxId] of expected) {
-        const h = host.get(agentId)
-        // Only judge agents whose sandbox did not change while we looked.
-        if (h === undefined || h.lastContext.sandboxId !== sandboxId || (h.state !== "running" && h.state !== "suspended")) continue
-        const info = byId.get(sandboxId)
-        if (info === undefined || info.status === "exited" || info.status === "removed") {
-          onSandboxEvent({ sandboxId, agentId, type: info?.oomKilled === true ? "oom" : "exited", exitCode: info?.exitCode })
-        }
-      }
-      lastCheckAt = iso()
+    // ---- backend events and liveness ------------------------------------------------------------------
+    const liveness = makeReconciliation({
+      backend,
+      runtimeId: options.runtimeId,
+      iso,
+      agents: () => host.entries(),
+      agent: (agentId) => host.get(agentId),
+      send: (h, event) => host.sendIfAccepted(h, event),
+      warm,
+      removeQuietly: (sandboxId) => runFork(Effect.ignore(removeQuietly(sandboxId))),
+      removeNow: removeQuietly
     })
+    const onSandboxEvent = liveness.onSandboxEvent
+    // Subscribed before the runtime is handed out, so no event of its sandboxes falls in between.
+    yield* Effect.forkIn(liveness.followEvents, scope, { startImmediately: true })
     if (lifecycle.health_check_interval_seconds > 0) {
-      yield* reconcile.pipe(
-        Effect.catchCause(() => Effect.void),
-        Effect.delay(`${lifecycle.health_check_interval_seconds} seconds`),
-        Effect.forever,
-        Effect.forkIn(scope)
-      )
+      yield* Effect.forkIn(liveness.checkEvery(lifecycle.health_check_interval_seconds), scope)
     }
 
     const health = (agentId: string): Effect.Effect<HealthStatus, RuntimeError> =>
-      Effect.gen(function* () {
-        const instance = yield* getState(agentId)
-        const status = instance.sandboxId === undefined ? undefined : seen.get(instance.sandboxId)
-        const inState = instance.state === "running" || instance.state === "suspended"
-        const silent = heartbeats.overdue(agentId)
-        const live = !silent && inState && (lastCheckAt === undefined || status === "running" || status === "paused" || status === undefined)
-        const ready = instance.state === "running" && instance.activity === "idle" && live
-        const heard = heartbeats.lastHeartbeatAt(agentId)
-        return {
-          agentId,
-          live,
-          ready,
-          ...(heard === undefined ? {} : { lastHeartbeatAt: new Date(heard).toISOString() }),
-          checkedAt: lastCheckAt ?? iso(),
-          ...(ready
-            ? {}
-            : {
-                reason: silent
-                  ? `no heartbeat within the agent's heartbeat timeout (${heartbeatTimeoutMs(instance.config) / 1000} s)`
-                  : (instance.lastError?.message ?? `agent is ${instance.activity === undefined ? instance.state : `${instance.state} (${instance.activity})`}`)
-              })
-        }
-      })
+      Effect.map(getState(agentId), (instance) => liveness.healthOf(instance, heartbeats, heartbeatTimeoutMs(instance.config)))
 
     // ---- recovery ----------------------------------------------------------------------------------
-    const stored = yield* store.listAgents({ runtimeId: options.runtimeId })
-    for (const r of stored) {
-      if (r.state === "terminated") continue
-      const saved = r.snapshot as { machine?: unknown; initialContext?: unknown } | null
-      const h = newAgentHandle({
-        agentId: r.agentId,
-        sessionId: r.sessionId,
-        config: r.config,
-        sandbox: r.sandbox,
-        initialContext: saved?.initialContext ?? null,
-        createdAt: r.createdAt,
-        updatedAt: r.updatedAt,
-        terminatedAt: r.terminatedAt,
-        state: r.state,
-        conversation: (saved as { conversation?: Conversation } | null)?.conversation,
-        tokenUsage: (saved as { tokenUsage?: ReadonlyArray<TokenBudget.UsageEntry> } | null)?.tokenUsage
-      })
-      host.add(h)
-      host.start(h, saved?.machine)
-      if (h.tokenUsage !== undefined) yield* tokenBudget.restore(h.agentId, h.tokenUsage)
-      // A spawn acknowledged as accepted but not yet started when the previous host died: start it now.
-      if (h.state === "pending") host.live(h).send({ type: "agent.spawn" })
-      const sandboxId = h.lastContext.sandboxId
-      if (sandboxId !== undefined && (h.state === "running" || h.state === "suspended")) {
-        const info = yield* backend.inspect(sandboxId).pipe(
-          Effect.map(Option.some),
-          Effect.catchTag("SandboxNotFound", () => Effect.succeed(Option.none()))
-        )
-        const gone = Option.isNone(info) || info.value.status === "exited" || info.value.status === "removed"
-        if (!gone && info.value.status === "paused" && h.state === "running") {
-          yield* Effect.ignore(backend.unpause(sandboxId))
-        } else if (!gone && info.value.status === "running" && h.state === "suspended") {
-          yield* Effect.ignore(backend.pause(sandboxId))
-        }
-        if (gone) {
-          onSandboxEvent({
-            sandboxId,
-            agentId: h.agentId,
-            type: Option.isSome(info) && info.value.oomKilled === true ? "oom" : "exited",
-            exitCode: Option.isSome(info) ? info.value.exitCode : undefined
-          })
-        } else if (h.state === "running" && h.activity === "busy") {
-          // The step that made it busy died with the previous host process.
-          host.live(h).send({ type: "agent.idle" })
-        }
-        if (!gone) watchHeartbeat(h)
-      }
-    }
-    // Reap sandboxes this runtime owns that no live agent claims; warm ones nobody claimed go back to their pool.
-    const owned = yield* backend.list({ [OwnershipLabels.runtimeId]: options.runtimeId })
-    for (const s of owned) {
-      if (!host.has(s.agentId) && s.labels[WarmLabels.pool] !== undefined) {
-        if (!warm.adopt(s, s.labels[OwnershipLabels.sessionId] ?? randomUUID())) yield* Effect.ignore(removeQuietly(s.sandboxId))
-        continue
-      }
-      const h = host.get(s.agentId)
-      const claimed = h !== undefined && (h.lastContext.sandboxId === s.sandboxId || h.state === "spawning" || h.state === "resuming")
-      if (!claimed) yield* Effect.ignore(removeQuietly(s.sandboxId))
-    }
+    yield* recoverAgents({
+      store,
+      backend,
+      runtimeId: options.runtimeId,
+      host,
+      tokenBudget,
+      onSandboxEvent,
+      watchHeartbeat,
+      warm,
+      removeQuietly
+    })
 
     if (options.fillWarmPools !== false) yield* warm.start
     yield* Effect.addFinalizer(() => warm.stop)

@@ -1,0 +1,115 @@
+/**
+ * Recovery at start: every agent this runtime id left in the store (not terminated) is restored
+ * from its persisted snapshot, and its sandbox made to agree with its state: a paused sandbox of a
+ * running agent is unpaused, a running sandbox of a suspended agent paused, a gone sandbox reported
+ * as an exit (the fleet restarts it per policy), a step that died with the previous process ended,
+ * and a spawn accepted but not started, started. Then every sandbox this runtime owns that no agent
+ * claims is reaped, except warm ones, which go back to their pool.
+ */
+import { randomUUID } from "node:crypto"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type { agentMachine } from "../../../machines/agentMachine.ts"
+import type { SandboxError, StoreFailed } from "../../domain/Errors.ts"
+import { OwnershipLabels } from "../../domain/Ids.ts"
+import type { Conversation } from "../../execution/AgentLoop.ts"
+import type * as TokenBudget from "../../execution/TokenBudget.ts"
+import type { SandboxBackendShape, SandboxEvent, SandboxInfo } from "../../services/SandboxBackend.ts"
+import type { AgentRecord, StateStoreShape } from "../../services/StateStore.ts"
+import type { ActorHost } from "../ActorHost.ts"
+import { type AgentHandle, newAgentHandle } from "./agentHandle.ts"
+import { WarmLabels } from "./warmPools.ts"
+
+/** What recovery restores into and reconciles against. */
+export interface RecoveryDeps {
+  readonly store: StateStoreShape
+  readonly backend: SandboxBackendShape
+  readonly runtimeId: string
+  readonly host: ActorHost<typeof agentMachine, AgentHandle>
+  readonly tokenBudget: TokenBudget.TokenBudgetShape
+  readonly onSandboxEvent: (event: Pick<SandboxEvent, "sandboxId" | "agentId" | "type" | "exitCode">) => void
+  readonly watchHeartbeat: (h: AgentHandle) => void
+  readonly warm: { readonly adopt: (sandbox: SandboxInfo, sessionId: string) => boolean }
+  readonly removeQuietly: (sandboxId: string) => Effect.Effect<void, SandboxError>
+}
+
+/** The handle of a stored agent, its actor restored from the persisted snapshot. */
+const restore = (deps: RecoveryDeps, r: AgentRecord) =>
+  Effect.gen(function* () {
+    const saved = r.snapshot as { machine?: unknown; initialContext?: unknown; conversation?: Conversation; tokenUsage?: ReadonlyArray<TokenBudget.UsageEntry> } | null
+    const h = newAgentHandle({
+      agentId: r.agentId,
+      sessionId: r.sessionId,
+      config: r.config,
+      sandbox: r.sandbox,
+      initialContext: saved?.initialContext ?? null,
+      createdAt: r.createdAt,
+      updatedAt: r.updatedAt,
+      terminatedAt: r.terminatedAt,
+      state: r.state,
+      conversation: saved?.conversation,
+      tokenUsage: saved?.tokenUsage
+    })
+    deps.host.add(h)
+    deps.host.start(h, saved?.machine)
+    if (h.tokenUsage !== undefined) yield* deps.tokenBudget.restore(h.agentId, h.tokenUsage)
+    return h
+  })
+
+/** Makes a restored agent's sandbox agree with its state. */
+const reconcileSandbox = (deps: RecoveryDeps, h: AgentHandle) =>
+  Effect.gen(function* () {
+    // A spawn acknowledged as accepted but not yet started when the previous host died: start it now.
+    if (h.state === "pending") deps.host.live(h).send({ type: "agent.spawn" })
+    const sandboxId = h.lastContext.sandboxId
+    if (sandboxId === undefined || (h.state !== "running" && h.state !== "suspended")) return
+    const info = yield* deps.backend.inspect(sandboxId).pipe(
+      Effect.map(Option.some),
+      Effect.catchTag("SandboxNotFound", () => Effect.succeed(Option.none()))
+    )
+    const gone = Option.isNone(info) || info.value.status === "exited" || info.value.status === "removed"
+    if (!gone && info.value.status === "paused" && h.state === "running") {
+      yield* Effect.ignore(deps.backend.unpause(sandboxId))
+    } else if (!gone && info.value.status === "running" && h.state === "suspended") {
+      yield* Effect.ignore(deps.backend.pause(sandboxId))
+    }
+    if (gone) {
+      deps.onSandboxEvent({
+        sandboxId,
+        agentId: h.agentId,
+        type: Option.isSome(info) && info.value.oomKilled === true ? "oom" : "exited",
+        exitCode: Option.isSome(info) ? info.value.exitCode : undefined
+      })
+      return
+    }
+    // The step that made it busy died with the previous host process.
+    if (h.state === "running" && h.activity === "busy") deps.host.live(h).send({ type: "agent.idle" })
+    deps.watchHeartbeat(h)
+  })
+
+/** Reaps sandboxes this runtime owns that no live agent claims; warm ones nobody claimed go back to their pool. */
+const reapUnclaimed = (deps: RecoveryDeps) =>
+  Effect.gen(function* () {
+    const owned = yield* deps.backend.list({ [OwnershipLabels.runtimeId]: deps.runtimeId })
+    for (const s of owned) {
+      if (!deps.host.has(s.agentId) && s.labels[WarmLabels.pool] !== undefined) {
+        if (!deps.warm.adopt(s, s.labels[OwnershipLabels.sessionId] ?? randomUUID())) yield* Effect.ignore(deps.removeQuietly(s.sandboxId))
+        continue
+      }
+      const h = deps.host.get(s.agentId)
+      const claimed = h !== undefined && (h.lastContext.sandboxId === s.sandboxId || h.state === "spawning" || h.state === "resuming")
+      if (!claimed) yield* Effect.ignore(deps.removeQuietly(s.sandboxId))
+    }
+  })
+
+/** Restores every stored agent of this runtime and reconciles it, then reaps what nobody claims. */
+export const recoverAgents = (deps: RecoveryDeps): Effect.Effect<void, StoreFailed | SandboxError> =>
+  Effect.gen(function* () {
+    const stored = yield* deps.store.listAgents({ runtimeId: deps.runtimeId })
+    for (const r of stored) {
+      if (r.state === "terminated") continue
+      const h = yield* restore(deps, r)
+      yield* reconcileSandbox(deps, h)
+    }
+    yield* reapUnclaimed(deps)
+  })

@@ -11,43 +11,40 @@
  *   sandboxes it owns that no live agent claims.
  */
 import { randomUUID } from "node:crypto"
-import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Schedule from "effect/Schedule"
-import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
-import { type Actor, type InspectionEvent, type Snapshot } from "xstate"
-import { accepts, agentMachine, type AgentContext, type AgentEvent } from "../../machines/agentMachine.ts"
+import { type Snapshot } from "xstate"
+import { agentMachine, type AgentContext } from "../../machines/agentMachine.ts"
 import { AgentConfig } from "../domain/AgentConfig.ts"
-import type { AgentInstance, SpawnResult } from "../domain/AgentInstance.ts"
-import type { AgentActivity, AgentOperation, AgentState } from "../domain/AgentState.ts"
-import type { ErrorData } from "../domain/ErrorCatalog.ts"
+import type {  } from "../domain/AgentInstance.ts"
+import type { AgentActivity, AgentState } from "../domain/AgentState.ts"
+import type {  } from "../domain/ErrorCatalog.ts"
 import {
-  AgentNotFound,
+  
   ConfigInvalid,
-  ExecuteFailed,
-  fromErrorData,
+  
+  
   InputInvalid,
-  InvalidTransition,
+  
   ResourceLimitsInvalid,
-  RuntimeClassUnavailable,
+  
   type RuntimeError,
-  RuntimeShutDown,
-  AdmissionRejected,
-  SandboxConfigInvalid,
-  StoreFailed,
+  
+  
+  
+  
   toErrorData
 } from "../domain/Errors.ts"
-import type { Checkpoint } from "../domain/Checkpoint.ts"
+import type {  } from "../domain/Checkpoint.ts"
 import type { FleetStatus } from "../domain/FleetStatus.ts"
-import type { PoolStatus } from "../domain/PoolStatus.ts"
+import type {  } from "../domain/PoolStatus.ts"
 import type { HealthStatus } from "../domain/HealthStatus.ts"
 import {  } from "../domain/Ids.ts"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
@@ -57,168 +54,50 @@ import type { SandboxConfiguration } from "../domain/SandboxConfiguration.ts"
 import { CheckpointStore } from "../services/CheckpointStore.ts"
 import { EventLog } from "../services/EventLog.ts"
 import { SandboxBackend } from "../services/SandboxBackend.ts"
-import { type AgentFilter, AtomicWrites, type FleetOperation, StateStore } from "../services/StateStore.ts"
-import { type Clock, makeActorHost, type SnapshotWrite } from "./ActorHost.ts"
+import { AtomicWrites, StateStore } from "../services/StateStore.ts"
+import { makeActorHost, type SnapshotWrite } from "./ActorHost.ts"
 import {  } from "./EffectBridge.ts"
-import { type AdmissionPriority, makeFairAdmission } from "./internal/fairAdmission.ts"
+import { makeFairAdmission } from "./internal/fairAdmission.ts"
 import {  } from "./internal/heartbeats.ts"
 import { makeQuietPeriods, memoryReducingGc } from "./internal/memoryReducer.ts"
 import { makeWarmPools, WarmLabels, type WarmPool } from "./internal/warmPools.ts"
-import type { ModelExecuteEvent } from "./internal/modelExecution.ts"
-import { type ProgramExecuteEvent, runProgramStep } from "./internal/programProtocol.ts"
+import type {  } from "./internal/modelExecution.ts"
+import {  } from "./internal/programProtocol.ts"
 import { makeSandboxEffects } from "./internal/sandboxEffects.ts"
 import { makeFleetSupervision } from "./internal/fleetSupervision.ts"
 import { makeDefectReporter } from "./internal/defects.ts"
 import { makeAgentHeartbeats, makeReconciliation } from "./internal/liveness.ts"
 import { recoverAgents } from "./internal/recovery.ts"
-import { activityOf, type AgentHandle, instanceOf, instanceOfRecord, newAgentHandle, recordOf, stateOf } from "./internal/agentHandle.ts"
+import { makeAgentAccess } from "./internal/agentAccess.ts"
+import { makeLifecycleOperations } from "./internal/lifecycleOperations.ts"
+import type { RuntimeCore } from "./internal/runtimeCore.ts"
+import { makeScale } from "./internal/scaleOperation.ts"
+import { makeQueries } from "./internal/queries.ts"
+import { makeExecute } from "./internal/executeStep.ts"
+import { activityOf, type AgentHandle, recordOf, stateOf } from "./internal/agentHandle.ts"
 import type {  } from "../execution/AgentLoop.ts"
 import * as TokenBudget from "../execution/TokenBudget.ts"
 import { checkDeclarations, declaredResourcesOf } from "../domain/ConfigReferences.ts"
 import { SecretStore } from "../services/SecretStore.ts"
 import type { OperatorResources } from "./internal/modelExecution.ts"
-import { checkSpawnPolicy, type SpawnPolicy } from "./SpawnPolicy.ts"
+import { checkSpawnPolicy } from "./SpawnPolicy.ts"
+import { type AgentRuntimeOptions, type AgentRuntimeShape } from "./AgentRuntimeApi.ts"
 
 export type { Clock } from "./ActorHost.ts"
 
-/** Options of `suspend`. */
-export interface SuspendOptions {
-  /** Take a checkpoint (actor state and workspace) and remove the sandbox, instead of pausing it. */
-  readonly checkpoint?: boolean | undefined
-}
-
-/** Options of `terminate`. */
-export interface TerminateOptions {
-  readonly reason?: string | undefined
-  /** Skip the graceful stop and kill at once. */
-  readonly force?: boolean | undefined
-}
-
-/** Options of `scale`. */
-export interface ScaleOptions {
-  /** The AgentConfig new replicas are spawned from (its name gets a replica suffix). */
-  readonly template?: unknown
-  readonly reason?: string | undefined
-  /**
-   * Where the operation's spawns queue for admission when spawns wait (`lifecycle.max_concurrent_spawns`):
-   * high before normal before low (warm-pool refills are low). Default normal. Recorded on the operation.
-   */
-  readonly priority?: "low" | "normal" | "high" | undefined
-  /** Who asks: a `template` from outside the process is checked like a remote spawn's config. */
-  readonly policy?: SpawnPolicy | undefined
-}
-
-/** The label that names an agent's pool. */
-export const poolLabel = "pool.l02.dev/name"
-
-/** Options of `execute`. */
-export interface ExecuteOptions {
-  /** How long to wait for the agent's `done` line; default 300 s. */
-  readonly timeoutMs?: number | undefined
-  /** Aborting it cancels the step: the model request, running tools, the wait for the agent's answer. */
-  readonly signal?: AbortSignal | undefined
-}
-
-/**
- * What `execute` streams, then `done`: for agents with a model, the loop's text, tool calls, tool
- * results, usage and coded errors; for agents without, their program's output lines.
- */
-export type ExecuteEvent = ProgramExecuteEvent | ModelExecuteEvent
-
-/** Runtime-level options that are not part of the configuration file. */
-export interface AgentRuntimeOptions {
-  readonly runtimeId: string
-  readonly backendName: string
-  /** An XState inspection observer (e.g. from @statelyai/inspect), attached to every actor. */
-  readonly inspect?: ((event: InspectionEvent) => void) | undefined
-  /** XState clock for delays (spawn timeout, grace period, backoff); a SimulatedClock in tests. */
-  readonly clock?: Clock | undefined
-  /** Wall clock in milliseconds, used for failure windows and timestamps. */
-  readonly now?: (() => number) | undefined
-  /** Random source in [0, 1), used for backoff jitter. */
-  readonly random?: (() => number) | undefined
-  /** The command of an agent whose config names none (backend-specific; may depend on its image). */
-  readonly defaultCommand?: ((config: AgentConfig) => ReadonlyArray<string> | undefined) | undefined
-  /** Backoff jitter fraction for restarts (default 0.1). */
-  readonly backoffJitter?: number | undefined
-  /**
-   * Whether this runtime fills its warm pools (default true). A short-lived runtime (a one-shot CLI
-   * command) passes false: it still adopts ready sandboxes and spawns still claim them, but it makes none.
-   */
-  readonly fillWarmPools?: boolean | undefined
-  /**
-   * The tracer of the runtime's spans (operations and background work: restarts, escalations, idle
-   * suspensions), e.g. the OTLP tracer of `telemetry.traces`. Omitted: the tracer of whoever runs them.
-   */
-  readonly tracer?: Tracer.Tracer | undefined
-  /**
-   * What gives memory back once the runtime is quiet (`runtime.reduce_memory_after_idle_seconds`).
-   * Omitted: V8's memory-reducing full collection (src/runtime/internal/memoryReducer.ts).
-   */
-  readonly reduceMemory?: (() => void) | undefined
-}
-
-/** The Effect-native runtime API. */
-export interface AgentRuntimeShape {
-  readonly runtimeId: string
-  /**
-   * Spawns an agent. `policy.origin: "remote"` marks a config from outside the process (the HTTP API
-   * passes it): it may then not name a host file, variable or unlisted URL (E2004).
-   */
-  readonly spawn: (config: unknown, initialContext?: unknown, policy?: SpawnPolicy) => Effect.Effect<SpawnResult, RuntimeError>
-  readonly terminate: (agentId: string, options?: TerminateOptions) => Effect.Effect<void, RuntimeError>
-  readonly suspend: (agentId: string, options?: SuspendOptions) => Effect.Effect<string | undefined, RuntimeError>
-  readonly resume: (agentId: string, checkpointId?: string) => Effect.Effect<AgentState, RuntimeError>
-  readonly getState: (agentId: string) => Effect.Effect<AgentInstance, RuntimeError>
-  readonly list: (filter?: AgentFilter) => Effect.Effect<ReadonlyArray<AgentInstance>, RuntimeError>
-  readonly execute: (agentId: string, input: unknown, options?: ExecuteOptions) => Stream.Stream<ExecuteEvent, RuntimeError>
-  /** Lifecycle events as they happen (state changes and supervision decisions). */
-  readonly events: Stream.Stream<LifecycleEvent>
-  readonly fleetStatus: Effect.Effect<FleetStatus>
-  /**
-   * Scales the pool of agents labelled `pool.l02.dev/name=<pool>` to `replicas`: spawns from `template`
-   * (or the config of a current member) or terminates the newest, failed ones first. Recorded as a fleet
-   * operation; resolves with it once done.
-   */
-  readonly scale: (pool: string, replicas: number, options?: ScaleOptions) => Effect.Effect<FleetOperation, RuntimeError>
-  /** Fleet operations, newest first. */
-  readonly fleetOperations: (limit?: number) => Effect.Effect<ReadonlyArray<FleetOperation>, RuntimeError>
-  /** An agent's checkpoints, oldest first. */
-  readonly checkpoints: (agentId: string) => Effect.Effect<ReadonlyArray<Checkpoint>, RuntimeError>
-  /** Liveness (its sandbox exists and runs or is paused) and readiness (running and idle) of an agent. */
-  readonly health: (agentId: string) => Effect.Effect<HealthStatus, RuntimeError>
-  /** The warm pools (config `pools.warm`): bounds, ready and in-flight sandboxes, claims. */
-  readonly pools: Effect.Effect<ReadonlyArray<PoolStatus>>
-  /**
-   * Sets a warm pool's size within its [min, max] (E2001 outside them, E2021-like InputInvalid for an
-   * unknown pool); a larger pool fills in the background, a smaller one removes ready sandboxes at once.
-   */
-  readonly resizePool: (name: string, size: number) => Effect.Effect<PoolStatus, RuntimeError>
-  /** Resolves once every accepted transition has been written to the store. */
-  readonly flush: Effect.Effect<void>
-  /** The live agent actor, for inspection and tests. */
-  readonly actorOf: (agentId: string) => Option.Option<Actor<typeof agentMachine>>
-}
+export {
+  type AgentRuntimeOptions,
+  type AgentRuntimeShape,
+  type ExecuteEvent,
+  type ExecuteOptions,
+  poolLabel,
+  type ScaleOptions,
+  type SuspendOptions,
+  type TerminateOptions
+} from "./AgentRuntimeApi.ts"
 
 /** The runtime as an Effect service. */
 export class AgentRuntime extends Context.Service<AgentRuntime, AgentRuntimeShape>()("l02/AgentRuntime") {}
-
-const decodeConfig = (raw: unknown): Effect.Effect<AgentConfig, InputInvalid | ResourceLimitsInvalid | SandboxConfigInvalid> => {
-  const exit = Schema.decodeUnknownExit(AgentConfig)(raw, { errors: "all", onExcessProperty: "error" })
-  if (Exit.isSuccess(exit)) return Effect.succeed(exit.value)
-  const failure = exit.cause.reasons.find(Cause.isFailReason)
-  const text = failure === undefined ? "invalid agent config" : String((failure.error as { message?: unknown }).message ?? failure.error)
-  const path = [...text.matchAll(/at \[([^\]]+)\]/g)].map((m) => m[1]!.replaceAll('"', "").replaceAll("][", ".")).find(() => true) ?? ""
-  const message = `agent config ${path === "" ? "" : `key ${path} `}is invalid: ${text.replace(/\n\s*at \[.*$/s, "").replaceAll("\n", "; ")}`
-  if (path.startsWith("resources")) return Effect.fail(new ResourceLimitsInvalid({ message, key: path }))
-  if (path.startsWith("trustLevel")) return Effect.fail(new SandboxConfigInvalid({ message, key: path }))
-  return Effect.fail(new InputInvalid({ message, key: path }))
-}
-
-const backendsFor = (runtimeClass: string): string =>
-  runtimeClass === "runc"
-    ? "the process, docker or kubernetes backend"
-    : `the docker backend with a runtime mapped to ${runtimeClass} (docker.runtimes), or the kubernetes backend with RuntimeClass ${runtimeClass}`
 
 /** Builds the runtime; its scope owns every actor and background fiber. */
 export const make = (
@@ -266,11 +145,6 @@ export const make = (
         if (quiet.due()) reduceMemory()
       }).pipe(Effect.repeat(Schedule.spaced(`${every} millis`)), Effect.forkIn(scope))
     }
-
-    const flushed = (h: AgentHandle): Effect.Effect<void, StoreFailed> =>
-      Effect.promise(() => host.persisted(h)).pipe(
-        Effect.flatMap(() => (h.persistError === undefined ? Effect.void : Effect.fail(h.persistError)))
-      )
 
     // ---- traces ------------------------------------------------------------------------------------
     const spanBase = { "l02.runtime_id": options.runtimeId, "l02.backend": options.backendName }
@@ -417,54 +291,7 @@ export const make = (
       clock: options.clock
     })
 
-    const waitFor = (h: AgentHandle, done: (state: AgentState) => boolean): Effect.Effect<AgentState> =>
-      Effect.map(host.waitFor(h, () => done(h.state)), () => h.state)
-
-    const live = (agentId: string): Effect.Effect<AgentHandle, AgentNotFound | RuntimeShutDown> =>
-      Effect.suspend((): Effect.Effect<AgentHandle, AgentNotFound | RuntimeShutDown> => {
-        if (closed) return Effect.fail(new RuntimeShutDown({ message: "the runtime was shut down; create a new one", agentId }))
-        const h = host.get(agentId)
-        return h === undefined
-          ? Effect.fail(new AgentNotFound({ message: `no live agent ${agentId}; list agents with list() or check the id`, agentId }))
-          : Effect.succeed(h)
-      })
-
-    const liveOrTerminated = (
-      agentId: string,
-      operation: AgentOperation
-    ): Effect.Effect<AgentHandle, AgentNotFound | RuntimeShutDown | InvalidTransition | StoreFailed> =>
-      live(agentId).pipe(
-        Effect.catchTag("AgentNotFound", (notFound): Effect.Effect<never, AgentNotFound | InvalidTransition | StoreFailed> =>
-          store.getAgent(agentId).pipe(
-            Effect.flatMap((found): Effect.Effect<never, AgentNotFound | InvalidTransition> =>
-              Option.isSome(found)
-                ? Effect.fail(
-                    new InvalidTransition({
-                      message: `cannot ${operation} agent ${agentId}: it is ${found.value.state}`,
-                      agentId,
-                      state: found.value.state,
-                      operation
-                    })
-                  )
-                : Effect.fail(notFound)
-            )
-          )
-        )
-      )
-
-    const sendChecked = (h: AgentHandle, event: AgentEvent, operation: AgentOperation) => host.send(h, event, operation)
-
-    const failIfError = (h: AgentHandle, state: AgentState, ok: ReadonlyArray<AgentState>, since: ErrorData | undefined) =>
-      Effect.suspend(() => {
-        if (ok.includes(state)) return Effect.void
-        const error = h.lastContext.lastError
-        return Effect.fail(
-          fromErrorData(
-            error !== undefined && error !== since ? error : { code: "E2046", message: `agent ended in state ${state}`, retryable: false },
-            h.agentId
-          )
-        )
-      })
+    const access = makeAgentAccess({ host, store, isClosed: () => closed })
 
     // ---- operations --------------------------------------------------------------------------------
     const tokenBudget = yield* TokenBudget.makeMemory
@@ -525,305 +352,32 @@ export const make = (
         Effect.forkIn(scope)
       )
     }
-    /** How a spawn waits for admission: a fleet operation's spawns queue as one session, at its priority. */
-    interface AdmitAs {
-      readonly session: string
-      readonly priority: AdmissionPriority
+    const core: RuntimeCore = {
+      config,
+      runtimeId: options.runtimeId,
+      backendName: options.backendName,
+      backend,
+      store,
+      checkpoints,
+      host,
+      access,
+      now,
+      iso,
+      publish,
+      isClosed: () => closed,
+      declared,
+      operatorResources,
+      admission,
+      warm,
+      tokenBudget,
+      backendCanPause
     }
-    const spawn = (raw: unknown, initialContext?: unknown, admitAs?: AdmitAs, policy?: SpawnPolicy): Effect.Effect<SpawnResult, RuntimeError> =>
-      Effect.gen(function* () {
-        if (closed) return yield* new RuntimeShutDown({ message: "the runtime was shut down; create a new one" })
-        const config = yield* decodeConfig(raw)
-        const sandbox = resolveSandbox(config, config_)
-        if (sandbox instanceof ResourceLimitsInvalid) return yield* sandbox
-        const refused = checkSpawnPolicy(config, sandbox.trustLevel, declared, policy)
-        if (refused !== undefined) return yield* refused
-        const caps = yield* backend.capabilities
-        if (!caps.runtimeClasses.includes(sandbox.runtimeClass)) {
-          return yield* new RuntimeClassUnavailable({
-            message: `trust level ${sandbox.trustLevel} needs runtime class ${sandbox.runtimeClass}, which the ${caps.name} backend does not have (it has: ${caps.runtimeClasses.join(", ") || "none"}); use ${backendsFor(sandbox.runtimeClass)}, or pick another trust level`,
-            runtimeClass: sandbox.runtimeClass,
-            key: "trustLevel"
-          })
-        }
-        const admittedAs = config.sessionId ?? randomUUID()
-        const release = yield* Effect.promise(() => admission.acquire(admitAs?.session ?? admittedAs, admitAs?.priority))
-        if (release === undefined) {
-          return yield* new AdmissionRejected({
-            message: `${admission.waiting()} spawns are already waiting (lifecycle.spawn_queue_limit ${lifecycle.spawn_queue_limit}); retry later or raise the limit`
-          })
-        }
-        yield* Effect.addFinalizer(() => Effect.sync(release))
-        // A warm sandbox made from this very config becomes this agent's, with the id it was made for.
-        const claim = warm.claim(config)
-        const sessionId = config.sessionId ?? claim?.sessionId ?? admittedAs
-        const at = iso()
-        const h = newAgentHandle({
-          agentId: claim?.agentId ?? randomUUID(),
-          sessionId,
-          claim,
-          config,
-          sandbox,
-          initialContext: initialContext ?? null,
-          createdAt: at,
-          updatedAt: at,
-          state: "pending"
-        })
-        host.add(h)
-        host.start(h)
-        // The record is first written with the spawning intent, in one batch with its creation, before
-        // the backend is asked for anything (provisionSandbox waits for that write).
-        host.persist(h, [{ agentId: h.agentId, type: "agent.created", toState: "pending", data: { name: config.name }, at }], claim !== undefined)
-        yield* sendChecked(h, { type: "agent.spawn" }, "spawn")
-        const state = yield* waitFor(h, (s) => s === "running" || s === "failed" || s === "terminated")
-        yield* flushed(h)
-        yield* failIfError(h, state, ["running"], undefined)
-        return {
-          agentId: h.agentId,
-          sessionId: h.sessionId,
-          state,
-          ...(h.lastContext.sandboxId === undefined ? {} : { sandboxId: h.lastContext.sandboxId }),
-          sandbox,
-          backend: options.backendName
-        }
-      }).pipe(Effect.scoped)
+    const { spawn, terminate, suspend, resume } = makeLifecycleOperations(core)
 
-    const terminate = (agentId: string, opts: TerminateOptions = {}): Effect.Effect<void, RuntimeError> =>
-      Effect.gen(function* () {
-        const h = yield* liveOrTerminated(agentId, "terminate")
-        yield* sendChecked(h, { type: "agent.terminate", reason: opts.reason, force: opts.force }, "terminate")
-        const state = yield* waitFor(h, (s) => s === "terminated" || s === "failed")
-        yield* flushed(h)
-        yield* failIfError(h, state, ["terminated"], undefined)
-      })
+    const scale = makeScale(core, { spawn, terminate })
 
-    const suspend = (agentId: string, opts: SuspendOptions): Effect.Effect<string | undefined, RuntimeError> =>
-      Effect.gen(function* () {
-        const h = yield* liveOrTerminated(agentId, "suspend")
-        if (!lifecycle.enable_suspend) {
-          return yield* new InvalidTransition({
-            message: "suspend is disabled by lifecycle.enable_suspend: false",
-            agentId,
-            state: h.state,
-            operation: "suspend"
-          })
-        }
-        const before = h.lastContext.lastError
-        // Where sandboxes cannot be paused (Kubernetes), every suspend is a checkpoint.
-        const canPause = yield* backendCanPause
-        yield* sendChecked(h, { type: "agent.suspend", checkpoint: opts.checkpoint === true || !canPause }, "suspend")
-        const state = yield* waitFor(h, (s) => s !== "suspending")
-        yield* flushed(h)
-        yield* failIfError(h, state, ["suspended"], before)
-        return h.lastContext.checkpointId
-      })
-
-    const resume = (agentId: string, checkpointId?: string): Effect.Effect<AgentState, RuntimeError> =>
-      Effect.gen(function* () {
-        const h = yield* liveOrTerminated(agentId, "resume")
-        const before = h.lastContext.lastError
-        yield* sendChecked(h, { type: "agent.resume", checkpointId }, "resume")
-        const state = yield* waitFor(h, (s) => s !== "resuming")
-        yield* flushed(h)
-        yield* failIfError(h, state, ["running"], before)
-        return state
-      })
-
-    const poolName = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/
-    const scale = (pool: string, replicas: number, opts: ScaleOptions = {}): Effect.Effect<FleetOperation, RuntimeError> =>
-      Effect.gen(function* () {
-        if (!poolName.test(pool)) {
-          return yield* new InputInvalid({ message: `pool name ${JSON.stringify(pool)} must be 1-63 letters, digits, '-', '_' or '.'`, key: "pool" })
-        }
-        if (!Number.isInteger(replicas) || replicas < 0 || replicas > 10_000) {
-          return yield* new InputInvalid({ message: `replicas must be a whole number from 0 to 10000, got ${replicas}`, key: "replicas" })
-        }
-        const members = [...host.entries()].filter(
-          (h) => h.config.labels?.[poolLabel] === pool && h.state !== "terminated" && h.state !== "terminating"
-        )
-        let template: AgentConfig | undefined
-        if (opts.template !== undefined) template = yield* decodeConfig(opts.template)
-        else template = members[0]?.config
-        if (replicas > members.length && template === undefined) {
-          return yield* new InputInvalid({ message: `pool ${pool} has no agents to copy; pass a template to grow it`, key: "template" })
-        }
-        if (replicas > members.length) {
-          // Refused before the operation is recorded: the caller may spawn neither this template nor its trust level.
-          const sandbox = resolveSandbox(template!, config_)
-          if (sandbox instanceof ResourceLimitsInvalid) return yield* sandbox
-          const refused = checkSpawnPolicy(template!, sandbox.trustLevel, declared, opts.policy)
-          if (refused !== undefined) return yield* refused
-        }
-        const operation: FleetOperation = {
-          operationId: randomUUID(),
-          operationType: replicas === 0 ? "drain" : "scale",
-          targetReplicas: replicas,
-          status: "running",
-          reason: opts.reason ?? `scale pool ${pool} from ${members.length} to ${replicas}`,
-          priority: opts.priority ?? "normal",
-          createdAt: iso()
-        }
-        yield* store.saveFleetOperation(operation)
-        const outcome = yield* Effect.gen(function* () {
-          if (replicas > members.length) {
-            const base = template!
-            yield* Effect.forEach(
-              Array.from({ length: replicas - members.length }, (_, i) => i),
-              (i) =>
-                spawn(
-                  {
-                    ...base,
-                    name: `${base.name.slice(0, 50)}-${randomUUID().slice(0, 8)}`.replace(/-+$/, ""),
-                    labels: { ...base.labels, [poolLabel]: pool }
-                  },
-                  { pool, replica: members.length + i },
-                  { session: base.sessionId ?? `fleet:${operation.operationId}`, priority: opts.priority ?? "normal" },
-                  opts.policy
-                ),
-              // As many waiting as running (within the queue's limit): a freed slot goes to the operation's
-              // next spawn at its priority.
-              { concurrency: lifecycle.max_concurrent_spawns + Math.min(lifecycle.max_concurrent_spawns, lifecycle.spawn_queue_limit), discard: true }
-            )
-          } else if (replicas < members.length) {
-            const order = (h: AgentHandle) => (h.state === "failed" ? 0 : 1)
-            const victims = [...members].sort((a, b) => order(a) - order(b) || b.createdAt.localeCompare(a.createdAt)).slice(0, members.length - replicas)
-            yield* Effect.forEach(victims, (h) => terminate(h.agentId, { reason: `pool ${pool} scaled to ${replicas}` }), {
-              concurrency: 16,
-              discard: true
-            })
-          }
-        }).pipe(Effect.exit)
-        const done: FleetOperation = {
-          ...operation,
-          status: Exit.isSuccess(outcome) ? "completed" : "failed",
-          ...(Exit.isSuccess(outcome) ? {} : { reason: `${operation.reason}; failed: ${String(Cause.squash(outcome.cause))}` }),
-          completedAt: iso()
-        }
-        yield* store.saveFleetOperation(done)
-        publish([{ agentId: "", type: "fleet.operation", data: done, at: done.completedAt! }])
-        if (Exit.isFailure(outcome)) return yield* Effect.failCause(outcome.cause)
-        return done
-      })
-
-    /** Live CPU and memory of a running agent's sandbox, with its token usage; the stored usage otherwise. */
-    const usageOf = (h: AgentHandle): Effect.Effect<AgentInstance["resourceUsage"]> => {
-      const tokensUsed = h.conversation === undefined ? undefined : h.conversation.usage.inputTokens + h.conversation.usage.outputTokens
-      const base = tokensUsed === undefined ? {} : { tokensUsed }
-      const sandboxId = h.lastContext.sandboxId
-      if (sandboxId === undefined || h.state !== "running") return Effect.succeed(tokensUsed === undefined ? undefined : base)
-      return backend.stats(sandboxId).pipe(
-        Effect.map((st) => ({ ...base, cpuPercent: st.cpuPercent, memoryBytes: st.memoryBytes, sampledAt: iso() })),
-        Effect.timeoutOption("2 seconds"),
-        Effect.map(Option.getOrElse(() => base)),
-        Effect.catchCause(() => Effect.succeed(base))
-      )
-    }
-
-    const getState = (agentId: string) =>
-      Effect.suspend(() => {
-        const h = host.get(agentId)
-        if (h !== undefined) {
-          return usageOf(h).pipe(
-            Effect.map((usage) => {
-              const instance = instanceOf(h, options.backendName)
-              return usage === undefined ? instance : { ...instance, resourceUsage: usage }
-            })
-          )
-        }
-        return store.getAgent(agentId).pipe(
-          Effect.flatMap((found) =>
-            Option.isSome(found)
-              ? Effect.succeed(instanceOfRecord(found.value, options.backendName))
-              : Effect.fail(new AgentNotFound({ message: `no agent ${agentId}; list agents with list() or check the id`, agentId }))
-          )
-        )
-      })
-
-    const matches = (i: AgentInstance, filter: AgentFilter) => {
-      if (filter.state !== undefined) {
-        const states = typeof filter.state === "string" ? [filter.state] : filter.state
-        if (!states.includes(i.state)) return false
-      }
-      if (filter.sessionId !== undefined && i.sessionId !== filter.sessionId) return false
-      if (filter.labels !== undefined) {
-        for (const [k, v] of Object.entries(filter.labels)) if (i.config.labels?.[k] !== v) return false
-      }
-      return true
-    }
-
-    const list = (filter: AgentFilter = {}) =>
-      Effect.gen(function* () {
-        const stored = yield* store.listAgents({ ...filter, runtimeId: options.runtimeId })
-        const out = new Map<string, AgentInstance>()
-        for (const r of stored) out.set(r.agentId, instanceOfRecord(r, options.backendName))
-        for (const h of host.entries()) out.set(h.agentId, instanceOf(h, options.backendName))
-        return [...out.values()].filter((i) => matches(i, filter))
-      })
-
-    const execute = (agentId: string, input: unknown, opts: ExecuteOptions = {}): Stream.Stream<ExecuteEvent, RuntimeError> =>
-      Stream.unwrap(
-        Effect.gen(function* () {
-          const h = yield* live(agentId)
-          // An agent suspended (by a user or for idleness) is resumed for the step.
-          if (h.state === "suspended") yield* resume(agentId)
-          const sandboxId = h.lastContext.sandboxId
-          yield* sendChecked(h, { type: "agent.busy" }, "execute")
-          yield* Effect.addFinalizer(() =>
-            Effect.sync(() => {
-              const actor = host.live(h)
-              if (accepts(actor.getSnapshot(), { type: "agent.idle" })) actor.send({ type: "agent.idle" })
-            })
-          )
-          yield* flushed(h)
-          if (sandboxId === undefined) return yield* new ExecuteFailed({ message: "the agent has no sandbox", agentId })
-          if (h.config.model !== undefined) {
-            const model = h.config.model
-            // The agent loop (providers, tokenizer, MCP) is loaded by the first agent that has a model.
-            const { prepareModel, runModelLoop } = yield* Effect.promise(() => import("./internal/modelExecution.ts"))
-            h.model ??= yield* prepareModel(model, operatorResources)
-            const caps = yield* backend.capabilities
-            const executionId = randomUUID()
-            return runModelLoop({
-              agentId,
-              input,
-              model,
-              prepared: h.model,
-              resources: operatorResources,
-              budget: tokenBudget,
-              tokensPerHour: h.sandbox.resources.tokensPerHour,
-              backend,
-              sandboxId,
-              dialect: caps.name === "memory" ? "memory" : "posix",
-              conversation: h.conversation,
-              onConversation: (conversation) =>
-                Effect.gen(function* () {
-                  h.conversation = conversation
-                  h.tokenUsage = yield* tokenBudget.usage(agentId)
-                  host.persist(h, [])
-                })
-            }).pipe(
-              Stream.mapEffect((event): Effect.Effect<ExecuteEvent, RuntimeError> =>
-                event.type === "done"
-                  ? Effect.as(flushed(h), { type: "done", executionId, data: { reason: event.reason, text: event.text } })
-                  : Effect.succeed(event)
-              )
-            )
-          }
-          return yield* runProgramStep({ backend, agentId, sandboxId, input, timeoutMs: opts.timeoutMs ?? 300_000, now })
-        })
-      ).pipe(
-        Stream.scoped,
-        Stream.interruptWhen(
-          Effect.callback<void>((resume) => {
-            const signal = opts.signal
-            if (signal === undefined) return
-            if (signal.aborted) return resume(Effect.void)
-            const onAbort = () => resume(Effect.void)
-            signal.addEventListener("abort", onAbort, { once: true })
-            return Effect.sync(() => signal.removeEventListener("abort", onAbort))
-          })
-        )
-      ) as Stream.Stream<ExecuteEvent, RuntimeError>
+    const { getState, list } = makeQueries(core)
+    const execute = makeExecute(core, resume)
 
     // ---- backend events and liveness ------------------------------------------------------------------
     const liveness = makeReconciliation({
@@ -891,7 +445,6 @@ export const make = (
       }
     })
 
-    const config_ = config
     const trustOf = (agentId: string) => host.get(agentId)?.sandbox.trustLevel ?? "unknown"
     const shape: AgentRuntimeShape = {
       runtimeId: options.runtimeId,

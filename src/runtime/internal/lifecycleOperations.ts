@@ -1,0 +1,162 @@
+/**
+ * The lifecycle operations of one agent: spawn (decode and check the config, admit it fairly, claim
+ * a warm sandbox or provision one, acknowledge once it runs and is written), terminate, suspend and
+ * resume. Each sends its event only if the agent's state accepts it (E2020 otherwise), waits for the
+ * states that end it, and resolves after they are written.
+ */
+import { randomUUID } from "node:crypto"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Schema from "effect/Schema"
+import { AgentConfig } from "../../domain/AgentConfig.ts"
+import type { SpawnResult } from "../../domain/AgentInstance.ts"
+import type { AgentState } from "../../domain/AgentState.ts"
+import {
+  AdmissionRejected,
+  InputInvalid,
+  InvalidTransition,
+  ResourceLimitsInvalid,
+  RuntimeClassUnavailable,
+  type RuntimeError,
+  RuntimeShutDown,
+  SandboxConfigInvalid
+} from "../../domain/Errors.ts"
+import { resolveSandbox } from "../../domain/resolveSandbox.ts"
+import type { SuspendOptions, TerminateOptions } from "../AgentRuntimeApi.ts"
+import { checkSpawnPolicy, type SpawnPolicy } from "../SpawnPolicy.ts"
+import { newAgentHandle } from "./agentHandle.ts"
+import type { AdmissionPriority } from "./fairAdmission.ts"
+import type { RuntimeCore } from "./runtimeCore.ts"
+
+/** Decodes an agent config completely; the first problem is E2042 (resources), E2040 (trust level) or E2001, naming the key. */
+export const decodeConfig = (raw: unknown): Effect.Effect<AgentConfig, InputInvalid | ResourceLimitsInvalid | SandboxConfigInvalid> => {
+  const exit = Schema.decodeUnknownExit(AgentConfig)(raw, { errors: "all", onExcessProperty: "error" })
+  if (Exit.isSuccess(exit)) return Effect.succeed(exit.value)
+  const failure = exit.cause.reasons.find(Cause.isFailReason)
+  const text = failure === undefined ? "invalid agent config" : String((failure.error as { message?: unknown }).message ?? failure.error)
+  const path = [...text.matchAll(/at \[([^\]]+)\]/g)].map((m) => m[1]!.replaceAll('"', "").replaceAll("][", ".")).find(() => true) ?? ""
+  const message = `agent config ${path === "" ? "" : `key ${path} `}is invalid: ${text.replace(/\n\s*at \[.*$/s, "").replaceAll("\n", "; ")}`
+  if (path.startsWith("resources")) return Effect.fail(new ResourceLimitsInvalid({ message, key: path }))
+  if (path.startsWith("trustLevel")) return Effect.fail(new SandboxConfigInvalid({ message, key: path }))
+  return Effect.fail(new InputInvalid({ message, key: path }))
+}
+
+const backendsFor = (runtimeClass: string): string =>
+  runtimeClass === "runc"
+    ? "the process, docker or kubernetes backend"
+    : `the docker backend with a runtime mapped to ${runtimeClass} (docker.runtimes), or the kubernetes backend with RuntimeClass ${runtimeClass}`
+
+/** How a spawn waits for admission: a fleet operation's spawns queue as one session, at its priority. */
+export interface AdmitAs {
+  readonly session: string
+  readonly priority: AdmissionPriority
+}
+
+/** Spawn, terminate, suspend and resume over the runtime's core. */
+export const makeLifecycleOperations = (core: RuntimeCore) => {
+  const { backend, host, iso, admission, warm, declared } = core
+  const { liveOrTerminated, sendChecked, waitFor, flushed, failIfError } = core.access
+  const lifecycle = core.config.lifecycle
+  const spawn = (raw: unknown, initialContext?: unknown, admitAs?: AdmitAs, policy?: SpawnPolicy): Effect.Effect<SpawnResult, RuntimeError> =>
+    Effect.gen(function* () {
+      if (core.isClosed()) return yield* new RuntimeShutDown({ message: "the runtime was shut down; create a new one" })
+      const config = yield* decodeConfig(raw)
+      const sandbox = resolveSandbox(config, core.config)
+      if (sandbox instanceof ResourceLimitsInvalid) return yield* sandbox
+      const refused = checkSpawnPolicy(config, sandbox.trustLevel, declared, policy)
+      if (refused !== undefined) return yield* refused
+      const caps = yield* backend.capabilities
+      if (!caps.runtimeClasses.includes(sandbox.runtimeClass)) {
+        return yield* new RuntimeClassUnavailable({
+          message: `trust level ${sandbox.trustLevel} needs runtime class ${sandbox.runtimeClass}, which the ${caps.name} backend does not have (it has: ${caps.runtimeClasses.join(", ") || "none"}); use ${backendsFor(sandbox.runtimeClass)}, or pick another trust level`,
+          runtimeClass: sandbox.runtimeClass,
+          key: "trustLevel"
+        })
+      }
+      const admittedAs = config.sessionId ?? randomUUID()
+      const release = yield* Effect.promise(() => admission.acquire(admitAs?.session ?? admittedAs, admitAs?.priority))
+      if (release === undefined) {
+        return yield* new AdmissionRejected({
+          message: `${admission.waiting()} spawns are already waiting (lifecycle.spawn_queue_limit ${lifecycle.spawn_queue_limit}); retry later or raise the limit`
+        })
+      }
+      yield* Effect.addFinalizer(() => Effect.sync(release))
+      // A warm sandbox made from this very config becomes this agent's, with the id it was made for.
+      const claim = warm.claim(config)
+      const sessionId = config.sessionId ?? claim?.sessionId ?? admittedAs
+      const at = iso()
+      const h = newAgentHandle({
+        agentId: claim?.agentId ?? randomUUID(),
+        sessionId,
+        claim,
+        config,
+        sandbox,
+        initialContext: initialContext ?? null,
+        createdAt: at,
+        updatedAt: at,
+        state: "pending"
+      })
+      host.add(h)
+      host.start(h)
+      // The record is first written with the spawning intent, in one batch with its creation, before
+      // the backend is asked for anything (provisionSandbox waits for that write).
+      host.persist(h, [{ agentId: h.agentId, type: "agent.created", toState: "pending", data: { name: config.name }, at }], claim !== undefined)
+      yield* sendChecked(h, { type: "agent.spawn" }, "spawn")
+      const state = yield* waitFor(h, (s) => s === "running" || s === "failed" || s === "terminated")
+      yield* flushed(h)
+      yield* failIfError(h, state, ["running"], undefined)
+      return {
+        agentId: h.agentId,
+        sessionId: h.sessionId,
+        state,
+        ...(h.lastContext.sandboxId === undefined ? {} : { sandboxId: h.lastContext.sandboxId }),
+        sandbox,
+        backend: core.backendName
+      }
+    }).pipe(Effect.scoped)
+
+  const terminate = (agentId: string, opts: TerminateOptions = {}): Effect.Effect<void, RuntimeError> =>
+    Effect.gen(function* () {
+      const h = yield* liveOrTerminated(agentId, "terminate")
+      yield* sendChecked(h, { type: "agent.terminate", reason: opts.reason, force: opts.force }, "terminate")
+      const state = yield* waitFor(h, (s) => s === "terminated" || s === "failed")
+      yield* flushed(h)
+      yield* failIfError(h, state, ["terminated"], undefined)
+    })
+
+  const suspend = (agentId: string, opts: SuspendOptions = {}): Effect.Effect<string | undefined, RuntimeError> =>
+    Effect.gen(function* () {
+      const h = yield* liveOrTerminated(agentId, "suspend")
+      if (!lifecycle.enable_suspend) {
+        return yield* new InvalidTransition({
+          message: "suspend is disabled by lifecycle.enable_suspend: false",
+          agentId,
+          state: h.state,
+          operation: "suspend"
+        })
+      }
+      const before = h.lastContext.lastError
+      // Where sandboxes cannot be paused (Kubernetes), every suspend is a checkpoint.
+      const canPause = yield* core.backendCanPause
+      yield* sendChecked(h, { type: "agent.suspend", checkpoint: opts.checkpoint === true || !canPause }, "suspend")
+      const state = yield* waitFor(h, (s) => s !== "suspending")
+      yield* flushed(h)
+      yield* failIfError(h, state, ["suspended"], before)
+      return h.lastContext.checkpointId
+    })
+
+  const resume = (agentId: string, checkpointId?: string): Effect.Effect<AgentState, RuntimeError> =>
+    Effect.gen(function* () {
+      const h = yield* liveOrTerminated(agentId, "resume")
+      const before = h.lastContext.lastError
+      yield* sendChecked(h, { type: "agent.resume", checkpointId }, "resume")
+      const state = yield* waitFor(h, (s) => s !== "resuming")
+      yield* flushed(h)
+      yield* failIfError(h, state, ["running"], before)
+      return state
+    })
+
+
+  return { spawn, terminate, suspend, resume }
+}

@@ -3,7 +3,7 @@
  * them, admission, the warm pools, the token budget and what the operator declared. Built once by
  * `AgentRuntime.make`; every operation module takes it.
  */
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
 import type { agentMachine } from "../../../machines/agentMachine.ts"
 import type { DeclaredResources } from "../../domain/ConfigReferences.ts"
 import type { SandboxError } from "../../domain/Errors.ts"
@@ -42,4 +42,12 @@ export interface RuntimeCore {
   readonly tokenBudget: TokenBudgetShape
   /** Whether the backend can pause (asked once, then remembered). */
   readonly backendCanPause: Effect.Effect<boolean, SandboxError>
+}
+
+/** Whether the backend can pause: fixed for its life, so asked once it answers, then remembered. */
+export const canPauseOf = (backend: SandboxBackendShape): Effect.Effect<boolean, SandboxError> => {
+  let known: boolean | undefined
+  return Effect.suspend(() =>
+    known !== undefined ? Effect.succeed(known) : Effect.map(backend.capabilities, (caps) => (known = caps.pause !== false))
+  )
 }

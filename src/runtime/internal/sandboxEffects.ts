@@ -39,36 +39,61 @@ export interface SandboxEffectsDeps {
   readonly persisted: (h: AgentHandle) => Promise<void>
 }
 
-/** The agent machine with its side effects, and the helpers the runtime shares with them. */
-export const makeSandboxEffects = (deps: SandboxEffectsDeps) => {
-  const { backend, checkpoints, services, runtimeId, lifecycle, now, defaultCommand, heartbeatTimeoutMs } = deps
-  const specFor = (
-    agent: { readonly agentId: string; readonly sessionId: string; readonly config: AgentConfig; readonly sandbox: SandboxConfiguration },
-    extraLabels: Readonly<Record<string, string>> = {}
-  ): SandboxSpec => ({
-    agentId: agent.agentId,
-    sessionId: agent.sessionId,
-    runtimeId: runtimeId,
-    name: agent.config.name,
-    image: agent.config.image,
-    command: agent.config.command ?? defaultCommand?.(agent.config),
-    env: {
-      ...agent.config.env,
-      L02_AGENT_ID: agent.agentId,
-      L02_SESSION_ID: agent.sessionId,
-      // An agent that must send heartbeats is told how often: three per timeout.
-      ...(heartbeatTimeoutMs(agent.config) > 0 ? { L02_HEARTBEAT_MS: String(Math.max(100, Math.floor(heartbeatTimeoutMs(agent.config) / 3))) } : {})
-    },
-    labels: {
-      ...agent.config.labels,
-      ...extraLabels,
-      [OwnershipLabels.managedBy]: "l02",
-      [OwnershipLabels.agentId]: agent.agentId,
-      [OwnershipLabels.runtimeId]: runtimeId,
-      [OwnershipLabels.sessionId]: agent.sessionId
-    },
-    sandbox: agent.sandbox
-  })
+/** The sandbox spec of an agent (or of a warm sandbox made for the agent id that will claim it). */
+export const sandboxSpecOf = (
+  deps: Pick<SandboxEffectsDeps, "runtimeId" | "defaultCommand" | "heartbeatTimeoutMs">,
+  agent: { readonly agentId: string; readonly sessionId: string; readonly config: AgentConfig; readonly sandbox: SandboxConfiguration },
+  extraLabels: Readonly<Record<string, string>> = {}
+): SandboxSpec => ({
+  agentId: agent.agentId,
+  sessionId: agent.sessionId,
+  runtimeId: deps.runtimeId,
+  name: agent.config.name,
+  image: agent.config.image,
+  command: agent.config.command ?? deps.defaultCommand?.(agent.config),
+  env: {
+    ...agent.config.env,
+    L02_AGENT_ID: agent.agentId,
+    L02_SESSION_ID: agent.sessionId,
+    // An agent that must send heartbeats is told how often: three per timeout.
+    ...(deps.heartbeatTimeoutMs(agent.config) > 0 ? { L02_HEARTBEAT_MS: String(Math.max(100, Math.floor(deps.heartbeatTimeoutMs(agent.config) / 3))) } : {})
+  },
+  labels: {
+    ...agent.config.labels,
+    ...extraLabels,
+    [OwnershipLabels.managedBy]: "l02",
+    [OwnershipLabels.agentId]: agent.agentId,
+    [OwnershipLabels.runtimeId]: deps.runtimeId,
+    [OwnershipLabels.sessionId]: agent.sessionId
+  },
+  sandbox: agent.sandbox
+})
+
+const pausesOnly = (input: SuspendInput) => !input.checkpoint
+const unpausesOnly = (input: ResumeInput) => input.sandboxId !== undefined
+/** True when the transition need not be written on its own: a pause or unpause, or a spawn that claimed a warm sandbox. */
+export const writeMayWait = (state: AgentState, snapshot: object, h: AgentHandle): boolean => {
+  // A spawn that claims a warm sandbox: its creation and intent go with its running state.
+  if (state === "spawning") return h.claim !== undefined
+  const children = (snapshot as { readonly children?: Record<string, unknown> }).children ?? {}
+  const inputOf = (id: string) => (children[id] as { getSnapshot?: () => { input?: unknown } } | undefined)?.getSnapshot?.().input
+  if (state === "suspending") {
+    const input = inputOf("suspend") as SuspendInput | undefined
+    return input !== undefined && pausesOnly(input)
+  }
+  if (state === "resuming") {
+    const input = inputOf("resume") as ResumeInput | undefined
+    return input !== undefined && unpausesOnly(input)
+  }
+  return false
+}
+
+/** Waits until the state that asked for a side effect is written; a failed write fails the effect (E2060). */
+
+/** The sandbox operations behind the machine's actors. */
+const makeSandboxOperations = (deps: SandboxEffectsDeps) => {
+  const { backend, checkpoints, lifecycle, now } = deps
+  const specFor = (agent: Parameters<typeof sandboxSpecOf>[1], extraLabels?: Readonly<Record<string, string>>) => sandboxSpecOf(deps, agent, extraLabels)
   const specOf = (h: AgentHandle): SandboxSpec => specFor(h)
 
   const handleOf = (agentId: string): AgentHandle => {
@@ -82,7 +107,7 @@ export const makeSandboxEffects = (deps: SandboxEffectsDeps) => {
 
   /** Removes every sandbox of this runtime labelled with the agent's id except `keep`. */
   const reapAgentSandboxes = (agentId: string, keep?: string) =>
-    backend.list({ [OwnershipLabels.agentId]: agentId, [OwnershipLabels.runtimeId]: runtimeId }).pipe(
+    backend.list({ [OwnershipLabels.agentId]: agentId, [OwnershipLabels.runtimeId]: deps.runtimeId }).pipe(
       Effect.flatMap((found) =>
         Effect.forEach(
           found.filter((s) => s.sandboxId !== keep),
@@ -190,27 +215,13 @@ export const makeSandboxEffects = (deps: SandboxEffectsDeps) => {
       }
       yield* reapAgentSandboxes(input.agentId)
     })
+  return { specFor, removeQuietly, reapAgentSandboxes, handleOf, provisionSandbox, suspendSandbox, resumeSandbox, stopSandbox }
+}
 
-  const pausesOnly = (input: SuspendInput) => !input.checkpoint
-  const unpausesOnly = (input: ResumeInput) => input.sandboxId !== undefined
-  /** True when the transition need not be written on its own: a pause or unpause, or a spawn that claimed a warm sandbox. */
-  const writeMayWait = (state: AgentState, snapshot: object, h: AgentHandle): boolean => {
-    // A spawn that claims a warm sandbox: its creation and intent go with its running state.
-    if (state === "spawning") return h.claim !== undefined
-    const children = (snapshot as { readonly children?: Record<string, unknown> }).children ?? {}
-    const inputOf = (id: string) => (children[id] as { getSnapshot?: () => { input?: unknown } } | undefined)?.getSnapshot?.().input
-    if (state === "suspending") {
-      const input = inputOf("suspend") as SuspendInput | undefined
-      return input !== undefined && pausesOnly(input)
-    }
-    if (state === "resuming") {
-      const input = inputOf("resume") as ResumeInput | undefined
-      return input !== undefined && unpausesOnly(input)
-    }
-    return false
-  }
-
-  /** Waits until the state that asked for a side effect is written; a failed write fails the effect (E2060). */
+/** The agent machine with its side effects, and the helpers the runtime shares with them. */
+export const makeSandboxEffects = (deps: SandboxEffectsDeps) => {
+  const { services } = deps
+  const { specFor, removeQuietly, reapAgentSandboxes, handleOf, provisionSandbox, suspendSandbox, resumeSandbox, stopSandbox } = makeSandboxOperations(deps)
   const beforeEffect = async (input: { readonly agentId: string }): Promise<void> => {
     const h = deps.handleOf(input.agentId)
     if (h === undefined) return

@@ -91,6 +91,144 @@ export const templateKey = (config: AgentConfig): string => {
   return canonicalJson(rest)
 }
 
+/** A pool's initial state from its configuration. */
+const poolOf = (c: WarmPoolConfig, key: string, canPause: boolean): WarmPool => {
+  const paused = (c.paused ?? true) && canPause
+  return {
+    name: c.name,
+    template: c.template,
+    templateHash: createHash("sha256").update(key).digest("hex").slice(0, 32),
+    paused,
+    thawed: paused ? (c.thawed ?? 1) : 0,
+    thawing: 0,
+    makingRunning: 0,
+    min: c.min ?? c.size,
+    max: c.max ?? c.size,
+    size: c.size,
+    ready: [],
+    creating: 0,
+    fill: false,
+    claimedTotal: 0,
+    createdTotal: 0,
+    missesTotal: 0,
+    lastError: undefined
+  }
+}
+
+/** Ready sandboxes that run (not paused). */
+const runningReady = (pool: WarmPool) => pool.ready.reduce((n, s) => (s.paused ? n : n + 1), 0)
+/** Thawed sandboxes a paused pool lacks, counting those being thawed or made running. */
+const thawedMissing = (pool: WarmPool) => pool.thawed - runningReady(pool) - pool.thawing - pool.makingRunning
+
+
+/** What `status()` says of a pool. */
+const statusOf = (pool: WarmPool): PoolStatus => ({
+    name: pool.name,
+    size: pool.size,
+    min: pool.min,
+    max: pool.max,
+    paused: pool.paused,
+    thawed: pool.thawed,
+    ready: pool.ready.length,
+    readyRunning: runningReady(pool),
+    creating: pool.creating,
+    claimedTotal: pool.claimedTotal,
+    createdTotal: pool.createdTotal,
+    missesTotal: pool.missesTotal,
+    ...(pool.lastError === undefined ? {} : { lastError: { code: pool.lastError.code, message: pool.lastError.message } })
+})
+
+/** Unpauses paused ready sandboxes until `thawed` run (in the background; a failed one is replaced). */
+const thaw = (deps: WarmPoolDeps, pool: WarmPool, wake: (pool: WarmPool) => void) => {
+  for (let missing = thawedMissing(pool); missing > 0; missing--) {
+    const i = pool.ready.findIndex((s) => s.paused)
+    if (i === -1) return
+    const [sandbox] = pool.ready.splice(i, 1)
+    pool.thawing += 1
+    deps.fork(
+      deps.unpause(sandbox!.sandboxId).pipe(
+        Effect.matchEffect({
+          // A pool shrunk meanwhile (resize) keeps no more than its size.
+          onSuccess: () =>
+            pool.ready.length >= pool.size ? deps.remove(sandbox!.sandboxId) : Effect.sync(() => pool.ready.unshift({ ...sandbox!, paused: false })),
+          onFailure: (error) =>
+            Effect.andThen(
+              Effect.sync(() => {
+                pool.lastError = error
+                pool.fill = true
+              }),
+              deps.remove(sandbox!.sandboxId)
+            )
+        }),
+        Effect.ensuring(
+          Effect.sync(() => {
+            pool.thawing -= 1
+            wake(pool)
+          })
+        )
+      )
+    )
+  }
+}
+
+/** Makes sandboxes until `size` are ready or being made; waits for a wake when the pool is full. */
+const refill = (deps: WarmPoolDeps, pool: WarmPool, queue: Queue.Queue<void>, wake: (pool: WarmPool) => void): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    let failures = 0
+    // Fill to size at the start, and again whenever fewer than min are ready or being made.
+    let filling = true
+    for (;;) {
+      thaw(deps, pool, wake)
+      const have = pool.ready.length + pool.creating + pool.thawing
+      if (have < pool.min || pool.fill) filling = true
+      pool.fill = false
+      if (!filling || have >= pool.size) {
+        filling = false
+        yield* Queue.take(queue)
+        // Let the spawn whose claim woke us finish before the engine gets busy with the refill.
+        yield* Effect.sleep("20 millis")
+        continue
+      }
+      const batch = Math.min(pool.size - have, deps.concurrency)
+      pool.creating += batch
+      const results = yield* Effect.forEach(
+        Array.from({ length: batch }),
+        () =>
+          Effect.gen(function* () {
+            const release = yield* deps.admit(pool)
+            if (release === undefined) return false
+            // Left running when the pool has fewer thawed sandboxes than it keeps (no pause, no unpause).
+            const thawedNow = thawedMissing(pool) > 0
+            if (thawedNow) pool.makingRunning += 1
+            return yield* deps.make(pool, pool.paused && !thawedNow).pipe(
+              Effect.ensuring(Effect.sync(() => (pool.makingRunning -= thawedNow ? 1 : 0))),
+              Effect.map((sandbox) => {
+                pool.ready.push(sandbox)
+                pool.createdTotal += 1
+                pool.lastError = undefined
+                return true
+              }),
+              Effect.catch((error: ErrorData) =>
+                Effect.sync(() => {
+                  pool.lastError = error
+                  return false
+                })
+              ),
+              Effect.ensuring(Effect.sync(release))
+            )
+          }).pipe(Effect.ensuring(Effect.sync(() => (pool.creating -= 1)))),
+        { concurrency: batch }
+      )
+      // Keep a pool that fills below its target: a failed batch backs off (0.5 s doubling to 30 s).
+      if (results.every((ok) => !ok)) {
+        failures += 1
+        yield* Effect.sleep(`${Math.min(30_000, 500 * 2 ** (failures - 1))} millis`)
+      } else {
+        failures = 0
+      }
+    }
+  })
+
 /** Builds the pools of the configuration; nothing is made until {@link start}. */
 export const makeWarmPools = (configs: ReadonlyArray<WarmPoolConfig>, deps: WarmPoolDeps) => {
   const pools = new Map<string, WarmPool>()
@@ -99,26 +237,7 @@ export const makeWarmPools = (configs: ReadonlyArray<WarmPoolConfig>, deps: Warm
   const fibers: Array<Fiber.Fiber<void>> = []
   for (const c of configs) {
     const key = templateKey(c.template)
-    const paused = (c.paused ?? true) && deps.canPause
-    const pool: WarmPool = {
-      name: c.name,
-      template: c.template,
-      templateHash: createHash("sha256").update(key).digest("hex").slice(0, 32),
-      paused,
-      thawed: paused ? (c.thawed ?? 1) : 0,
-      thawing: 0,
-      makingRunning: 0,
-      min: c.min ?? c.size,
-      max: c.max ?? c.size,
-      size: c.size,
-      ready: [],
-      creating: 0,
-      fill: false,
-      claimedTotal: 0,
-      createdTotal: 0,
-      missesTotal: 0,
-      lastError: undefined
-    }
+    const pool = poolOf(c, key, deps.canPause)
     pools.set(pool.name, pool)
     // Two pools with one template: the first one named serves the spawns.
     if (!byKey.has(key)) byKey.set(key, pool)
@@ -129,108 +248,13 @@ export const makeWarmPools = (configs: ReadonlyArray<WarmPoolConfig>, deps: Warm
     if (queue !== undefined) Queue.offerUnsafe(queue, undefined)
   }
 
-  const runningReady = (pool: WarmPool) => pool.ready.reduce((n, s) => (s.paused ? n : n + 1), 0)
-  /** Thawed sandboxes a paused pool lacks, counting those being thawed or made running. */
-  const thawedMissing = (pool: WarmPool) => pool.thawed - runningReady(pool) - pool.thawing - pool.makingRunning
-
-  /** Unpauses paused ready sandboxes until `thawed` run (in the background; a failed one is replaced). */
-  const thaw = (pool: WarmPool) => {
-    for (let missing = thawedMissing(pool); missing > 0; missing--) {
-      const i = pool.ready.findIndex((s) => s.paused)
-      if (i === -1) return
-      const [sandbox] = pool.ready.splice(i, 1)
-      pool.thawing += 1
-      deps.fork(
-        deps.unpause(sandbox!.sandboxId).pipe(
-          Effect.matchEffect({
-            // A pool shrunk meanwhile (resize) keeps no more than its size.
-            onSuccess: () =>
-              pool.ready.length >= pool.size ? deps.remove(sandbox!.sandboxId) : Effect.sync(() => pool.ready.unshift({ ...sandbox!, paused: false })),
-            onFailure: (error) =>
-              Effect.andThen(
-                Effect.sync(() => {
-                  pool.lastError = error
-                  pool.fill = true
-                }),
-                deps.remove(sandbox!.sandboxId)
-              )
-          }),
-          Effect.ensuring(
-            Effect.sync(() => {
-              pool.thawing -= 1
-              wake(pool)
-            })
-          )
-        )
-      )
-    }
-  }
-
-  /** Makes sandboxes until `size` are ready or being made; waits for a wake when the pool is full. */
-  const refill = (pool: WarmPool, queue: Queue.Queue<void>): Effect.Effect<void> =>
-    Effect.gen(function* () {
-      let failures = 0
-      // Fill to size at the start, and again whenever fewer than min are ready or being made.
-      let filling = true
-      for (;;) {
-        thaw(pool)
-        const have = pool.ready.length + pool.creating + pool.thawing
-        if (have < pool.min || pool.fill) filling = true
-        pool.fill = false
-        if (!filling || have >= pool.size) {
-          filling = false
-          yield* Queue.take(queue)
-          // Let the spawn whose claim woke us finish before the engine gets busy with the refill.
-          yield* Effect.sleep("20 millis")
-          continue
-        }
-        const batch = Math.min(pool.size - have, deps.concurrency)
-        pool.creating += batch
-        const results = yield* Effect.forEach(
-          Array.from({ length: batch }),
-          () =>
-            Effect.gen(function* () {
-              const release = yield* deps.admit(pool)
-              if (release === undefined) return false
-              // Left running when the pool has fewer thawed sandboxes than it keeps (no pause, no unpause).
-              const thawedNow = thawedMissing(pool) > 0
-              if (thawedNow) pool.makingRunning += 1
-              return yield* deps.make(pool, pool.paused && !thawedNow).pipe(
-                Effect.ensuring(Effect.sync(() => (pool.makingRunning -= thawedNow ? 1 : 0))),
-                Effect.map((sandbox) => {
-                  pool.ready.push(sandbox)
-                  pool.createdTotal += 1
-                  pool.lastError = undefined
-                  return true
-                }),
-                Effect.catch((error: ErrorData) =>
-                  Effect.sync(() => {
-                    pool.lastError = error
-                    return false
-                  })
-                ),
-                Effect.ensuring(Effect.sync(release))
-              )
-            }).pipe(Effect.ensuring(Effect.sync(() => (pool.creating -= 1)))),
-          { concurrency: batch }
-        )
-        // Keep a pool that fills below its target: a failed batch backs off (0.5 s doubling to 30 s).
-        if (results.every((ok) => !ok)) {
-          failures += 1
-          yield* Effect.sleep(`${Math.min(30_000, 500 * 2 ** (failures - 1))} millis`)
-        } else {
-          failures = 0
-        }
-      }
-    })
-
   return {
     /** Starts the refill of every pool. */
     start: Effect.gen(function* () {
       for (const pool of pools.values()) {
         const queue = yield* Queue.unbounded<void>()
         wakes.set(pool.name, queue)
-        fibers.push(deps.fork(refill(pool, queue)))
+        fibers.push(deps.fork(refill(deps, pool, queue, wake)))
         wake(pool)
       }
     }),
@@ -304,22 +328,7 @@ export const makeWarmPools = (configs: ReadonlyArray<WarmPoolConfig>, deps: Warm
         return Effect.forEach(extra, (s) => deps.remove(s.sandboxId), { discard: true })
       }),
 
-    status: (): Array<PoolStatus> =>
-      [...pools.values()].map((pool) => ({
-        name: pool.name,
-        size: pool.size,
-        min: pool.min,
-        max: pool.max,
-        paused: pool.paused,
-        thawed: pool.thawed,
-        ready: pool.ready.length,
-        readyRunning: runningReady(pool),
-        creating: pool.creating,
-        claimedTotal: pool.claimedTotal,
-        createdTotal: pool.createdTotal,
-        missesTotal: pool.missesTotal,
-        ...(pool.lastError === undefined ? {} : { lastError: { code: pool.lastError.code, message: pool.lastError.message } })
-      })),
+    status: (): Array<PoolStatus> => [...pools.values()].map(statusOf),
 
     /** Stops refilling (shutdown). Ready sandboxes stay for the next start to adopt. */
     stop: Effect.suspend(() => Effect.forEach(fibers.splice(0), (f) => Fiber.interrupt(f), { discard: true })),

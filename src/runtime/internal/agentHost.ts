@@ -1,0 +1,95 @@
+/**
+ * The agents' actor host: the agent machine (with its side effects) hosted by {@link makeActorHost},
+ * each transition written as the agent's record plus an `agent.state` event, then told to the
+ * heartbeat watch and the fleet; a terminated agent leaves the host once its last write is done.
+ */
+import type { Snapshot } from "xstate"
+import type { agentMachine, AgentContext } from "../../../machines/agentMachine.ts"
+import type { AgentActivity, AgentState } from "../../domain/AgentState.ts"
+import type { LifecycleEvent } from "../../domain/LifecycleEvent.ts"
+import type { RuntimeConfig } from "../../domain/RuntimeConfig.ts"
+import { type ActorHost, type ActorHostOptions, makeActorHost, type SnapshotWrite } from "../ActorHost.ts"
+import { activityOf, type AgentHandle, stateOf } from "./agentHandle.ts"
+
+/** What the agents' host needs besides the machine. */
+export interface AgentHostDeps {
+  readonly machine: typeof agentMachine
+  readonly config: RuntimeConfig
+  readonly now: () => number
+  readonly iso: () => string
+  readonly write: ActorHostOptions<typeof agentMachine, AgentHandle>["write"]
+  /** True when the transition into `state` need not be written on its own (see sandboxEffects). */
+  readonly writeMayWait: (state: AgentState, snapshot: object, h: AgentHandle) => boolean
+  /** After the transition's write is queued: the heartbeat watch and the fleet hear of it. */
+  readonly afterTransition: (h: AgentHandle, from: AgentState, fromActivity: AgentActivity | undefined) => void
+  readonly onError: (h: AgentHandle, error: unknown) => void
+  readonly inspect?: ActorHostOptions<typeof agentMachine, AgentHandle>["inspect"]
+  readonly clock?: ActorHostOptions<typeof agentMachine, AgentHandle>["clock"]
+}
+
+type AgentSnapshot = Snapshot<unknown> & { value: unknown; context: AgentContext }
+
+/** An agent's transition: its new state on the handle, and what to write. */
+const transition = (deps: AgentHostDeps, h: AgentHandle, snapshot: AgentSnapshot, initial: boolean): SnapshotWrite | undefined => {
+  const state = stateOf(snapshot.value)
+  const activity = activityOf(snapshot.value)
+  const context = snapshot.context
+  if (initial) {
+    h.state = state
+    h.activity = activity
+    h.lastContext = context
+    return undefined
+  }
+  if (state === h.state && activity === h.activity && context === h.lastContext) return undefined
+  const from = h.state
+  const fromActivity = h.activity
+  const previousContext = h.lastContext
+  h.state = state
+  h.activity = activity
+  h.lastContext = context
+  h.updatedAt = deps.iso()
+  if (state === "terminated" && h.terminatedAt === undefined) h.terminatedAt = h.updatedAt
+  const events: Array<LifecycleEvent> = []
+  if (from !== state) {
+    events.push({
+      agentId: h.agentId,
+      type: "agent.state",
+      fromState: from,
+      toState: state,
+      data: context.lastError === undefined || context.lastError === previousContext.lastError ? undefined : { error: context.lastError },
+      at: h.updatedAt
+    })
+  }
+  return {
+    events,
+    // Only the pause and unpause paths leave these states without waiting for the write (see sandboxEffects).
+    defer: from !== state && deps.writeMayWait(state, snapshot, h),
+    then: () => deps.afterTransition(h, from, fromActivity)
+  }
+}
+
+/** The host of the runtime's agents. Idle agents (no invoked actor, no step) hibernate. */
+export const makeAgentHost = (deps: AgentHostDeps): ActorHost<typeof agentMachine, AgentHandle> => {
+  const { lifecycle } = deps.config
+  const host: ActorHost<typeof agentMachine, AgentHandle> = makeActorHost<typeof agentMachine, AgentHandle>({
+    logic: deps.machine,
+    idOf: (h) => h.agentId,
+    systemIdOf: (h) => `agent:${h.agentId}`,
+    input: (h) => ({ agentId: h.agentId, spawnTimeoutMs: lifecycle.spawn_timeout_seconds * 1000, graceMs: lifecycle.graceful_shutdown_seconds * 1000 }),
+    write: deps.write,
+    onSnapshot: (h, snapshot, initial) => {
+      const write = transition(deps, h, snapshot as AgentSnapshot, initial)
+      if (write === undefined || h.state !== "terminated") return write
+      return { ...write, then: () => (write.then?.(), void h.persisted.then(() => host.remove(h))) }
+    },
+    onError: deps.onError,
+    mayHibernate: (h) => h.activity !== "busy",
+    hibernateAfterMs: deps.config.runtime.hibernate_idle_after_seconds * 1000,
+    noun: "agent",
+    describe: (h) => ({ state: h.state, where: h.activity === undefined ? h.state : `${h.state} (${h.activity})` }),
+    now: deps.now,
+    inspect: deps.inspect,
+    clock: deps.clock
+  })
+  return host
+}

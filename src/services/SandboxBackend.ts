@@ -111,6 +111,11 @@ export interface BackendCapabilities {
   readonly workspaceArchive: boolean
   /** False when sandboxes cannot be paused (Kubernetes): a suspend then always checkpoints. Default true. */
   readonly pause?: boolean | undefined
+  /**
+   * What the built-in file and shell tools run in its sandboxes: POSIX utilities (`sh`, `cat`, ...;
+   * the default) or the in-memory backend's programs (`l02-read`, `l02-write`, ...).
+   */
+  readonly toolDialect?: "posix" | "memory" | undefined
 }
 
 /** The shape of a sandbox backend. */

@@ -68,7 +68,7 @@ import { execKiller, exportScript, importScript, openGateScript, wrappedCommand 
 import { apiReason, call, type CallContext, callOptional, statusOf, translate } from "./internal/kubeErrors.ts"
 import { eventsBetween, observe, type PodObservation, sandboxInfoOf } from "./internal/podStatus.ts"
 import { startPodWatch, type PodWatch } from "./internal/podWatch.ts"
-import { parseQuantity } from "./internal/quantity.ts"
+import { parseQuantity } from "../../domain/Quantity.ts"
 import { dns1123LabelProblem, dns1123SubdomainProblem, labelsProblem, podNameOf } from "./KubernetesNames.ts"
 import {
   agentContainer,

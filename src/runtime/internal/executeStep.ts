@@ -44,7 +44,7 @@ export const makeExecute = (core: RuntimeCore, resume: (agentId: string) => Effe
             tokensPerHour: h.sandbox.resources.tokensPerHour,
             backend,
             sandboxId,
-            dialect: caps.name === "memory" ? "memory" : "posix",
+            dialect: caps.toolDialect ?? "posix",
             conversation: h.conversation,
             onConversation: (conversation) =>
               Effect.gen(function* () {

@@ -542,7 +542,7 @@ export const makeMemorySandbox = (options: MemorySandboxOptions = {}): Effect.Ef
       })
 
     const shape: SandboxBackendShape = {
-      capabilities: Effect.succeed({ name: "memory", runtimeClasses, networkPolicies, workspaceArchive: true }),
+      capabilities: Effect.succeed({ name: "memory", runtimeClasses, networkPolicies, workspaceArchive: true, toolDialect: "memory" }),
 
       provision: (spec) =>
         Effect.gen(function* () {

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest"
 import { exitCodeOfStatus } from "../../../src/backends/kubernetes/KubernetesBackend.ts"
 import { dns1123LabelProblem, labelKeyProblem, labelValueProblem, podNameOf } from "../../../src/backends/kubernetes/KubernetesNames.ts"
 import { eventsBetween, observe } from "../../../src/backends/kubernetes/internal/podStatus.ts"
-import { parseQuantity } from "../../../src/backends/kubernetes/internal/quantity.ts"
+import { parseQuantity } from "../../../src/domain/Quantity.ts"
 
 describe("Kubernetes names", () => {
   it("a Pod name derived from any agent name and a UUID is a DNS-1123 label, stable per agent", () => {

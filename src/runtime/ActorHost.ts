@@ -46,12 +46,10 @@ export interface SnapshotWrite {
   readonly events: ReadonlyArray<LifecycleEvent>
   /** The write may wait for the next transition (a reversible, reconciled transient state). */
   readonly defer: boolean
-  /** Runs after the write is queued (`persisted` then covers it): e.g. tell a supervisor. */
-  readonly then?: (() => void) | undefined
 }
 
 /** How to host one kind of machine. */
-export interface ActorHostOptions<TLogic extends AnyStateMachine, E extends HostedEntry<TLogic>> {
+export interface ActorHostOptions<TLogic extends AnyStateMachine, E extends HostedEntry<TLogic>, W extends SnapshotWrite = SnapshotWrite> {
   /** The machine, with its side effects provided. */
   readonly logic: TLogic
   readonly idOf: (entry: E) => string
@@ -64,7 +62,9 @@ export interface ActorHostOptions<TLogic extends AnyStateMachine, E extends Host
    * Every snapshot: update the entry and return what to write, or undefined when nothing changed.
    * Called once at start too, with `initial: true` (whatever it returns is not written then).
    */
-  readonly onSnapshot: (entry: E, snapshot: SnapshotFrom<TLogic>, initial: boolean) => SnapshotWrite | undefined
+  readonly onSnapshot: (entry: E, snapshot: SnapshotFrom<TLogic>, initial: boolean) => W | undefined
+  /** After a transition's write is queued (`persisted` then covers it), with what `onSnapshot` returned: e.g. tell a supervisor. */
+  readonly afterWrite?: ((entry: E, write: W) => void) | undefined
   /** An error of an entry's actor, reported instead of escaping as an uncaught exception. */
   readonly onError: (entry: E, error: unknown) => void
   /** Whether an entry may hibernate besides being idle long enough (e.g. not in a busy step). */
@@ -96,8 +96,8 @@ export interface ActorHost<TLogic extends AnyStateMachine, E extends HostedEntry
   readonly send: (entry: E, event: EventFromLogic<TLogic>, operation: string) => Effect.Effect<void, InvalidTransition>
   /** Sends `event` if the current state accepts it; false (and nothing sent) otherwise. */
   readonly sendIfAccepted: (entry: E, event: EventFromLogic<TLogic>) => boolean
-  /** Resolves once `done()` holds, checked after every transition of the entry. */
-  readonly waitFor: (entry: E, done: () => boolean) => Effect.Effect<void>
+  /** Resolves with `result()` once `done()` holds, checked after every transition of the entry. */
+  readonly waitFor: <A = void>(entry: E, done: () => boolean, result?: () => A) => Effect.Effect<A>
   /** Queues a write of the entry's record and events (outside a transition, e.g. a conversation). */
   readonly persist: (entry: E, events: ReadonlyArray<LifecycleEvent>, defer?: boolean) => void
   /** The entry's queued writes, written now if deferred. */
@@ -114,8 +114,8 @@ const accepted = (snapshot: { readonly status: string; can: (event: never) => bo
   snapshot.status === "active" && snapshot.can(event as never)
 
 /** Builds an actor host; it hibernates on a timer of its own (unref'd) until `stop`. */
-export const makeActorHost = <TLogic extends AnyStateMachine, E extends HostedEntry<TLogic>>(
-  options: ActorHostOptions<TLogic, E>
+export const makeActorHost = <TLogic extends AnyStateMachine, E extends HostedEntry<TLogic>, W extends SnapshotWrite = SnapshotWrite>(
+  options: ActorHostOptions<TLogic, E, W>
 ): ActorHost<TLogic, E> => {
   const registry = new Map<string, E>()
   const batches = makeWriteBatches<E>(options.write, options.idOf)
@@ -141,7 +141,7 @@ export const makeActorHost = <TLogic extends AnyStateMachine, E extends HostedEn
         if (write === undefined) return
         entry.lastActiveAt = options.now()
         batches.persist(entry, write.events, write.defer)
-        write.then?.()
+        options.afterWrite?.(entry, write)
       },
       error: (error) => options.onError(entry, error)
     })
@@ -199,14 +199,15 @@ export const makeActorHost = <TLogic extends AnyStateMachine, E extends HostedEn
       actor.send(event)
       return true
     },
-    waitFor: (entry, done) =>
-      Effect.callback<void>((resume) => {
-        if (done()) return resume(Effect.void)
+    waitFor: <A>(entry: E, done: () => boolean, result?: () => A) =>
+      Effect.callback<A>((resume) => {
+        const answer = () => Effect.succeed(result === undefined ? (undefined as A) : result())
+        if (done()) return resume(answer())
         entry.waiters += 1
         const finish = () => {
           entry.waiters -= 1
           sub.unsubscribe()
-          resume(Effect.void)
+          resume(answer())
         }
         const sub = live(entry).subscribe({ next: () => done() && finish(), complete: finish })
         return Effect.sync(() => {

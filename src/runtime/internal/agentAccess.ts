@@ -58,7 +58,7 @@ export const makeAgentAccess = (deps: {
     /** Sends an operation's event if the agent's state accepts it (E2020 otherwise). */
     sendChecked: (h: AgentHandle, event: AgentEvent, operation: AgentOperation) => host.send(h, event, operation),
     /** The agent's state once `done` holds for it. */
-    waitFor: (h: AgentHandle, done: (state: AgentState) => boolean): Effect.Effect<AgentState> => Effect.map(host.waitFor(h, () => done(h.state)), () => h.state),
+    waitFor: (h: AgentHandle, done: (state: AgentState) => boolean): Effect.Effect<AgentState> => host.waitFor(h, () => done(h.state), () => h.state),
     /** Fails with the agent's new error when it ended in a state not in `ok` (E2046 when it has none). */
     failIfError: (h: AgentHandle, state: AgentState, ok: ReadonlyArray<AgentState>, since: ErrorData | undefined) =>
       Effect.suspend(() => {

@@ -29,8 +29,14 @@ export interface AgentHostDeps {
 
 type AgentSnapshot = Snapshot<unknown> & { value: unknown; context: AgentContext }
 
+/** An agent's write, and the state and activity it left. */
+interface AgentWrite extends SnapshotWrite {
+  readonly from: AgentState
+  readonly fromActivity: AgentActivity | undefined
+}
+
 /** An agent's transition: its new state on the handle, and what to write. */
-const transition = (deps: AgentHostDeps, h: AgentHandle, snapshot: AgentSnapshot, initial: boolean): SnapshotWrite | undefined => {
+const transition = (deps: AgentHostDeps, h: AgentHandle, snapshot: AgentSnapshot, initial: boolean): AgentWrite | undefined => {
   const state = stateOf(snapshot.value)
   const activity = activityOf(snapshot.value)
   const context = snapshot.context
@@ -64,23 +70,24 @@ const transition = (deps: AgentHostDeps, h: AgentHandle, snapshot: AgentSnapshot
     events,
     // Only the pause and unpause paths leave these states without waiting for the write (see sandboxEffects).
     defer: from !== state && deps.writeMayWait(state, snapshot, h),
-    then: () => deps.afterTransition(h, from, fromActivity)
+    from,
+    fromActivity
   }
 }
 
 /** The host of the runtime's agents. Idle agents (no invoked actor, no step) hibernate. */
 export const makeAgentHost = (deps: AgentHostDeps): ActorHost<typeof agentMachine, AgentHandle> => {
   const { lifecycle } = deps.config
-  const host: ActorHost<typeof agentMachine, AgentHandle> = makeActorHost<typeof agentMachine, AgentHandle>({
+  const host: ActorHost<typeof agentMachine, AgentHandle> = makeActorHost<typeof agentMachine, AgentHandle, AgentWrite>({
     logic: deps.machine,
     idOf: (h) => h.agentId,
     systemIdOf: (h) => `agent:${h.agentId}`,
     input: (h) => ({ agentId: h.agentId, spawnTimeoutMs: lifecycle.spawn_timeout_seconds * 1000, graceMs: lifecycle.graceful_shutdown_seconds * 1000 }),
     write: deps.write,
-    onSnapshot: (h, snapshot, initial) => {
-      const write = transition(deps, h, snapshot as AgentSnapshot, initial)
-      if (write === undefined || h.state !== "terminated") return write
-      return { ...write, then: () => (write.then?.(), void h.persisted.then(() => host.remove(h))) }
+    onSnapshot: (h, snapshot, initial) => transition(deps, h, snapshot as AgentSnapshot, initial),
+    afterWrite: (h, write) => {
+      deps.afterTransition(h, write.from, write.fromActivity)
+      if (h.state === "terminated") void h.persisted.then(() => host.remove(h))
     },
     onError: deps.onError,
     mayHibernate: (h) => h.activity !== "busy",

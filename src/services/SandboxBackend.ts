@@ -161,7 +161,7 @@ export type { MemoryProgram, MemoryProgramContext, MemorySandboxOptions } from "
  * echoes stdin lines; the line `exit N` exits with N), `l02-agent` (answers the runtime's
  * `{"type":"input"}` lines with an output and a `done` line), and exec programs `l02-print OUT ERR
  * CODE`, `l02-sleep SECONDS`, `l02-flood BYTES`, `l02-write PATH CONTENT`, `l02-read PATH` on an
- * in-memory workspace. `options.programs` adds more. It publishes `exited` events when a main
+ * in-memory workspace, and `l02-mcp`, a stdio MCP server (tools `echo` and `read_workspace`). `options.programs` adds more. It publishes `exited` events when a main
  * program ends by itself (not when stopped or removed). Each build starts empty.
  *
  * @example

@@ -1,5 +1,6 @@
 // The runtime on a real Docker engine: lifecycle, execute through the image's agent, checkpoints,
 // restarts after an outside kill, and re-attachment after a runtime restart. Gated by L02_TEST_DOCKER.
+import { hostname } from "node:os"
 import { Context, Effect, Stream } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { buildAgentImage } from "../../src/backends/docker/AgentImage.ts"
@@ -90,6 +91,39 @@ describe.skipIf(!dockerEnabled)("runtime on Docker", () => {
     // Paths stay confined to /workspace.
     expect(results[2]).toMatchObject({ name: "read_file", isError: true })
     expect(results[2]!.content).toContain("E2087")
+    await runtime.terminate(agentId)
+  }, 120_000)
+
+  it("runs an agent's own stdio MCP server inside its gVisor container, as the sandbox user, never on the host", async () => {
+    // A stdio MCP server in busybox sh: newline-delimited JSON-RPC, one tool that says where it runs.
+    const server = [
+      'while IFS= read -r line; do',
+      '  id=$(printf "%s" "$line" | sed -n \'s/.*"id":\\([0-9]*\\).*/\\1/p\')',
+      '  case "$line" in',
+      '    *\'"method":"initialize"\'*) printf \'{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}},"serverInfo":{"name":"sh","version":"1"}}}\\n\' "$id";;',
+      '    *\'"method":"tools/list"\'*) printf \'{"jsonrpc":"2.0","id":%s,"result":{"tools":[{"name":"where","description":"where it runs","inputSchema":{"type":"object"}}]}}\\n\' "$id";;',
+      '    *\'"method":"tools/call"\'*) printf \'{"jsonrpc":"2.0","id":%s,"result":{"content":[{"type":"text","text":"uid=%s host=%s"}]}}\\n\' "$id" "$(id -u)" "$(hostname)";;',
+      '  esac',
+      'done'
+    ].join("\n")
+    const { agentId, sandboxId } = await runtime.spawn({
+      name: "docker-mcp",
+      trustLevel: "STANDARD",
+      command: ["/bin/l02-agent"],
+      model: {
+        provider: "scripted",
+        model: "scripted-1",
+        mcp: [{ name: "box", transport: { type: "stdio", command: "/bin/sh", args: ["-c", server] } }],
+        script: [{ toolCalls: [{ name: "where", arguments: {} }] }, { text: "done" }]
+      }
+    })
+    const results: Array<{ name: string; content: string; isError: boolean }> = []
+    for await (const e of runtime.execute(agentId, "where are you")) if (e.type === "tool.result") results.push(e)
+    const container = await docker.getContainer(sandboxId!).inspect()
+    expect(container.HostConfig.Runtime).toBe("runsc")
+    expect(results[0]).toMatchObject({ name: "where", isError: false })
+    expect(results[0]!.content).toBe(`uid=65534 host=${container.Config.Hostname}`)
+    expect(container.Config.Hostname).not.toBe(hostname())
     await runtime.terminate(agentId)
   }, 120_000)
 

@@ -103,6 +103,40 @@ const refuseUrl = (raw: string, key: string, allowed: ReadonlyArray<string>): Ho
   })
 }
 
+/** A declared MCP server by name; only the configuration's own keys count (not `toString`, `__proto__`). */
+export const declaredMcpServer = (declared: DeclaredResources, name: string): HostMcpServerConfig | undefined =>
+  Object.hasOwn(declared.mcpServers, name) ? declared.mcpServers[name] : undefined
+
+/**
+ * The declared endpoint a model names and the model id it runs (its own or the endpoint's default):
+ * E2005 when the endpoint is not declared (only the configuration's own keys count), when there is no
+ * model id, or when the endpoint's `models` does not allow it.
+ */
+export const endpointOf = (
+  model: { readonly endpoint: string; readonly model?: string | undefined },
+  declared: DeclaredResources
+): { readonly endpoint: ModelEndpointConfig; readonly modelId: string } | ReferenceUnknown => {
+  const endpoint = Object.hasOwn(declared.models, model.endpoint) ? declared.models[model.endpoint] : undefined
+  if (endpoint === undefined) {
+    const names = Object.keys(declared.models)
+    return new ReferenceUnknown({
+      message: `model.endpoint ${JSON.stringify(model.endpoint)} is not a declared model endpoint (execution.models has ${names.length === 0 ? "none" : names.join(", ")})`,
+      key: "model.endpoint"
+    })
+  }
+  const modelId = model.model ?? endpoint.model
+  if (modelId === undefined) {
+    return new ReferenceUnknown({ message: `model endpoint ${model.endpoint} declares no default model; give model.model`, key: "model.model" })
+  }
+  if (endpoint.models !== undefined && !endpoint.models.includes(modelId)) {
+    return new ReferenceUnknown({
+      message: `model endpoint ${model.endpoint} does not allow model ${JSON.stringify(modelId)} (it allows ${endpoint.models.join(", ")})`,
+      key: "model.model"
+    })
+  }
+  return { endpoint, modelId }
+}
+
 /**
  * Checks what an agent config names on the supervisor's side. For every origin: a named endpoint or
  * MCP server must be declared (E2005), and the model id allowed by its endpoint. For a `remote`
@@ -117,24 +151,8 @@ export const checkReferences = (
   const model = config.model
   if (model === undefined) return undefined
   if (model.endpoint !== undefined) {
-    const endpoint = declared.models[model.endpoint]
-    if (endpoint === undefined) {
-      const names = Object.keys(declared.models)
-      return new ReferenceUnknown({
-        message: `model.endpoint ${JSON.stringify(model.endpoint)} is not a declared model endpoint (execution.models has ${names.length === 0 ? "none" : names.join(", ")})`,
-        key: "model.endpoint"
-      })
-    }
-    const id = model.model ?? endpoint.model
-    if (id === undefined) {
-      return new ReferenceUnknown({ message: `model endpoint ${model.endpoint} declares no default model; give model.model`, key: "model.model" })
-    }
-    if (endpoint.models !== undefined && !endpoint.models.includes(id)) {
-      return new ReferenceUnknown({
-        message: `model endpoint ${model.endpoint} does not allow model ${JSON.stringify(id)} (it allows ${endpoint.models.join(", ")})`,
-        key: "model.model"
-      })
-    }
+    const found = endpointOf({ endpoint: model.endpoint, model: model.model }, declared)
+    if (found instanceof ReferenceUnknown) return found
   }
   if (origin === "remote") {
     if (model.apiKeyEnv !== undefined) {
@@ -155,7 +173,7 @@ export const checkReferences = (
     }
   }
   for (const [i, server] of (model.mcp ?? []).entries()) {
-    if (server.server !== undefined && declared.mcpServers[server.server] === undefined) {
+    if (server.server !== undefined && declaredMcpServer(declared, server.server) === undefined) {
       const names = Object.keys(declared.mcpServers)
       return new ReferenceUnknown({
         message: `model.mcp[${i}].server ${JSON.stringify(server.server)} is not a declared MCP server (execution.mcp_servers has ${names.length === 0 ? "none" : names.join(", ")})`,

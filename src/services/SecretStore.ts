@@ -35,6 +35,40 @@ const unknown = (name: string, names: ReadonlyArray<string>) =>
     key: `secrets.${name}`
   })
 
+/**
+ * Reads one secret source: the variable from `env`, or the file. Fails with E2000 naming `what`, the
+ * variable or file and `key` (`<key>.env` or `<key>.file`), never a value, when it is unset,
+ * unreadable or empty. The value is trimmed.
+ */
+export const readSecretSource = (
+  source: SecretSource,
+  what: string,
+  key: string,
+  env: Readonly<Record<string, string | undefined>> = process.env
+): Effect.Effect<Redacted.Redacted<string>, ConfigInvalid> => {
+  if (source.env !== undefined) {
+    const value = env[source.env]?.trim()
+    return value === undefined || value === ""
+      ? Effect.fail(new ConfigInvalid({ message: `${what}: the variable ${source.env} is not set in the supervisor's environment`, key: `${key}.env` }))
+      : Effect.succeed(Redacted.make(value))
+  }
+  const file = source.file!
+  return Effect.tryPromise({
+    try: () => readFile(file, "utf8"),
+    catch: (error) =>
+      new ConfigInvalid({
+        message: `${what}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? "read failed"}); mount the secret there`,
+        key: `${key}.file`
+      })
+  }).pipe(
+    Effect.flatMap((text) =>
+      text.trim() === ""
+        ? Effect.fail(new ConfigInvalid({ message: `${what}: the file ${file} is empty`, key: `${key}.file` }))
+        : Effect.succeed(Redacted.make(text.trim()))
+    )
+  )
+}
+
 /** A secret store over declared sources, reading each when it is resolved. */
 export const makeSecretStore = (
   sources: Readonly<Record<string, SecretSource>>,
@@ -43,31 +77,8 @@ export const makeSecretStore = (
   const names = Object.keys(sources)
   return {
     names,
-    resolve: (name) => {
-      const source = Object.hasOwn(sources, name) ? sources[name] : undefined
-      if (source === undefined) return Effect.fail(unknown(name, names))
-      if (source.env !== undefined) {
-        const value = env[source.env]?.trim()
-        return value === undefined || value === ""
-          ? Effect.fail(new ConfigInvalid({ message: `secret ${name}: the variable ${source.env} is not set in the supervisor's environment`, key: `secrets.${name}.env` }))
-          : Effect.succeed(Redacted.make(value))
-      }
-      const file = source.file!
-      return Effect.tryPromise({
-        try: () => readFile(file, "utf8"),
-        catch: (error) =>
-          new ConfigInvalid({
-            message: `secret ${name}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? "read failed"}); mount the secret there`,
-            key: `secrets.${name}.file`
-          })
-      }).pipe(
-        Effect.flatMap((text) =>
-          text.trim() === ""
-            ? Effect.fail(new ConfigInvalid({ message: `secret ${name}: the file ${file} is empty`, key: `secrets.${name}.file` }))
-            : Effect.succeed(Redacted.make(text.trim()))
-        )
-      )
-    }
+    resolve: (name) =>
+      Object.hasOwn(sources, name) ? readSecretSource(sources[name]!, `secret ${name}`, `secrets.${name}`, env) : Effect.fail(unknown(name, names))
   }
 }
 

@@ -31,6 +31,14 @@ describe("agent config references", () => {
     expect(checkReferences(mcp("gitlab"), declared, "embedding")).toMatchObject({ code: "E2005", key: "model.mcp[0].server" })
   })
 
+  it("counts only declared names, never what every object has (toString, __proto__, constructor)", () => {
+    for (const name of ["toString", "__proto__", "constructor", "hasOwnProperty"]) {
+      expect(checkReferences(withModel({ endpoint: name, model: "m" }), declared, "embedding"), name).toMatchObject({ code: "E2005", key: "model.endpoint" })
+      expect(checkReferences(withModel({ provider: "scripted", model: "s", mcp: [{ name: "x", server: name }] }), declared, "embedding"), name)
+        .toMatchObject({ code: "E2005", key: "model.mcp[0].server" })
+    }
+  })
+
   it("refuses host files, host variables and unlisted URLs from a remote config, naming the key; embedding code keeps them", () => {
     const cases: ReadonlyArray<[Record<string, unknown>, string]> = [
       [{ provider: "openai-chat", model: "m", baseUrl: "https://models.example.com/v1", apiKeyFile: "/etc/hostname" }, "model.apiKeyFile"],

@@ -63,6 +63,15 @@ describe("hostile agent configs over HTTP with an operate key (in-memory backend
     expect(agents.filter((a) => a.state !== "terminated")).toEqual([])
     expect(await t.services.run((s) => s.backend.list({}))).toEqual([])
   }
+  /** One execute step over HTTP, answered whole (a step that fails before it streams answers with its error). */
+  const executeOnce = async (agentId: string) => {
+    const response = await fetch(`${t.url}/v1/agents/${agentId}/execute`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${operateKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ input: "go" })
+    })
+    return { status: response.status, answer: await response.text() }
+  }
   const openai = (extra: Record<string, unknown>) => ({ model: { provider: "openai-chat", model: "m", ...extra } })
 
   it.each([
@@ -114,6 +123,24 @@ describe("hostile agent configs over HTTP with an operate key (in-memory backend
     await nothingCreated()
   })
 
+  it("refuses names every object has as endpoints or MCP servers (E2005), and creates nothing", async () => {
+    for (const name of ["toString", "__proto__", "constructor"]) {
+      expect((await spawn({ model: { endpoint: name, model: "m" } })).json.error, name).toMatchObject({ code: "E2005", key: "model.endpoint" })
+      expect((await spawn({ model: { provider: "scripted", model: "s", mcp: [{ name: "x", server: name }] } })).json.error, name).toMatchObject({ code: "E2005", key: "model.mcp[0].server" })
+    }
+    await nothingCreated()
+  })
+
+  it("an MCP server in the sandbox that floods its output without a line end fails the step with E2086 instead of growing the supervisor", async () => {
+    const reply = await spawn({ model: { provider: "scripted", model: "s", mcp: [{ name: "flood", transport: { type: "stdio", command: "l02-flood", args: ["11000000"] } }], script: [{ text: "hi" }] } })
+    expect(reply.status).toBe(201)
+    const { status, answer } = await executeOnce(reply.json.agentId)
+    expect(status).toBe(502)
+    expect(answer).toContain("E2086")
+    expect(answer).toContain("over the size limit")
+    await t.request("DELETE", `/v1/agents/${reply.json.agentId}`, { token: operateKey })
+  })
+
   it("refuses a TRUSTED agent to an operate key without that trust level (E2003), as spawn and as scale", async () => {
     const reply = await spawn({ trustLevel: "TRUSTED" })
     expect(reply.status).toBe(403)
@@ -134,15 +161,10 @@ describe("hostile agent configs over HTTP with an operate key (in-memory backend
       }
     })
     expect(reply.status).toBe(201)
-    const response = await fetch(`${t.url}/v1/agents/${reply.json.agentId}/execute`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${operateKey}`, "content-type": "application/json" },
-      body: JSON.stringify({ input: "go" })
-    })
     // The in-memory sandbox has no `sh`: the server could not start there (the step fails before it
     // streams, 502 E2086 naming the sandbox), and the host never ran it.
-    const answer = await response.text()
-    expect(response.status).toBe(502)
+    const { status, answer } = await executeOnce(reply.json.agentId)
+    expect(status).toBe(502)
     expect(answer).toContain("E2086")
     expect(answer).toContain("in the sandbox")
     expect(() => statSync(canary)).toThrow()

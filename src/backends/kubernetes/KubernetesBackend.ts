@@ -701,10 +701,8 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
             }, 3000)
           }, request.timeoutMs)
           // A streamed input goes through a PassThrough the exec reads as it is written.
-          const input = new PassThrough()
-          if (request.stdin !== undefined && typeof request.stdin !== "string") {
-            yield* pipeStdin(request.stdin, { write: (data) => input.write(data), end: () => input.end() })
-          }
+          const input = request.stdin !== undefined && typeof request.stdin !== "string" ? new PassThrough() : undefined
+          if (input !== undefined) yield* pipeStdin(request.stdin, { write: (data) => input.write(data), end: () => input.end() })
           const socket = yield* execIn(sandboxId, agentContainer, wrappedCommand(execId, request.command, request), {
             stdout: output("stdout"),
             stderr: output("stderr"),

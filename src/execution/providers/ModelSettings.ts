@@ -6,8 +6,8 @@
  */
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
-import { readFile } from "node:fs/promises"
-import { ConfigInvalid } from "../../domain/Errors.ts"
+import type { ConfigInvalid } from "../../domain/Errors.ts"
+import { readSecretSource } from "../../services/SecretStore.ts"
 
 /** Where an API key comes from: an environment variable, a secret file (Docker/Kubernetes secret mount), or a value. */
 export type ApiKeySource =
@@ -62,33 +62,5 @@ export const resolveApiKey = (
 ): Effect.Effect<Redacted.Redacted<string> | undefined, ConfigInvalid> => {
   if (source === undefined) return Effect.succeed(undefined)
   if (Redacted.isRedacted(source)) return Effect.succeed(source)
-  if ("env" in source) {
-    const value = env[source.env]
-    return value === undefined || value.trim() === ""
-      ? Effect.fail(
-        new ConfigInvalid({
-          message: `the model API key variable ${source.env} is not set; export it or reference a secret file instead`,
-          key: "model.apiKey.env"
-        })
-      )
-      : Effect.succeed(Redacted.make(value.trim()))
-  }
-  return Effect.tryPromise({
-    try: () => readFile(source.secretFile, "utf8"),
-    catch: (error) =>
-      new ConfigInvalid({
-        message: `cannot read the model API key secret file ${source.secretFile} (${
-          (error as NodeJS.ErrnoException).code ?? "read failed"
-        }); mount the secret there or use an environment variable`,
-        key: "model.apiKey.secretFile"
-      })
-  }).pipe(
-    Effect.flatMap((text) =>
-      text.trim() === ""
-        ? Effect.fail(
-          new ConfigInvalid({ message: `the model API key secret file ${source.secretFile} is empty`, key: "model.apiKey.secretFile" })
-        )
-        : Effect.succeed(Redacted.make(text.trim()))
-    )
-  )
+  return readSecretSource("env" in source ? { env: source.env } : { file: source.secretFile }, "the model API key", "model.apiKey", env)
 }

@@ -77,7 +77,16 @@ export const sandboxStdioTransport = (
               if (chunk._tag === "stderr") {
                 tail = (tail + chunk.data).slice(-2000)
               } else if (chunk._tag === "stdout") {
-                buffer.append(Buffer.from(chunk.data, "utf8"))
+                if (exited !== undefined) return
+                try {
+                  buffer.append(Buffer.from(chunk.data, "utf8"))
+                } catch (error) {
+                  // A line longer than the SDK's bound (10 MB): the server is broken or hostile; stop listening.
+                  buffer.clear()
+                  transport.onerror?.(error as Error)
+                  end(`the MCP server ${server.command} in sandbox ${server.sandboxId} wrote a line over the size limit: ${(error as Error).message}`)
+                  return
+                }
                 for (;;) {
                   let message: JSONRPCMessage | null
                   try {
@@ -102,5 +111,6 @@ export const sandboxStdioTransport = (
           )
         )
     )
-    return { transport, stderrTail: () => tail.trim() }
+    // Why the server went away (an exit code, an oversized line) goes with its stderr into failure messages.
+    return { transport, stderrTail: () => [tail.trim(), exited ?? ""].filter((part) => part !== "").join("; ") }
   })

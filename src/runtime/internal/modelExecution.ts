@@ -6,7 +6,7 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import type { McpServerConfig, ModelConfig } from "../../domain/AgentConfig.ts"
-import { checkReferences, type DeclaredResources } from "../../domain/ConfigReferences.ts"
+import { declaredMcpServer, type DeclaredResources, endpointOf } from "../../domain/ConfigReferences.ts"
 import type { ErrorData } from "../../domain/ErrorCatalog.ts"
 import { ConfigInvalid, fromErrorData, ReferenceUnknown, type RuntimeError, toErrorData } from "../../domain/Errors.ts"
 import * as AgentLoop from "../../execution/AgentLoop.ts"
@@ -67,10 +67,10 @@ export const prepareModel = (
       return { gateway, modelId: model.model ?? "scripted", secrets: [] }
     }
     if (model.endpoint !== undefined) {
-      const unknown = checkReferences({ name: "x", model }, resources.declared, "embedding")
-      if (unknown !== undefined) return yield* new ReferenceUnknown({ message: unknown.message, key: unknown.key })
-      const endpoint = resources.declared.models[model.endpoint]!
-      const modelId = (model.model ?? endpoint.model)!
+      // Checked at spawn, and again here: the operator may have changed the endpoints since.
+      const found = endpointOf({ endpoint: model.endpoint, model: model.model }, resources.declared)
+      if (found instanceof ReferenceUnknown) return yield* found
+      const { endpoint, modelId } = found
       const apiKey = endpoint.api_key_secret === undefined ? undefined : yield* resources.secrets.resolve(endpoint.api_key_secret)
       const gateway = yield* makeModelGateway({
         provider: endpoint.provider,
@@ -106,7 +106,7 @@ const mcpConnection = (
       ...(server.timeoutMs === undefined ? {} : { timeoutMs: server.timeoutMs })
     }
     if (server.server !== undefined) {
-      const declared = resources.declared.mcpServers[server.server]
+      const declared = declaredMcpServer(resources.declared, server.server)
       if (declared === undefined) {
         return yield* new ReferenceUnknown({ message: `MCP server ${JSON.stringify(server.server)} is not declared in execution.mcp_servers`, key: "mcp.server" })
       }

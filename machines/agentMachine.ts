@@ -20,20 +20,41 @@
  * `stopSandbox`, provided by the runtime; this file imports nothing but xstate and domain types.
  */
 import { assign, fromPromise, setup } from "xstate"
+import type { AgentConfig } from "../src/domain/AgentConfig.ts"
 import type { ErrorData } from "../src/domain/ErrorCatalog.ts"
+import type { SandboxConfiguration } from "../src/domain/SandboxConfiguration.ts"
+
+/** Who an agent is: what its side effects need to make, restore or checkpoint its sandbox. */
+export interface AgentIdentity {
+  readonly agentId: string
+  readonly sessionId: string
+  readonly config: AgentConfig
+  readonly sandbox: SandboxConfiguration
+  /** The caller's initial context, kept with every checkpoint. */
+  readonly initialContext: unknown
+}
+
+/** A warm sandbox a spawn claimed: made for this agent id, paused or ready. */
+export interface WarmClaim {
+  readonly sandboxId: string
+  readonly paused: boolean
+}
 
 /** What an agent actor starts with. */
-export interface AgentInput {
-  readonly agentId: string
+export interface AgentInput extends AgentIdentity {
   readonly spawnTimeoutMs: number
   readonly graceMs: number
 }
 
+/** The keys of {@link AgentIdentity}: the record stores them once, so a persisted context leaves them out. */
+export const identityKeys = ["sessionId", "config", "sandbox", "initialContext"] as const
+
 /** The agent actor's context: plain, JSON-safe data. */
-export interface AgentContext {
-  readonly agentId: string
+export interface AgentContext extends AgentIdentity {
   readonly spawnTimeoutMs: number
   readonly graceMs: number
+  /** The warm sandbox the pending spawn claimed; cleared once the spawn's provisioning ends. */
+  readonly claim: WarmClaim | undefined
   readonly sandboxId: string | undefined
   readonly checkpointId: string | undefined
   readonly restartCount: number
@@ -45,7 +66,7 @@ export interface AgentContext {
 
 /** Events the agent machine accepts. */
 export type AgentEvent =
-  | { readonly type: "agent.spawn" }
+  | { readonly type: "agent.spawn"; readonly claim?: WarmClaim | undefined }
   | { readonly type: "agent.suspend"; readonly checkpoint: boolean }
   | { readonly type: "agent.resume"; readonly checkpointId?: string | undefined }
   | { readonly type: "agent.terminate"; readonly reason?: string | undefined; readonly force?: boolean | undefined }
@@ -55,20 +76,25 @@ export type AgentEvent =
   | { readonly type: "agent.idle" }
   | { readonly type: "sandbox.exited"; readonly exitCode: number | undefined; readonly error: ErrorData }
 
-/** Input of `provisionSandbox`: `replaceSandboxId` is the dead sandbox a restart replaces. */
+/**
+ * Input of `provisionSandbox`: `replaceSandboxId` is the dead sandbox a restart replaces, `claim`
+ * the warm sandbox a first spawn takes instead of making one.
+ */
 export interface ProvisionInput {
-  readonly agentId: string
+  readonly agent: AgentIdentity
   readonly replaceSandboxId: string | undefined
+  readonly claim: WarmClaim | undefined
 }
-/** Input of `suspendSandbox`. */
+/** Input of `suspendSandbox`: `context` is the actor state a checkpoint keeps. */
 export interface SuspendInput {
-  readonly agentId: string
+  readonly agent: AgentIdentity
   readonly sandboxId: string | undefined
   readonly checkpoint: boolean
+  readonly context: AgentContext
 }
 /** Input of `resumeSandbox`: `checkpointId` set when the sandbox must be restored from a checkpoint. */
 export interface ResumeInput {
-  readonly agentId: string
+  readonly agent: AgentIdentity
   readonly sandboxId: string | undefined
   readonly checkpointId: string | undefined
 }
@@ -79,6 +105,14 @@ export interface StopInput {
   readonly force: boolean
   readonly graceMs: number
 }
+
+const identityOf = (context: AgentContext): AgentIdentity => ({
+  agentId: context.agentId,
+  sessionId: context.sessionId,
+  config: context.config,
+  sandbox: context.sandbox,
+  initialContext: context.initialContext
+})
 
 const unprovided = (name: string) =>
   fromPromise<never, unknown>(() =>
@@ -128,8 +162,13 @@ export const agentMachine = setup({
   id: "agent",
   context: ({ input }) => ({
     agentId: input.agentId,
+    sessionId: input.sessionId,
+    config: input.config,
+    sandbox: input.sandbox,
+    initialContext: input.initialContext,
     spawnTimeoutMs: input.spawnTimeoutMs,
     graceMs: input.graceMs,
+    claim: undefined,
     sandboxId: undefined,
     checkpointId: undefined,
     restartCount: 0,
@@ -150,13 +189,19 @@ export const agentMachine = setup({
   },
   states: {
     pending: {
-      on: { "agent.spawn": "spawning" }
+      on: { "agent.spawn": { target: "spawning", actions: assign({ claim: ({ event }) => event.claim }) } }
     },
     spawning: {
+      // A claim is taken by the first provisioning only: a restart makes a sandbox of its own.
+      exit: assign({ claim: undefined }),
       invoke: {
         id: "provision",
         src: "provisionSandbox",
-        input: ({ context }) => ({ agentId: context.agentId, replaceSandboxId: context.sandboxId }),
+        input: ({ context }) => ({
+          agent: identityOf(context),
+          replaceSandboxId: context.sandboxId,
+          claim: context.sandboxId === undefined ? context.claim : undefined
+        }),
         onDone: {
           target: "running",
           actions: assign({ sandboxId: ({ event }) => event.output.sandboxId, lastError: undefined })
@@ -194,9 +239,10 @@ export const agentMachine = setup({
         id: "suspend",
         src: "suspendSandbox",
         input: ({ context, event }) => ({
-          agentId: context.agentId,
+          agent: identityOf(context),
           sandboxId: context.sandboxId,
-          checkpoint: event.type === "agent.suspend" ? event.checkpoint : false
+          checkpoint: event.type === "agent.suspend" ? event.checkpoint : false,
+          context
         }),
         onDone: {
           target: "suspended",
@@ -223,7 +269,7 @@ export const agentMachine = setup({
         id: "resume",
         src: "resumeSandbox",
         input: ({ context, event }) => ({
-          agentId: context.agentId,
+          agent: identityOf(context),
           sandboxId: context.sandboxId,
           checkpointId: (event.type === "agent.resume" ? event.checkpointId : undefined) ?? context.checkpointId
         }),

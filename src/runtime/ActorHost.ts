@@ -20,7 +20,7 @@
  */
 import * as Effect from "effect/Effect"
 import { type Actor, type AnyStateMachine, createActor, type EventFromLogic, type InputFrom, type InspectionEvent, type SnapshotFrom } from "xstate"
-import { InvalidTransition } from "../domain/Errors.ts"
+import { InvalidTransition, toErrorData } from "../domain/Errors.ts"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import { makeWriteBatches, type Persisted } from "./internal/writeBatches.ts"
 
@@ -102,6 +102,11 @@ export interface ActorHost<TLogic extends AnyStateMachine, E extends HostedEntry
   readonly persist: (entry: E, events: ReadonlyArray<LifecycleEvent>, defer?: boolean) => void
   /** The entry's queued writes, written now if deferred. */
   readonly persisted: (entry: E) => Promise<void>
+  /**
+   * Resolves once the queued writes of the entry with this id are written (at once for an unknown id);
+   * rejects with the failed write's error as plain data (E2060): what a side effect waits for.
+   */
+  readonly written: (id: string) => Promise<void>
   /** Resolves once every queued write has been written. */
   readonly allWritten: () => Promise<void>
   /** Hibernates every idle entry now (the host also does it on a timer). */
@@ -217,6 +222,12 @@ export const makeActorHost = <TLogic extends AnyStateMachine, E extends HostedEn
       }),
     persist: batches.persist,
     persisted: batches.persisted,
+    written: async (id) => {
+      const entry = registry.get(id)
+      if (entry === undefined) return
+      await batches.persisted(entry)
+      if (entry.persistError !== undefined) throw toErrorData(entry.persistError)
+    },
     allWritten: batches.allWritten,
     sweep,
     stop: () => {

@@ -13,6 +13,10 @@ interface Controls {
   stop: Outcome
 }
 
+// The machine hands the identity to its side effects and never reads it: any JSON-safe value does.
+const identity = { sessionId: "s", config: { name: "a" } as never, sandbox: { trustLevel: "TRUSTED" } as never, initialContext: null }
+const input = (agentId: string, spawnTimeoutMs: number, graceMs: number) => ({ agentId, ...identity, spawnTimeoutMs, graceMs })
+
 const err = (code: ErrorData["code"]): ErrorData => ({ code, message: `${code} injected`, retryable: true })
 
 const testMachine = (controls: Controls) =>
@@ -98,7 +102,7 @@ describe("agent machine", () => {
       fc.asyncProperty(fc.array(stepArb, { maxLength: 25 }), async (steps) => {
         const controls: Controls = { provision: "ok", suspend: "ok", resume: "ok", stop: "ok" }
         const actor = createActor(testMachine(controls), {
-          input: { agentId: "a", spawnTimeoutMs: 60_000, graceMs: 60_000 },
+          input: input("a", 60_000, 60_000),
           clock: new SimulatedClock()
         }).start()
         let model: Model = { state: "pending", escalated: false }
@@ -130,7 +134,7 @@ describe("agent machine", () => {
 
   it("records the failing operation's code in lastError", async () => {
     const controls: Controls = { provision: "fail", suspend: "ok", resume: "ok", stop: "ok" }
-    const actor = createActor(testMachine(controls), { input: { agentId: "a", spawnTimeoutMs: 1000, graceMs: 1000 } }).start()
+    const actor = createActor(testMachine(controls), { input: input("a", 1000, 1000) }).start()
     actor.send({ type: "agent.spawn" })
     await settle()
     expect(actor.getSnapshot().value).toBe("failed")
@@ -138,11 +142,40 @@ describe("agent machine", () => {
     actor.stop()
   })
 
+  it("hands a spawn's warm claim to its first provisioning only, with the agent's identity", async () => {
+    const seen: Array<ProvisionInput> = []
+    let fail = true
+    const actor = createActor(
+      agentMachine.provide({
+        actors: {
+          provisionSandbox: fromPromise<{ readonly sandboxId: string }, ProvisionInput>(async ({ input }) => {
+            seen.push(input)
+            if (fail) throw err("E2022")
+            return { sandboxId: "sb-own" }
+          })
+        }
+      }),
+      { input: input("a", 1000, 1000) }
+    ).start()
+    actor.send({ type: "agent.spawn", claim: { sandboxId: "sb-warm", paused: true } })
+    await settle()
+    expect(actor.getSnapshot().value).toBe("failed")
+    // The failed spawn took the claim with it: the context holds none, and a restart makes its own.
+    expect(actor.getSnapshot().context.claim).toBeUndefined()
+    fail = false
+    actor.send({ type: "agent.restart" })
+    await settle()
+    expect(seen.map((i) => i.claim)).toEqual([{ sandboxId: "sb-warm", paused: true }, undefined])
+    expect(seen[0]!.agent).toEqual({ agentId: "a", ...identity })
+    expect(actor.getSnapshot().value).toEqual({ running: "idle" })
+    actor.stop()
+  })
+
   it("fails a spawn that exceeds spawn_timeout_seconds with E2022", async () => {
     const clock = new SimulatedClock()
     const actor = createActor(
       agentMachine.provide({ actors: { provisionSandbox: fromPromise<{ readonly sandboxId: string }, ProvisionInput>(() => new Promise(() => {})) } }),
-      { input: { agentId: "a", spawnTimeoutMs: 5000, graceMs: 1000 }, clock }
+      { input: input("a", 5000, 1000), clock }
     ).start()
     actor.send({ type: "agent.spawn" })
     clock.increment(4999)
@@ -166,7 +199,7 @@ describe("agent machine", () => {
           })
         }
       }),
-      { input: { agentId: "a", spawnTimeoutMs: 5000, graceMs: 3000 }, clock }
+      { input: input("a", 5000, 3000), clock }
     ).start()
     actor.send({ type: "agent.terminate" })
     await settle()
@@ -181,7 +214,7 @@ describe("agent machine", () => {
   it("reaches every state by a shortest path", () => {
     const done = (id: string, output: unknown) => ({ type: `xstate.done.actor.${id}`, output }) as unknown as AgentEvent
     const paths = getShortestPaths(agentMachine, {
-      input: { agentId: "a", spawnTimeoutMs: 1000, graceMs: 1000 },
+      input: input("a", 1000, 1000),
       events: [
         { type: "agent.spawn" },
         { type: "agent.suspend", checkpoint: false },

@@ -152,7 +152,7 @@ describe("actor host", () => {
     host.stop()
   })
 
-  it("reports a failed write on the entry (E2060), and a later write that goes through clears it", async () => {
+  it("reports a failed write on the entry and to written() (E2060), and a later write that goes through clears it", async () => {
     const store = { batches: [] as Parameters<typeof hostOf>[0]["batches"], failing: true }
     const host = hostOf(store, { now: 0 })
     const d = newDoor("d5")
@@ -161,10 +161,14 @@ describe("actor host", () => {
     host.persist(d, [])
     await host.persisted(d)
     expect(d.persistError).toMatchObject({ code: "E2060" })
+    // What a side effect waits for: the write's failure, as plain data.
+    await expect(host.written("d5")).rejects.toMatchObject({ code: "E2060", message: expect.stringContaining("the store is down") })
     store.failing = false
     host.persist(d, [])
     await host.persisted(d)
     expect(d.persistError).toBeUndefined()
+    await expect(host.written("d5")).resolves.toBeUndefined()
+    await expect(host.written("unknown")).resolves.toBeUndefined()
     expect(host.get("d5")).toBe(d)
     host.remove(d)
     expect(host.has("d5")).toBe(false)

@@ -533,6 +533,30 @@ describe("recovery", () => {
     expect(await services.run(({ backend }) => backend.list({ [OwnershipLabels.agentId]: running.agentId }))).toEqual([])
   })
 
+  it("stores an agent's identity once, and a restored agent (also from a snapshot written before its context carried it) checkpoints and restores with it", async () => {
+    const { runtime, services, restart } = await setup()
+    const { agentId } = await runtime.spawn({ ...agent, env: { ROLE: "kept" } }, { task: "t-1" })
+    const storedContext = async () =>
+      (Option.getOrThrow(await services.run(({ store }) => store.getAgent(agentId))).snapshot as { machine: { context: Record<string, unknown> } }).machine.context
+    const context = await storedContext()
+    // The record holds config, sandbox and initial context; the machine's stored context does not repeat them.
+    for (const key of ["config", "sandbox", "sessionId", "initialContext"]) expect(context).not.toHaveProperty(key)
+    expect(context).toMatchObject({ agentId, restartCount: 0 })
+    // A snapshot of an older version: no claim in its context.
+    const record = Option.getOrThrow(await services.run(({ store }) => store.getAgent(agentId)))
+    const { claim: _claim, ...older } = context
+    await runtime.shutdown()
+    await services.run(({ store }) => store.saveAgent({ ...record, snapshot: { ...(record.snapshot as object), machine: { ...(record.snapshot as { machine: object }).machine, context: older } } }))
+    const again = await restart()
+    const checkpointId = await again.suspend(agentId, { checkpoint: true })
+    const { content } = await services.run(({ checkpoints }) => checkpoints.load(checkpointId!))
+    expect(content.actorState).toMatchObject({ initialContext: { task: "t-1" }, context: { agentId, config: { env: { ROLE: "kept" } } } })
+    expect(await again.resume(agentId)).toBe("running")
+    const sandbox = (await again.getState(agentId)).sandboxId!
+    expect((await services.run(({ backend }) => backend.inspect(sandbox))).labels).toMatchObject({ [OwnershipLabels.agentId]: agentId })
+    expect(await storedContext()).not.toHaveProperty("config")
+  })
+
   it("reaps sandboxes it owns that no agent claims, and marks agents whose sandbox vanished as failed", async () => {
     const { runtime, services, restart } = await setup()
     const kept = await runtime.spawn(agent)

@@ -2,8 +2,7 @@
  * A hosted agent: the actor host's entry plus what the runtime knows of the agent, its one
  * constructor (for spawns and for recovery alike), and its record and instance forms.
  */
-import type * as Fiber from "effect/Fiber"
-import type { agentMachine, AgentContext } from "../../../machines/agentMachine.ts"
+import { type agentMachine, type AgentContext, identityKeys } from "../../../machines/agentMachine.ts"
 import type { AgentConfig } from "../../domain/AgentConfig.ts"
 import type { AgentInstance } from "../../domain/AgentInstance.ts"
 import type { AgentActivity, AgentState } from "../../domain/AgentState.ts"
@@ -13,7 +12,6 @@ import type * as TokenBudget from "../../execution/TokenBudget.ts"
 import type { AgentRecord } from "../../services/StateStore.ts"
 import type { HostedEntry } from "../ActorHost.ts"
 import type { PreparedModel } from "./modelExecution.ts"
-import type { WarmSandbox } from "./warmPools.ts"
 
 /** A hosted agent: the actor host's entry plus what the runtime knows of the agent. */
 export interface AgentHandle extends HostedEntry<typeof agentMachine> {
@@ -34,10 +32,6 @@ export interface AgentHandle extends HostedEntry<typeof agentMachine> {
   tokenUsage: ReadonlyArray<TokenBudget.UsageEntry> | undefined
   /** The agent's model gateway and the secret values it holds, built at its first step. */
   model: PreparedModel | undefined
-  /** In-flight provisioning, awaited (and interrupted) before a stop so no sandbox leaks. */
-  provisioning: Fiber.Fiber<unknown, unknown> | undefined
-  /** The warm sandbox this agent's spawn claimed, until its first provisioning takes it. */
-  claim?: WarmSandbox | undefined
 }
 
 /** The machine state of a snapshot value (`running` for `{ running: "idle" }`). */
@@ -51,7 +45,7 @@ export const activityOf = (value: unknown): AgentActivity | undefined =>
 /** What a new handle starts from: a spawn's config, or a stored record. */
 export type HandleFields =
   & Pick<AgentHandle, "agentId" | "sessionId" | "config" | "sandbox" | "initialContext" | "createdAt" | "updatedAt" | "state">
-  & Partial<Pick<AgentHandle, "terminatedAt" | "conversation" | "tokenUsage" | "claim">>
+  & Partial<Pick<AgentHandle, "terminatedAt" | "conversation" | "tokenUsage">>
 
 /** A handle whose actor is not started yet. */
 export const newAgentHandle = (fields: HandleFields): AgentHandle => ({
@@ -67,9 +61,42 @@ export const newAgentHandle = (fields: HandleFields): AgentHandle => ({
   activity: undefined,
   lastContext: undefined as never,
   persisted: Promise.resolve(),
-  persistError: undefined,
-  provisioning: undefined
+  persistError: undefined
 })
+
+type PersistedMachine = { readonly context?: Record<string, unknown> } & Record<string, unknown>
+
+/**
+ * A machine snapshot as the record stores it: its context without the agent's identity (session,
+ * config, sandbox, initial context), which the record holds once.
+ */
+export const storedMachineOf = (machine: unknown): unknown => {
+  const m = machine as PersistedMachine | undefined
+  if (m?.context === undefined) return machine
+  const context = { ...m.context }
+  for (const key of identityKeys) delete context[key]
+  return { ...m, context }
+}
+
+/**
+ * A stored machine snapshot made whole again for a restore: the identity from the record (also
+ * what migrates a snapshot written before the context carried it), and no claim left pending.
+ */
+export const restorableMachineOf = (machine: unknown, h: AgentHandle): unknown => {
+  const m = machine as PersistedMachine | undefined
+  if (m?.context === undefined) return machine
+  return {
+    ...m,
+    context: {
+      claim: undefined,
+      ...m.context,
+      sessionId: h.sessionId,
+      config: h.config,
+      sandbox: h.sandbox,
+      initialContext: h.initialContext
+    }
+  }
+}
 
 /** The stored record of an agent: its state, config and persisted snapshot, built when it is written. */
 export const recordOf = (h: AgentHandle, runtimeId: string): AgentRecord => ({
@@ -81,7 +108,7 @@ export const recordOf = (h: AgentHandle, runtimeId: string): AgentRecord => ({
   sandbox: h.sandbox,
   sandboxId: h.lastContext.sandboxId,
   snapshot: {
-    machine: h.actor?.getPersistedSnapshot() ?? h.hibernated,
+    machine: storedMachineOf(h.actor?.getPersistedSnapshot() ?? h.hibernated),
     initialContext: h.initialContext,
     activity: h.activity ?? null,
     ...(h.conversation === undefined ? {} : { conversation: h.conversation }),

@@ -19,7 +19,7 @@ export interface AgentHostDeps {
   readonly iso: () => string
   readonly write: ActorHostOptions<typeof agentMachine, AgentHandle>["write"]
   /** True when the transition into `state` need not be written on its own (see sandboxEffects). */
-  readonly writeMayWait: (state: AgentState, snapshot: object, h: AgentHandle) => boolean
+  readonly writeMayWait: (state: AgentState, snapshot: object) => boolean
   /** After the transition's write is queued: the heartbeat watch and the fleet hear of it. */
   readonly afterTransition: (h: AgentHandle, from: AgentState, fromActivity: AgentActivity | undefined) => void
   readonly onError: (h: AgentHandle, error: unknown) => void
@@ -69,7 +69,7 @@ const transition = (deps: AgentHostDeps, h: AgentHandle, snapshot: AgentSnapshot
   return {
     events,
     // Only the pause and unpause paths leave these states without waiting for the write (see sandboxEffects).
-    defer: from !== state && deps.writeMayWait(state, snapshot, h),
+    defer: from !== state && deps.writeMayWait(state, snapshot),
     from,
     fromActivity
   }
@@ -82,7 +82,15 @@ export const makeAgentHost = (deps: AgentHostDeps): ActorHost<typeof agentMachin
     logic: deps.machine,
     idOf: (h) => h.agentId,
     systemIdOf: (h) => `agent:${h.agentId}`,
-    input: (h) => ({ agentId: h.agentId, spawnTimeoutMs: lifecycle.spawn_timeout_seconds * 1000, graceMs: lifecycle.graceful_shutdown_seconds * 1000 }),
+    input: (h) => ({
+      agentId: h.agentId,
+      sessionId: h.sessionId,
+      config: h.config,
+      sandbox: h.sandbox,
+      initialContext: h.initialContext,
+      spawnTimeoutMs: lifecycle.spawn_timeout_seconds * 1000,
+      graceMs: lifecycle.graceful_shutdown_seconds * 1000
+    }),
     write: deps.write,
     onSnapshot: (h, snapshot, initial) => transition(deps, h, snapshot as AgentSnapshot, initial),
     afterWrite: (h, write) => {

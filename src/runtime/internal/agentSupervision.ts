@@ -85,8 +85,7 @@ export const superviseAgents = (deps: AgentSupervisionDeps) => {
     now,
     defaultCommand: options.defaultCommand,
     heartbeatTimeoutMs,
-    handleOf: (agentId) => host.get(agentId),
-    persisted: (h) => host.persisted(h)
+    written: (agentId) => host.written(agentId)
   })
 
   // ---- actors ------------------------------------------------------------------------------------

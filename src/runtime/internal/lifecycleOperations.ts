@@ -89,7 +89,6 @@ export const makeLifecycleOperations = (core: RuntimeCore) => {
       const h = newAgentHandle({
         agentId: claim?.agentId ?? randomUUID(),
         sessionId,
-        claim,
         config,
         sandbox,
         initialContext: initialContext ?? null,
@@ -102,7 +101,7 @@ export const makeLifecycleOperations = (core: RuntimeCore) => {
       // The record is first written with the spawning intent, in one batch with its creation, before
       // the backend is asked for anything (provisionSandbox waits for that write).
       host.persist(h, [{ agentId: h.agentId, type: "agent.created", toState: "pending", data: { name: config.name }, at }], claim !== undefined)
-      yield* sendChecked(h, { type: "agent.spawn" }, "spawn")
+      yield* sendChecked(h, { type: "agent.spawn", claim: claim === undefined ? undefined : { sandboxId: claim.sandboxId, paused: claim.paused } }, "spawn")
       const state = yield* waitFor(h, (s) => s === "running" || s === "failed" || s === "terminated")
       yield* flushed(h)
       yield* failIfError(h, state, ["running"], undefined)

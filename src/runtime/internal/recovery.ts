@@ -17,7 +17,7 @@ import type * as TokenBudget from "../../execution/TokenBudget.ts"
 import type { SandboxBackendShape, SandboxEvent, SandboxInfo } from "../../services/SandboxBackend.ts"
 import type { AgentRecord, StateStoreShape } from "../../services/StateStore.ts"
 import type { ActorHost } from "../ActorHost.ts"
-import { type AgentHandle, newAgentHandle } from "./agentHandle.ts"
+import { type AgentHandle, newAgentHandle, restorableMachineOf } from "./agentHandle.ts"
 import { WarmLabels } from "./warmPools.ts"
 
 /** What recovery restores into and reconciles against. */
@@ -51,7 +51,7 @@ const restore = (deps: RecoveryDeps, r: AgentRecord) =>
       tokenUsage: saved?.tokenUsage
     })
     deps.host.add(h)
-    deps.host.start(h, saved?.machine)
+    deps.host.start(h, saved?.machine === undefined ? undefined : restorableMachineOf(saved.machine, h))
     if (h.tokenUsage !== undefined) yield* deps.tokenBudget.restore(h.agentId, h.tokenUsage)
     return h
   })

@@ -12,7 +12,7 @@ import * as Fiber from "effect/Fiber"
 import { agentMachine, type ProvisionInput, type ResumeInput, type StopInput, type SuspendInput } from "../../../machines/agentMachine.ts"
 import type { AgentConfig } from "../../domain/AgentConfig.ts"
 import type { AgentState } from "../../domain/AgentState.ts"
-import { fromErrorData, SuspendFailed, toErrorData } from "../../domain/Errors.ts"
+import { fromErrorData, SuspendFailed } from "../../domain/Errors.ts"
 import { OwnershipLabels } from "../../domain/Ids.ts"
 import type { RuntimeConfig } from "../../domain/RuntimeConfig.ts"
 import type { SandboxConfiguration } from "../../domain/SandboxConfiguration.ts"
@@ -21,9 +21,8 @@ import type { EventLog } from "../../services/EventLog.ts"
 import type { SandboxBackend, SandboxBackendShape, SandboxSpec } from "../../services/SandboxBackend.ts"
 import type { StateStore } from "../../services/StateStore.ts"
 import { fromEffect } from "../EffectBridge.ts"
-import type { AgentHandle } from "./agentHandle.ts"
 
-/** What the side effects need: the ports, the configuration, and the agents' handles and writes. */
+/** What the side effects need: the ports, the configuration, and when an agent's writes are done. */
 export interface SandboxEffectsDeps {
   readonly backend: SandboxBackendShape
   readonly checkpoints: CheckpointStoreShape
@@ -34,9 +33,8 @@ export interface SandboxEffectsDeps {
   /** The command of an agent whose config names none. */
   readonly defaultCommand?: ((config: AgentConfig) => ReadonlyArray<string> | undefined) | undefined
   readonly heartbeatTimeoutMs: (config: AgentConfig) => number
-  readonly handleOf: (agentId: string) => AgentHandle | undefined
-  /** Resolves once the agent's queued writes are written. */
-  readonly persisted: (h: AgentHandle) => Promise<void>
+  /** Resolves once the agent's queued writes are written; rejects with the failed write's error (E2060). */
+  readonly written: (agentId: string) => Promise<void>
 }
 
 /** The sandbox spec of an agent (or of a warm sandbox made for the agent id that will claim it). */
@@ -71,12 +69,16 @@ export const sandboxSpecOf = (
 
 const pausesOnly = (input: SuspendInput) => !input.checkpoint
 const unpausesOnly = (input: ResumeInput) => input.sandboxId !== undefined
+const claims = (input: ProvisionInput) => input.replaceSandboxId === undefined && input.claim !== undefined
 /** True when the transition need not be written on its own: a pause or unpause, or a spawn that claimed a warm sandbox. */
-export const writeMayWait = (state: AgentState, snapshot: object, h: AgentHandle): boolean => {
-  // A spawn that claims a warm sandbox: its creation and intent go with its running state.
-  if (state === "spawning") return h.claim !== undefined
+export const writeMayWait = (state: AgentState, snapshot: object): boolean => {
   const children = (snapshot as { readonly children?: Record<string, unknown> }).children ?? {}
   const inputOf = (id: string) => (children[id] as { getSnapshot?: () => { input?: unknown } } | undefined)?.getSnapshot?.().input
+  // A spawn that claims a warm sandbox: its creation and intent go with its running state.
+  if (state === "spawning") {
+    const input = inputOf("provision") as ProvisionInput | undefined
+    return input !== undefined && claims(input)
+  }
   if (state === "suspending") {
     const input = inputOf("suspend") as SuspendInput | undefined
     return input !== undefined && pausesOnly(input)
@@ -88,19 +90,10 @@ export const writeMayWait = (state: AgentState, snapshot: object, h: AgentHandle
   return false
 }
 
-/** Waits until the state that asked for a side effect is written; a failed write fails the effect (E2060). */
-
 /** The sandbox operations behind the machine's actors. */
 const makeSandboxOperations = (deps: SandboxEffectsDeps) => {
   const { backend, checkpoints, lifecycle, now } = deps
   const specFor = (agent: Parameters<typeof sandboxSpecOf>[1], extraLabels?: Readonly<Record<string, string>>) => sandboxSpecOf(deps, agent, extraLabels)
-  const specOf = (h: AgentHandle): SandboxSpec => specFor(h)
-
-  const handleOf = (agentId: string): AgentHandle => {
-    const h = deps.handleOf(agentId)
-    if (h === undefined) throw new Error(`agent ${agentId} has no handle`)
-    return h
-  }
 
   const removeQuietly = (sandboxId: string) =>
     backend.remove(sandboxId).pipe(Effect.catchTag("SandboxNotFound", () => Effect.void))
@@ -119,9 +112,7 @@ const makeSandboxOperations = (deps: SandboxEffectsDeps) => {
 
   const provisionSandbox = (input: ProvisionInput) =>
     Effect.gen(function* () {
-      const h = handleOf(input.agentId)
-      const claim = h.claim
-      h.claim = undefined
+      const claim = input.claim
       if (claim !== undefined && input.replaceSandboxId === undefined) {
         // A warm sandbox made for this agent id: only its pause stands between it and running.
         const taken = yield* (claim.paused ? backend.unpause(claim.sandboxId) : Effect.void).pipe(
@@ -131,7 +122,7 @@ const makeSandboxOperations = (deps: SandboxEffectsDeps) => {
         if (taken) return { sandboxId: claim.sandboxId }
       }
       if (input.replaceSandboxId !== undefined) yield* removeQuietly(input.replaceSandboxId)
-      const created = yield* backend.provision(specOf(h))
+      const created = yield* backend.provision(specFor(input.agent))
       const started = yield* backend.start(created.sandboxId).pipe(
         Effect.onInterrupt(() => Effect.ignore(removeQuietly(created.sandboxId))),
         Effect.onError(() => Effect.ignore(removeQuietly(created.sandboxId)))
@@ -141,9 +132,9 @@ const makeSandboxOperations = (deps: SandboxEffectsDeps) => {
 
   const suspendSandbox = (input: SuspendInput) =>
     Effect.gen(function* () {
-      const h = handleOf(input.agentId)
+      const h = input.agent
       if (input.sandboxId === undefined) {
-        return yield* new SuspendFailed({ message: "the agent has no sandbox to suspend", agentId: input.agentId })
+        return yield* new SuspendFailed({ message: "the agent has no sandbox to suspend", agentId: h.agentId })
       }
       if (!input.checkpoint) {
         yield* backend.pause(input.sandboxId)
@@ -157,7 +148,7 @@ const makeSandboxOperations = (deps: SandboxEffectsDeps) => {
         agentId: h.agentId,
         sessionId: h.sessionId,
         checkpointType: "suspend",
-        content: { actorState: { context: h.lastContext, initialContext: h.initialContext }, workspace },
+        content: { actorState: { context: input.context, initialContext: h.initialContext }, workspace },
         expiresAt: lifecycle.checkpoint_ttl_seconds > 0 ? new Date(now() + lifecycle.checkpoint_ttl_seconds * 1000).toISOString() : undefined
       })
       yield* backend.stop(input.sandboxId, { graceMs: lifecycle.graceful_shutdown_seconds * 1000 })
@@ -165,20 +156,20 @@ const makeSandboxOperations = (deps: SandboxEffectsDeps) => {
       return { checkpointId, sandboxRemoved: true }
     }).pipe(
       Effect.mapError((e) =>
-        e._tag === "SuspendFailed" ? e : new SuspendFailed({ message: `suspend failed: ${e.message}`, agentId: input.agentId })
+        e._tag === "SuspendFailed" ? e : new SuspendFailed({ message: `suspend failed: ${e.message}`, agentId: input.agent.agentId })
       )
     )
 
   const resumeSandbox = (input: ResumeInput) =>
     Effect.gen(function* () {
-      const h = handleOf(input.agentId)
+      const h = input.agent
       if (input.sandboxId !== undefined) {
         yield* backend.unpause(input.sandboxId)
         return { sandboxId: input.sandboxId }
       }
       if (input.checkpointId === undefined) {
         return yield* Effect.fail(
-          fromErrorData({ code: "E2024", message: "the agent has neither a paused sandbox nor a checkpoint to resume from", retryable: false }, input.agentId)
+          fromErrorData({ code: "E2024", message: "the agent has neither a paused sandbox nor a checkpoint to resume from", retryable: false }, h.agentId)
         )
       }
       const { checkpoint, content } = yield* checkpoints.load(input.checkpointId)
@@ -191,7 +182,7 @@ const makeSandboxOperations = (deps: SandboxEffectsDeps) => {
         )
       }
       yield* reapAgentSandboxes(h.agentId)
-      const created = yield* backend.provision(specOf(h))
+      const created = yield* backend.provision(specFor(h))
       if (content.workspace !== undefined) yield* backend.importWorkspace(created.sandboxId, content.workspace)
       const started = yield* backend.start(created.sandboxId).pipe(
         Effect.onError(() => Effect.ignore(removeQuietly(created.sandboxId)))
@@ -199,14 +190,16 @@ const makeSandboxOperations = (deps: SandboxEffectsDeps) => {
       return { sandboxId: started.sandboxId }
     }).pipe(
       Effect.mapError((e) =>
-        e.code === "E2024" ? e : fromErrorData({ code: "E2024", message: `resume failed (${e.code}): ${e.message}`, retryable: false }, input.agentId)
+        e.code === "E2024" ? e : fromErrorData({ code: "E2024", message: `resume failed (${e.code}): ${e.message}`, retryable: false }, input.agent.agentId)
       )
     )
 
+  // In-flight provisioning by agent id, interrupted (and awaited) before a stop so no sandbox leaks.
+  const provisioning = new Map<string, Fiber.Fiber<unknown, unknown>>()
   const stopSandbox = (input: StopInput) =>
     Effect.gen(function* () {
-      const h = deps.handleOf(input.agentId)
-      if (h?.provisioning !== undefined) yield* Fiber.interrupt(h.provisioning)
+      const inFlight = provisioning.get(input.agentId)
+      if (inFlight !== undefined) yield* Fiber.interrupt(inFlight)
       if (input.sandboxId !== undefined) {
         yield* backend.stop(input.sandboxId, { graceMs: input.force ? 0 : input.graceMs }).pipe(
           Effect.catchTag("SandboxNotFound", () => Effect.void)
@@ -215,44 +208,41 @@ const makeSandboxOperations = (deps: SandboxEffectsDeps) => {
       }
       yield* reapAgentSandboxes(input.agentId)
     })
-  return { specFor, removeQuietly, reapAgentSandboxes, handleOf, provisionSandbox, suspendSandbox, resumeSandbox, stopSandbox }
+  const provisionTracked = (input: ProvisionInput) =>
+    Effect.gen(function* () {
+      const agentId = input.agent.agentId
+      const fiber = yield* Effect.forkDetach(provisionSandbox(input))
+      provisioning.set(agentId, fiber)
+      return yield* Fiber.join(fiber).pipe(
+        Effect.onInterrupt(() => Fiber.interrupt(fiber)),
+        Effect.ensuring(Effect.sync(() => provisioning.get(agentId) === fiber && provisioning.delete(agentId)))
+      )
+    })
+  return { specFor, removeQuietly, reapAgentSandboxes, provisionTracked, suspendSandbox, resumeSandbox, stopSandbox }
 }
 
 /** The agent machine with its side effects, and the helpers the runtime shares with them. */
 export const makeSandboxEffects = (deps: SandboxEffectsDeps) => {
   const { services } = deps
-  const { specFor, removeQuietly, reapAgentSandboxes, handleOf, provisionSandbox, suspendSandbox, resumeSandbox, stopSandbox } = makeSandboxOperations(deps)
-  const beforeEffect = async (input: { readonly agentId: string }): Promise<void> => {
-    const h = deps.handleOf(input.agentId)
-    if (h === undefined) return
-    await deps.persisted(h)
-    if (h.persistError !== undefined) throw toErrorData(h.persistError)
-  }
+  const { specFor, removeQuietly, reapAgentSandboxes, provisionTracked, suspendSandbox, resumeSandbox, stopSandbox } = makeSandboxOperations(deps)
+  // Waits until the state that asked for a side effect is written; a failed write fails the effect (E2060).
+  const beforeEffect = (agentId: string): Promise<void> => deps.written(agentId)
 
   const provided = agentMachine.provide({
     actors: {
       provisionSandbox: fromEffect(
         services,
-        (input: ProvisionInput) =>
-          Effect.gen(function* () {
-            const h = handleOf(input.agentId)
-            const fiber = yield* Effect.forkDetach(provisionSandbox(input))
-            h.provisioning = fiber
-            return yield* Fiber.join(fiber).pipe(
-              Effect.onInterrupt(() => Fiber.interrupt(fiber)),
-              Effect.ensuring(Effect.sync(() => (h.provisioning = undefined)))
-            )
-          }),
+        provisionTracked,
         // A claim of a warm sandbox creates nothing: a host that dies before the write leaves a warm
         // sandbox the next start adopts back. So the claim need not wait, and its writes go as one.
-        (input) => (input.replaceSandboxId === undefined && deps.handleOf(input.agentId)?.claim !== undefined ? Promise.resolve() : beforeEffect(input))
+        (input) => (claims(input) ? Promise.resolve() : beforeEffect(input.agent.agentId))
       ),
       // Pausing and unpausing are reversible and reconciled at recovery (a paused sandbox of a running
       // agent is unpaused, a running sandbox of a suspended agent paused), so they need not wait for
       // the intent to be written; checkpoints and restores do.
-      suspendSandbox: fromEffect(services, suspendSandbox, (input) => (pausesOnly(input) ? Promise.resolve() : beforeEffect(input))),
-      resumeSandbox: fromEffect(services, resumeSandbox, (input) => (unpausesOnly(input) ? Promise.resolve() : beforeEffect(input))),
-      stopSandbox: fromEffect(services, stopSandbox, beforeEffect)
+      suspendSandbox: fromEffect(services, suspendSandbox, (input) => (pausesOnly(input) ? Promise.resolve() : beforeEffect(input.agent.agentId))),
+      resumeSandbox: fromEffect(services, resumeSandbox, (input) => (unpausesOnly(input) ? Promise.resolve() : beforeEffect(input.agent.agentId))),
+      stopSandbox: fromEffect(services, stopSandbox, (input) => beforeEffect(input.agentId))
     }
   })
 

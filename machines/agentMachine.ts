@@ -41,16 +41,17 @@ export interface WarmClaim {
 }
 
 /** What an agent actor starts with. */
-export interface AgentInput extends AgentIdentity {
+export interface AgentInput {
+  readonly agent: AgentIdentity
   readonly spawnTimeoutMs: number
   readonly graceMs: number
 }
 
-/** The keys of {@link AgentIdentity}: the record stores them once, so a persisted context leaves them out. */
-export const identityKeys = ["sessionId", "config", "sandbox", "initialContext"] as const
-
 /** The agent actor's context: plain, JSON-safe data. */
-export interface AgentContext extends AgentIdentity {
+export interface AgentContext {
+  readonly agentId: string
+  /** Who the agent is, handed as is to every side effect; the record stores it, a stored context leaves it out. */
+  readonly agent: AgentIdentity
   readonly spawnTimeoutMs: number
   readonly graceMs: number
   /** The warm sandbox the pending spawn claimed; cleared once the spawn's provisioning ends. */
@@ -106,14 +107,6 @@ export interface StopInput {
   readonly graceMs: number
 }
 
-const identityOf = (context: AgentContext): AgentIdentity => ({
-  agentId: context.agentId,
-  sessionId: context.sessionId,
-  config: context.config,
-  sandbox: context.sandbox,
-  initialContext: context.initialContext
-})
-
 const unprovided = (name: string) =>
   fromPromise<never, unknown>(() =>
     Promise.reject<never>({
@@ -161,11 +154,8 @@ export const agentMachine = setup({
 }).createMachine({
   id: "agent",
   context: ({ input }) => ({
-    agentId: input.agentId,
-    sessionId: input.sessionId,
-    config: input.config,
-    sandbox: input.sandbox,
-    initialContext: input.initialContext,
+    agentId: input.agent.agentId,
+    agent: input.agent,
     spawnTimeoutMs: input.spawnTimeoutMs,
     graceMs: input.graceMs,
     claim: undefined,
@@ -198,7 +188,7 @@ export const agentMachine = setup({
         id: "provision",
         src: "provisionSandbox",
         input: ({ context }) => ({
-          agent: identityOf(context),
+          agent: context.agent,
           replaceSandboxId: context.sandboxId,
           claim: context.sandboxId === undefined ? context.claim : undefined
         }),
@@ -239,7 +229,7 @@ export const agentMachine = setup({
         id: "suspend",
         src: "suspendSandbox",
         input: ({ context, event }) => ({
-          agent: identityOf(context),
+          agent: context.agent,
           sandboxId: context.sandboxId,
           checkpoint: event.type === "agent.suspend" ? event.checkpoint : false,
           context
@@ -269,7 +259,7 @@ export const agentMachine = setup({
         id: "resume",
         src: "resumeSandbox",
         input: ({ context, event }) => ({
-          agent: identityOf(context),
+          agent: context.agent,
           sandboxId: context.sandboxId,
           checkpointId: (event.type === "agent.resume" ? event.checkpointId : undefined) ?? context.checkpointId
         }),

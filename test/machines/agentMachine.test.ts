@@ -15,7 +15,7 @@ interface Controls {
 
 // The machine hands the identity to its side effects and never reads it: any JSON-safe value does.
 const identity = { sessionId: "s", config: { name: "a" } as never, sandbox: { trustLevel: "TRUSTED" } as never, initialContext: null }
-const input = (agentId: string, spawnTimeoutMs: number, graceMs: number) => ({ agentId, ...identity, spawnTimeoutMs, graceMs })
+const input = (agentId: string, spawnTimeoutMs: number, graceMs: number) => ({ agent: { agentId, ...identity }, spawnTimeoutMs, graceMs })
 
 const err = (code: ErrorData["code"]): ErrorData => ({ code, message: `${code} injected`, retryable: true })
 

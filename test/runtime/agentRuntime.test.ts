@@ -540,7 +540,7 @@ describe("recovery", () => {
       (Option.getOrThrow(await services.run(({ store }) => store.getAgent(agentId))).snapshot as { machine: { context: Record<string, unknown> } }).machine.context
     const context = await storedContext()
     // The record holds config, sandbox and initial context; the machine's stored context does not repeat them.
-    for (const key of ["config", "sandbox", "sessionId", "initialContext"]) expect(context).not.toHaveProperty(key)
+    expect(context).not.toHaveProperty("agent")
     expect(context).toMatchObject({ agentId, restartCount: 0 })
     // A snapshot of an older version: no claim in its context.
     const record = Option.getOrThrow(await services.run(({ store }) => store.getAgent(agentId)))
@@ -550,11 +550,11 @@ describe("recovery", () => {
     const again = await restart()
     const checkpointId = await again.suspend(agentId, { checkpoint: true })
     const { content } = await services.run(({ checkpoints }) => checkpoints.load(checkpointId!))
-    expect(content.actorState).toMatchObject({ initialContext: { task: "t-1" }, context: { agentId, config: { env: { ROLE: "kept" } } } })
+    expect(content.actorState).toMatchObject({ initialContext: { task: "t-1" }, context: { agentId, agent: { agentId, config: { env: { ROLE: "kept" } } } } })
     expect(await again.resume(agentId)).toBe("running")
     const sandbox = (await again.getState(agentId)).sandboxId!
     expect((await services.run(({ backend }) => backend.inspect(sandbox))).labels).toMatchObject({ [OwnershipLabels.agentId]: agentId })
-    expect(await storedContext()).not.toHaveProperty("config")
+    expect(await storedContext()).not.toHaveProperty("agent")
   })
 
   it("reaps sandboxes it owns that no agent claims, and marks agents whose sandbox vanished as failed", async () => {

@@ -2,7 +2,7 @@
  * A hosted agent: the actor host's entry plus what the runtime knows of the agent, its one
  * constructor (for spawns and for recovery alike), and its record and instance forms.
  */
-import { type agentMachine, type AgentContext, identityKeys } from "../../../machines/agentMachine.ts"
+import type { agentMachine, AgentContext, AgentIdentity } from "../../../machines/agentMachine.ts"
 import type { AgentConfig } from "../../domain/AgentConfig.ts"
 import type { AgentInstance } from "../../domain/AgentInstance.ts"
 import type { AgentActivity, AgentState } from "../../domain/AgentState.ts"
@@ -68,13 +68,13 @@ type PersistedMachine = { readonly context?: Record<string, unknown> } & Record<
 
 /**
  * A machine snapshot as the record stores it: its context without the agent's identity (session,
- * config, sandbox, initial context), which the record holds once.
+ * config, sandbox, initial context: `context.agent`), which the record holds once.
  */
 export const storedMachineOf = (machine: unknown): unknown => {
   const m = machine as PersistedMachine | undefined
   if (m?.context === undefined) return machine
-  const context = { ...m.context }
-  for (const key of identityKeys) delete context[key]
+  // Destructured, not deleted: a deleted key would leave every stored context a slow, larger object.
+  const { agent: _agent, ...context } = m.context
   return { ...m, context }
 }
 
@@ -87,16 +87,18 @@ export const restorableMachineOf = (machine: unknown, h: AgentHandle): unknown =
   if (m?.context === undefined) return machine
   return {
     ...m,
-    context: {
-      claim: undefined,
-      ...m.context,
-      sessionId: h.sessionId,
-      config: h.config,
-      sandbox: h.sandbox,
-      initialContext: h.initialContext
-    }
+    context: { claim: undefined, ...m.context, agent: identityOf(h) }
   }
 }
+
+/** The agent's identity, as its actor's input and context carry it. */
+export const identityOf = (h: AgentHandle): AgentIdentity => ({
+  agentId: h.agentId,
+  sessionId: h.sessionId,
+  config: h.config,
+  sandbox: h.sandbox,
+  initialContext: h.initialContext
+})
 
 /** The stored record of an agent: its state, config and persisted snapshot, built when it is written. */
 export const recordOf = (h: AgentHandle, runtimeId: string): AgentRecord => ({

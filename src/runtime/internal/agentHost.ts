@@ -9,7 +9,7 @@ import type { AgentActivity, AgentState } from "../../domain/AgentState.ts"
 import type { LifecycleEvent } from "../../domain/LifecycleEvent.ts"
 import type { RuntimeConfig } from "../../domain/RuntimeConfig.ts"
 import { type ActorHost, type ActorHostOptions, makeActorHost, type SnapshotWrite } from "../ActorHost.ts"
-import { activityOf, type AgentHandle, stateOf } from "./agentHandle.ts"
+import { activityOf, type AgentHandle, identityOf, stateOf } from "./agentHandle.ts"
 
 /** What the agents' host needs besides the machine. */
 export interface AgentHostDeps {
@@ -83,11 +83,7 @@ export const makeAgentHost = (deps: AgentHostDeps): ActorHost<typeof agentMachin
     idOf: (h) => h.agentId,
     systemIdOf: (h) => `agent:${h.agentId}`,
     input: (h) => ({
-      agentId: h.agentId,
-      sessionId: h.sessionId,
-      config: h.config,
-      sandbox: h.sandbox,
-      initialContext: h.initialContext,
+      agent: identityOf(h),
       spawnTimeoutMs: lifecycle.spawn_timeout_seconds * 1000,
       graceMs: lifecycle.graceful_shutdown_seconds * 1000
     }),

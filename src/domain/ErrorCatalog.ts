@@ -46,6 +46,7 @@ const entries = [
   ["E2047", "BackendUnavailable", "backend", true, "backend unavailable"],
   ["E2048", "SandboxOomKilled", "sandbox", true, "sandbox killed for exceeding its memory limit"],
   ["E2049", "HeartbeatMissed", "sandbox", true, "the agent sent no heartbeat within its heartbeat timeout"],
+  ["E2050", "SandboxProcessLimit", "sandbox", true, "the sandbox could not start a process: it reached its process limit"],
   ["E2060", "StoreFailed", "store", true, "state store operation failed"],
   ["E2061", "CheckpointNotFound", "store", false, "checkpoint not found"],
   ["E2062", "CheckpointCorrupt", "store", false, "checkpoint corrupt or expired"],

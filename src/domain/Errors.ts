@@ -143,6 +143,10 @@ export class SandboxOomKilled extends Schema.TaggedError<SandboxOomKilled>()("Sa
 export class HeartbeatMissed extends Schema.TaggedError<HeartbeatMissed>()("HeartbeatMissed", fields) {
   readonly code = "E2049" as const
 }
+/** E2050: the sandbox could not start a process (fork refused): it reached its process limit (`resources.pids`). */
+export class SandboxProcessLimit extends Schema.TaggedError<SandboxProcessLimit>()("SandboxProcessLimit", fields) {
+  readonly code = "E2050" as const
+}
 /** E2060: the state store failed (connection, query, migration). */
 export class StoreFailed extends Schema.TaggedError<StoreFailed>()("StoreFailed", fields) {
   readonly code = "E2060" as const
@@ -238,6 +242,7 @@ export type RuntimeError =
   | BackendUnavailable
   | SandboxOomKilled
   | HeartbeatMissed
+  | SandboxProcessLimit
   | StoreFailed
   | CheckpointNotFound
   | CheckpointCorrupt
@@ -262,6 +267,7 @@ export type SandboxError =
   | SandboxNotFound
   | SandboxOperationFailed
   | BackendUnavailable
+  | SandboxProcessLimit
   | SpawnFailed
 
 /** True when `u` is one of the runtime's coded errors. */
@@ -305,6 +311,7 @@ const constructors: Record<ErrorCode, (data: { message: string; agentId?: string
   E2047: (d) => new BackendUnavailable(d),
   E2048: (d) => new SandboxOomKilled(d),
   E2049: (d) => new HeartbeatMissed(d),
+  E2050: (d) => new SandboxProcessLimit(d),
   E2060: (d) => new StoreFailed(d),
   E2061: (d) => new CheckpointNotFound(d),
   E2062: (d) => new CheckpointCorrupt(d),

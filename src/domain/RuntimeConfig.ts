@@ -3,6 +3,7 @@
  */
 import * as Schema from "effect/Schema"
 import { AgentConfig, CpuQuantity, MemoryQuantity, TrustLevel } from "./AgentConfig.ts"
+import { parseUidRange } from "./UidRange.ts"
 
 const PositiveInt = Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1))
 const NonNegativeInt = Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0))
@@ -144,6 +145,18 @@ export const HostMcpServerConfig = Schema.Struct({
 /** @see HostMcpServerConfig */
 export type HostMcpServerConfig = typeof HostMcpServerConfig.Type
 
+/** A uid range such as "800000-899999", or "" for none. */
+const UidRangeText = Schema.String.check(
+  Schema.makeFilter((text: string) => {
+    try {
+      parseUidRange(text)
+      return true
+    } catch (error) {
+      return (error as Error).message
+    }
+  })
+)
+
 /** The complete, validated configuration. */
 export const RuntimeConfig = Schema.Struct({
   runtime: Schema.Struct({
@@ -189,6 +202,12 @@ export const RuntimeConfig = Schema.Struct({
     checkpoint_ttl_seconds: NonNegativeInt,
     health_check_interval_seconds: NonNegativeInt,
     heartbeat_timeout_seconds: NonNegativeInt
+  }),
+  process: Schema.Struct({
+    /** Each process sandbox's own uid comes from this range when the host is root; "" = all share runAsUser. */
+    uid_range: UidRangeText,
+    /** Host-wide directory of uid claims, shared by every runtime on the host. */
+    uid_claims_dir: Schema.String.check(Schema.isMinLength(1))
   }),
   docker: Schema.Struct({
     socket_path: Schema.String,

@@ -40,6 +40,7 @@ export const statusOfCode: Readonly<Record<ErrorCode, number>> = {
   E2047: 503,
   E2048: 502,
   E2049: 502,
+  E2050: 502,
   E2060: 503,
   E2061: 404,
   E2062: 409,

@@ -9,6 +9,7 @@ import type * as AgentImage from "../backends/docker/AgentImage.ts"
 import type { AgentConfig } from "../domain/AgentConfig.ts"
 import type { SandboxError } from "../domain/Errors.ts"
 import type { RuntimeConfig } from "../domain/RuntimeConfig.ts"
+import { parseUidRange } from "../domain/UidRange.ts"
 import type { CheckpointStore } from "../services/CheckpointStore.ts"
 import type { EventLog } from "../services/EventLog.ts"
 import { layerMemory as sandboxMemory, type SandboxBackend } from "../services/SandboxBackend.ts"
@@ -45,7 +46,7 @@ export const backendLayer = (config: RuntimeConfig, runtimeId: string): Layer.La
   const dataDir = resolve(config.runtime.data_dir)
   switch (config.runtime.backend) {
     case "process":
-      return load(() => import("../backends/process/ProcessBackend.ts"), (m) => m.layer({ dataDir, runtimeId }))
+      return load(() => import("../backends/process/ProcessBackend.ts"), (m) => m.layer({ dataDir, runtimeId, uidRange: parseUidRange(config.process.uid_range), uidClaimsDir: config.process.uid_claims_dir }))
     case "memory":
       return sandboxMemory()
     case "docker":

@@ -48,6 +48,8 @@ export interface SandboxInfo {
   readonly labels: Readonly<Record<string, string>>
   readonly exitCode?: number | undefined
   readonly oomKilled?: boolean | undefined
+  /** The main program ended after the kernel refused it a new process: the sandbox reached its process limit. */
+  readonly forkRefused?: boolean | undefined
   /** Where the backend ran the sandbox stricter than asked, it says so here. */
   readonly notes?: ReadonlyArray<string> | undefined
 }
@@ -58,6 +60,8 @@ export interface SandboxEvent {
   readonly agentId: string
   readonly type: "exited" | "oom" | "paused" | "unpaused" | "started" | "removed" | "health"
   readonly exitCode?: number | undefined
+  /** With `exited`: the program ended after a fork was refused (its process limit); see {@link SandboxInfo.forkRefused}. */
+  readonly forkRefused?: boolean | undefined
   readonly healthy?: boolean | undefined
   readonly at: number
 }
@@ -81,7 +85,14 @@ export interface ExecRequest {
 export type ExecChunk =
   | { readonly _tag: "stdout"; readonly data: string }
   | { readonly _tag: "stderr"; readonly data: string }
-  | { readonly _tag: "exit"; readonly exitCode: number; readonly timedOut: boolean; readonly truncated: boolean }
+  | {
+    readonly _tag: "exit"
+    readonly exitCode: number
+    readonly timedOut: boolean
+    readonly truncated: boolean
+    /** The command failed after the kernel refused it a new process: the sandbox is at its process limit (E2050). */
+    readonly forkRefused?: boolean | undefined
+  }
 
 /** A line written by the agent's main process. */
 export interface OutputLine {

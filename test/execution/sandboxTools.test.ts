@@ -13,6 +13,7 @@ import { layerMemory as budgetMemory } from "../../src/execution/TokenBudget.ts"
 import { confinePath, makeSandboxTools } from "../../src/execution/tools/SandboxTools.ts"
 import { makeToolkit } from "../../src/execution/tools/Toolkit.ts"
 import { ModelGateway } from "../../src/services/ModelGateway.ts"
+import { testUidRange } from "../backends/process/support.ts"
 import { collect, startedSandbox } from "./support.ts"
 
 const dataDir = mkdtempSync(join(tmpdir(), "l02-exec-tools-"))
@@ -28,7 +29,8 @@ if (busybox !== undefined) {
   }
 }
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }))
-const layer = ProcessBackend.layer({ dataDir, pollIntervalMs: 100 })
+// Each sandbox as a uid of its own (the default configuration's range), as on a busy host.
+const layer = ProcessBackend.layer({ dataDir, pollIntervalMs: 100, uidRange: testUidRange() })
 
 let n = 0
 const toolkit = (flavour: "host" | "busybox", options: { maxOutputBytes?: number } = {}) =>

@@ -291,7 +291,7 @@ describe("the boundary on the process backend with the embedded store", () => {
       return JSON.parse(reply.text).agentId as string
     }
 
-    // 1. The agent's own stdio MCP servers run in its sandbox: as uid 65534 in its workspace, and a
+    // 1. The agent's own stdio MCP servers run in its sandbox: as the sandbox's own uid in its workspace, and a
     // command writing into a directory only the host's root may write fails there.
     const canary = join(canaryDir, "ran-on-host")
     const boxed = await spawn({
@@ -321,7 +321,11 @@ describe("the boundary on the process backend with the embedded store", () => {
         "who"
       )
       const result = whoami.find((e) => e.data?.type === "tool.result")?.data
-      expect(result?.content).toMatch(new RegExp(`^uid=65534 cwd=${dataDir}/`))
+      // The sandbox's own uid (process.uid_range, 800000-899999 by default), never root's or the host's.
+      const uid = Number(/^uid=(\d+) /.exec(String(result?.content))?.[1])
+      expect(uid).toBeGreaterThanOrEqual(800_000)
+      expect(uid).toBeLessThanOrEqual(899_999)
+      expect(result?.content).toMatch(new RegExp(`^uid=\\d+ cwd=${dataDir}/`))
     }
 
     // 2. A declared endpoint whose key is a secret: the hostile endpoint echoes it in text (split

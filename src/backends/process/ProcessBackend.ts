@@ -14,8 +14,10 @@ import {
   chmodSync,
   chownSync,
   closeSync,
+  lchownSync,
   constants,
   existsSync,
+  fstatSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -39,10 +41,12 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import {
   NetworkPolicyUnsupported,
+  ResourceLimitsInvalid,
   RuntimeClassUnavailable,
   SandboxConfigInvalid,
   SandboxNotFound,
   SandboxOperationFailed,
+  SandboxProcessLimit,
   SecurityContextViolation,
   type SandboxError
 } from "../../domain/Errors.ts"
@@ -62,6 +66,8 @@ import { readTar, type WorkspaceEntry, writeTar } from "../../services/Workspace
 import { unreachable } from "./internal/hostAccess.ts"
 import { clockTicksPerSecond, isAlive, processGroups, readRssBytes, readStat } from "./internal/procfs.ts"
 import { readAllRecords, readRecord, type SandboxPaths, type SandboxRecord, sandboxPaths, writeRecord } from "./internal/sandboxFiles.ts"
+import type { UidRange } from "../../domain/UidRange.ts"
+import { makeUidClaims } from "./internal/uidClaims.ts"
 
 /** Options of the process backend. */
 export interface ProcessBackendOptions {
@@ -71,7 +77,18 @@ export interface ProcessBackendOptions {
   readonly runtimeId?: string | undefined
   /** How often adopted processes are checked for exit and memory use. Default 250 ms. */
   readonly pollIntervalMs?: number | undefined
+  /**
+   * When the host is root: every sandbox runs as a uid (and gid) of its own from this range, so its
+   * process limit counts its own processes only and no other sandbox can read its files or signal it
+   * (config `sandbox.process.uid_range`). Unset: every sandbox runs as its `runAsUser`.
+   */
+  readonly uidRange?: UidRange | undefined
+  /** Where the host's uid claims live, shared by every runtime on the host. Default `/run/l02/uids`. */
+  readonly uidClaimsDir?: string | undefined
 }
+
+/** Where uid claims live unless configured: host-wide, so runtimes on other data directories never share a uid. */
+export const defaultUidClaimsDir = "/run/l02/uids"
 
 // The main program runs under this shell wrapper: it records the program's exit code in a file
 // (a re-adopted process is no child of ours, so its code cannot be waited for). The TERM trap has
@@ -115,6 +132,40 @@ const signalGroup = (pgid: number, signal: NodeJS.Signals): void => {
 
 const describeError = (error: unknown): string => (error instanceof Error ? error.message : String(error))
 
+// What shells, libc and Node print when the kernel refuses a fork or a thread (EAGAIN under RLIMIT_NPROC or pids.max).
+const forkRefusal = /(cannot|can't|could not|unable to) fork|fork: (retry|Resource temporarily unavailable)|spawn EAGAIN|pthread_create.*(EAGAIN|Resource temporarily unavailable)|(fork|clone|vfork)\b.*Resource temporarily unavailable/i
+
+/** Whether a program's last stderr lines say it was refused a new process. */
+export const saysForkRefused = (text: string): boolean => forkRefusal.test(text)
+
+/** This process's hard limit on processes per user (`/proc/self/limits`); undefined when unlimited or unknown. */
+const hostProcessLimit = (): number | undefined => {
+  try {
+    const line = /^Max processes\s+\S+\s+(\S+)/m.exec(readFileSync("/proc/self/limits", "utf8"))
+    return line === null || line[1] === "unlimited" ? undefined : Number(line[1])
+  } catch {
+    return undefined
+  }
+}
+
+/** The last 4 KB of a file ("" when it cannot be read). */
+const tailOf = (path: string): string => {
+  try {
+    const fd = openSync(path, "r")
+    try {
+      const size = fstatSync(fd).size
+      const length = Math.min(size, 4096)
+      const buffer = Buffer.alloc(length)
+      readSync(fd, buffer, 0, length, size - length)
+      return buffer.toString("utf8")
+    } finally {
+      closeSync(fd)
+    }
+  } catch {
+    return ""
+  }
+}
+
 /**
  * Builds the process backend's service. Closing the scope stops watching but leaves every
  * sandbox process running, to be re-adopted by the next instance on the same data directory.
@@ -126,6 +177,12 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
     const prlimit = which("prlimit")
     const setpriv = which("setpriv")
     const hostIsRoot = process.getuid?.() === 0
+    const hardLimit = hostProcessLimit()
+    const claimsDir = options.uidClaimsDir ?? defaultUidClaimsDir
+    const uidClaims = hostIsRoot && options.uidRange !== undefined ? yield* Effect.try({
+      try: () => makeUidClaims(options.uidRange!, claimsDir),
+      catch: (error) => new SandboxOperationFailed({ message: `cannot keep uid claims in ${claimsDir} (sandbox.process.uid_claims_dir): ${describeError(error)}` })
+    }) : undefined
     const events = yield* PubSub.unbounded<SandboxEvent>()
     const children = new Map<string, ChildProcess>()
     const childExits = new Map<string, number>()
@@ -138,6 +195,15 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
     const fail = (message: string, agentId?: string) =>
       new SandboxOperationFailed({ message, ...(agentId === undefined ? {} : { agentId }) })
 
+    const processLimit = (record: SandboxRecord, what: string) =>
+      new SandboxProcessLimit({
+        message: `${what}: the sandbox reached its process limit (resources.pids ${record.pidsLimit}, counted over ${
+          record.ownUid === true ? `its own uid ${record.uid}` : record.uid === undefined ? "the host user" : `uid ${record.uid}, which other sandboxes and programs on the host share`
+        }); raise resources.pids in the agent config or sandbox.default_pids${record.ownUid === true ? "" : ", or set process.uid_range"}`,
+        agentId: record.agentId,
+        key: "resources.pids"
+      })
+
     /** Runs synchronous file and process work, translating Node errors into E2046. */
     const attempt = <A>(what: string, f: () => A, agentId?: string): Effect.Effect<A, SandboxOperationFailed> =>
       Effect.try({ try: f, catch: (error) => fail(`${what}: ${describeError(error)}`, agentId) })
@@ -146,8 +212,11 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
       mkdirSync(join(dataDir, "sandboxes"), { recursive: true })
       mkdirSync(join(dataDir, "workspaces"), { recursive: true })
       // Sandboxes run as an unprivileged user who must reach its workspace and exit-code file:
-      // let others traverse (not list) the data directory.
-      if (hostIsRoot) chmodSync(dataDir, (statSync(dataDir).mode & 0o7777) | 0o001)
+      // let others traverse (not list) the data directory and the two directories holding them.
+      if (hostIsRoot) {
+        chmodSync(dataDir, (statSync(dataDir).mode & 0o7777) | 0o001)
+        for (const sub of ["sandboxes", "workspaces"]) chmodSync(join(dataDir, sub), 0o711)
+      }
     })
 
     const pathsOf = (record: SandboxRecord): SandboxPaths => sandboxPaths(dataDir, record.sandboxId, record.agentId)
@@ -160,6 +229,7 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
       labels: record.labels,
       ...(record.exitCode === undefined ? {} : { exitCode: record.exitCode }),
       ...(record.oomKilled ? { oomKilled: true } : {}),
+      ...(record.forkRefused ? { forkRefused: true } : {}),
       ...(record.notes.length === 0 ? {} : { notes: record.notes })
     })
 
@@ -187,6 +257,7 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
       }
       record.status = "exited"
       record.exitCode = exitCode ?? 137
+      if (record.exitCode !== 0 && !record.stopRequested && saysForkRefused(tailOf(paths.stderr))) record.forkRefused = true
       writeRecord(dataDir, record)
       const key = `${record.sandboxId}:${record.startTime}`
       if (!record.stopRequested && !reported.has(key) && !closed) {
@@ -196,6 +267,7 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
           agentId: record.agentId,
           type: record.oomKilled ? "oom" : "exited",
           exitCode: record.exitCode,
+          ...(record.forkRefused ? { forkRefused: true } : {}),
           at: Date.now()
         })
       }
@@ -245,9 +317,40 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
       if (record.uid !== undefined) chownSync(path, record.uid, record.gid ?? record.uid)
     }
 
+    /** Chowns a directory and everything below it (symbolic links themselves, never what they point to). */
+    const chownTree = (record: SandboxRecord, root: string) => {
+      if (record.uid === undefined) return
+      const uid = record.uid
+      const gid = record.gid ?? record.uid
+      const walk = (path: string) => {
+        lchownSync(path, uid, gid)
+        if (!lstatSync(path).isDirectory()) return
+        for (const name of readdirSync(path)) walk(join(path, name))
+      }
+      walk(root)
+    }
+
+    /** Whether the record at `owner` is a sandbox running as `uid`: a uid claim of a removed sandbox is not. */
+    const ownsUid = (owner: string, uid: number): boolean => {
+      try {
+        return (JSON.parse(readFileSync(owner, "utf8")) as Partial<SandboxRecord>).uid === uid
+      } catch (error) {
+        // Missing: the sandbox is gone. Unreadable otherwise: count it as owned rather than share a uid.
+        return (error as NodeJS.ErrnoException).code !== "ENOENT"
+      }
+    }
+
+    /** Gives a sandbox's own uid back (at remove). */
+    const releaseUid = (record: SandboxRecord) => {
+      if (record.ownUid === true && record.uid !== undefined) uidClaims?.release(record.uid, pathsOf(record).record)
+    }
+
     /** Starts the main program, detached in its own process group, wired to the FIFO and log files. */
     const launch = (record: SandboxRecord): SandboxRecord => {
       const paths = pathsOf(record)
+      if (record.ownUid === true && record.uid !== undefined && uidClaims !== undefined && !uidClaims.ensure(record.uid, paths.record, ownsUid)) {
+        throw new Error(`its uid ${record.uid} is claimed by another sandbox now (claims in ${claimsDir}); remove this sandbox and provision a new one`)
+      }
       rmSync(paths.exitFile, { force: true })
       const fds: Array<number> = []
       let child: ChildProcess
@@ -277,6 +380,7 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
       record.status = "running"
       record.exitCode = undefined
       record.oomKilled = undefined
+      record.forkRefused = undefined
       record.stopRequested = undefined
       writeRecord(dataDir, record)
       children.set(record.sandboxId, child)
@@ -376,6 +480,16 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
             })
           )
         }
+        if (prlimit !== undefined && hostIsRoot && securityContext.runAsNonRoot && hardLimit !== undefined && spec.sandbox.resources.pids > hardLimit) {
+          // The limit is set after the drop to the sandbox user, who cannot raise the hard limit.
+          return Effect.fail(
+            new ResourceLimitsInvalid({
+              message: `resources.pids ${spec.sandbox.resources.pids} is above this host's process limit (hard RLIMIT_NPROC ${hardLimit}); ask for at most ${hardLimit}, or lower sandbox.default_pids`,
+              agentId: spec.agentId,
+              key: "resources.pids"
+            })
+          )
+        }
         if (spec.command === undefined || spec.command.length === 0) {
           return Effect.fail(
             new SandboxConfigInvalid({ message: "the process backend needs a command to run (the agent config's command)", agentId: spec.agentId, key: "command" })
@@ -384,7 +498,9 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
         if (hostIsRoot && securityContext.runAsNonRoot) {
           // The sandbox user must reach its data directory and the program files it is given by path.
           // A data directory found reachable stays so for that user (refusals are looked at again).
-          const { runAsUser: uid, runAsGroup: gid } = securityContext
+          // Every uid of the range is alike (no file is its own yet, its group is its own): its first stands for all.
+          const uid = options.uidRange !== undefined && uidClaims !== undefined ? options.uidRange.first : securityContext.runAsUser
+          const gid = options.uidRange !== undefined && uidClaims !== undefined ? options.uidRange.first : securityContext.runAsGroup
           const user = `${uid}:${gid}`
           const checks: Array<[string, "search" | "read" | "execute", string]> = reachesDataDir.has(user) ? [] : [[dataDir, "search", "runtime.data_dir"]]
           spec.command.forEach((part, i) => {
@@ -417,7 +533,12 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
       const notes: Array<string> = ["seccomp profile not applied: the process backend has no syscall filter"]
       let uid: number | undefined
       let gid: number | undefined
-      if (hostIsRoot && securityContext.runAsNonRoot) {
+      const sandboxId = `proc-${spec.agentId.slice(0, 8)}-${randomUUID().slice(0, 8)}`
+      if (hostIsRoot && securityContext.runAsNonRoot && uidClaims !== undefined) {
+        uid = uidClaims.claim(sandboxPaths(dataDir, sandboxId, spec.agentId).record, ownsUid)
+        gid = uid
+        notes.push(`runs as uid ${uid} of its own (sandbox.process.uid_range), not the shared runAsUser ${securityContext.runAsUser}`)
+      } else if (hostIsRoot && securityContext.runAsNonRoot) {
         uid = securityContext.runAsUser
         gid = securityContext.runAsGroup
       } else if (!hostIsRoot) {
@@ -425,7 +546,7 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
       }
       const record: SandboxRecord = {
         version: 1,
-        sandboxId: `proc-${spec.agentId.slice(0, 8)}-${randomUUID().slice(0, 8)}`,
+        sandboxId,
         agentId: spec.agentId,
         runtimeId: spec.runtimeId,
         sessionId: spec.sessionId,
@@ -434,6 +555,7 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
         env: { ...spec.env },
         uid,
         gid,
+        ...(uid !== undefined && uidClaims !== undefined && gid === uid && uid !== securityContext.runAsUser ? { ownUid: true } : {}),
         noNewPrivileges: !securityContext.allowPrivilegeEscalation,
         pidsLimit: resources.pids,
         memoryBytes: resources.memoryBytes,
@@ -441,14 +563,28 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
         status: "created"
       }
       const paths = pathsOf(record)
-      mkdirSync(paths.run, { recursive: true })
-      mkdirSync(paths.workspace, { recursive: true })
-      execFileSync("mkfifo", ["-m", "600", paths.stdin])
-      writeFileSync(paths.stdout, "")
-      writeFileSync(paths.stderr, "")
-      chownForSandbox(record, paths.run)
-      chownForSandbox(record, paths.workspace)
-      writeRecord(dataDir, record)
+      try {
+        // The sandbox's own directory: only the host (and the sandbox's group, to reach run/) may enter.
+        mkdirSync(paths.dir, { recursive: true, mode: 0o710 })
+        mkdirSync(paths.run, { recursive: true, mode: 0o700 })
+        const fresh = mkdirSync(paths.workspace, { recursive: true, mode: 0o700 }) !== undefined
+        execFileSync("mkfifo", ["-m", "600", paths.stdin])
+        writeFileSync(paths.stdout, "", { mode: 0o600 })
+        writeFileSync(paths.stderr, "", { mode: 0o600 })
+        if (record.uid !== undefined) {
+          chownSync(paths.dir, 0, record.gid ?? record.uid)
+          chmodSync(paths.dir, 0o710)
+          chownForSandbox(record, paths.run)
+          // A workspace kept from an earlier sandbox of the agent becomes this sandbox user's, all of it.
+          if (fresh) chownForSandbox(record, paths.workspace)
+          else chownTree(record, paths.workspace)
+          chmodSync(paths.workspace, 0o700)
+        }
+        writeRecord(dataDir, record)
+      } catch (error) {
+        if (record.ownUid === true && record.uid !== undefined) uidClaims?.release(record.uid, paths.record)
+        throw error
+      }
       return record
     }
 
@@ -589,6 +725,7 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
           yield* terminate(record, 0)
           yield* attempt(`cannot remove sandbox ${sandboxId}`, () => {
             const paths = pathsOf(record)
+            releaseUid(record)
             rmSync(paths.dir, { recursive: true, force: true })
             const shared = readAllRecords(dataDir).some((r) => r.agentId === record.agentId)
             if (!shared) rmSync(paths.workspace, { recursive: true, force: true })
@@ -638,7 +775,10 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
                 }
               })
             )
+            // The end of stderr, kept to tell a command refused a fork from one that failed otherwise.
+            let stderrTail = ""
             const emit = (stream: "stdout" | "stderr", decoder: StringDecoder) => (data: Buffer) => {
+              if (stream === "stderr") stderrTail = (stderrTail + data.toString("utf8")).slice(-4096)
               if (truncated) return
               const room = request.maxOutputBytes - bytes
               let chunk = data
@@ -666,7 +806,11 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
               }, request.timeoutMs)
               child.on("error", (error) => {
                 clearTimeout(timer)
-                resume(Effect.fail(fail(`cannot run ${request.command[0]} in sandbox ${sandboxId}: ${error.message}`, record.agentId)))
+                resume(Effect.fail(
+                  (error as NodeJS.ErrnoException).code === "EAGAIN"
+                    ? processLimit(record, `cannot run ${request.command[0]} in sandbox ${sandboxId}`)
+                    : fail(`cannot run ${request.command[0]} in sandbox ${sandboxId}: ${error.message}`, record.agentId)
+                ))
               })
               child.on("close", (code, signal) => {
                 clearTimeout(timer)
@@ -678,7 +822,8 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
               const rest = truncated ? "" : decoder.end()
               if (rest !== "") Queue.offerUnsafe(queue, { _tag: stream, data: rest })
             }
-            Queue.offerUnsafe(queue, { _tag: "exit", exitCode, timedOut, truncated })
+            const forkRefused = exitCode !== 0 && !timedOut && saysForkRefused(stderrTail)
+            Queue.offerUnsafe(queue, { _tag: "exit", exitCode, timedOut, truncated, ...(forkRefused ? { forkRefused } : {}) })
             yield* Queue.end(queue)
           })
         ),

@@ -76,6 +76,7 @@ interface ExecResult {
   readonly stderr: string
   readonly exitCode: number
   readonly truncated: boolean
+  readonly forkRefused: boolean
 }
 
 /** Builds the four tools for one sandbox. */
@@ -87,18 +88,18 @@ export const makeSandboxTools = (backend: SandboxBackendShape, options: SandboxT
   const exec = (tool: string, request: Omit<ExecRequest, "maxOutputBytes" | "timeoutMs">, timeoutMs = maxTimeoutMs) =>
     backend.exec(options.sandboxId, { ...request, timeoutMs, maxOutputBytes, ...(options.env === undefined ? {} : { env: options.env }) }).pipe(
       Stream.runFold(
-        () => ({ stdout: "", stderr: "", exitCode: -1, truncated: false, timedOut: false }),
+        () => ({ stdout: "", stderr: "", exitCode: -1, truncated: false, timedOut: false, forkRefused: false }),
         (acc, chunk) =>
           chunk._tag === "stdout"
             ? { ...acc, stdout: acc.stdout + chunk.data }
             : chunk._tag === "stderr"
             ? { ...acc, stderr: acc.stderr + chunk.data }
-            : { ...acc, exitCode: chunk.exitCode, truncated: chunk.truncated, timedOut: chunk.timedOut }
+            : { ...acc, exitCode: chunk.exitCode, truncated: chunk.truncated, timedOut: chunk.timedOut, forkRefused: chunk.forkRefused === true }
       ),
       // The backend enforces the timeout; this guard only catches a backend that does not.
       Effect.timeoutOrElse({
         duration: Duration.millis(timeoutMs + 5_000),
-        orElse: () => Effect.succeed({ stdout: "", stderr: "", exitCode: -1, truncated: false, timedOut: true })
+        orElse: () => Effect.succeed({ stdout: "", stderr: "", exitCode: -1, truncated: false, timedOut: true, forkRefused: false })
       }),
       Effect.mapError((error) =>
         new ToolFailed({ message: `${tool}: the sandbox could not run the command: ${error.message}`, key: tool })
@@ -123,7 +124,10 @@ export const makeSandboxTools = (backend: SandboxBackendShape, options: SandboxT
     )
 
   const truncatedNote = (result: ExecResult) =>
-    result.truncated ? `\n[output truncated at ${maxOutputBytes} bytes]` : ""
+    (result.truncated ? `\n[output truncated at ${maxOutputBytes} bytes]` : "") +
+    (result.forkRefused
+      ? "\n[E2050: the sandbox was refused a new process: it reached its process limit (resources.pids); start fewer processes at once, or ask the operator to raise resources.pids]"
+      : "")
 
   const shell: AgentTool = {
     definition: {

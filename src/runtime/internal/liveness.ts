@@ -93,9 +93,15 @@ export interface ReconciliationDeps {
 }
 
 /** The sandbox an event or a look found dead, as the agent's machine hears it. */
-const exitOf = (event: Pick<SandboxEvent, "type" | "exitCode" | "healthy">, memory: string): ErrorData =>
+const exitOf = (event: Pick<SandboxEvent, "type" | "exitCode" | "healthy" | "forkRefused">, resources: { readonly memory: string; readonly pids: number }): ErrorData =>
   event.type === "oom"
-    ? { code: "E2048", message: `the sandbox exceeded its memory limit (${memory}) and was killed`, retryable: true }
+    ? { code: "E2048", message: `the sandbox exceeded its memory limit (${resources.memory}) and was killed`, retryable: true }
+    : event.forkRefused === true
+    ? {
+      code: "E2050",
+      message: `the sandbox's program ended (exit code ${event.exitCode ?? "unknown"}) after it was refused a new process: it reached its process limit (resources.pids ${resources.pids}); raise resources.pids in the agent config or sandbox.default_pids`,
+      retryable: true
+    }
     : event.type === "health"
     ? { code: "E2027", message: "the sandbox reported itself unhealthy (its health check failed); it is replaced", retryable: true }
     : { code: "E2027", message: `the sandbox exited with code ${event.exitCode ?? "unknown"}`, retryable: true }
@@ -105,7 +111,7 @@ export const makeReconciliation = (deps: ReconciliationDeps) => {
   let lastCheckAt: string | undefined
   const seen = new Map<string, string>()
 
-  const onSandboxEvent = (event: Pick<SandboxEvent, "sandboxId" | "agentId" | "type" | "exitCode" | "healthy">) => {
+  const onSandboxEvent = (event: Pick<SandboxEvent, "sandboxId" | "agentId" | "type" | "exitCode" | "healthy" | "forkRefused">) => {
     const unhealthy = event.type === "health" && event.healthy === false
     if (event.type !== "exited" && event.type !== "oom" && !unhealthy) return
     // A ready warm sandbox that died leaves its pool (which makes another) and the engine.
@@ -115,7 +121,7 @@ export const makeReconciliation = (deps: ReconciliationDeps) => {
     }
     const h = deps.agent(event.agentId)
     if (h === undefined || h.lastContext.sandboxId !== event.sandboxId) return
-    deps.send(h, { type: "sandbox.exited", exitCode: event.exitCode, error: exitOf(event, h.sandbox.resources.memory) })
+    deps.send(h, { type: "sandbox.exited", exitCode: event.exitCode, error: exitOf(event, h.sandbox.resources) })
   }
 
   const reconcile = Effect.gen(function* () {
@@ -142,7 +148,7 @@ export const makeReconciliation = (deps: ReconciliationDeps) => {
       if (h === undefined || h.lastContext.sandboxId !== sandboxId || (h.state !== "running" && h.state !== "suspended")) continue
       const info = byId.get(sandboxId)
       if (info === undefined || info.status === "exited" || info.status === "removed") {
-        onSandboxEvent({ sandboxId, agentId, type: info?.oomKilled === true ? "oom" : "exited", exitCode: info?.exitCode })
+        onSandboxEvent({ sandboxId, agentId, type: info?.oomKilled === true ? "oom" : "exited", exitCode: info?.exitCode, forkRefused: info?.forkRefused })
       }
     }
     lastCheckAt = deps.iso()

@@ -27,7 +27,7 @@ export interface RecoveryDeps {
   readonly runtimeId: string
   readonly host: ActorHost<typeof agentMachine, AgentHandle>
   readonly tokenBudget: TokenBudget.TokenBudgetShape
-  readonly onSandboxEvent: (event: Pick<SandboxEvent, "sandboxId" | "agentId" | "type" | "exitCode">) => void
+  readonly onSandboxEvent: (event: Pick<SandboxEvent, "sandboxId" | "agentId" | "type" | "exitCode" | "forkRefused">) => void
   readonly watchHeartbeat: (h: AgentHandle) => void
   readonly warm: { readonly adopt: (sandbox: SandboxInfo, sessionId: string) => boolean }
   readonly removeQuietly: (sandboxId: string) => Effect.Effect<void, SandboxError>
@@ -78,7 +78,8 @@ const reconcileSandbox = (deps: RecoveryDeps, h: AgentHandle) =>
         sandboxId,
         agentId: h.agentId,
         type: Option.isSome(info) && info.value.oomKilled === true ? "oom" : "exited",
-        exitCode: Option.isSome(info) ? info.value.exitCode : undefined
+        exitCode: Option.isSome(info) ? info.value.exitCode : undefined,
+        forkRefused: Option.isSome(info) ? info.value.forkRefused : undefined
       })
       return
     }

@@ -3,7 +3,10 @@ import { randomUUID } from "node:crypto"
 import { trustProfiles } from "../../../src/domain/SandboxConfiguration.ts"
 import type { SandboxSpec } from "../../../src/services/SandboxBackend.ts"
 
-/** A TRUSTED spec, as the runtime resolves it. */
+/**
+ * A TRUSTED spec, as the runtime resolves it. Its process limit is high: a sandbox that shares uid
+ * 65534 (no uid range) counts every process of that uid on the host, which other tests fill.
+ */
 export const trustedSpec = (overrides: Partial<SandboxSpec> & { agentId: string }): SandboxSpec => ({
   sessionId: randomUUID(),
   runtimeId: "rt-process",
@@ -15,7 +18,7 @@ export const trustedSpec = (overrides: Partial<SandboxSpec> & { agentId: string 
     runtimeClass: "runc",
     networkPolicy: "allow_egress",
     securityContext: trustProfiles.TRUSTED.security,
-    resources: { cpu: "1", cpuMillis: 1000, memory: "512Mi", memoryBytes: 512 * 1024 * 1024, tokensPerHour: 100_000, pids: 64 }
+    resources: { cpu: "1", cpuMillis: 1000, memory: "512Mi", memoryBytes: 512 * 1024 * 1024, tokensPerHour: 100_000, pids: 10_000 }
   },
   ...overrides
 })
@@ -36,3 +39,10 @@ export const shellPrograms = {
   ],
   readFile: (path: string) => ["sh", "-c", 'cat "$L02_WORKSPACE/$1"', "sh", path]
 }
+
+/**
+ * The uid range of the default configuration (`process.uid_range`). Tests claim uids from it in the
+ * host-wide claims directory, as every runtime on the host does, so test files and other runs on
+ * the same host never share a uid.
+ */
+export const testUidRange = () => ({ first: 800_000, last: 899_999 })

@@ -18,6 +18,8 @@ export interface SandboxRecord {
   /** The uid/gid the processes run as, when the backend drops privileges. */
   readonly uid?: number | undefined
   readonly gid?: number | undefined
+  /** The uid is the sandbox's own, claimed from the range (released at remove). */
+  readonly ownUid?: boolean | undefined
   readonly noNewPrivileges: boolean
   readonly pidsLimit: number
   readonly memoryBytes: number
@@ -28,6 +30,8 @@ export interface SandboxRecord {
   startTime?: number | undefined
   exitCode?: number | undefined
   oomKilled?: boolean | undefined
+  /** The program's last words said a fork was refused (its process limit). */
+  forkRefused?: boolean | undefined
   /** Set before the runtime's own stop, so the exit that follows is not reported as an event. */
   stopRequested?: boolean | undefined
 }

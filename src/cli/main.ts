@@ -12,7 +12,7 @@ import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { ConfigInvalid, isRuntimeError } from "../domain/Errors.ts"
 import type { BackendName } from "../domain/RuntimeConfig.ts"
 import { createRuntime, type L02Runtime, type RuntimeOptions } from "../runtime/createRuntime.ts"
-import { buildAgentImage } from "../runtime/liveLayer.ts"
+import { buildAgentImage, isolationInForce } from "../runtime/liveLayer.ts"
 import { loadConfigSync } from "../runtime/loadConfig.ts"
 import { serve } from "../http/serve.ts"
 import { createLocalInspector, exportableMachines, machineJson, type MachineName } from "../runtime/inspector.ts"
@@ -93,8 +93,18 @@ const config = Command.make("config", global, (g) =>
     try: () =>
       loadConfigSync({ file: Option.getOrUndefined(g.config), env: process.env, overrides: { runtime: { ...(Option.isSome(g.backend) ? { backend: g.backend.value } : {}), ...(Option.isSome(g.dataDir) ? { data_dir: g.dataDir.value } : {}) } } }),
     catch: (e) => e
-  }).pipe(Effect.flatMap((c) => Console.log(JSON.stringify(c, null, 2))))
-).pipe(Command.withDescription("Print the effective configuration (defaults, file, environment)"), Command.withExamples([{ command: `l02 config --config ./l02.yaml`, description: "defaults merged with a file and L02_* variables" }]))
+  }).pipe(
+    Effect.flatMap((c) =>
+      Effect.andThen(
+        Console.log(JSON.stringify(c, null, 2)),
+        // What is in force goes to stderr, so stdout stays a configuration file.
+        Effect.flatMap(Effect.promise(() => isolationInForce(c)), (inForce) =>
+          Console.error(`\nin force on this host (${c.runtime.backend} backend):\n${Object.entries(inForce).map(([k, v]) => `  ${k}: ${v}`).join("\n")}`)
+        )
+      )
+    )
+  )
+).pipe(Command.withDescription("Print the effective configuration (defaults, file, environment), then what the backend enforces on this host (to stderr)"), Command.withExamples([{ command: `l02 config --config ./l02.yaml`, description: "defaults merged with a file and L02_* variables" }]))
 
 const spawn = Command.make(
   "spawn",

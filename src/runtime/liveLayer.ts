@@ -80,3 +80,22 @@ export const buildAgentImage = (
         tag: options.tag ?? config.docker.default_image
       })
   )
+
+/**
+ * What the configured backend enforces on this host, in words (`l02 config` prints it): for the
+ * process backend its user, process and memory limits; the container backends say where theirs are.
+ */
+export const isolationInForce = async (config: RuntimeConfig): Promise<Readonly<Record<string, string>>> => {
+  switch (config.runtime.backend) {
+    case "process": {
+      const { describeProcessIsolation } = await import("../backends/process/isolation.ts")
+      return { ...describeProcessIsolation({ uidRange: parseUidRange(config.process.uid_range), uidClaimsDir: config.process.uid_claims_dir }) }
+    }
+    case "docker":
+      return { limits: "the container's cgroup (memory, CPU, pids) and the runtime class's isolation, set by the Docker engine (docs/docker.md)" }
+    case "kubernetes":
+      return { limits: "the Pod's resources and securityContext, enforced by the kubelet and the RuntimeClass (docs/kubernetes.md)" }
+    case "memory":
+      return { limits: "none: the in-memory backend runs no programs (tests and embedding only)" }
+  }
+}

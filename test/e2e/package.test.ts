@@ -58,7 +58,10 @@ console.log(JSON.stringify({ backend: config.runtime.backend, events }))
 
   it("installs an l02 command that reads its packaged default configuration", async () => {
     const bin = join(project, "node_modules", "l02-agent-runtime", "bin", "l02.js")
-    const { stdout } = await run(process.execPath, [bin, "config", "--json"], { cwd: project, timeout: 60_000 })
-    expect(JSON.parse(stdout)).toMatchObject({ runtime: { backend: "process" }, store: { pglite: expect.any(String) } })
+    const { stdout, stderr } = await run(process.execPath, [bin, "config", "--json"], { cwd: project, timeout: 60_000 })
+    expect(JSON.parse(stdout)).toMatchObject({ runtime: { backend: "process" }, store: { pglite: expect.any(String) }, process: { uid_range: "800000-899999" } })
+    // What the process backend enforces here, on stderr: a uid of its own per sandbox when root.
+    expect(stderr).toContain("in force on this host (process backend)")
+    expect(stderr).toMatch(process.getuid?.() === 0 ? /user: a uid of its own per sandbox from 800000-899999/ : /user: the host user/)
   })
 })

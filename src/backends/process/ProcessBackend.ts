@@ -67,6 +67,7 @@ import { unreachable } from "./internal/hostAccess.ts"
 import { clockTicksPerSecond, isAlive, processGroups, readRssBytes, readStat } from "./internal/procfs.ts"
 import { readAllRecords, readRecord, type SandboxPaths, type SandboxRecord, sandboxPaths, writeRecord } from "./internal/sandboxFiles.ts"
 import type { UidRange } from "../../domain/UidRange.ts"
+import { tailLogs } from "./internal/logTail.ts"
 import { makeUidClaims } from "./internal/uidClaims.ts"
 
 /** Options of the process backend. */
@@ -403,14 +404,38 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
       for (const pgid of execs.get(sandboxId) ?? []) signalGroup(pgid, "SIGKILL")
     }
 
-    const waitUntilGone = (record: SandboxRecord, ms: number) =>
-      Effect.gen(function* () {
+    const processAlive = (record: SandboxRecord) => record.pid !== undefined && record.startTime !== undefined && isAlive(record.pid, record.startTime)
+
+    /**
+     * Waits up to `ms` for the main process to end: a child of this host by its own exit event, an
+     * adopted one (no child of ours, so nothing tells of its exit) by looking every 10 ms.
+     */
+    const waitUntilGone = (record: SandboxRecord, ms: number): Effect.Effect<boolean> => {
+      const child = children.get(record.sandboxId)
+      if (child !== undefined && child.pid === record.pid) {
+        return Effect.callback<boolean>((resume) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.succeed(true))
+          const done = () => {
+            clearTimeout(timer)
+            resume(Effect.succeed(true))
+          }
+          const timer = setTimeout(() => {
+            child.off("exit", done)
+            resume(Effect.succeed(!processAlive(record)))
+          }, ms)
+          child.once("exit", done)
+          return Effect.sync(() => {
+            clearTimeout(timer)
+            child.off("exit", done)
+          })
+        })
+      }
+      return Effect.gen(function* () {
         const deadline = Date.now() + ms
-        while (Date.now() < deadline && record.pid !== undefined && record.startTime !== undefined && isAlive(record.pid, record.startTime)) {
-          yield* Effect.sleep("10 millis")
-        }
-        return !(record.pid !== undefined && record.startTime !== undefined && isAlive(record.pid, record.startTime))
+        while (Date.now() < deadline && processAlive(record)) yield* Effect.sleep("10 millis")
+        return !processAlive(record)
       })
+    }
 
     /** SIGTERM to the group, SIGKILL after `graceMs`, then any straggler of the group. */
     const terminate = (record: SandboxRecord, graceMs: number) =>
@@ -617,48 +642,26 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
       })
     )
 
-    /** Tails the main program's log files from `offsets` (their sizes at attach time) until it exits. */
-    const readOutput = (record: SandboxRecord, offsets: { stdout: number; stderr: number }): Stream.Stream<OutputLine, SandboxError> =>
-      Stream.callback<OutputLine, SandboxError>((queue) =>
-        Effect.gen(function* () {
-          const paths = pathsOf(record)
-          const sources = (["stdout", "stderr"] as const).map((stream) => {
-            const fd = openSync(stream === "stdout" ? paths.stdout : paths.stderr, "r")
-            return { stream, fd, offset: offsets[stream], pending: "", decoder: new StringDecoder("utf8") }
-          })
-          yield* Effect.addFinalizer(() => Effect.sync(() => sources.forEach((s) => closeSync(s.fd))))
-          const buffer = Buffer.alloc(64 * 1024)
-          const drain = (final: boolean) => {
-            let any = false
-            for (const source of sources) {
-              for (;;) {
-                const n = readSync(source.fd, buffer, 0, buffer.length, source.offset)
-                if (n <= 0) break
-                any = true
-                source.offset += n
-                source.pending += source.decoder.write(buffer.subarray(0, n))
-              }
-              const lines = source.pending.split("\n")
-              source.pending = lines.pop()!
-              if (final && source.pending !== "") {
-                lines.push(source.pending)
-                source.pending = ""
-              }
-              for (const line of lines) Queue.offerUnsafe(queue, { stream: source.stream, line })
-            }
-            return any
-          }
-          // The log files are the output: poll them from where they ended at attach time.
-          for (;;) {
-            const current = readRecord(dataDir, record.sandboxId)
-            const alive = current !== undefined && isLive(current)
-            const any = yield* attempt(`cannot read the output of sandbox ${record.sandboxId}`, () => drain(!alive), record.agentId)
-            if (!alive) break
-            if (!any) yield* Effect.sleep("20 millis")
-          }
-          yield* Queue.end(queue)
-        })
-      )
+    /** The main program's output from `offsets` (its log files' sizes at attach time) until it exits. */
+    const readOutput = (record: SandboxRecord, offsets: { stdout: number; stderr: number }): Stream.Stream<OutputLine, SandboxError> => {
+      const paths = pathsOf(record)
+      const child = children.get(record.sandboxId)
+      return tailLogs({
+        stdout: paths.stdout,
+        stderr: paths.stderr,
+        offsets,
+        alive: () => {
+          const current = readRecord(dataDir, record.sandboxId)
+          return current !== undefined && isLive(current)
+        },
+        onExit: child === undefined ? undefined : (notify) => {
+          child.once("exit", notify)
+          return () => child.off("exit", notify)
+        },
+        livenessPollMs: pollIntervalMs,
+        failure: (error) => fail(`cannot read the output of sandbox ${record.sandboxId}: ${describeError(error)}`, record.agentId)
+      })
+    }
 
     const shape: SandboxBackendShape = {
       capabilities: Effect.succeed({ name: "process", runtimeClasses: ["runc"], networkPolicies: ["allow_egress"], workspaceArchive: true }),

@@ -22,6 +22,17 @@ results.idleHeap = {
 }
 targets.push({ name: "heap bytes per idle agent at 10,000, in-memory backend and stores, everything included", value: heap.heapBytesPerIdleAgent, target: "<= 8192", ok: heap.heapBytesPerIdleAgent <= 8192 })
 
+// The process backend (and the runtime on it) against a bare spawn of the same program.
+{
+  const { benchProcess } = await import("./process.ts")
+  const proc = await benchProcess({})
+  results.process = proc
+  targets.push({ name: "process: backend spawn + first exchange p50 / bare child_process.spawn + exchange p50", value: proc.ratios.backendSpawnExchange, target: "<= 1.3", ok: proc.ratios.backendSpawnExchange <= 1.3 })
+  targets.push({ name: "process: backend stop + remove p50 / bare SIGTERM and wait p50", value: proc.ratios.backendTerminate, target: "<= 2", ok: proc.ratios.backendTerminate <= 2 })
+  // Not targets: the whole runtime (state written to the embedded store before and after each step).
+  console.error(`process: runtime spawn + first execute / bare: ${proc.ratios.runtimeSpawnExchange}x; runtime terminate / bare: ${proc.ratios.runtimeTerminate}x`)
+}
+
 // Docker: the backend and the full runtime against raw dockerode, when an engine answers.
 if (process.env.L02_BENCH_DOCKER !== "0") {
   try {

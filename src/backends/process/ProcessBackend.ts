@@ -7,7 +7,7 @@
  * JSON record there (pid plus /proc start time, labels, status) lets a later layer instance
  * re-adopt it. What is and is not enforced is written down in ./README.md.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
 import {
   accessSync,
@@ -50,6 +50,7 @@ import {
   SecurityContextViolation,
   type SandboxError
 } from "../../domain/Errors.ts"
+import { OwnershipLabels } from "../../domain/Ids.ts"
 import {
   type Attachment,
   type ExecChunk,
@@ -67,6 +68,7 @@ import { unreachable } from "./internal/hostAccess.ts"
 import { clockTicksPerSecond, isAlive, processGroups, readRssBytes, readStat } from "./internal/procfs.ts"
 import { readAllRecords, readRecord, type SandboxPaths, type SandboxRecord, sandboxPaths, writeRecord } from "./internal/sandboxFiles.ts"
 import type { UidRange } from "../../domain/UidRange.ts"
+import { makeFifoPool } from "./internal/fifoPool.ts"
 import { tailLogs } from "./internal/logTail.ts"
 import { makeUidClaims } from "./internal/uidClaims.ts"
 
@@ -221,6 +223,31 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
     })
 
     const pathsOf = (record: SandboxRecord): SandboxPaths => sandboxPaths(dataDir, record.sandboxId, record.agentId)
+    const fifos = yield* Effect.acquireRelease(
+      attempt(`cannot prepare FIFOs in ${dataDir}`, () => makeFifoPool(join(dataDir, "fifos"))),
+      (pool) => Effect.sync(() => pool.close())
+    )
+
+    // The sandboxes of each agent id, read once at start and kept as this instance creates and removes
+    // them: a provision or remove looks up its agent instead of reading every record.
+    const byAgent = new Map<string, Set<string>>()
+    const index = (record: Pick<SandboxRecord, "agentId" | "sandboxId">) => {
+      const set = byAgent.get(record.agentId) ?? new Set<string>()
+      set.add(record.sandboxId)
+      byAgent.set(record.agentId, set)
+    }
+    const unindex = (record: Pick<SandboxRecord, "agentId" | "sandboxId">) => {
+      const set = byAgent.get(record.agentId)
+      set?.delete(record.sandboxId)
+      if (set?.size === 0) byAgent.delete(record.agentId)
+    }
+    const recordsOfAgent = (agentId: string): Array<SandboxRecord> =>
+      [...(byAgent.get(agentId) ?? [])].flatMap((sandboxId) => {
+        const record = readRecord(dataDir, sandboxId)
+        if (record === undefined) unindex({ agentId, sandboxId })
+        return record === undefined ? [] : [record]
+      })
+    yield* attempt("cannot read the sandbox records", () => readAllRecords(dataDir).forEach(index))
 
     const infoOf = (record: SandboxRecord): SandboxInfo => ({
       sandboxId: record.sandboxId,
@@ -462,10 +489,8 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
         // A child of this instance reports how it died (e.g. SIGTERM before the wrapper set its trap).
         const deadline = Date.now() + 1000
         while (children.has(record.sandboxId) && Date.now() < deadline) yield* Effect.sleep("5 millis")
-        // Children the program left behind in its group die with it.
-        yield* attempt(`cannot kill sandbox ${record.sandboxId}`, () => {
-          if (processGroups().has(pgid)) signalGroup(pgid, "SIGKILL")
-        })
+        // Children the program left behind in its group die with it (a group already gone is no error).
+        yield* attempt(`cannot kill sandbox ${record.sandboxId}`, () => signalGroup(pgid, "SIGKILL"))
       })
 
     const validate = (spec: SandboxSpec): Effect.Effect<void, SandboxError> =>
@@ -593,7 +618,7 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
         mkdirSync(paths.dir, { recursive: true, mode: 0o710 })
         mkdirSync(paths.run, { recursive: true, mode: 0o700 })
         const fresh = mkdirSync(paths.workspace, { recursive: true, mode: 0o700 }) !== undefined
-        execFileSync("mkfifo", ["-m", "600", paths.stdin])
+        fifos.take(paths.stdin)
         writeFileSync(paths.stdout, "", { mode: 0o600 })
         writeFileSync(paths.stderr, "", { mode: 0o600 })
         if (record.uid !== undefined) {
@@ -606,6 +631,7 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
           chmodSync(paths.workspace, 0o700)
         }
         writeRecord(dataDir, record)
+        index(record)
       } catch (error) {
         if (record.ownUid === true && record.uid !== undefined) uidClaims?.release(record.uid, paths.record)
         throw error
@@ -670,7 +696,7 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
         Effect.gen(function* () {
           yield* validate(spec)
           const existing = yield* attempt("cannot read the sandbox records", () =>
-            readAllRecords(dataDir).find((r) => r.agentId === spec.agentId && r.runtimeId === spec.runtimeId)
+            recordsOfAgent(spec.agentId).find((r) => r.runtimeId === spec.runtimeId)
           )
           if (existing !== undefined) return infoOf(existing)
           const record = yield* attempt(`cannot create a sandbox for agent ${spec.agentId}`, () => create(spec), spec.agentId)
@@ -730,7 +756,8 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
             const paths = pathsOf(record)
             releaseUid(record)
             rmSync(paths.dir, { recursive: true, force: true })
-            const shared = readAllRecords(dataDir).some((r) => r.agentId === record.agentId)
+            unindex(record)
+            const shared = recordsOfAgent(record.agentId).length > 0
             if (!shared) rmSync(paths.workspace, { recursive: true, force: true })
             execs.delete(sandboxId)
           }, record.agentId)
@@ -740,7 +767,8 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
 
       list: (labels) =>
         attempt("cannot read the sandbox records", () =>
-          readAllRecords(dataDir)
+          // Asked for one agent's sandboxes (as a stop does): only its records are read.
+          (labels[OwnershipLabels.agentId] === undefined ? readAllRecords(dataDir) : recordsOfAgent(labels[OwnershipLabels.agentId]!))
             .filter((r) => Object.entries(labels).every(([key, value]) => r.labels[key] === value))
             .map((r) => infoOf(refresh(r)))
         ),

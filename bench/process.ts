@@ -10,11 +10,11 @@ import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { Effect, Stream } from "effect"
 import * as ProcessBackend from "../src/backends/process/ProcessBackend.ts"
-import { trustProfiles } from "../src/domain/SandboxConfiguration.ts"
 import { parseUidRange } from "../src/domain/UidRange.ts"
 import { createRuntime } from "../src/runtime/createRuntime.ts"
 import { echoAgentPath } from "../src/runtime/liveLayer.ts"
 import { SandboxBackend, type SandboxSpec } from "../src/services/SandboxBackend.ts"
+import { trustedSpec } from "../test/backends/process/support.ts"
 import { percentile, round } from "./docker.ts"
 
 const program = [process.execPath, echoAgentPath]
@@ -37,22 +37,11 @@ const bareTerminate = (child: ReturnType<typeof spawn>) =>
     child.kill("SIGTERM")
   })
 
-const specFor = (): SandboxSpec => ({
-  agentId: randomUUID(),
-  sessionId: randomUUID(),
-  runtimeId: "bench-process",
-  name: "bench",
-  command: program,
-  env: {},
-  labels: {},
-  sandbox: {
-    trustLevel: "TRUSTED",
-    runtimeClass: "runc",
-    networkPolicy: "allow_egress",
-    securityContext: trustProfiles.TRUSTED.security,
-    resources: { cpu: "1", cpuMillis: 1000, memory: "512Mi", memoryBytes: 512 * 1024 * 1024, tokensPerHour: 0, pids: 256 }
-  }
-})
+// The spec the tests use for a TRUSTED sandbox, with the default process limit.
+const specFor = (): SandboxSpec => {
+  const spec = trustedSpec({ agentId: randomUUID(), runtimeId: "bench-process", name: "bench", command: program })
+  return { ...spec, sandbox: { ...spec.sandbox, resources: { ...spec.sandbox.resources, pids: 256 } } }
+}
 
 const time = async <A>(f: () => Promise<A>): Promise<[number, A]> => {
   const t0 = performance.now()

@@ -81,6 +81,8 @@ export async function benchDockerRuntime(options: { runs?: number; burst?: numbe
 
     const raw: Array<number> = []
     const ours: Array<number> = []
+    const rawRemove: Array<number> = []
+    const oursTerminate: Array<number> = []
     for (let i = 0; i < runs; i++) {
       const runtimeFirst = i % 2 === 1
       const early = runtimeFirst ? await runtimeSpawn() : undefined
@@ -88,8 +90,19 @@ export async function benchDockerRuntime(options: { runs?: number; burst?: numbe
       const o = early ?? (await runtimeSpawn())
       raw.push(r.ms)
       ours.push(o.ms)
-      await r.container.remove({ force: true, v: true })
-      await runtime.terminate(o.agentId, { force: true })
+      // Alternating which goes first, as above.
+      const removeRaw = async () => {
+        const t0 = performance.now()
+        await r.container.remove({ force: true })
+        rawRemove.push(performance.now() - t0)
+      }
+      const terminateOurs = async () => {
+        const t0 = performance.now()
+        await runtime.terminate(o.agentId, { force: true })
+        oursTerminate.push(performance.now() - t0)
+      }
+      if (runtimeFirst) await terminateOurs().then(removeRaw)
+      else await removeRaw().then(terminateOurs)
     }
 
     const target = await runtimeSpawn()
@@ -132,11 +145,13 @@ export async function benchDockerRuntime(options: { runs?: number; burst?: numbe
         rawP95: round(percentile(rawPause, 95)),
         runtimeP95: round(percentile(oursPause, 95))
       },
+      terminateForce: { rawRemoveP50: round(percentile(rawRemove, 50)), runtimeP50: round(percentile(oursTerminate, 50)) },
       burstWall: { rawMs: round(rawBurstMs), runtimeMs: round(ourBurstMs), maxConcurrentSpawns: runtime.config.lifecycle.max_concurrent_spawns },
       ratios: {
         spawnP50: round(percentile(ours, 50) / percentile(raw, 50)),
         suspendResumeP50: round(percentile(oursPause, 50) / percentile(rawPause, 50)),
-        burstWall: round(ourBurstMs / rawBurstMs)
+        burstWall: round(ourBurstMs / rawBurstMs),
+        terminateForceP50: round(percentile(oursTerminate, 50) / percentile(rawRemove, 50))
       }
     }
     return result

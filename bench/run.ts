@@ -39,10 +39,11 @@ if (process.env.L02_BENCH_DOCKER !== "0") {
     const { benchDocker } = await import("./docker.ts")
     const { benchDockerRuntime } = await import("./dockerRuntime.ts")
     results.dockerBackend = await benchDocker({})
-    const runtimeDocker = (await benchDockerRuntime({})) as { ratios: { spawnP50: number; suspendResumeP50: number; burstWall: number }; burst: number }
+    const runtimeDocker = (await benchDockerRuntime({})) as { ratios: { spawnP50: number; suspendResumeP50: number; burstWall: number; terminateForceP50: number }; burst: number }
     results.dockerRuntime = runtimeDocker
     targets.push({ name: "docker: runtime spawn p50 / raw create+start p50", value: runtimeDocker.ratios.spawnP50, target: "<= 1.10", ok: runtimeDocker.ratios.spawnP50 <= 1.1 })
     targets.push({ name: "docker: runtime suspend+resume p50 / raw pause+unpause p50", value: runtimeDocker.ratios.suspendResumeP50, target: "<= 1.2", ok: runtimeDocker.ratios.suspendResumeP50 <= 1.2 })
+    targets.push({ name: "docker: runtime terminate({ force: true }) p50 / raw remove({ force: true }) p50", value: runtimeDocker.ratios.terminateForceP50, target: "<= 1.1", ok: runtimeDocker.ratios.terminateForceP50 <= 1.1 })
     targets.push({ name: `docker: ${runtimeDocker.burst} concurrent runtime spawns / raw parallel (wall)`, value: runtimeDocker.ratios.burstWall, target: "<= 1.15", ok: runtimeDocker.ratios.burstWall <= 1.15 })
     const { benchDockerWarm } = await import("./dockerWarm.ts")
     const warm = (await benchDockerWarm({})) as { warmSpawnPausedP50: number; warmSpawnPausedNoThawedP50: number; warmSpawnRunningP50: number; rawUnpauseP50: number }

@@ -200,13 +200,17 @@ const makeSandboxOperations = (deps: SandboxEffectsDeps) => {
     Effect.gen(function* () {
       const inFlight = provisioning.get(input.agentId)
       if (inFlight !== undefined) yield* Fiber.interrupt(inFlight)
-      if (input.sandboxId !== undefined) {
-        yield* backend.stop(input.sandboxId, { graceMs: input.force ? 0 : input.graceMs }).pipe(
-          Effect.catchTag("SandboxNotFound", () => Effect.void)
+      const sandboxId = input.sandboxId
+      if (sandboxId === undefined) return yield* reapAgentSandboxes(input.agentId)
+      // A forced stop is the removal itself (every backend's remove ends a running sandbox); a graceful
+      // one lets the program go first. Any other sandbox of the agent is looked for meanwhile.
+      const end = input.force
+        ? removeQuietly(sandboxId)
+        : Effect.andThen(
+          backend.stop(sandboxId, { graceMs: input.graceMs }).pipe(Effect.catchTag("SandboxNotFound", () => Effect.void)),
+          removeQuietly(sandboxId)
         )
-        yield* removeQuietly(input.sandboxId)
-      }
-      yield* reapAgentSandboxes(input.agentId)
+      yield* Effect.all([end, reapAgentSandboxes(input.agentId, sandboxId)], { concurrency: 2, discard: true })
     })
   const provisionTracked = (input: ProvisionInput) =>
     Effect.gen(function* () {

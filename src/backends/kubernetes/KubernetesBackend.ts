@@ -35,6 +35,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import {
@@ -556,15 +557,32 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
         return { stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr).toString("utf8"), exitCode }
       })
 
+    /**
+     * Opens the start gate. An exec that ends without a status (a dropped connection) is tried again;
+     * if it still fails, the gate counts as open only when it no longer holds the Pod (it ended between
+     * the read and the exec): a gate still running after a failed open is a failed start, never a
+     * start that waits for nothing.
+     */
+    const openGate = (sandboxId: string) =>
+      runToEnd(sandboxId, gateContainer, ["/bin/sh", "-c", openGateScript]).pipe(
+        Effect.retry({ times: 2, schedule: Schedule.spaced("200 millis") }),
+        Effect.catch((error) =>
+          Effect.flatMap(readPod(sandboxId, `start sandbox ${sandboxId}`), (pod) =>
+            runningContainer(pod) === gateContainer
+              ? Effect.fail(
+                new SpawnFailed({ message: `could not open the start gate of sandbox ${sandboxId}: ${error.message}; the Pod is still held at its gate, remove it and spawn again` })
+              )
+              : Effect.succeed({ exitCode: 0, stderr: "" })
+          )
+        )
+      )
+
     const start = (sandboxId: string): Effect.Effect<SandboxInfo, SandboxError> =>
       Effect.gen(function* () {
         expectedEnds.delete(sandboxId)
         const container = yield* waitForContainer(sandboxId, "get its container running")
         if (container === gateContainer) {
-          const opened = yield* runToEnd(sandboxId, gateContainer, ["/bin/sh", "-c", openGateScript]).pipe(
-            // The gate may end between the read and the exec: then it is open already.
-            Effect.catch(() => Effect.succeed({ exitCode: 0, stderr: "" }))
-          )
+          const opened = yield* openGate(sandboxId)
           if (opened.exitCode !== 0) {
             return yield* new SpawnFailed({ message: `could not open the start gate of sandbox ${sandboxId} (exit ${opened.exitCode}: ${opened.stderr.trim()}); the image needs /bin/sh and touch` })
           }

@@ -136,6 +136,28 @@ describe("Kubernetes backend: container status", () => {
     ))
 })
 
+describe("Kubernetes backend: the start gate", () => {
+  it("retries a gate exec whose connection dropped; a gate it cannot open is a failed start at once (E2022), never a start that waits", { timeout: 30_000 }, () =>
+    run((backend) =>
+      Effect.gen(function* () {
+        simulator.current().dropExecs("l02-gate", 1)
+        const once = yield* started(backend, specFor({ agentId: randomUUID(), command: shellPrograms.echoLoop }))
+        expect(once.status).toBe("running")
+
+        simulator.current().dropExecs("l02-gate", 10)
+        const held = yield* Effect.acquireRelease(backend.provision(specFor({ agentId: randomUUID(), command: shellPrograms.echoLoop })), (info) =>
+          Effect.ignore(backend.remove(info.sandboxId))
+        )
+        const t0 = Date.now()
+        const error = yield* Effect.flip(backend.start(held.sandboxId))
+        simulator.current().dropExecs("l02-gate", 0)
+        expect(error).toMatchObject({ _tag: "SpawnFailed", code: "E2022" })
+        expect(error.message).toContain("could not open the start gate")
+        expect(Date.now() - t0).toBeLessThan(5_000)
+      })
+    ))
+})
+
 describe("Kubernetes backend: fail closed, input refused before any call", () => {
   it("a RuntimeClass the cluster lacks is E2041 naming what to install, and nothing is created", { timeout: 30_000 }, () =>
     run((backend) =>

@@ -84,6 +84,8 @@ export interface KubeApiServer {
   readonly crash: (namespace: string, pod: string, container?: string) => void
   /** Puts a container in a waiting state (CrashLoopBackOff, ImagePullBackOff...). */
   readonly setWaiting: (namespace: string, pod: string, reason: string, container?: string) => void
+  /** The next `count` execs into `container` are accepted, then dropped without a status (a lost connection). */
+  readonly dropExecs: (container: string, count: number) => void
   /** Cuts every open watch connection; returns how many. */
   readonly dropWatches: () => number
   /** Forgets the event history: watches from any earlier resourceVersion get 410 Gone. */
@@ -689,6 +691,8 @@ export const startKubeApiServer = async (options: KubeApiServerOptions = {}): Pr
     socket.end(`HTTP/1.1 ${code} ${code === 404 ? "Not Found" : code === 401 ? "Unauthorized" : "Bad Request"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
   }
 
+  const execDrops = new Map<string, number>()
+
   const channel = (n: number, data: Buffer | string) => Buffer.concat([Buffer.from([n]), Buffer.isBuffer(data) ? data : Buffer.from(data)])
 
   const onUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer) => {
@@ -719,6 +723,12 @@ export const startKubeApiServer = async (options: KubeApiServerOptions = {}): Pr
           if (data[0] === 255 && data[1] === 0 && container.stdinOnce === true) slot.proc?.stdin?.end()
         })
         ws.on("close", () => slot.attached.delete(ws))
+        return
+      }
+      const drops = execDrops.get(containerName) ?? 0
+      if (drops > 0) {
+        execDrops.set(containerName, drops - 1)
+        ws.close()
         return
       }
       const command = url.searchParams.getAll("command")
@@ -801,6 +811,9 @@ export const startKubeApiServer = async (options: KubeApiServerOptions = {}): Pr
         const cs = containerStatus(p, container ?? "agent")
         if (cs !== undefined) cs.state = { waiting: { reason, message: `simulated ${reason}` } }
       }),
+    dropExecs: (container, count) => {
+      execDrops.set(container, count)
+    },
     dropWatches: () => {
       const open = [...watchers]
       for (const w of open) w.res.destroy()

@@ -169,7 +169,9 @@ export const RuntimeConfig = Schema.Struct({
   }),
   store: Schema.Struct({
     url: Schema.String,
-    pglite: Schema.Literals(["file", "memory"])
+    pglite: Schema.Literals(["file", "memory"]),
+    /** The embedded engine when there is no url: auto (SQLite, or PGlite where a PGlite database already is), sqlite, pglite. */
+    embedded: Schema.Literals(["auto", "sqlite", "pglite"])
   }),
   sandbox: Schema.Struct({
     default_runtime_class: Schema.String.check(Schema.isMinLength(1)),

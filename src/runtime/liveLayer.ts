@@ -63,7 +63,7 @@ export const liveLayer = (
 ): Layer.Layer<SandboxBackend | StateStore | CheckpointStore | EventLog, unknown> =>
   Layer.mergeAll(
     backendLayer(config, runtimeId),
-    Store.layer({ url: config.store.url, pglite: config.store.pglite, dataDir: resolve(config.runtime.data_dir) })
+    Store.layer({ url: config.store.url, pglite: config.store.pglite, embedded: config.store.embedded, dataDir: resolve(config.runtime.data_dir) })
   )
 
 /** Builds the default agent image offline on the configured Docker engine (`l02 image build`). */

@@ -6,7 +6,7 @@
  * Statements are compiled by the PostgreSQL compiler of `@effect/sql-pg`, so the same SQL runs here
  * and on a PostgreSQL server.
  */
-import { mkdir, open, readFile, rm } from "node:fs/promises"
+import { mkdir } from "node:fs/promises"
 import { PGlite } from "@electric-sql/pglite"
 import { makeCompiler } from "@effect/sql-pg/PgClient"
 import * as Context from "effect/Context"
@@ -25,6 +25,8 @@ import {
   UniqueViolation,
   UnknownError
 } from "effect/sql/SqlError"
+import { connectFailed, lockDataDir } from "./internal/dataDirLock.ts"
+import { executeOver } from "./internal/sqlSupport.ts"
 
 /** Options of {@link layer}. */
 export interface PgliteClientOptions {
@@ -61,11 +63,7 @@ const makeConnection = (db: PGlite): Connection => {
       try: () => db.query<Array<unknown>>(sql, params as Array<unknown>, { rowMode: "array" }),
       catch: (cause) => toSqlError(cause, "execute")
     }).pipe(Effect.map((result) => result.rows))
-  const execute = <A extends object>(
-    sql: string,
-    params: ReadonlyArray<unknown>,
-    transformRows: ((rows: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
-  ) => (transformRows === undefined ? rows(sql, params) : Effect.map(rows(sql, params), (r) => transformRows(r as never)))
+  const execute = executeOver(rows)
   return {
     execute,
     executeUnprepared: execute,
@@ -79,54 +77,6 @@ const makeConnection = (db: PGlite): Connection => {
   }
 }
 
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as { code?: unknown }).code === "EPERM"
-  }
-}
-
-/**
- * Takes `<dataDir>.lock` for this process, because PGlite files opened by two instances at once get
- * corrupted. A lock left by a process that is gone is taken over.
- */
-const lockDataDir = (dataDir: string) =>
-  Effect.acquireRelease(
-    Effect.tryPromise({
-      try: async () => {
-        const path = `${dataDir}.lock`
-        for (let attempt = 0; ; attempt++) {
-          try {
-            const file = await open(path, "wx")
-            await file.writeFile(String(process.pid))
-            await file.close()
-            return path
-          } catch (error) {
-            if ((error as { code?: unknown }).code !== "EEXIST" || attempt > 0) throw error
-            const holder = Number.parseInt(await readFile(path, "utf8").catch(() => ""), 10)
-            if (Number.isInteger(holder) && isAlive(holder)) {
-              throw new Error(
-                `it is in use by ${holder === process.pid ? "this process" : `process ${holder}`} (lock file ${path}); stop that runtime, give this one another data directory, or share a PostgreSQL database (store.url)`
-              )
-            }
-            await rm(path, { force: true })
-          }
-        }
-      },
-      catch: (cause) =>
-        new SqlError({
-          reason: new ConnectionError({
-            cause,
-            message: `cannot open ${describeTarget(dataDir)}: ${cause instanceof Error ? cause.message : String(cause)}`,
-            operation: "connect"
-          })
-        })
-    }),
-    (path) => Effect.promise(() => rm(path, { force: true })).pipe(Effect.ignore)
-  )
-
 /**
  * Opens PGlite and builds an `SqlClient` over it; the database is closed when the layer is released.
  * Fails with an `SqlError` when the database cannot be opened (e.g. the directory is not writable or
@@ -138,16 +88,9 @@ export const make = (options: PgliteClientOptions = {}) =>
       const dataDir = options.dataDir
       yield* Effect.tryPromise({
         try: () => mkdir(dataDir, { recursive: true }),
-        catch: (cause) =>
-          new SqlError({
-            reason: new ConnectionError({
-              cause,
-              message: `cannot create ${dataDir}: ${cause instanceof Error ? cause.message : String(cause)}`,
-              operation: "connect"
-            })
-          })
+        catch: connectFailed(`cannot create ${dataDir}`)
       })
-      yield* lockDataDir(dataDir)
+      yield* lockDataDir(dataDir, describeTarget(dataDir))
     }
     const db = yield* Effect.acquireRelease(
       Effect.tryPromise({
@@ -156,14 +99,7 @@ export const make = (options: PgliteClientOptions = {}) =>
           await db.waitReady
           return db
         },
-        catch: (cause) =>
-          new SqlError({
-            reason: new ConnectionError({
-              cause,
-              message: `cannot open ${describeTarget(options.dataDir)}: ${cause instanceof Error ? cause.message : String(cause)}`,
-              operation: "connect"
-            })
-          })
+        catch: connectFailed(`cannot open ${describeTarget(options.dataDir)}`)
       }),
       (db) => Effect.promise(() => db.close()).pipe(Effect.ignore)
     )

@@ -16,7 +16,7 @@ import { SqlClient } from "effect/sql/SqlClient"
 import type { Checkpoint, CheckpointType } from "../domain/Checkpoint.ts"
 import { CheckpointCorrupt, CheckpointNotFound, StoreFailed } from "../domain/Errors.ts"
 import { CheckpointStore, checkpointMetadata, encodeCheckpointContent, verifyCheckpoint } from "../services/CheckpointStore.ts"
-import { defaultTarget, isoColumn, isUuid, optional, type StoreTarget, storeFailed } from "./internal/sqlSupport.ts"
+import { columnList, defaultTarget, dialectOf, isoColumn, isUuid, optional, type StoreTarget, storeFailed } from "./internal/sqlSupport.ts"
 
 /** Options of {@link layer}. */
 export interface SqlCheckpointStoreOptions {
@@ -25,7 +25,7 @@ export interface SqlCheckpointStoreOptions {
   readonly target?: StoreTarget | undefined
 }
 
-const columns = [
+const columnsPg = [
   "checkpoint_id::text AS checkpoint_id",
   "agent_id::text AS agent_id",
   "session_id::text AS session_id",
@@ -35,7 +35,8 @@ const columns = [
   "sha256",
   isoColumn("created_at"),
   isoColumn("expires_at")
-].join(", ")
+]
+const columnsPlain = ["checkpoint_id", "agent_id", "session_id", "checkpoint_type", "storage_location", "size_bytes", "sha256", "created_at", "expires_at"]
 
 type Row = Readonly<Record<string, unknown>>
 
@@ -77,6 +78,9 @@ const writeAtomically = async (path: string, bytes: Uint8Array) => {
 export const make = (options: SqlCheckpointStoreOptions) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient
+    const dialect = dialectOf(sql)
+    const columns = columnList(dialect, columnsPg, columnsPlain)
+    const timestamp = (value: string | null) => (dialect === "sqlite" ? sql`${value}` : sql`${value}::timestamp`)
     const target = options.target ?? defaultTarget
     const blobDir = resolve(options.blobDir)
     yield* Effect.tryPromise({ try: () => mkdir(blobDir, { recursive: true }), catch: fsFailed("creating the checkpoint directory", blobDir) })
@@ -103,8 +107,8 @@ export const make = (options: SqlCheckpointStoreOptions) =>
           yield* sql`INSERT INTO agent_checkpoints (checkpoint_id, agent_id, session_id, checkpoint_type, storage_location,
                        size_bytes, sha256, created_at, expires_at)
                      VALUES (${checkpoint.checkpointId}, ${checkpoint.agentId}, ${checkpoint.sessionId}, ${checkpoint.checkpointType},
-                       ${checkpoint.storageLocation}, ${checkpoint.sizeBytes}, ${checkpoint.sha256}, ${checkpoint.createdAt}::timestamp,
-                       ${checkpoint.expiresAt ?? null}::timestamp)
+                       ${checkpoint.storageLocation}, ${checkpoint.sizeBytes}, ${checkpoint.sha256}, ${timestamp(checkpoint.createdAt)},
+                       ${timestamp(checkpoint.expiresAt ?? null)})
                      ON CONFLICT (checkpoint_id) DO UPDATE SET
                        agent_id = EXCLUDED.agent_id, session_id = EXCLUDED.session_id, checkpoint_type = EXCLUDED.checkpoint_type,
                        storage_location = EXCLUDED.storage_location, size_bytes = EXCLUDED.size_bytes, sha256 = EXCLUDED.sha256,
@@ -157,7 +161,7 @@ export const make = (options: SqlCheckpointStoreOptions) =>
           : Effect.void,
 
       removeExpired: (now) =>
-        sql<Row>`DELETE FROM agent_checkpoints WHERE expires_at < ${now}::timestamp RETURNING storage_location`.pipe(
+        sql<Row>`DELETE FROM agent_checkpoints WHERE expires_at < ${timestamp(now)} RETURNING storage_location`.pipe(
           storeFailed(target, "removing expired checkpoints"),
           Effect.flatMap((rows) => Effect.as(removeFiles(rows.map((r) => String(r.storage_location))), rows.length))
         )

@@ -1,5 +1,5 @@
 /**
- * The event log over `effect/sql` (PGlite or PostgreSQL): lifecycle_events with a bigserial id.
+ * The event log over `effect/sql` (PostgreSQL, PGlite or SQLite): lifecycle_events with a serial id.
  *
  * A batch is one INSERT ... SELECT over the batch as a JSON array, ordered by position, so its ids
  * are assigned in batch order and the batch is written all or nothing.
@@ -9,9 +9,10 @@ import * as Layer from "effect/Layer"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import { EventLog } from "../services/EventLog.ts"
-import { defaultTarget, isoColumn, parseJson, type StoreTarget, storeFailed } from "./internal/sqlSupport.ts"
+import { columnList, defaultTarget, dialectOf, isoColumn, parseJson, type StoreTarget, storeFailed } from "./internal/sqlSupport.ts"
 
-const columns = ["id::text AS id", "agent_id", "type", "from_state", "to_state", "data::text AS data", isoColumn("created_at")].join(", ")
+const columnsPg = ["id::text AS id", "agent_id", "type", "from_state", "to_state", "data::text AS data", isoColumn("created_at")]
+const columnsPlain = ["id", "agent_id", "type", "from_state", "to_state", "data", "created_at"]
 
 type Row = Readonly<Record<string, unknown>>
 
@@ -43,6 +44,15 @@ export const insertEvents = (sql: SqlClient, events: ReadonlyArray<LifecycleEven
       at: e.at
     }))
   )
+  if (dialectOf(sql) === "sqlite") {
+    return sql<{ readonly id: string }>`
+      INSERT INTO lifecycle_events (agent_id, type, from_state, to_state, data, created_at)
+      SELECT json_extract(e.value, '$.agent_id'), json_extract(e.value, '$.type'), json_extract(e.value, '$.from_state'),
+             json_extract(e.value, '$.to_state'), json_extract(e.value, '$.data'), json_extract(e.value, '$.at')
+      FROM json_each(${batch}) AS e
+      ORDER BY e.key
+      RETURNING id`
+  }
   return sql<{ readonly id: string }>`
     INSERT INTO lifecycle_events (agent_id, type, from_state, to_state, data, created_at)
     SELECT e.v->>'agent_id', e.v->>'type', e.v->>'from_state', e.v->>'to_state', (e.v->>'data')::jsonb,
@@ -62,6 +72,7 @@ export const withIds = (events: ReadonlyArray<LifecycleEvent>, rows: ReadonlyArr
 export const make = (target: StoreTarget = defaultTarget) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient
+    const columns = columnList(dialectOf(sql), columnsPg, columnsPlain)
     return EventLog.of({
       append: (events) => {
         if (events.length === 0) return Effect.succeed([])

@@ -1,5 +1,5 @@
 /**
- * The state store over `effect/sql` (PGlite or PostgreSQL): agent_instances and fleet_operations.
+ * The state store over `effect/sql` (PostgreSQL, PGlite or SQLite): agent_instances and fleet_operations.
  *
  * A save is one upsert statement, so it is atomic on its own; `version` counts the saves of a row.
  * JSON columns are written as `jsonb` and read back as text, so both drivers return the same values.
@@ -12,9 +12,9 @@ import type { AgentConfig } from "../domain/AgentConfig.ts"
 import type { AgentState } from "../domain/AgentState.ts"
 import type { SandboxConfiguration } from "../domain/SandboxConfiguration.ts"
 import { type AgentRecord, type FleetOperation, StateStore } from "../services/StateStore.ts"
-import { defaultTarget, isoColumn, isUuid, jsonParam, optional, parseJson, type StoreTarget, storeFailed } from "./internal/sqlSupport.ts"
+import { columnList, defaultTarget, type Dialect, dialectOf, isoColumn, isUuid, jsonParam, optional, parseJson, type StoreTarget, storeFailed } from "./internal/sqlSupport.ts"
 
-const agentColumns = [
+const agentColumnsPg = [
   "agent_id::text AS agent_id",
   "session_id::text AS session_id",
   "runtime_id",
@@ -27,9 +27,14 @@ const agentColumns = [
   isoColumn("created_at"),
   isoColumn("updated_at"),
   isoColumn("terminated_at")
-].join(", ")
+]
+const agentColumnsPlain = [
+  "agent_id", "session_id", "runtime_id", "state", "config", "sandbox", "sandbox_id", "snapshot", "resource_usage",
+  "created_at", "updated_at", "terminated_at"
+]
+const agentColumns = (dialect: Dialect) => columnList(dialect, agentColumnsPg, agentColumnsPlain)
 
-const operationColumns = [
+const operationColumnsPg = [
   "operation_id::text AS operation_id",
   "operation_type",
   "target_replicas",
@@ -38,7 +43,9 @@ const operationColumns = [
   "priority",
   isoColumn("created_at"),
   isoColumn("completed_at")
-].join(", ")
+]
+const operationColumnsPlain = ["operation_id", "operation_type", "target_replicas", "status", "reason", "priority", "created_at", "completed_at"]
+const operationColumns = (dialect: Dialect) => columnList(dialect, operationColumnsPg, operationColumnsPlain)
 
 type Row = Readonly<Record<string, unknown>>
 
@@ -75,6 +82,14 @@ export const upsertAgents = (sql: SqlClient, records: ReadonlyArray<AgentRecord>
       terminated_at: r.terminatedAt ?? null
     }))
   )
+  if (dialectOf(sql) === "sqlite") {
+    const field = (name: string) => sql.literal(`json_extract(r.value, '$.${name}')`)
+    const fields = insertColumns.split(", ").map(field)
+    // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT, not to a join.
+    return sql`INSERT INTO agent_instances (${sql.literal(insertColumns)})
+      SELECT ${sql.csv(fields)} FROM json_each(${rows}) AS r WHERE true
+      ${sql.literal(upsertTail)}`
+  }
   return sql`INSERT INTO agent_instances (${sql.literal(insertColumns)})
       SELECT r.agent_id::uuid, r.session_id::uuid, r.runtime_id, r.state, r.config::jsonb, r.sandbox::jsonb, r.sandbox_id,
         r.snapshot::jsonb, r.labels::jsonb, r.resource_usage::jsonb, r.created_at::timestamp, r.updated_at::timestamp,
@@ -118,13 +133,21 @@ const toOperation = (row: Row): FleetOperation => ({
 export const make = (target: StoreTarget = defaultTarget) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient
-    const saveAgent = (r: AgentRecord) =>
+    const dialect = dialectOf(sql)
+    const saveAgentSqlite = (r: AgentRecord) =>
+      sql`INSERT INTO agent_instances (${sql.literal(insertColumns)})
+          VALUES (${r.agentId}, ${r.sessionId}, ${r.runtimeId}, ${r.state}, ${jsonParam(r.config)}, ${jsonParam(r.sandbox)},
+            ${r.sandboxId ?? null}, ${jsonParam(r.snapshot)}, ${jsonParam(r.config.labels ?? {})}, ${jsonParam(r.resourceUsage)},
+            ${r.createdAt}, ${r.updatedAt}, ${r.terminatedAt ?? null})
+          ${sql.literal(upsertTail)}`.pipe(Effect.asVoid, storeFailed(target, `saving agent ${r.agentId}`, r.agentId))
+    const saveAgent = dialect === "sqlite" ? saveAgentSqlite : (r: AgentRecord) =>
       sql`INSERT INTO agent_instances (${sql.literal(insertColumns)})
           VALUES (${r.agentId}, ${r.sessionId}, ${r.runtimeId}, ${r.state}, ${jsonParam(r.config)}::jsonb,
             ${jsonParam(r.sandbox)}::jsonb, ${r.sandboxId ?? null}, ${jsonParam(r.snapshot)}::jsonb,
             ${jsonParam(r.config.labels ?? {})}::jsonb, ${jsonParam(r.resourceUsage)}::jsonb, ${r.createdAt}::timestamp,
             ${r.updatedAt}::timestamp, ${r.terminatedAt ?? null}::timestamp)
           ${sql.literal(upsertTail)}`.pipe(Effect.asVoid, storeFailed(target, `saving agent ${r.agentId}`, r.agentId))
+    const timestamp = (value: string | null) => (dialect === "sqlite" ? sql`${value}` : sql`${value}::timestamp`)
     return StateStore.of({
       saveAgent,
 
@@ -136,7 +159,7 @@ export const make = (target: StoreTarget = defaultTarget) =>
 
       getAgent: (agentId) =>
         isUuid(agentId)
-          ? sql<Row>`SELECT ${sql.literal(agentColumns)} FROM agent_instances WHERE agent_id = ${agentId}`.pipe(
+          ? sql<Row>`SELECT ${sql.literal(agentColumns(dialect))} FROM agent_instances WHERE agent_id = ${agentId}`.pipe(
               Effect.map((rows) => Option.map(Option.fromNullishOr(rows[0]), toRecord)),
               storeFailed(target, `reading agent ${agentId}`, agentId)
             )
@@ -151,9 +174,13 @@ export const make = (target: StoreTarget = defaultTarget) =>
           ...(states === undefined ? [] : [sql`state IN ${sql.in(states)}`]),
           ...(filter.sessionId === undefined ? [] : [sql`session_id = ${filter.sessionId}`]),
           ...(filter.runtimeId === undefined ? [] : [sql`runtime_id = ${filter.runtimeId}`]),
-          ...(labels === undefined ? [] : [sql`labels @> ${jsonParam(labels)}::jsonb`])
+          ...(labels === undefined
+            ? []
+            : dialect === "sqlite"
+            ? Object.entries(labels).map(([key, value]) => sql`json_extract(labels, ${`$.${JSON.stringify(key)}`}) = ${value}`)
+            : [sql`labels @> ${jsonParam(labels)}::jsonb`])
         ])
-        return sql<Row>`SELECT ${sql.literal(agentColumns)} FROM agent_instances WHERE ${where}
+        return sql<Row>`SELECT ${sql.literal(agentColumns(dialect))} FROM agent_instances WHERE ${where}
                         ORDER BY agent_instances.created_at, agent_instances.agent_id`.pipe(
           Effect.map((rows) => rows.map(toRecord)),
           storeFailed(target, "listing agents")
@@ -172,7 +199,7 @@ export const make = (target: StoreTarget = defaultTarget) =>
         sql`INSERT INTO fleet_operations (operation_id, operation_type, target_replicas, status, reason, priority,
               created_at, completed_at)
             VALUES (${op.operationId}, ${op.operationType}, ${op.targetReplicas ?? null}, ${op.status}, ${op.reason ?? null},
-              ${op.priority ?? null}, ${op.createdAt}::timestamp, ${op.completedAt ?? null}::timestamp)
+              ${op.priority ?? null}, ${timestamp(op.createdAt)}, ${timestamp(op.completedAt ?? null)})
             ON CONFLICT (operation_id) DO UPDATE SET
               operation_type = EXCLUDED.operation_type, target_replicas = EXCLUDED.target_replicas,
               status = EXCLUDED.status, reason = EXCLUDED.reason, priority = EXCLUDED.priority,
@@ -183,8 +210,8 @@ export const make = (target: StoreTarget = defaultTarget) =>
 
       listFleetOperations: (limit) =>
         (limit === undefined
-          ? sql<Row>`SELECT ${sql.literal(operationColumns)} FROM fleet_operations ORDER BY fleet_operations.created_at DESC, fleet_operations.operation_id DESC`
-          : sql<Row>`SELECT ${sql.literal(operationColumns)} FROM fleet_operations ORDER BY fleet_operations.created_at DESC, fleet_operations.operation_id DESC
+          ? sql<Row>`SELECT ${sql.literal(operationColumns(dialect))} FROM fleet_operations ORDER BY fleet_operations.created_at DESC, fleet_operations.operation_id DESC`
+          : sql<Row>`SELECT ${sql.literal(operationColumns(dialect))} FROM fleet_operations ORDER BY fleet_operations.created_at DESC, fleet_operations.operation_id DESC
                      LIMIT ${Math.max(0, Math.floor(limit))}`
         ).pipe(
           Effect.map((rows) => rows.map(toOperation)),

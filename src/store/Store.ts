@@ -2,11 +2,12 @@
  * The durable store: StateStore, CheckpointStore and EventLog over one SQL database, migrated at
  * startup.
  *
- * With a `url` the database is a PostgreSQL server (`@effect/sql-pg`); without one it is an embedded
- * PGlite database, in `<dataDir>/pglite` or in memory. Checkpoint content goes to
+ * With a `url` the database is a PostgreSQL server (`@effect/sql-pg`); without one it is embedded:
+ * SQLite through `node:sqlite` in `<dataDir>/l02.sqlite` (or PGlite in `<dataDir>/pglite`), or in memory. Checkpoint content goes to
  * `<dataDir>/checkpoints` either way. Every database failure surfaces as StoreFailed (E2060) with
  * what to check.
  */
+import { existsSync } from "node:fs"
 import { join, resolve } from "node:path"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
@@ -26,12 +27,32 @@ import * as SqlStateStore from "./SqlStateStore.ts"
 
 /** Options of {@link layer}. */
 export interface StoreOptions {
-  /** A PostgreSQL URL (`postgres://user@host:5432/db`); empty or omitted for embedded PGlite. */
+  /** A PostgreSQL URL (`postgres://user@host:5432/db`); empty or omitted for the embedded database. */
   readonly url?: string | undefined
-  /** Where PGlite keeps its database when there is no `url`: files under dataDir, or memory. */
+  /**
+   * Where the embedded database lives when there is no `url`: files under dataDir, or memory (the key
+   * keeps its first name, `store.pglite`, whichever engine is embedded).
+   */
   readonly pglite: "file" | "memory"
-  /** The runtime's data directory (PGlite files, checkpoint content). */
+  /**
+   * The embedded engine: SQLite through `node:sqlite` (the default), or PGlite. `auto` (the default)
+   * is SQLite, unless the data directory already holds a PGlite database and no SQLite one, which is
+   * then kept (nothing stored is left behind by an upgrade).
+   */
+  readonly embedded?: "auto" | "sqlite" | "pglite" | undefined
+  /** The runtime's data directory (embedded database files, checkpoint content). */
   readonly dataDir: string
+}
+
+/** The embedded SQLite database file under a data directory. */
+export const sqliteFileOf = (dataDir: string) => join(dataDir, "l02.sqlite")
+
+/** Which embedded engine a store without `url` opens (see {@link StoreOptions.embedded}). */
+export const embeddedEngineOf = (options: StoreOptions): "sqlite" | "pglite" => {
+  const chosen = options.embedded ?? "auto"
+  if (chosen !== "auto") return chosen
+  if (options.pglite === "memory") return "sqlite"
+  return existsSync(join(options.dataDir, "pglite")) && !existsSync(sqliteFileOf(options.dataDir)) ? "pglite" : "sqlite"
 }
 
 /** The URL with its password masked, for messages. */
@@ -52,10 +73,12 @@ export const targetOf = (options: StoreOptions): StoreTarget => {
       hint: `check that PostgreSQL at ${redactUrl(options.url)} runs and accepts connections, and that store.url (user, password, database) is right`
     }
   }
+  const engine = embeddedEngineOf(options)
+  const name = engine === "sqlite" ? "SQLite" : "PGlite"
   return options.pglite === "memory"
-    ? { hint: "the embedded in-memory PGlite database failed; check the process has enough memory" }
+    ? { hint: `the embedded in-memory ${name} database failed; check the process has enough memory` }
     : {
-        hint: `check that ${resolve(options.dataDir, "pglite")} is writable, has free space and is not used by another runtime process`
+        hint: `check that ${engine === "sqlite" ? resolve(sqliteFileOf(options.dataDir)) : resolve(options.dataDir, "pglite")} is writable, has free space and is not used by another runtime process`
       }
 }
 
@@ -76,6 +99,10 @@ const clientLayer = (options: StoreOptions): Layer.Layer<SqlClient, StoreFailed>
       () => import("@effect/sql-pg/PgClient"),
       (PgClient) => PgClient.layer({ url: Redacted.make(url), applicationName: "l02-agent-runtime" })
     )
+  }
+  if (embeddedEngineOf(options) === "sqlite") {
+    const sqliteOptions = options.pglite === "memory" ? {} : { filename: sqliteFileOf(resolve(options.dataDir)) }
+    return onUse(() => import("./SqliteClient.ts"), (SqliteClient) => SqliteClient.layer(sqliteOptions))
   }
   const pgliteOptions = options.pglite === "memory" ? {} : { dataDir: join(options.dataDir, "pglite") }
   return onUse(() => import("./PgliteClient.ts"), (PgliteClient) => PgliteClient.layer(pgliteOptions))
@@ -100,7 +127,7 @@ export const layerFromClient = (
   )
 
 /**
- * The durable store on PostgreSQL (with `url`) or embedded PGlite, migrated at startup.
+ * The durable store on PostgreSQL (with `url`) or embedded SQLite or PGlite, migrated at startup.
  *
  * @example
  * ```ts

@@ -172,20 +172,15 @@ describe("hostile agent configs over HTTP with an operate key (in-memory backend
   })
 })
 
-/** Every row of every table of a PGlite data directory, as text. */
-const dumpPglite = async (dir: string): Promise<string> => {
-  const { PGlite } = await import("@electric-sql/pglite")
-  const db = new PGlite(dir)
+/** Every row of every table of the embedded SQLite database of a data directory, as text. */
+const dumpStore = async (dataDir: string): Promise<string> => {
+  const { DatabaseSync } = await import("node:sqlite")
+  const db = new DatabaseSync(join(dataDir, "l02.sqlite"), { readOnly: true })
   try {
-    const tables = await db.query<{ tablename: string }>("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-    let out = ""
-    for (const { tablename } of tables.rows) {
-      const rows = await db.query<{ row: string }>(`SELECT t::text AS row FROM "${tablename}" t`)
-      out += rows.rows.map((r) => r.row).join("\n")
-    }
-    return out
+    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").all() as Array<{ name: string }>
+    return tables.map(({ name }) => db.prepare(`SELECT * FROM "${name}"`).all().map((row) => JSON.stringify(row)).join("\n")).join("\n")
   } finally {
-    await db.close()
+    db.close()
   }
 }
 
@@ -352,7 +347,7 @@ describe("the boundary on the process backend with the embedded store", () => {
     for (const id of [boxed, chatty, tooling]) outputs.push((await call("GET", `/v1/agents/${id}`)).text, (await call("GET", `/v1/agents/${id}/checkpoints`)).text)
     outputs.push((await call("GET", "/v1/agents")).text, (await call("GET", "/v1/fleet")).text)
     await close()
-    const store = await dumpPglite(join(dataDir, "pglite"))
+    const store = await dumpStore(dataDir)
     expect(store).toContain("chatty")
     const files = filesUnder(join(dataDir, "checkpoints")).map((f) => readFileSync(f).toString("latin1"))
     expect(files.length).toBeGreaterThanOrEqual(2)

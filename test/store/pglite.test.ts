@@ -1,107 +1,42 @@
 // The store contracts against embedded PGlite, in memory and on files, plus what only a durable
 // store can show: reopening keeps data, migrations are idempotent, a damaged content file is E2062.
-import { spawnSync } from "node:child_process"
-import { existsSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it, layer } from "@effect/vitest"
-import { Effect, Layer, Option } from "effect"
+import { Effect } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
-import type { Checkpoint } from "../../src/domain/Checkpoint.ts"
 import { CheckpointStore } from "../../src/services/CheckpointStore.ts"
 import { StateStore } from "../../src/services/StateStore.ts"
 import { migrations, runMigrations } from "../../src/store/Migrations.ts"
 import * as PgliteClient from "../../src/store/PgliteClient.ts"
 import * as Store from "../../src/store/Store.ts"
-import { checkpointRequest, checkpointStoreTests } from "../services/CheckpointStoreContract.ts"
-import { eventLogTests } from "../services/EventLogContract.ts"
-import { agentRecord, stateStoreTests } from "../services/StateStoreContract.ts"
-import { atomicWritesTests } from "./atomicWritesContract.ts"
+import { lockIsExclusive, storeContracts, survivesReopen, transactionIsolation } from "./storeContracts.ts"
 
 const root = mkdtempSync(join(tmpdir(), "l02-store-"))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
 const memoryDir = join(root, "memory")
 const fileDir = join(root, "file")
 
-/** Truncates a checkpoint's content file to half its size, behind the store's back. */
-const truncate = (checkpoint: Checkpoint) => Effect.sync(() => truncateSync(checkpoint.storageLocation, Math.floor(checkpoint.sizeBytes / 2)))
+layer(Store.layer({ pglite: "memory", embedded: "pglite", dataDir: memoryDir }), { timeout: "60 seconds", excludeTestServices: true })("PGlite in memory", (it) => storeContracts(it))
 
-layer(Store.layer({ pglite: "memory", dataDir: memoryDir }), { timeout: "60 seconds", excludeTestServices: true })("PGlite in memory", (it) => {
-  describe("StateStore", () => stateStoreTests(it))
-  it.effect("a batch save is one statement: a record the database refuses fails the batch with E2060 and saves none of it", () =>
-    Effect.gen(function* () {
-      const store = yield* StateStore
-      const good = agentRecord({ runtimeId: "rt-atomic" })
-      const error = yield* Effect.flip(store.saveAgents([good, agentRecord({ agentId: "not-a-uuid", runtimeId: "rt-atomic" })]))
-      expect(error).toMatchObject({ _tag: "StoreFailed", code: "E2060" })
-      expect(Option.isNone(yield* store.getAgent(good.agentId))).toBe(true)
-    }))
-  describe("AtomicWrites", () => atomicWritesTests(it))
-  describe("CheckpointStore", () => checkpointStoreTests(it, { corrupt: truncate }))
-  describe("EventLog", () => eventLogTests(it))
-})
-
-layer(Store.layer({ pglite: "file", dataDir: fileDir }), { timeout: "60 seconds", excludeTestServices: true })("PGlite on files", (it) => {
-  describe("StateStore", () => stateStoreTests(it))
-  describe("CheckpointStore", () => checkpointStoreTests(it, { corrupt: truncate }))
-  describe("EventLog", () => eventLogTests(it))
-})
+layer(Store.layer({ pglite: "file", embedded: "pglite", dataDir: fileDir }), { timeout: "60 seconds", excludeTestServices: true })("PGlite on files", (it) => storeContracts(it))
 
 // Runs after the file store above is closed, and reopens its directory.
 describe("PGlite file store across restarts", () => {
-  const open = Store.layer({ pglite: "file", dataDir: fileDir })
+  const open = Store.layer({ pglite: "file", embedded: "pglite", dataDir: fileDir })
 
   it.live(
     "keeps records and checkpoints after closing and reopening, and fails a truncated content file with E2062",
     () =>
-      Effect.gen(function* () {
-        const record = agentRecord({ state: "suspended" })
-        const request = checkpointRequest({ agentId: record.agentId, sessionId: record.sessionId })
-        const damaged = checkpointRequest({ agentId: record.agentId, sessionId: record.sessionId })
-        const saved = yield* Effect.gen(function* () {
-          yield* (yield* StateStore).saveAgent(record)
-          const checkpoints = yield* CheckpointStore
-          yield* checkpoints.save(request)
-          return yield* checkpoints.save(damaged)
-        }).pipe(Effect.provide(open))
-        expect(saved.storageLocation).toBe(join(fileDir, "checkpoints", `${damaged.checkpointId}.bin`))
-        yield* truncate(saved)
-
-        yield* Effect.gen(function* () {
-          expect(Option.getOrThrow(yield* (yield* StateStore).getAgent(record.agentId))).toStrictEqual(record)
-          const checkpoints = yield* CheckpointStore
-          const loaded = yield* checkpoints.load(request.checkpointId)
-          expect(loaded.content.actorState).toStrictEqual(request.content.actorState)
-          expect(Array.from(loaded.content.workspace!)).toEqual(Array.from(request.content.workspace!))
-          const error = yield* Effect.flip(checkpoints.load(damaged.checkpointId))
-          expect(error._tag).toBe("CheckpointCorrupt")
-          expect(error.code).toBe("E2062")
-          expect((yield* checkpoints.list(record.agentId)).length).toBe(2)
-        }).pipe(Effect.provide(open))
-      }),
+      survivesReopen(open, fileDir),
     60_000
   )
 
   it.live(
     "refuses a second open of a data directory in use with E2060, and takes over a lock left by a dead process",
     () =>
-      Effect.gen(function* () {
-        const lockFile = join(fileDir, "pglite.lock")
-        yield* Effect.scoped(
-          Effect.gen(function* () {
-            yield* Layer.build(open)
-            expect(existsSync(lockFile)).toBe(true)
-            const error = yield* Effect.flip(Effect.provide(Effect.void, open))
-            expect(error.code).toBe("E2060")
-            expect(error.message).toContain("in use by this process")
-          })
-        )
-        expect(existsSync(lockFile)).toBe(false)
-        const dead = spawnSync(process.execPath, ["-e", ""]).pid!
-        writeFileSync(lockFile, String(dead))
-        yield* Effect.provide(StateStore.use((s) => s.listAgents()), open)
-        expect(existsSync(lockFile)).toBe(false)
-      }),
+      lockIsExclusive(open, join(fileDir, "pglite.lock")),
     60_000
   )
 
@@ -131,27 +66,7 @@ describe("PgliteClient", () => {
     "commits and rolls back transactions, and keeps other statements out while one is open",
     () =>
       Effect.gen(function* () {
-        const sql = yield* SqlClient
-        yield* sql`CREATE TEMPORARY TABLE tx_check (n INT)`
-        yield* sql.withTransaction(sql`INSERT INTO tx_check VALUES (1)`)
-        const failing = sql.withTransaction(
-          Effect.gen(function* () {
-            yield* sql`INSERT INTO tx_check VALUES (2)`
-            yield* Effect.sleep("50 millis")
-            return yield* Effect.fail("abandoned" as const)
-          })
-        )
-        // The plain read starts while the transaction is open: it must wait for the rollback, not
-        // run inside the transaction and see its uncommitted row.
-        const [outcome, seen] = yield* Effect.all(
-          [Effect.flip(failing), Effect.delay(sql<{ readonly n: number }>`SELECT n FROM tx_check ORDER BY n`, "10 millis")],
-          { concurrency: 2 }
-        )
-        expect(outcome).toBe("abandoned")
-        expect(seen.map((r) => Number(r.n))).toEqual([1])
-        expect((yield* sql<{ readonly n: number }>`SELECT n FROM tx_check ORDER BY n`).map((r) => Number(r.n))).toEqual([1])
-        const error = yield* Effect.flip(sql`SELECT * FROM no_such_table`)
-        expect(error._tag).toBe("SqlError")
+        const error = yield* transactionIsolation
         expect(error.reason._tag).toBe("SqlSyntaxError")
       }).pipe(Effect.provide(PgliteClient.layer({ dataDir: join(fileDir, "pglite") }))),
     60_000
@@ -166,7 +81,7 @@ describe("PGlite store errors", () => {
         const blocked = join(root, "blocked")
         rmSync(blocked, { force: true })
         writeFileSync(blocked, "not a directory")
-        const error = yield* Effect.flip(Effect.provide(Effect.void, Store.layer({ pglite: "file", dataDir: blocked })))
+        const error = yield* Effect.flip(Effect.provide(Effect.void, Store.layer({ pglite: "file", embedded: "pglite", dataDir: blocked })))
         expect(error._tag).toBe("StoreFailed")
         expect(error.code).toBe("E2060")
         expect(error.message).toContain(join(blocked, "pglite"))

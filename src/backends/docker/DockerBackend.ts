@@ -213,6 +213,8 @@ export const make = (options: DockerBackendOptions = {}): Effect.Effect<SandboxB
     const cpuSamples = new Map<string, { total: number; system: number }>()
     /** What provision returned, by sandbox id, so `start` need not inspect again. */
     const known = new Map<string, SandboxInfo>()
+    /** What a container this instance created brought with it (its workspace volume, its own network), for its removal. */
+    const made = new Map<string, { readonly volume: string; readonly network: string | undefined }>()
     let engineRuntimes: { runtimes: Readonly<Record<string, EngineRuntime>> } | undefined
 
     const ctx = (operation: string, sandboxId?: string, agentId?: string) => ({ endpoint, operation, sandboxId, agentId })
@@ -400,6 +402,7 @@ export const make = (options: DockerBackendOptions = {}): Effect.Effect<SandboxB
           ...(notes.length === 0 ? {} : { notes })
         }
         known.set(created.id, provisioned)
+        made.set(created.id, { volume: plan.volumeName, network: network.mode === "internal" ? network.name : undefined })
         return provisioned
       })
 
@@ -460,6 +463,18 @@ export const make = (options: DockerBackendOptions = {}): Effect.Effect<SandboxB
 
     const remove = (sandboxId: string): Effect.Effect<void, SandboxError> =>
       Effect.gen(function* () {
+        // A container this instance made: its volume and network are known, so no inspect first.
+        const own = made.get(sandboxId)
+        if (own !== undefined) {
+          stopping.add(sandboxId)
+          cpuSamples.delete(sandboxId)
+          known.delete(sandboxId)
+          yield* removeContainer(sandboxId)
+          made.delete(sandboxId)
+          yield* removeVolume(own.volume)
+          if (own.network !== undefined) yield* removeNetwork(own.network)
+          return
+        }
         const existing = yield* Effect.tryPromise({ try: () => docker.getContainer(sandboxId).inspect(), catch: (error) => error }).pipe(
           Effect.map((info): Docker.ContainerInspectInfo | undefined => info),
           Effect.catch((error) => (statusOf(error) === 404 ? Effect.succeed(undefined) : Effect.fail(translate(error, ctx(`remove sandbox ${sandboxId}`, sandboxId)))))

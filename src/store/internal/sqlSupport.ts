@@ -1,5 +1,6 @@
 // Helpers shared by the SQL implementations of the store ports.
 import * as Effect from "effect/Effect"
+import type { SqlClient } from "effect/sql/SqlClient"
 import type { SqlError } from "effect/sql/SqlError"
 import { StoreFailed } from "../../domain/Errors.ts"
 
@@ -42,3 +43,19 @@ export const parseJson = (text: unknown): unknown => (text === null || text === 
 /** A nullable text column as an optional field: `{}` when NULL, `{ [key]: value }` otherwise. */
 export const optional = <K extends string>(key: K, value: unknown): { readonly [P in K]?: string } =>
   (value === null || value === undefined ? {} : { [key]: String(value) }) as { readonly [P in K]?: string }
+
+/** The SQL dialect of a client: PostgreSQL (a server or PGlite) or the embedded SQLite store. */
+export type Dialect = "pg" | "sqlite"
+
+/** Which dialect `sql` speaks. */
+export const dialectOf = (sql: SqlClient): Dialect => sql.onDialectOrElse({ sqlite: () => "sqlite" as const, orElse: () => "pg" as const })
+
+/** A column list for the dialect: PostgreSQL's casts and ISO formatting, or SQLite's plain columns (already text). */
+export const columnList = (dialect: Dialect, pg: ReadonlyArray<string>, plain: ReadonlyArray<string>): string =>
+  (dialect === "pg" ? pg : plain).join(", ")
+
+/** A connection's `execute` over a driver's row reader: the client's row transform applied when it has one. */
+export const executeOver =
+  <E>(rows: (sql: string, params: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<any>, E>) =>
+  <A extends object>(sql: string, params: ReadonlyArray<unknown>, transformRows: ((rows: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined) =>
+    transformRows === undefined ? rows(sql, params) : Effect.map(rows(sql, params), (r) => transformRows(r as never))

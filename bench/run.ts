@@ -22,6 +22,15 @@ results.idleHeap = {
 }
 targets.push({ name: "heap bytes per idle agent at 10,000, in-memory backend and stores, everything included", value: heap.heapBytesPerIdleAgent, target: "<= 8192", ok: heap.heapBytesPerIdleAgent <= 8192 })
 
+// A default-configured runtime (embedded store on files, memory backend) in a process of its own.
+{
+  const { benchEmbeddedFootprint } = await import("./embeddedFootprint.ts")
+  const footprint = await benchEmbeddedFootprint(1000)
+  results.embeddedFootprint = footprint
+  targets.push({ name: "default runtime: resident after createRuntime, MB", value: Number(footprint.afterCreateRuntimeMb), target: "<= 150", ok: Number(footprint.afterCreateRuntimeMb) <= 150 })
+  targets.push({ name: "default runtime: resident with 1,000 idle agents, MB", value: Number(footprint.idleMb), target: "<= 200", ok: Number(footprint.idleMb) <= 200 })
+}
+
 // The process backend (and the runtime on it) against a bare spawn of the same program.
 {
   const { benchProcess } = await import("./process.ts")

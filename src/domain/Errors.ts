@@ -188,7 +188,9 @@ export class ModelResponseInvalid extends Schema.TaggedError<ModelResponseInvali
 /** E2084: the call would exceed the agent's tokens_per_hour; refused before it was sent. */
 export class TokenBudgetExceeded extends Schema.TaggedError<TokenBudgetExceeded>()("TokenBudgetExceeded", {
   ...fields,
-  retryAfterMs: Schema.optional(Schema.Number)
+  retryAfterMs: Schema.optional(Schema.Number),
+  /** False for a call larger than the whole hourly budget: waiting never makes it fit. */
+  retryable: Schema.optional(Schema.Boolean)
 }) {
   readonly code = "E2084" as const
 }
@@ -280,7 +282,8 @@ export const isRuntimeError = (u: unknown): u is RuntimeError => {
 export const toErrorData = (error: RuntimeError): ErrorData => ({
   code: error.code,
   message: error.message,
-  retryable: errorInfo(error.code).retryable
+  // A code's catalog entry says whether retrying can help, unless the error itself knows better.
+  retryable: "retryable" in error && typeof error.retryable === "boolean" ? error.retryable : errorInfo(error.code).retryable
 })
 
 const constructors: Record<ErrorCode, (data: { message: string; agentId?: string }) => RuntimeError> = {

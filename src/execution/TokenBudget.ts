@@ -73,7 +73,7 @@ export const makeMemory: Effect.Effect<TokenBudgetShape> = Effect.gen(function*(
                 Math.ceil((at - now) / 1000)
               } s or raise tokensPerHour`,
             agentId,
-            ...(never ? {} : { retryAfterMs: Math.max(0, at - now) })
+            ...(never ? { retryable: false } : { retryAfterMs: Math.max(0, at - now) })
           })
         )
       }),

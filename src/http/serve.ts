@@ -217,6 +217,13 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
 
   const handlers: Record<Route["name"], Handler> = {
     spawn: async ({ body, policy }) => {
+      // A bare agent config (the most common first mistake) is named for what it is.
+      if (typeof body === "object" && body !== null && !("config" in body) && "name" in body) {
+        throw new InputInvalid({
+          message: `the body is an agent config; send it as { "config": <agent config>, "initialContext"?: <any JSON> }`,
+          key: "body.config"
+        })
+      }
       const request = orThrow(decode(SpawnEnvelope, body, "body"))
       const result = await runtime.spawn(request.config, request.initialContext, policy)
       return json(201, result)

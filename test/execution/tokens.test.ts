@@ -1,6 +1,7 @@
 // Token counting with the real tokenizers, context window fitting that keeps the system prompt,
 // the task and the latest turns (never splitting a tool call from its result), and the sliding
 // one-hour token budget.
+import { toErrorData } from "../../src/domain/Errors.ts"
 import fc from "fast-check"
 import { Effect } from "effect"
 import { TestClock } from "effect/testing"
@@ -136,6 +137,9 @@ describe("TokenBudget (memory)", () => {
       const never = yield* Effect.flip(budget.reserve("a", 1000, 5000))
       expect(never.retryAfterMs).toBeUndefined()
       expect(never.message).toMatch(/more than its whole budget/)
+      // Waiting never makes it fit: not retryable, unlike a call that must wait for the window.
+      expect(toErrorData(never).retryable).toBe(false)
+      expect(toErrorData(refused).retryable).toBe(true)
     }))
 
   it.effect("restores persisted usage and drops entries older than the window", () =>

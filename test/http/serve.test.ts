@@ -78,6 +78,12 @@ describe("HTTP API routes on the in-memory runtime", () => {
     const conflict = await t.request("POST", `/v1/agents/${agentId}/resume`)
     expect(conflict.status).toBe(409)
     expect(conflict.json.error).toMatchObject({ code: "E2020", tag: "InvalidTransition" })
+    // A bare agent config instead of { config }: the answer says what the body must look like, and nothing runs.
+    const bare = await t.request("POST", "/v1/agents", { body: { name: "bare", trustLevel: "TRUSTED" } })
+    expect(bare.status).toBe(400)
+    expect(bare.json.error).toMatchObject({ code: "E2001", key: "body.config" })
+    expect(bare.json.error.message).toContain('{ "config": <agent config>')
+    expect((await t.request("GET", "/v1/agents")).json.agents.map((a: { agentId: string }) => a.agentId)).toEqual([agentId])
     const limits = await t.request("POST", "/v1/agents", { body: { config: { name: "big", resources: { memory: "2Zi" } } } })
     expect(limits.status).toBe(400)
     expect(limits.json.error).toMatchObject({ code: "E2042", key: "resources" })

@@ -26,7 +26,7 @@ export const makeAgentAccess = (deps: {
       if (deps.isClosed()) return Effect.fail(new RuntimeShutDown({ message: "the runtime was shut down; create a new one", agentId }))
       const h = host.get(agentId)
       return h === undefined
-        ? Effect.fail(new AgentNotFound({ message: `no live agent ${agentId}; list agents with list() or check the id`, agentId }))
+        ? Effect.fail(new AgentNotFound({ message: `no live agent ${agentId}; check the id against the agents listed (l02 ls, GET /v1/agents, runtime.list())`, agentId }))
         : Effect.succeed(h)
     })
 

@@ -42,7 +42,7 @@ export const makeQueries = (core: RuntimeCore) => {
         Effect.flatMap((found) =>
           Option.isSome(found)
             ? Effect.succeed(instanceOfRecord(found.value, core.backendName))
-            : Effect.fail(new AgentNotFound({ message: `no agent ${agentId}; list agents with list() or check the id`, agentId }))
+            : Effect.fail(new AgentNotFound({ message: `no agent ${agentId}; check the id against the agents listed (l02 ls, GET /v1/agents, runtime.list())`, agentId }))
         )
       )
     })

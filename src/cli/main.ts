@@ -2,6 +2,8 @@
  * The `l02` command line. Every command goes through the public runtime API (createRuntime), embedded
  * in this process with the configured backend and store.
  */
+import { readFileSync } from "node:fs"
+import { parse as parseYaml } from "yaml"
 import { mkdir, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import * as Console from "effect/Console"
@@ -9,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { Argument, Command, Flag } from "effect/cli"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { ConfigInvalid, isRuntimeError } from "../domain/Errors.ts"
+import { ConfigInvalid, InputInvalid, isRuntimeError } from "../domain/Errors.ts"
 import type { BackendName } from "../domain/RuntimeConfig.ts"
 import { createRuntime, type L02Runtime, type RuntimeOptions } from "../runtime/createRuntime.ts"
 import { buildAgentImage, isolationInForce } from "../runtime/liveLayer.ts"
@@ -18,6 +20,7 @@ import { serve } from "../http/serve.ts"
 import { createLocalInspector, exportableMachines, machineJson, type MachineName } from "../runtime/inspector.ts"
 import { runDemo } from "./demo.ts"
 import { withProgress } from "./progress.ts"
+import { makeRenderer } from "./render.ts"
 import { type CliRuntime, remoteRuntime } from "./remote.ts"
 
 const global = {
@@ -106,28 +109,70 @@ const config = Command.make("config", global, (g) =>
   )
 ).pipe(Command.withDescription("Print the effective configuration (defaults, file, environment), then what the backend enforces on this host (to stderr)"), Command.withExamples([{ command: `l02 config --config ./l02.yaml`, description: "defaults merged with a file and L02_* variables" }]))
 
+/** The agent config of --agent-config (YAML or JSON), or an empty one; a file that is not one is E2001. */
+const readAgentConfig = (file: Option.Option<string>): Effect.Effect<Record<string, unknown>, unknown> =>
+  Option.isNone(file)
+    ? Effect.succeed({})
+    : Effect.try({
+      try: () => {
+        const parsed: unknown = parseYaml(readFileSync(file.value, "utf8"))
+        if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("it holds no mapping of agent config fields")
+        return parsed as Record<string, unknown>
+      },
+      catch: (e) => new InputInvalid({ message: `--agent-config ${file.value} is not an agent config: ${e instanceof Error ? e.message : String(e)}`, key: "agent-config" })
+    })
+
 const spawn = Command.make(
   "spawn",
   {
     ...global,
-    name: Argument.String("name"),
-    trust: Flag.Literals("trust", ["TRUSTED", "STANDARD", "UNTRUSTED", "CONFIDENTIAL"] as const).pipe(Flag.optional),
-    image: Flag.String("image").pipe(Flag.optional),
-    cpu: Flag.String("cpu").pipe(Flag.optional),
-    memory: Flag.String("memory").pipe(Flag.optional)
+    name: Argument.String("name").pipe(Argument.withDescription("the agent's name (letters, digits, . _ -)")),
+    trust: Flag.Literals("trust", ["TRUSTED", "STANDARD", "UNTRUSTED", "CONFIDENTIAL"] as const).pipe(
+      Flag.withDescription("trust level: TRUSTED (runc; the process backend hosts only these), STANDARD (gVisor, the default), UNTRUSTED (Kata), CONFIDENTIAL (Kata CC)"),
+      Flag.optional
+    ),
+    image: Flag.String("image").pipe(Flag.withDescription("container image (docker and kubernetes backends; default docker.default_image)"), Flag.optional),
+    cpu: Flag.String("cpu").pipe(Flag.withDescription('CPU limit, e.g. "500m" or "2" (default sandbox.default_cpu)'), Flag.optional),
+    memory: Flag.String("memory").pipe(Flag.withDescription('memory limit, e.g. "512Mi" or "2Gi" (default sandbox.default_memory)'), Flag.optional),
+    command: Flag.String("command").pipe(Flag.withDescription('the agent\'s program, run as sh -c COMMAND in its sandbox (default: the backend\'s agent)'), Flag.optional),
+    model: Flag.String("model").pipe(Flag.withDescription("a model endpoint the operator declared (execution.models.NAME in the configuration)"), Flag.optional),
+    agentConfig: Flag.String("agent-config").pipe(
+      Flag.withDescription("a YAML or JSON file holding a whole agent config; the other flags override its fields (--config is the runtime's configuration)"),
+      Flag.optional
+    )
   },
   (a) =>
-    withRuntime(a, (rt) =>
-      progress(a, `spawning ${a.name}`, () => rt.spawn({
-        name: a.name,
-        ...(Option.isSome(a.trust) ? { trustLevel: a.trust.value } : {}),
-        ...(Option.isSome(a.image) ? { image: a.image.value } : {}),
-        ...(Option.isSome(a.cpu) || Option.isSome(a.memory)
-          ? { resources: { ...(Option.isSome(a.cpu) ? { cpu: a.cpu.value } : {}), ...(Option.isSome(a.memory) ? { memory: a.memory.value } : {}) } }
-          : {})
-      }))
+    Effect.flatMap(readAgentConfig(a.agentConfig), (base) =>
+      withRuntime(a, (rt) =>
+        progress(a, `spawning ${a.name}`, () =>
+          rt.spawn({
+            ...base,
+            name: a.name,
+            ...(Option.isSome(a.trust) ? { trustLevel: a.trust.value } : {}),
+            ...(Option.isSome(a.image) ? { image: a.image.value } : {}),
+            ...(Option.isSome(a.command) ? { command: ["/bin/sh", "-c", a.command.value] } : {}),
+            ...(Option.isSome(a.model) ? { model: { endpoint: a.model.value } } : {}),
+            ...(Option.isSome(a.cpu) || Option.isSome(a.memory)
+              ? {
+                resources: {
+                  ...(base.resources as object | undefined),
+                  ...(Option.isSome(a.cpu) ? { cpu: a.cpu.value } : {}),
+                  ...(Option.isSome(a.memory) ? { memory: a.memory.value } : {})
+                }
+              }
+              : {})
+          })
+        )
+      )
     ).pipe(Effect.flatMap((r) => print(a, r, () => `${r.agentId}  ${r.state}  sandbox ${r.sandboxId ?? "-"}`)))
-).pipe(Command.withDescription("Spawn an agent and print its id"), Command.withExamples([{ command: "l02 spawn worker --trust TRUSTED", description: "spawn on the embedded process backend" }]))
+).pipe(
+  Command.withDescription("Spawn an agent and print its id"),
+  Command.withExamples([
+    { command: "l02 spawn worker --trust TRUSTED", description: "spawn on the embedded process backend" },
+    { command: "l02 spawn helper --trust TRUSTED --model default", description: "an agent with a model the operator declared" },
+    { command: "l02 spawn custom --agent-config ./agent.yaml", description: "a whole agent config from a file" }
+  ])
+)
 
 const ls = Command.make("ls", global, (g) =>
   withRuntime(g, (rt) => rt.list()).pipe(
@@ -139,12 +184,12 @@ const ls = Command.make("ls", global, (g) =>
   )
 ).pipe(Command.withDescription("List agents"), Command.withExamples([{ command: `l02 ls --json`, description: "every agent as JSON" }]))
 
-const idArg = Argument.String("agent-id")
+const idArg = Argument.String("agent-id").pipe(Argument.withDescription("the agent's id (l02 ls lists them)"))
 const get = Command.make("get", { ...global, agentId: idArg }, (a) =>
   withRuntime(a, (rt) => rt.getState(a.agentId)).pipe(Effect.flatMap((i) => Console.log(JSON.stringify(i, null, 2))))
 ).pipe(Command.withDescription("Show one agent"), Command.withExamples([{ command: `l02 get 6f1c2d0e-9a4b-4c1e-8f55-2f1d3a7b9c10`, description: "one agent's state, sandbox, usage and last error" }]))
 
-const suspend = Command.make("suspend", { ...global, agentId: idArg, checkpoint: Flag.Boolean("checkpoint").pipe(Flag.withDefault(false)) }, (a) =>
+const suspend = Command.make("suspend", { ...global, agentId: idArg, checkpoint: Flag.Boolean("checkpoint").pipe(Flag.withDescription("checkpoint the workspace and state, and remove the sandbox, instead of pausing it"), Flag.withDefault(false)) }, (a) =>
   withRuntime(a, (rt) => progress(a, a.checkpoint ? "checkpointing" : "suspending", () => rt.suspend(a.agentId, { checkpoint: a.checkpoint }))).pipe(
     Effect.flatMap((checkpointId) => print(a, { checkpointId: checkpointId ?? null }, () => (checkpointId === undefined ? "suspended (paused)" : `suspended, checkpoint ${checkpointId}`)))
   )
@@ -164,15 +209,21 @@ const checkpoints = Command.make("checkpoints", { ...global, agentId: idArg }, (
   )
 ).pipe(Command.withDescription("List an agent's checkpoints"), Command.withExamples([{ command: `l02 checkpoints 6f1c2d0e-9a4b-4c1e-8f55-2f1d3a7b9c10 --json`, description: "checkpoints with their sizes and expiry" }]))
 
-const terminate = Command.make("terminate", { ...global, agentId: idArg, force: Flag.Boolean("force").pipe(Flag.withDefault(false)) }, (a) =>
+const terminate = Command.make("terminate", { ...global, agentId: idArg, force: Flag.Boolean("force").pipe(Flag.withDescription("kill at once instead of a graceful stop"), Flag.withDefault(false)) }, (a) =>
   withRuntime(a, (rt) => rt.terminate(a.agentId, { force: a.force, reason: "l02 terminate" })).pipe(Effect.flatMap(() => print(a, { state: "terminated" }, () => "terminated")))
 ).pipe(Command.withDescription("Terminate an agent"), Command.withExamples([{ command: `l02 terminate 6f1c2d0e-9a4b-4c1e-8f55-2f1d3a7b9c10 --force`, description: "kill at once instead of a graceful stop" }]))
 
-const exec = Command.make("exec", { ...global, agentId: idArg, input: Argument.String("input") }, (a) =>
+const exec = Command.make("exec", { ...global, agentId: idArg, input: Argument.String("input").pipe(Argument.withDescription("what to send the agent")) }, (a) =>
   withRuntime(a, async (rt) => {
+    // A suspended agent is resumed for the step and stays running: say so rather than do it silently.
+    const before = await rt.getState(a.agentId)
+    if (before.state === "suspended") {
+      console.error(`agent ${a.agentId} is suspended: resuming it for this step; it stays running afterwards (l02 suspend to pause it again)`)
+    }
+    const show = makeRenderer({ out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) })
     for await (const event of rt.execute(a.agentId, a.input)) {
       if (a.json) console.log(JSON.stringify(event))
-      else if (event.type === "output") console.log(event.line)
+      else show(event)
     }
   })
 ).pipe(Command.withDescription("Send input to an agent and stream its answer"), Command.withExamples([{ command: `l02 exec 6f1c2d0e-9a4b-4c1e-8f55-2f1d3a7b9c10 "summarise README.md"`, description: "one step; the answer streams as it comes" }]))
@@ -325,6 +376,11 @@ export const l02 = Command.make("l02").pipe(
 
 const reportAndExit = (error: unknown) =>
   Effect.sync(() => {
+    // Help was shown (with what is missing, if anything): that is the whole answer.
+    if ((error as { _tag?: unknown } | null)?._tag === "ShowHelp") {
+      if (((error as { errors?: ReadonlyArray<unknown> }).errors ?? []).length > 0) process.exitCode = 2
+      return
+    }
     if (isRuntimeError(error)) console.error(`${error.code}: ${error.message}`)
     else console.error(String(error))
     process.exitCode = 1

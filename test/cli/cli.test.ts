@@ -1,0 +1,79 @@
+// The CLI as a person meets it, on the embedded default (process backend, SQLite store): a missing
+// argument shows help and fails without an internal error line; spawn takes a whole agent config, a
+// program and flags; exec shows the agent's words, not protocol lines, and says when it resumes a
+// suspended agent.
+import { execFile, spawnSync } from "node:child_process"
+import { existsSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { promisify } from "node:util"
+import { afterAll, describe, expect, it } from "vitest"
+
+const run = promisify(execFile)
+const main = new URL("../../src/cli/main.ts", import.meta.url).pathname
+const dataDir = mkdtempSync(join(tmpdir(), "l02-cli-"))
+const l02 = async (...args: Array<string>) => {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [main, ...args, "--data-dir", dataDir], { timeout: 60_000 })
+    return { stdout, stderr, code: 0 }
+  } catch (error) {
+    const e = error as { stdout: string; stderr: string; code: number }
+    return { stdout: e.stdout, stderr: e.stderr, code: e.code }
+  }
+}
+const spawned: Array<string> = []
+afterAll(async () => {
+  for (const id of spawned) await l02("terminate", id, "--force")
+  rmSync(dataDir, { recursive: true, force: true })
+})
+
+describe("l02 for a person", () => {
+  it("shows help for a missing argument and fails (exit 2) without an internal error line", async () => {
+    const missing = await l02("get")
+    expect(missing.code).toBe(2)
+    expect(missing.stdout + missing.stderr).toContain("Missing required argument: agent-id")
+    expect(missing.stdout + missing.stderr).not.toContain("ShowHelp")
+    const help = await l02("spawn", "--help")
+    for (const flag of ["--trust", "--image", "--cpu", "--memory", "--command", "--model", "--agent-config"]) {
+      expect(help.stdout, flag).toMatch(new RegExp(`${flag}[^\\n]*\\n?\\s+\\S`))
+    }
+    expect(help.stdout).toContain("the process backend hosts only these")
+  }, 60_000)
+
+  it("spawns from a whole agent config with a program, renders exec for a person, and says when it resumes a suspended agent", async () => {
+    const file = join(dataDir, "agent.yaml")
+    writeFileSync(file, "name: from-file\ntrustLevel: TRUSTED\nlabels:\n  team: cli\n")
+    const program = 'while read l; do echo "{\\"type\\":\\"heartbeat\\"}"; echo "{\\"type\\":\\"output\\",\\"text\\":\\"got it\\"}"; echo "{\\"type\\":\\"done\\"}"; done'
+    const spawn = await l02("spawn", "worker", "--agent-config", file, "--command", program, "--json")
+    expect(spawn.code).toBe(0)
+    const { agentId } = JSON.parse(spawn.stdout) as { agentId: string }
+    spawned.push(agentId)
+    const got = JSON.parse((await l02("get", agentId)).stdout) as { name: string; config: { labels: Record<string, string>; command: Array<string> } }
+    expect(got).toMatchObject({ name: "worker", config: { labels: { team: "cli" }, command: ["/bin/sh", "-c", program] } })
+    const exec = await l02("exec", agentId, "hello")
+    expect(exec).toMatchObject({ code: 0, stdout: "got it\n" })
+    expect(exec.stderr).not.toContain("heartbeat")
+    expect((await l02("suspend", agentId)).code).toBe(0)
+    const resumed = await l02("exec", agentId, "again")
+    expect(resumed.stdout).toBe("got it\n")
+    expect(resumed.stderr).toContain(`agent ${agentId} is suspended: resuming it for this step`)
+    const bad = await l02("spawn", "bad", "--agent-config", join(dataDir, "missing.yaml"))
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toMatch(/^E2001: --agent-config .*missing\.yaml is not an agent config/m)
+  }, 120_000)
+})
+
+describe("l02 on an older Node", () => {
+  // The host's own Node, when it is older than the engines allow (the Node npm ci installs is newer).
+  const hostNode = ["/usr/bin/node", "/usr/local/bin/node"].find((path) => existsSync(path) && Number(spawnSync(path, ["-p", "process.versions.node.split('.')[0]"], { encoding: "utf8" }).stdout.trim()) < 22)
+  it.runIf(hostNode !== undefined)("refuses with one line saying which Node it needs and how to run it", () => {
+    const bin = new URL("../../bin/l02.js", import.meta.url).pathname
+    const result = spawnSync(hostNode!, [bin, "ls"], { encoding: "utf8" })
+    expect(result.status).toBe(1)
+    expect(result.stderr.trim().split("\n")).toHaveLength(1)
+    expect(result.stderr).toMatch(/^l02 needs Node >= 22\.19, and this is v\d+/)
+    expect(result.stderr).toContain("npx l02")
+  })
+})
+

@@ -374,6 +374,12 @@ export const l02 = Command.make("l02").pipe(
   Command.withSubcommands([demo, serveCommand, config, spawn, ls, get, suspend, resume, checkpoints, terminate, exec, fleet, pools, image, machines])
 )
 
+/** What a coded error means for someone at the `l02` prompt: the flags that are the ways out. */
+const cliHint = (error: { readonly code: string; readonly key?: string | undefined }): string =>
+  error.code === "E2041" && error.key === "trustLevel"
+    ? "\nin l02: spawn it with --trust TRUSTED to run it on this backend, or keep its trust level and pass --backend docker (or set sandbox.default_trust_level)"
+    : ""
+
 const reportAndExit = (error: unknown) =>
   Effect.sync(() => {
     // Help was shown (with what is missing, if anything): that is the whole answer.
@@ -381,7 +387,7 @@ const reportAndExit = (error: unknown) =>
       if (((error as { errors?: ReadonlyArray<unknown> }).errors ?? []).length > 0) process.exitCode = 2
       return
     }
-    if (isRuntimeError(error)) console.error(`${error.code}: ${error.message}`)
+    if (isRuntimeError(error)) console.error(`${error.code}: ${error.message}${cliHint(error)}`)
     else console.error(String(error))
     process.exitCode = 1
   })

@@ -174,6 +174,8 @@ export const RuntimeConfig = Schema.Struct({
     embedded: Schema.Literals(["auto", "sqlite", "pglite"])
   }),
   sandbox: Schema.Struct({
+    /** The trust level of an agent config that names none (the specification's strict default: STANDARD). */
+    default_trust_level: TrustLevel,
     default_runtime_class: Schema.String.check(Schema.isMinLength(1)),
     default_cpu: CpuQuantity,
     default_memory: MemoryQuantity,

@@ -8,15 +8,14 @@ import { formatCpuMillis, formatMemoryBytes, parseCpuMillis, parseMemoryBytes } 
 import type { RuntimeConfig } from "./RuntimeConfig.ts"
 import { type SandboxConfiguration, trustProfiles } from "./SandboxConfiguration.ts"
 
-/** The trust level an agent gets when its config names none: the strict default. */
-export const defaultTrustLevel = "STANDARD" as const
 
 /** Resolves trust level, runtime class, network, security context and limits; E2042 above the maximum. */
 export const resolveSandbox = (
   config: AgentConfig,
   settings: Pick<RuntimeConfig, "sandbox">
 ): SandboxConfiguration | ResourceLimitsInvalid => {
-  const trustLevel = config.trustLevel ?? defaultTrustLevel
+  // An agent config that names no trust level gets the operator's default (sandbox.default_trust_level).
+  const trustLevel = config.trustLevel ?? settings.sandbox.default_trust_level
   const profile = trustProfiles[trustLevel]
   const s = settings.sandbox
   const cpu = config.resources?.cpu ?? s.default_cpu

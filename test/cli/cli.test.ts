@@ -13,9 +13,10 @@ import { afterAll, describe, expect, it } from "vitest"
 const run = promisify(execFile)
 const main = new URL("../../src/cli/main.ts", import.meta.url).pathname
 const dataDir = mkdtempSync(join(tmpdir(), "l02-cli-"))
-const l02 = async (...args: Array<string>) => {
+const l02 = async (...args: Array<string>) => l02With({}, ...args)
+const l02With = async (env: Record<string, string>, ...args: Array<string>) => {
   try {
-    const { stdout, stderr } = await run(process.execPath, [main, ...args, "--data-dir", dataDir], { timeout: 60_000 })
+    const { stdout, stderr } = await run(process.execPath, [main, ...args, "--data-dir", dataDir], { timeout: 60_000, env: { ...process.env, ...env } })
     return { stdout, stderr, code: 0 }
   } catch (error) {
     const e = error as { stdout: string; stderr: string; code: number }
@@ -39,6 +40,20 @@ describe("l02 for a person", () => {
       expect(help.stdout, flag).toMatch(new RegExp(`${flag}[^\\n]*\\n?\\s+\\S`))
     }
     expect(help.stdout).toContain("the process backend hosts only these")
+  }, 60_000)
+
+  it("gives an agent without --trust the configured default, and says in CLI words how out of E2041", async () => {
+    const refused = await l02("spawn", "plain")
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toMatch(/^E2041: trust level STANDARD needs runtime class gvisor/m)
+    expect(refused.stderr).toContain("--trust TRUSTED")
+    expect(refused.stderr).toContain("--backend docker")
+    expect(JSON.parse((await l02("ls", "--json")).stdout)).toEqual([])
+    const trusted = await l02With({ L02_SANDBOX__DEFAULT_TRUST_LEVEL: "TRUSTED" }, "spawn", "plain", "--json")
+    expect(trusted.code).toBe(0)
+    const agent = JSON.parse(trusted.stdout) as { agentId: string; sandbox: { trustLevel: string } }
+    spawned.push(agent.agentId)
+    expect(agent.sandbox.trustLevel).toBe("TRUSTED")
   }, 60_000)
 
   it("spawns from a whole agent config with a program, renders exec for a person, and says when it resumes a suspended agent", async () => {

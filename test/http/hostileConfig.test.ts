@@ -47,7 +47,12 @@ describe("hostile agent configs over HTTP with an operate key (in-memory backend
       backend: { runtimeClasses: ["runc", "gvisor"] },
       config: {
         sandbox: { available_runtimes: ["runc", "gvisor"] },
-        execution: { models: {}, mcp_servers: {}, allowed_urls: [`http://127.0.0.1:${target.port}/listed`] }
+        secrets: { absent: { env: "L02_TEST_ABSENT_KEY_VARIABLE" } },
+        execution: {
+          models: { unkeyed: { provider: "openai-chat", base_url: "https://models.example.com/v1", model: "m", api_key_secret: "absent" } },
+          mcp_servers: {},
+          allowed_urls: [`http://127.0.0.1:${target.port}/listed`]
+        }
       }
     })
   })
@@ -120,6 +125,14 @@ describe("hostile agent configs over HTTP with an operate key (in-memory backend
     })
     expect(scale.json.error).toMatchObject({ code: "E2004", key: "model.apiKeyFile" })
     expect((await t.request("GET", "/v1/fleet/operations", { token: operateKey })).json.operations ?? []).toEqual([])
+    await nothingCreated()
+  })
+
+  it("refuses at spawn an agent whose declared model's key cannot be read (E2000), without naming where the supervisor keeps it, and creates nothing", async () => {
+    const reply = await spawn({ model: { endpoint: "unkeyed" } })
+    expect(reply.status).toBe(400)
+    expect(reply.json.error).toMatchObject({ code: "E2000", key: "model" })
+    expect(reply.text).not.toContain("L02_TEST_ABSENT_KEY_VARIABLE")
     await nothingCreated()
   })
 

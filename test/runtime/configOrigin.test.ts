@@ -30,11 +30,11 @@ const chatServer = async () => {
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, authorizations }
 }
 
-const start = async (options: { config?: Record<string, Record<string, unknown>>; secrets?: Record<string, string> } = {}): Promise<L02Runtime> => {
+const start = async (options: { config?: Record<string, Record<string, unknown>>; secrets?: Record<string, string>; env?: Record<string, string> } = {}): Promise<L02Runtime> => {
   const services = await memoryServices()
   const runtime = await createRuntime({
     layer: services.layer,
-    env: {},
+    env: options.env ?? {},
     config: { store: { pglite: "memory" }, runtime: { runtime_id: "rt-origin" }, ...options.config },
     ...(options.secrets === undefined ? {} : { secrets: secretsMemory(options.secrets) })
   }).catch(async (error: unknown) => {
@@ -71,12 +71,23 @@ describe("config origin in the embedding API", () => {
     expect(events.filter((e) => e.type === "text").map((e) => e.text).join("")).toBe("ok")
   })
 
-  it("refuses to start when an endpoint names a secret its store lacks; a declared variable that is unset fails the step with E2000 naming it", async () => {
+  it("refuses to start when an endpoint names a secret its store lacks; a declared variable that is unset refuses the spawn (E2000 naming it), and one unset after the spawn fails the step", async () => {
     const chat = await chatServer()
     const models = { local: { provider: "openai-chat", base_url: chat.url, model: "m", api_key_secret: "vault" } }
     await expect(start({ secrets: {}, config: { execution: { models } } })).rejects.toMatchObject({ code: "E2000", key: "execution.models.local.api_key_secret" })
-    const runtime = await start({ config: { secrets: { vault: { env: "UNSET_VAULT_KEY" } }, execution: { models } } })
+    const env: Record<string, string> = {}
+    const runtime = await start({ env, config: { secrets: { vault: { env: "UNSET_VAULT_KEY" } }, execution: { models } } })
+    // Checked when the agent is spawned: nothing is created for an agent whose key is missing.
+    await expect(runtime.spawn({ name: "declared", trustLevel: "TRUSTED", model: { endpoint: "local" } })).rejects.toMatchObject({
+      code: "E2000",
+      key: "secrets.vault.env",
+      message: expect.stringContaining("UNSET_VAULT_KEY")
+    })
+    expect(await runtime.list()).toEqual([])
+    // Set at the spawn, gone by the step: the step says so.
+    env.UNSET_VAULT_KEY = "sk-briefly"
     const { agentId } = await runtime.spawn({ name: "declared", trustLevel: "TRUSTED", model: { endpoint: "local" } })
+    delete env.UNSET_VAULT_KEY
     const run = async () => {
       for await (const _ of runtime.execute(agentId, "hi")) void _
     }

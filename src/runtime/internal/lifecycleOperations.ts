@@ -14,6 +14,7 @@ import type { SpawnResult } from "../../domain/AgentInstance.ts"
 import type { AgentState } from "../../domain/AgentState.ts"
 import {
   AdmissionRejected,
+  ConfigInvalid,
   InputInvalid,
   InvalidTransition,
   ResourceLimitsInvalid,
@@ -25,6 +26,7 @@ import {
 import { resolveSandbox } from "../../domain/resolveSandbox.ts"
 import type { SuspendOptions, TerminateOptions } from "../AgentRuntimeApi.ts"
 import { checkSpawnPolicy, type SpawnPolicy } from "../SpawnPolicy.ts"
+import { checkAgentSecrets } from "./modelExecution.ts"
 import { newAgentHandle } from "./agentHandle.ts"
 import type { AdmissionPriority } from "./fairAdmission.ts"
 import type { RuntimeCore } from "./runtimeCore.ts"
@@ -66,6 +68,14 @@ export const makeLifecycleOperations = (core: RuntimeCore) => {
       if (sandbox instanceof ResourceLimitsInvalid) return yield* sandbox
       const refused = checkSpawnPolicy(config, sandbox.trustLevel, declared, policy)
       if (refused !== undefined) return yield* refused
+      yield* checkAgentSecrets(config.model, core.operatorResources).pipe(
+        // A caller outside the process learns that a key is missing, not where the supervisor keeps it.
+        Effect.mapError((error) =>
+          policy?.origin === "remote" && error._tag === "ConfigInvalid"
+            ? new ConfigInvalid({ message: "a secret this agent's model or MCP servers use cannot be read by the supervisor now; ask its operator to provide it", key: "model" })
+            : error
+        )
+      )
       const caps = yield* backend.capabilities
       if (!caps.runtimeClasses.includes(sandbox.runtimeClass)) {
         return yield* new RuntimeClassUnavailable({

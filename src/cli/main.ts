@@ -10,15 +10,14 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { Argument, Command, Flag } from "effect/cli"
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { ConfigInvalid, InputInvalid, isRuntimeError } from "../domain/Errors.ts"
 import type { BackendName } from "../domain/RuntimeConfig.ts"
 import { createRuntime, type L02Runtime, type RuntimeOptions } from "../runtime/createRuntime.ts"
 import { buildAgentImage, isolationInForce } from "../runtime/liveLayer.ts"
 import { loadConfigSync } from "../runtime/loadConfig.ts"
-import { serve } from "../http/serve.ts"
-import { createLocalInspector, exportableMachines, machineJson, type MachineName } from "../runtime/inspector.ts"
-import { runDemo } from "./demo.ts"
+import type { MachineName } from "../runtime/inspector.ts"
 import { withProgress } from "./progress.ts"
 import { makeRenderer } from "./render.ts"
 import { type CliRuntime, remoteRuntime } from "./remote.ts"
@@ -88,7 +87,10 @@ const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
 }
 
 const demo = Command.make("demo", global, (g) =>
-  Effect.tryPromise({ try: () => runDemo({ ...optionsOf(g), backend: Option.getOrElse(g.backend, () => "process" as const) }), catch: (e) => e })
+  Effect.tryPromise({
+    try: async () => (await import("./demo.ts")).runDemo({ ...optionsOf(g), backend: Option.getOrElse(g.backend, () => "process" as const) }),
+    catch: (e) => e
+  })
 ).pipe(Command.withDescription("Run an agent through its whole lifecycle on the embedded runtime and print every state change"), Command.withExamples([{ command: `l02 demo`, description: "the lifecycle on the process backend (npm start)" }]))
 
 const config = Command.make("config", global, (g) =>
@@ -239,7 +241,7 @@ const serveCommand = Command.make(
   (a) =>
     Effect.gen(function* () {
       const inspector = a.inspect
-        ? yield* Effect.acquireRelease(Effect.tryPromise({ try: () => createLocalInspector(), catch: (e) => e }), (i) => Effect.promise(() => i.stop()))
+        ? yield* Effect.acquireRelease(Effect.tryPromise({ try: async () => (await import("../runtime/inspector.ts")).createLocalInspector(), catch: (e) => e }), (i) => Effect.promise(() => i.stop()))
         : undefined
       const runtime = yield* Effect.acquireRelease(
         Effect.tryPromise({ try: () => createRuntime({ ...optionsOf(a), inspect: inspector?.inspect }), catch: (e) => e }),
@@ -247,7 +249,7 @@ const serveCommand = Command.make(
       )
       const server = yield* Effect.acquireRelease(
         Effect.tryPromise({
-          try: () => serve({ runtime, port: Option.getOrUndefined(a.port), host: Option.getOrUndefined(a.host) }),
+          try: async () => (await import("../http/serve.ts")).serve({ runtime, port: Option.getOrUndefined(a.port), host: Option.getOrUndefined(a.host) }),
           catch: (e) => e
         }),
         (handle) => Effect.promise(() => handle.close())
@@ -354,6 +356,7 @@ const machinesExport = Command.make(
     Effect.tryPromise({
       try: async () => {
         await mkdir(a.out, { recursive: true })
+        const { exportableMachines, machineJson } = await import("../runtime/inspector.ts")
         const written: Array<string> = []
         for (const name of Object.keys(exportableMachines) as Array<MachineName>) {
           const file = join(a.out, `${name}.json`)
@@ -367,6 +370,9 @@ const machinesExport = Command.make(
 ).pipe(Command.withDescription("Write the machine definitions as JSON for Stately Studio (docs/inspector.md)"), Command.withExamples([{ command: `l02 machines export --out ./machines-json`, description: "agent.json and fleet.json" }]))
 
 const machines = Command.make("machines").pipe(Command.withDescription("The XState machines: export for Stately tools"), Command.withSubcommands([machinesExport]))
+
+// Commands load what only they use (the HTTP server, the inspector, the demo) when they run, so a
+// one-shot command such as `l02 ls` starts quickly.
 
 /** The `l02` command tree. */
 export const l02 = Command.make("l02").pipe(

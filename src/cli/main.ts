@@ -21,6 +21,7 @@ import type { MachineName } from "../runtime/inspector.ts"
 import { withProgress } from "./progress.ts"
 import { makeRenderer } from "./render.ts"
 import { type CliRuntime, remoteRuntime } from "./remote.ts"
+import { announceServe, servingAt } from "./serveDiscovery.ts"
 
 const global = {
   config: Flag.String("config").pipe(Flag.withDescription("YAML file with configuration overrides"), Flag.optional),
@@ -52,11 +53,28 @@ const optionsOf = (g: Global): RuntimeOptions => ({
 /** A one-shot command's runtime: it claims warm sandboxes but leaves filling the pools to `l02 serve`. */
 const oneShotOptionsOf = (g: Global): RuntimeOptions => ({ ...optionsOf(g), fillWarmPools: false })
 
-/** The server to work against: --url, else L02_URL; none means embedded. */
-const serverOf = (g: Global): { readonly url: string; readonly apiKey: string | undefined } | undefined => {
+/**
+ * The server to work against: --url, else L02_URL, else an `l02 serve` that holds the data directory;
+ * none means embedded.
+ */
+const serverOf = async (g: Global): Promise<{ readonly url: string; readonly apiKey: string | undefined } | undefined> => {
+  const apiKey = Option.getOrUndefined(g.apiKey) ?? process.env.L02_API_KEY
   const url = Option.getOrUndefined(g.url) ?? process.env.L02_URL
-  if (url === undefined || url === "") return undefined
-  return { url, apiKey: Option.getOrUndefined(g.apiKey) ?? process.env.L02_API_KEY }
+  if (url !== undefined && url !== "") return { url, apiKey }
+  const dataDir = Option.getOrUndefined(g.dataDir) ?? dataDirOf(g)
+  const serving = dataDir === undefined ? undefined : await servingAt(dataDir)
+  if (serving === undefined) return undefined
+  if (!g.json) console.error(`l02 serve holds ${dataDir}: talking to it at ${serving}`)
+  return { url: serving, apiKey }
+}
+
+/** The configured data directory (file and environment), when no --data-dir is given. */
+const dataDirOf = (g: Global): string | undefined => {
+  try {
+    return loadConfigSync({ file: Option.getOrUndefined(g.config), env: process.env }).runtime.data_dir
+  } catch {
+    return undefined
+  }
 }
 
 /**
@@ -66,9 +84,9 @@ const serverOf = (g: Global): { readonly url: string; readonly apiKey: string | 
 const withRuntime = <A>(g: Global, f: (runtime: CliRuntime) => Promise<A>) =>
   Effect.acquireUseRelease(
     Effect.tryPromise({
-      try: (): Promise<CliRuntime> => {
-        const server = serverOf(g)
-        return server === undefined ? createRuntime(oneShotOptionsOf(g)) : Promise.resolve(remoteRuntime(server.url, server.apiKey))
+      try: async (): Promise<CliRuntime> => {
+        const server = await serverOf(g)
+        return server === undefined ? createRuntime(oneShotOptionsOf(g)) : remoteRuntime(server.url, server.apiKey)
       },
       catch: (e) => e
     }),
@@ -254,6 +272,8 @@ const serveCommand = Command.make(
         }),
         (handle) => Effect.promise(() => handle.close())
       )
+      // One-shot commands on the same data directory talk to this server instead of its locked store.
+      yield* Effect.acquireRelease(Effect.sync(() => announceServe(runtime.config.runtime.data_dir, server.url)), (withdraw) => Effect.sync(withdraw))
       yield* Console.log(`L02 Agent Runtime ${runtime.runtimeId} serving on ${server.url} (backend ${runtime.config.runtime.backend}); OpenAPI at ${server.url}/openapi.json, docs at ${server.url}/docs, dashboard at ${server.url}/dashboard`)
       if (inspector !== undefined) yield* Console.log(`Stately inspector bridge at ${inspector.url} (WebSocket ${inspector.wsUrl})`)
       return yield* Effect.never

@@ -2,7 +2,7 @@
 // argument shows help and fails without an internal error line; spawn takes a whole agent config, a
 // program and flags; exec shows the agent's words, not protocol lines, and says when it resumes a
 // suspended agent.
-import { execFile, spawnSync } from "node:child_process"
+import { execFile, spawn, spawnSync } from "node:child_process"
 import { existsSync } from "node:fs"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -90,5 +90,48 @@ describe("l02 on an older Node", () => {
     expect(result.stderr).toMatch(/^l02 needs Node >= 22\.19, and this is v\d+/)
     expect(result.stderr).toContain("npx l02")
   })
+})
+
+describe("l02 beside a running l02 serve", () => {
+  it("talks to the server that holds the data directory instead of failing on its store, and goes back to embedding once it stops", async () => {
+    const served = mkdtempSync(join(tmpdir(), "l02-cli-served-"))
+    const server = spawn(process.execPath, [main, "serve", "--port", "0", "--data-dir", served], { stdio: ["ignore", "pipe", "inherit"] })
+    try {
+      const url = await new Promise<string>((resolvePromise, reject) => {
+        let out = ""
+        server.stdout!.on("data", (d: Buffer) => {
+          out += d.toString()
+          const match = /serving on (http:\/\/\S+?) /.exec(out)
+          if (match !== null) resolvePromise(match[1]!)
+        })
+        server.on("exit", (code) => reject(new Error(`l02 serve exited with ${code}: ${out}`)))
+      })
+      expect(existsSync(join(served, "serve.json"))).toBe(true)
+      const at = (...args: Array<string>) => run(process.execPath, [main, ...args, "--data-dir", served], { timeout: 60_000 })
+      const spawned = await at("spawn", "beside", "--trust", "TRUSTED", "--json")
+      expect(spawned.stderr).toBe("")
+      const { agentId } = JSON.parse(spawned.stdout) as { agentId: string }
+      const listed = await at("ls")
+      expect(listed.stderr).toContain(`l02 serve holds ${served}: talking to it at ${url}`)
+      expect(listed.stdout).toContain(agentId)
+      const remote = (await (await fetch(`${url}/v1/agents`)).json()) as { agents: Array<{ agentId: string }> }
+      expect(remote.agents.map((a) => a.agentId)).toEqual([agentId])
+      await at("terminate", agentId, "--force")
+      server.kill("SIGTERM")
+      await new Promise((r) => server.once("exit", r))
+      expect(existsSync(join(served, "serve.json"))).toBe(false)
+      // Embedded again: the store the server left answers.
+      const after = JSON.parse((await at("ls", "--json")).stdout) as Array<{ agentId: string; state: string }>
+      expect(after).toMatchObject([{ agentId, state: "terminated" }])
+      // A file left by a server that died: nothing answers there, so it is ignored.
+      writeFileSync(join(served, "serve.json"), JSON.stringify({ url: "http://127.0.0.1:9", pid: 1 }))
+      const stale = await at("ls")
+      expect(stale.stderr).not.toContain("talking to it")
+      expect(stale.stdout).toContain(agentId)
+    } finally {
+      server.kill("SIGKILL")
+      rmSync(served, { recursive: true, force: true })
+    }
+  }, 120_000)
 })
 

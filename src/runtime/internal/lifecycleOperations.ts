@@ -26,7 +26,7 @@ import {
 import { resolveSandbox } from "../../domain/resolveSandbox.ts"
 import type { SuspendOptions, TerminateOptions } from "../AgentRuntimeApi.ts"
 import { checkSpawnPolicy, type SpawnPolicy } from "../SpawnPolicy.ts"
-import { checkAgentSecrets } from "./modelExecution.ts"
+import { checkAgentSecrets } from "./agentSecrets.ts"
 import { newAgentHandle } from "./agentHandle.ts"
 import type { AdmissionPriority } from "./fairAdmission.ts"
 import type { RuntimeCore } from "./runtimeCore.ts"

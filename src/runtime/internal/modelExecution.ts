@@ -92,28 +92,6 @@ export const prepareModel = (
     return { gateway, modelId: model.model, secrets: apiKey === undefined ? [] : [apiKey] }
   })
 
-/**
- * Resolves every secret an agent's model and declared MCP servers would use, so a spawn refuses an
- * agent whose key is missing (E2000 naming the secret and its source) instead of failing at its
- * first step. The values are dropped: they are read again when used.
- */
-export const checkAgentSecrets = (model: ModelConfig | undefined, resources: OperatorResources): Effect.Effect<void, ConfigInvalid | ReferenceUnknown> =>
-  Effect.gen(function* () {
-    if (model === undefined || model.provider === "scripted") return
-    const names: Array<string> = []
-    if (model.endpoint !== undefined) {
-      const found = endpointOf({ endpoint: model.endpoint, model: model.model }, resources.declared)
-      if (found instanceof ReferenceUnknown) return yield* found
-      if (found.endpoint.api_key_secret !== undefined) names.push(found.endpoint.api_key_secret)
-    }
-    for (const server of model.mcp ?? []) {
-      const declared = server.server === undefined ? undefined : declaredMcpServer(resources.declared, server.server)
-      if (declared === undefined) continue
-      names.push(...Object.values(declared.env_secrets ?? {}), ...(declared.bearer_secret === undefined ? [] : [declared.bearer_secret]))
-    }
-    for (const name of names) yield* resources.secrets.resolve(name)
-  })
-
 /** The connection of one of an agent's MCP servers, and the secret values it carries. */
 const mcpConnection = (
   server: McpServerConfig,

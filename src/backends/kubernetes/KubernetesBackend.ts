@@ -17,7 +17,10 @@
  * ```
  */
 import { randomUUID } from "node:crypto"
+import { existsSync } from "node:fs"
 import { isIP } from "node:net"
+import { homedir } from "node:os"
+import { join } from "node:path"
 import { PassThrough, Readable, Writable } from "node:stream"
 import {
   Attach,
@@ -173,7 +176,18 @@ export const kubeConfigFor = (options: KubernetesBackendOptions): KubeConfig => 
     return kc
   }
   if (options.kubeconfigPath !== undefined && options.kubeconfigPath !== "") kc.loadFromFile(expandHome(options.kubeconfigPath))
-  else kc.loadFromDefault()
+  else {
+    // The client's default, with nothing found, is http://localhost:8080: say where we looked instead.
+    const fromEnv = process.env.KUBECONFIG ?? ""
+    const home = join(homedir(), ".kube", "config")
+    const inCluster = (process.env.KUBERNETES_SERVICE_HOST ?? "") !== "" && existsSync("/var/run/secrets/kubernetes.io/serviceaccount/token")
+    if (fromEnv === "" && !existsSync(home) && !inCluster) {
+      throw new Error(
+        `no kubeconfig or in-cluster service account found: KUBECONFIG is unset, ${home} does not exist, and this process is not in a Pod with a service account (KUBERNETES_SERVICE_HOST unset); set kubernetes.kubeconfig to a kubeconfig file, or run inside the cluster`
+      )
+    }
+    kc.loadFromDefault()
+  }
   if (options.context !== undefined && options.context !== "") {
     if (kc.getContextObject(options.context) === null) {
       throw new Error(`the kubeconfig has no context "${options.context}" (it has ${kc.getContexts().map((c) => c.name).join(", ") || "none"}); set kubernetes.context to one of them`)

@@ -366,4 +366,25 @@ describe("Kubernetes backend: connecting", () => {
       rmSync(dir, { recursive: true, force: true })
     }
   })
+
+  it("with no kubeconfig anywhere and outside a cluster, E2047 says where it looked (not a refused localhost:8080)", { timeout: 30_000 }, async () => {
+    const home = mkdtempSync(join(tmpdir(), "l02-no-kube-"))
+    const saved = { HOME: process.env.HOME, KUBECONFIG: process.env.KUBECONFIG, KUBERNETES_SERVICE_HOST: process.env.KUBERNETES_SERVICE_HOST }
+    process.env.HOME = home
+    delete process.env.KUBECONFIG
+    delete process.env.KUBERNETES_SERVICE_HOST
+    try {
+      const error = await run((backend) => Effect.flip(backend.list({})), simulatorLayer(simulator.current, { server: undefined }))
+      expect(error).toMatchObject({ code: "E2047" })
+      expect(error.message).toContain("no kubeconfig or in-cluster service account found")
+      expect(error.message).toContain(join(home, ".kube", "config"))
+      expect(error.message).not.toContain("localhost:8080")
+    } finally {
+      for (const [key, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[key]
+        else process.env[key] = value
+      }
+      rmSync(home, { recursive: true, force: true })
+    }
+  })
 })

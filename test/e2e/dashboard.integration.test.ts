@@ -40,7 +40,8 @@ describe.skipIf(!process.env.L02_TEST_BROWSER)("dashboard in headless Chromium",
   })
 
   it("asks for a key, goes live, shows a spawned agent and follows it to suspended", async () => {
-    await page.goto(`${t.url}/dashboard`)
+    // The page finishes loading (its event stream opens after the load event).
+    await page.goto(`${t.url}/dashboard`, { waitUntil: "load", timeout: 10_000 })
     // API keys are configured: the page asks for one.
     await page.locator("#auth").waitFor({ state: "visible" })
     await page.fill("#key", "not-a-key")
@@ -57,6 +58,9 @@ describe.skipIf(!process.env.L02_TEST_BROWSER)("dashboard in headless Chromium",
     const row = page.locator(`#agents tr[data-agent-id="${agentId}"]`)
     await expect.poll(() => row.locator("td.state").textContent(), { timeout: 10_000 }).toBe("running/idle")
     expect(await row.locator("td").nth(1).textContent()).toBe("dash-worker")
+    // Live usage of a running agent (the memory backend's own accounting): cpu and memory are numbers.
+    await expect.poll(() => row.locator("td").nth(4).textContent(), { timeout: 10_000 }).toMatch(/^\d+\.\d %$/)
+    await expect.poll(() => row.locator("td").nth(5).textContent(), { timeout: 10_000 }).not.toBe("-")
 
     await row.click()
     await expect.poll(() => page.getAttribute("svg.machine .state.current", "data-state")).toBe("running")

@@ -161,9 +161,14 @@ async function refreshFleet() {
 
 async function refreshAll() {
   const [list] = await Promise.all([api("/v1/agents"), refreshFleet()])
-  state.agents = new Map(list.agents.map((a) => [a.agentId, a]))
+  // The list carries no live usage: a running agent's own answer has it (sampled from its sandbox).
+  const previous = state.agents
+  state.agents = new Map(list.agents.map((a) => [a.agentId, { ...a, resourceUsage: a.resourceUsage || (previous.get(a.agentId) || {}).resourceUsage }]))
   if (state.selected === undefined && list.agents.length > 0) state.selected = list.agents[0].agentId
   renderAgents()
+  const running = list.agents.filter((a) => a.state === "running").slice(0, 50)
+  await Promise.all(running.map((a) => api("/v1/agents/" + encodeURIComponent(a.agentId)).then((full) => state.agents.set(a.agentId, full)).catch(() => undefined)))
+  if (running.length > 0) renderAgents()
 }
 
 const dirty = new Set()
@@ -230,7 +235,9 @@ $("#auth form").addEventListener("submit", (e) => {
   start()
 })
 setInterval(() => { if (state.source && state.source.readyState === EventSource.OPEN) refreshAll().catch(() => undefined) }, 5000)
-start()
+// The event stream opens after the page has loaded: an open stream would keep it loading.
+if (document.readyState === "complete") start()
+else window.addEventListener("load", () => start(), { once: true })
 `
 
 const hash = (text: string) => `'sha256-${createHash("sha256").update(text, "utf8").digest("base64")}'`

@@ -142,7 +142,15 @@ export const ExecuteEvent = Schema.Union([
 
 /** Query of GET /v1/events. */
 export const EventsQuery = Schema.Struct({
-  agentId: Schema.optional(AgentId.annotate({ description: "Only events of this agent." }))
+  agentId: Schema.optional(AgentId.annotate({ description: "Only events of this agent." })),
+  after: Schema.optional(
+    Schema.String.check(Schema.isPattern(/^\d{1,15}$/)).annotate({
+      description: "Replay the recorded events after this event id first (as the Last-Event-ID header does), then the live ones."
+    })
+  ),
+  recent: Schema.optional(
+    Schema.String.check(Schema.isPattern(/^\d{1,4}$/)).annotate({ description: "Replay the newest N recorded events first (at most 1000), then the live ones." })
+  )
 })
 
 /** Answer of GET /healthz. */
@@ -302,7 +310,7 @@ export const FleetGroup = HttpApiGroup.make("fleet")
   .add(
     HttpApiEndpoint.get("events", "/v1/events", { query: EventsQuery, success: sse(LifecycleEvent), error: [...commonErrors] }).annotateMerge(
       OpenApi.annotations({
-        summary: "Lifecycle events from now on, as Server-Sent Events",
+        summary: "Lifecycle events as Server-Sent Events (id: the event id): from now on, or replayed from the log first (after, recent, Last-Event-ID)",
         description: "Each event is `id: <eventId>` and `data: <LifecycleEvent JSON>`; a comment line keeps idle connections open."
       })
     )

@@ -326,14 +326,39 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
       const q = orThrow(decode(OperationsQuery, query, "query"))
       return json(200, { operations: await runtime.fleetOperations(q.limit === undefined ? undefined : Number(q.limit)) })
     },
-    events: async ({ query, res }) => {
+    events: async ({ query, res, req }) => {
       const q = orThrow(decode(EventsQuery, query, "query"))
+      // A reconnecting EventSource sends the id of the last event it got: it gets what it missed.
+      const lastEventId = req.headers["last-event-id"]
+      const after = q.after ?? (typeof lastEventId === "string" && /^\d{1,15}$/.test(lastEventId.trim()) ? lastEventId.trim() : undefined)
+      const recent = q.recent === undefined ? undefined : Math.min(1000, Number(q.recent))
       return new Promise<Answer>((resolve) => {
         startSse(res)
         res.write(": connected\n\n")
+        // Live events wait while the log is replayed, then follow it without repeats.
+        let replaying = after !== undefined || recent !== undefined
+        const waiting: Array<LifecycleEvent> = []
+        let lastSent = 0
+        const send = (event: LifecycleEvent) => {
+          if (event.eventId !== undefined && event.eventId <= lastSent) return
+          if (event.eventId !== undefined) lastSent = event.eventId
+          if (!writeEvent(res, { ...(event.eventId === undefined ? {} : { id: event.eventId }), data: event })) done()
+        }
         const listener = (event: LifecycleEvent) => {
           if (q.agentId !== undefined && event.agentId !== q.agentId) return
-          if (!writeEvent(res, { ...(event.eventId === undefined ? {} : { id: event.eventId }), data: event })) done()
+          if (replaying) waiting.push(event)
+          else send(event)
+        }
+        if (replaying) {
+          const past = after !== undefined
+            ? runtime.history({ agentId: q.agentId, afterId: Number(after), limit: 10_000 })
+            : runtime.history({ agentId: q.agentId, limit: recent, latest: true })
+          void past
+            .then((events) => events.forEach(send), () => res.write(": the event log could not be read; live events follow\n\n"))
+            .finally(() => {
+              replaying = false
+              for (const event of waiting.splice(0)) send(event)
+            })
         }
         const timer = setInterval(() => res.write(": keep-alive\n\n"), keepAliveMs)
         timer.unref()

@@ -188,6 +188,7 @@ export const make = (
       spans,
       operations: { spawn, terminate, suspend, resume, scale, getState, list, execute, health },
       events: runtimeEvents.stream,
+      history: (query) => eventLog.query(query),
       fleetContext: () => fleet.getSnapshot().context
     })
   })

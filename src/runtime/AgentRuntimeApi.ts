@@ -12,7 +12,7 @@ import type { AgentConfig } from "../domain/AgentConfig.ts"
 import type { AgentInstance, SpawnResult } from "../domain/AgentInstance.ts"
 import type { AgentState } from "../domain/AgentState.ts"
 import type { Checkpoint } from "../domain/Checkpoint.ts"
-import type { RuntimeError } from "../domain/Errors.ts"
+import type { RuntimeError, StoreFailed } from "../domain/Errors.ts"
 import type { FleetStatus } from "../domain/FleetStatus.ts"
 import type { HealthStatus } from "../domain/HealthStatus.ts"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
@@ -22,6 +22,7 @@ import type { Clock } from "./ActorHost.ts"
 import type { ModelExecuteEvent } from "./internal/modelExecution.ts"
 import type { ProgramExecuteEvent } from "./internal/programProtocol.ts"
 import type { SpawnPolicy } from "./SpawnPolicy.ts"
+import type { EventQuery } from "../services/EventLog.ts"
 
 /** Options of `suspend`. */
 export interface SuspendOptions {
@@ -116,6 +117,11 @@ export interface AgentRuntimeShape {
   readonly execute: (agentId: string, input: unknown, options?: ExecuteOptions) => Stream.Stream<ExecuteEvent, RuntimeError>
   /** Lifecycle events as they happen (state changes and supervision decisions). */
   readonly events: Stream.Stream<LifecycleEvent>
+  /**
+   * Lifecycle events already recorded, oldest first: after an event id, of one agent, the first or
+   * (`latest`) the newest `limit` of them.
+   */
+  readonly history: (query: EventQuery) => Effect.Effect<ReadonlyArray<LifecycleEvent>, StoreFailed>
   readonly fleetStatus: Effect.Effect<FleetStatus>
   /**
    * Scales the pool of agents labelled `pool.l02.dev/name=<pool>` to `replicas`: spawns from `template`

@@ -23,7 +23,7 @@ import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import type { BackendName, RuntimeConfig } from "../domain/RuntimeConfig.ts"
 import type { CheckpointStore } from "../services/CheckpointStore.ts"
 import * as SecretStore from "../services/SecretStore.ts"
-import type { EventLog } from "../services/EventLog.ts"
+import type { EventLog, EventQuery } from "../services/EventLog.ts"
 import type { SandboxBackend } from "../services/SandboxBackend.ts"
 import type { AgentFilter, FleetOperation, StateStore } from "../services/StateStore.ts"
 import * as AgentRuntime from "./AgentRuntime.ts"
@@ -85,6 +85,8 @@ export interface L02Runtime {
   readonly execute: (agentId: string, input: unknown, options?: AgentRuntime.ExecuteOptions) => AsyncIterable<AgentRuntime.ExecuteEvent>
   /** Lifecycle events from now on, as an async iterable. */
   readonly events: () => AsyncIterable<LifecycleEvent>
+  /** Lifecycle events already recorded, oldest first (after an id, of one agent, the first or newest `limit`). */
+  readonly history: (query: EventQuery) => Promise<ReadonlyArray<LifecycleEvent>>
   readonly fleetStatus: () => Promise<FleetStatus>
   /** Scales a pool of agents (label `pool.l02.dev/name`) to `replicas`; recorded as a fleet operation. */
   readonly scale: (pool: string, replicas: number, options?: AgentRuntime.ScaleOptions) => Promise<FleetOperation>
@@ -182,6 +184,7 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
     list: (filter) => run(core.list(filter)),
     execute: (agentId, input, opts) => Stream.toAsyncIterable(core.execute(agentId, input, opts)),
     events: () => Stream.toAsyncIterable(core.events),
+    history: (query) => run(core.history(query)),
     fleetStatus: () => run(core.fleetStatus),
     health: (agentId) => run(core.health(agentId)),
     pools: () => run(core.pools),

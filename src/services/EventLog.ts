@@ -14,6 +14,8 @@ export interface EventQuery {
   /** Only events with an id greater than this. */
   readonly afterId?: number | undefined
   readonly limit?: number | undefined
+  /** With `limit`: the newest `limit` matching events instead of the oldest (still oldest first). */
+  readonly latest?: boolean | undefined
 }
 
 /** The shape of the event log. */
@@ -51,6 +53,14 @@ export const layerMemory: Layer.Layer<EventLog> = Layer.effect(
       query: (query) =>
         Effect.map(Ref.get(ref), (log) => {
           const afterId = query.afterId ?? 0
+          if (query.latest === true && query.limit !== undefined) {
+            const newest: Array<LifecycleEvent> = []
+            for (let i = log.events.length - 1; i >= Math.max(0, afterId) && newest.length < query.limit; i--) {
+              const event = log.events[i]!
+              if (query.agentId === undefined || event.agentId === query.agentId) newest.push(event)
+            }
+            return newest.reverse()
+          }
           // Ids are 1-based and dense, so the first candidate is at index afterId.
           const out: Array<LifecycleEvent> = []
           for (let i = Math.max(0, afterId); i < log.events.length; i++) {

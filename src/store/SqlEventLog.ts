@@ -88,12 +88,16 @@ export const make = (target: StoreTarget = defaultTarget) =>
           ...(query.agentId === undefined ? [] : [sql`agent_id = ${query.agentId}`]),
           ...(query.afterId === undefined ? [] : [sql`id > ${query.afterId}`])
         ])
+        const newest = query.latest === true && query.limit !== undefined
         const statement =
           query.limit === undefined
             ? sql<Row>`SELECT ${sql.literal(columns)} FROM lifecycle_events WHERE ${where} ORDER BY lifecycle_events.id`
+            : newest
+            ? sql<Row>`SELECT ${sql.literal(columns)} FROM lifecycle_events WHERE ${where} ORDER BY lifecycle_events.id DESC LIMIT ${Math.floor(query.limit)}`
             : sql<Row>`SELECT ${sql.literal(columns)} FROM lifecycle_events WHERE ${where} ORDER BY lifecycle_events.id LIMIT ${Math.floor(query.limit)}`
         return statement.pipe(
-          Effect.map((rows) => rows.map(toEvent)),
+          // The newest come newest first; answered oldest first like every query.
+          Effect.map((rows) => (newest ? [...rows].reverse() : rows).map(toEvent)),
           storeFailed(target, "reading lifecycle events")
         )
       }

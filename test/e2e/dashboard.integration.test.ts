@@ -40,6 +40,9 @@ describe.skipIf(!process.env.L02_TEST_BROWSER)("dashboard in headless Chromium",
   })
 
   it("asks for a key, goes live, shows a spawned agent and follows it to suspended", async () => {
+    // An agent that ran before the page opened: its transitions are listed at once (replayed from the log).
+    const early = await t.request("POST", "/v1/agents", { token: keys.DASH_ADMIN, body: { config: { ...answeringAgent, name: "dash-early" } } })
+    expect(early.status).toBe(201)
     // The page finishes loading (its event stream opens after the load event).
     await page.goto(`${t.url}/dashboard`, { waitUntil: "load", timeout: 10_000 })
     // API keys are configured: the page asks for one.
@@ -51,6 +54,7 @@ describe.skipIf(!process.env.L02_TEST_BROWSER)("dashboard in headless Chromium",
     await page.click("#auth button")
     await page.locator("#auth").waitFor({ state: "hidden" })
     await expect.poll(() => page.textContent("#conn"), { timeout: 10_000 }).toBe("live")
+    await expect.poll(() => page.textContent("#transitions"), { timeout: 10_000 }).toContain(`${early.json.agentId as string}  agent.state  spawning → running`)
 
     const spawned = await t.request("POST", "/v1/agents", { token: keys.DASH_ADMIN, body: { config: { ...answeringAgent, name: "dash-worker" } } })
     expect(spawned.status).toBe(201)
@@ -73,6 +77,7 @@ describe.skipIf(!process.env.L02_TEST_BROWSER)("dashboard in headless Chromium",
     expect(await page.locator("svg.machine .state.current").count()).toBe(1)
     await expect.poll(() => page.textContent("#transitions")).toContain("→ suspended")
     await expect.poll(() => page.textContent("#fleet-suspended b"), { timeout: 10_000 }).toBe("1")
+    expect(await page.locator(`#agents tr[data-agent-id="${early.json.agentId as string}"] td.state`).textContent()).toBe("running/idle")
     expect(await page.textContent("#server-health b")).toBe("ok")
 
     await page.screenshot({ path: screenshot, fullPage: true })

@@ -226,6 +226,25 @@ describe("HTTP API routes on the in-memory runtime", () => {
     expect(mine.map((e) => e.data.toState)).toEqual(["suspending", "suspended"])
   })
 
+  it("replays recorded events before the live ones: the newest N (recent), or those after an id (after, Last-Event-ID), without repeats", async () => {
+    const t = await start()
+    const { agentId } = await t.runtime.spawn(answeringAgent)
+    const recorded = await t.runtime.history({ agentId })
+    expect(recorded.map((e) => e.toState)).toEqual(["pending", "spawning", "running"])
+    const ids = recorded.map((e) => e.eventId!)
+    // The newest two, oldest first, then what happens next.
+    const recent = readSse(await fetch(`${t.url}/v1/events?agentId=${agentId}&recent=2`), (es) => es.some((e) => e.data.toState === "suspended"))
+    // A client that got the first event reconnects with its id: it gets the rest, then what happens next.
+    const resumed = readSse(await fetch(`${t.url}/v1/events?agentId=${agentId}`, { headers: { "last-event-id": String(ids[0]) } }), (es) => es.some((e) => e.data.toState === "suspended"))
+    await new Promise((r) => setTimeout(r, 100))
+    await t.runtime.suspend(agentId)
+    expect((await recent).map((e) => e.data.toState)).toEqual(["spawning", "running", "suspending", "suspended"])
+    const again = await resumed
+    expect(again.map((e) => e.data.toState)).toEqual(["spawning", "running", "suspending", "suspended"])
+    expect(again.map((e) => Number(e.id))).toEqual([...again.map((e) => Number(e.id))].sort((a, b) => a - b))
+    expect((await t.request("GET", "/v1/events?recent=many")).json.error).toMatchObject({ code: "E2001", key: "query.recent" })
+  })
+
   it("reports the fleet", async () => {
     const t = await start()
     await t.runtime.spawn(answeringAgent)

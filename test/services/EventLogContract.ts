@@ -60,6 +60,10 @@ export const eventLogTests = (it: Vitest.MethodsNonLive<EventLog>) => {
       expect(yield* log.query({ agentId: a, limit: 0 })).toEqual([])
       expect((yield* log.query({ afterId: idOf(0), limit: 4 })).map((e) => e.eventId)).toEqual(appended.slice(1).map((e) => e.eventId))
       expect(yield* log.query({ agentId: "not-a-uuid" })).toEqual([])
+      // The newest of them, oldest first.
+      expect((yield* log.query({ agentId: a, limit: 2, latest: true })).map((e) => e.eventId)).toEqual([idOf(2), idOf(4)])
+      expect((yield* log.query({ agentId: b, limit: 5, latest: true })).map((e) => e.eventId)).toEqual([idOf(1), idOf(3)])
+      expect((yield* log.query({ agentId: a, afterId: idOf(2), limit: 5, latest: true })).map((e) => e.eventId)).toEqual([idOf(4)])
     }))
 
   it.effect("gives concurrent appends distinct ids and keeps each batch in order", () =>

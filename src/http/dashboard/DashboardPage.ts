@@ -186,8 +186,9 @@ function scheduleRefresh(agentId) {
 
 function onEvent(event) {
   addTransition(event)
-  if (event.toState) {
-    const known = state.agents.get(event.agentId) || { agentId: event.agentId, restartCount: 0 }
+  const known = state.agents.get(event.agentId) || { agentId: event.agentId, restartCount: 0 }
+  // A replayed event older than what the agent's own answer says changes only the list above.
+  if (event.toState && !(known.updatedAt && event.at < known.updatedAt)) {
     const activity = event.toState === "running" ? known.activity : undefined
     state.agents.set(event.agentId, { ...known, state: event.toState, activity, updatedAt: event.at })
     if (state.selected === undefined) state.selected = event.agentId
@@ -198,7 +199,8 @@ function onEvent(event) {
 
 function connect() {
   if (state.source) state.source.close()
-  const source = new EventSource("/v1/events" + (state.key ? "?access_token=" + encodeURIComponent(state.key) : ""))
+  // The newest recorded transitions first, so the list is not empty until something happens.
+  const source = new EventSource("/v1/events?recent=50" + (state.key ? "&access_token=" + encodeURIComponent(state.key) : ""))
   state.source = source
   setConn("connecting", "")
   source.onopen = () => { setConn("live", "live"); refreshAll().catch(() => undefined) }

@@ -39,6 +39,7 @@ export const runtimeFacade = (
     readonly spans: Spans
     readonly operations: RuntimeOperations
     readonly events: Stream.Stream<LifecycleEvent>
+    readonly history: AgentRuntimeShape["history"]
     readonly fleetContext: () => { readonly pendingRestarts: Readonly<Record<string, unknown>>; readonly restartsTotal: number }
   }
 ): AgentRuntimeShape => {
@@ -90,6 +91,7 @@ export const runtimeFacade = (
         spans.tracedStream("l02.execute", { "l02.agent_id": agentId, "l02.trust_level": trustOf(agentId) })
       ),
     events: parts.events,
+    history: parts.history,
     fleetStatus,
     health,
     pools: Effect.sync(() => warm.status()),

@@ -1,10 +1,12 @@
 /**
- * Prometheus metrics of the runtime, computed from its lifecycle events and its fleet status.
+ * Prometheus metrics of the runtime, computed from its lifecycle events, its fleet status and the
+ * usage of its running agents.
  *
  * Latencies come from the events' own timestamps (`at`), so they measure the runtime, not the HTTP
  * round trip: spawn is `agent.created` to `running`, suspend is `suspending` to `suspended`, resume is
  * `resuming` to `running`. Rendered in the Prometheus text exposition format 0.0.4.
  */
+import type { AgentInstance } from "../domain/AgentInstance.ts"
 import { errorCatalog, type ErrorCode } from "../domain/ErrorCatalog.ts"
 import type { FleetStatus } from "../domain/FleetStatus.ts"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
@@ -36,8 +38,8 @@ export interface Metrics {
   readonly observe: (event: LifecycleEvent) => void
   /** Counts one answered HTTP request. */
   readonly countRequest: (endpoint: string, status: number) => void
-  /** The exposition text, with gauges from the fleet status. */
-  readonly render: (fleet: FleetStatus) => string
+  /** The exposition text, with gauges from the fleet status and the usage of the agents given. */
+  readonly render: (fleet: FleetStatus, agents?: ReadonlyArray<AgentInstance>) => string
 }
 
 const escapeLabel = (value: string) => value.replaceAll("\\", "\\\\").replaceAll("\n", "\\n").replaceAll('"', '\\"')
@@ -82,7 +84,7 @@ export const makeMetrics = (): Metrics => {
     }
   }
 
-  const render = (fleet: FleetStatus): string => {
+  const render = (fleet: FleetStatus, agents: ReadonlyArray<AgentInstance> = []): string => {
     const lines: Array<string> = []
     const family = (name: string, type: string, help: string) => lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
     family("l02_agents", "gauge", "Agents supervised by this runtime, by state.")
@@ -107,6 +109,16 @@ export const makeMetrics = (): Metrics => {
       latencyBuckets.forEach((bound, i) => lines.push(`${name}_bucket{le="${bound}"} ${h.counts[i]}`))
       lines.push(`${name}_bucket{le="+Inf"} ${h.count}`, `${name}_sum ${h.sum}`, `${name}_count ${h.count}`)
     }
+    const usage = (name: string, help: string, value: (u: NonNullable<AgentInstance["resourceUsage"]>) => number | undefined) => {
+      family(name, "gauge", help)
+      for (const agent of agents) {
+        const v = agent.resourceUsage === undefined ? undefined : value(agent.resourceUsage)
+        if (v !== undefined) lines.push(`${name}{agent_id="${escapeLabel(agent.agentId)}",name="${escapeLabel(agent.name)}"} ${v}`)
+      }
+    }
+    usage("l02_agent_cpu_percent", "A running agent's CPU use, sampled from its sandbox (100 = one core).", (u) => u.cpuPercent)
+    usage("l02_agent_memory_bytes", "A running agent's resident memory, sampled from its sandbox.", (u) => u.memoryBytes)
+    usage("l02_agent_tokens_used", "Model tokens an agent's conversation has used (input plus output).", (u) => u.tokensUsed)
     family("l02_http_requests_total", "counter", "HTTP requests answered, by endpoint and status.")
     for (const [key, n] of [...requests].sort()) {
       const [endpoint, status] = key.split(" ")

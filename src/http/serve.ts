@@ -374,7 +374,12 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
         res.once("close", done)
       })
     },
-    metrics: async () => ({ _tag: "Text", status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render(await runtime.fleetStatus()) }),
+    metrics: async () => {
+      // Live usage comes with an agent's own answer (sampled from its sandbox): asked of the running ones, boundedly.
+      const running = (await runtime.list({ state: "running" })).slice(0, 500)
+      const agents = await Promise.all(running.map((a) => runtime.getState(a.agentId).catch(() => a)))
+      return { _tag: "Text", status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render(await runtime.fleetStatus(), agents) }
+    },
     health: async () => json(200, { status: "ok", runtimeId: runtime.runtimeId })
   }
 

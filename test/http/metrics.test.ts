@@ -86,9 +86,24 @@ describe("GET /metrics", () => {
       expect(values.get("l02_suspend_duration_seconds_count")).toBe(1)
       expect(values.get("l02_resume_duration_seconds_count")).toBe(1)
       expect(values.get('l02_http_requests_total{endpoint="metrics",status="200"}')).toBeGreaterThanOrEqual(0)
+      // The running agent's own usage, by id and name (the memory backend's accounting).
+      expect(values.get(`l02_agent_cpu_percent{agent_id="${agentId}",name="worker"}`)).toBe(0)
+      expect(values.get(`l02_agent_memory_bytes{agent_id="${agentId}",name="worker"}`)).toBeGreaterThanOrEqual(0)
       for (const line of r.text.split("\n").filter((l) => l !== "" && !l.startsWith("#"))) {
         expect(line).toMatch(/^[a-z_:][a-z0-9_:]*(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9.e+-]+$/)
       }
     })
+  })
+
+  it("gives an agent's token use as a gauge once its conversation has used some", async () => {
+    t = await startServer()
+    const { agentId } = await t.runtime.spawn({
+      name: "talker",
+      trustLevel: "TRUSTED",
+      model: { provider: "scripted", model: "s", script: [{ text: "hello", usage: { inputTokens: 12, outputTokens: 30 } }] }
+    })
+    for await (const _ of t.runtime.execute(agentId, "hi")) void _
+    const values = parse((await t.request("GET", "/metrics")).text)
+    expect(values.get(`l02_agent_tokens_used{agent_id="${agentId}",name="talker"}`)).toBe(42)
   })
 })

@@ -95,6 +95,17 @@ describe("machine SVG", () => {
     expect(svg).not.toMatch(/NaN|undefined/)
   })
 
+  it("keeps edge labels apart: one event per line, short enough for the gap, and an arc over a row instead of a line through its states", () => {
+    const { svg } = machineSvg(agentMachine as never)
+    const lines = [...svg.matchAll(/<tspan [^>]*>([^<]*)<\/tspan>/g)].map((m) => m[1]!)
+    expect(lines.length).toBeGreaterThan(10)
+    for (const line of lines.filter((l) => !l.includes(","))) expect(line.length, line).toBeLessThanOrEqual(18)
+    // resuming -> running skips suspending and suspended on the same row: drawn as an arc (a path), not a line.
+    const resumed = /<g class="edge" data-from="resuming" data-to="running">.*?<\/g>/.exec(svg)?.[0] ?? ""
+    expect(resumed).toContain("<path ")
+    expect(resumed).not.toContain("<line ")
+  })
+
   it("draws the fleet machine too", () => {
     const { svg, states } = machineSvg(fleetMachine as never)
     expect(states.length).toBeGreaterThan(0)

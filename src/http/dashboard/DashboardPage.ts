@@ -47,8 +47,8 @@ svg.machine .state.final rect{stroke-width:3}
 svg.machine .state text{fill:var(--text);font-size:13px}
 svg.machine .state.child text{font-size:11px}
 svg.machine .state.current>rect{fill:#173a5c;stroke:var(--accent);stroke-width:3}
-svg.machine .edge line{stroke:#56626e;stroke-width:1.2}
-svg.machine .edge text{fill:var(--muted);font-size:9px}
+svg.machine .edge line,svg.machine .edge path{stroke:#56626e;stroke-width:1.2;fill:none}
+svg.machine .edge text{fill:var(--muted);font-size:9px;paint-order:stroke;stroke:var(--panel);stroke-width:3px;stroke-linejoin:round}
 svg.machine .arrowhead{fill:#56626e}
 svg.machine .note{fill:var(--muted);font-size:11px}
 #detail{font-size:13px;margin-top:8px;display:flex;flex-wrap:wrap;gap:4px 24px}

@@ -31,7 +31,12 @@ const eventLabel = (event: string): string => {
 const boxWidth = 124
 const boxHeight = 44
 const childHeight = 30
-const columnGap = 52
+// Wide enough for an edge label's line (about 18 characters at the labels' size) between two boxes.
+const columnGap = 100
+const labelChars = 18
+const labelLineHeight = 10
+/** How far an arc over a row rises above it (the top margin leaves room for it). */
+const arcRise = 22
 const rowGap = 56
 const margin = 24
 
@@ -120,7 +125,7 @@ export const machineSvg = (machine: AnyStateMachine): MachineSvg => {
   const children: Array<Box> = []
   let maxY = 0
   for (const [r, states] of [...columns].sort((a, b) => a[0] - b[0])) {
-    let y = margin
+    let y = margin + arcRise * 2
     for (const state of states) {
       const box: Box = { path: state.key, x: margin + r * (boxWidth + columnGap), y, w: boxWidth, h: heightOf(state) }
       boxes.set(state.key, box)
@@ -143,6 +148,21 @@ export const machineSvg = (machine: AnyStateMachine): MachineSvg => {
   for (const edge of edges.values()) {
     const a = boxes.get(edge.from)!
     const b = boxes.get(edge.to)!
+    // Between states of one row with others in between, a straight line would run through them: arc over.
+    if (a.y === b.y && Math.abs(a.x - b.x) > boxWidth + columnGap) {
+      const label = [...edge.labels].join(", ")
+      const x1 = a.x + a.w / 2 + (b.x > a.x ? 12 : -12)
+      const x2 = b.x + b.w / 2 + (b.x > a.x ? -12 : 12)
+      const top = a.y - arcRise
+      const mid = (x1 + x2) / 2
+      const shown = label.length > labelChars * 2 ? `${label.slice(0, labelChars * 2 - 1)}…` : label
+      parts.push(
+        `<g class="edge" data-from="${escapeXml(edge.from)}" data-to="${escapeXml(edge.to)}"><title>${escapeXml(`${edge.from} → ${edge.to}: ${label}`)}</title>` +
+          `<path d="M${x1.toFixed(1)},${a.y} Q${mid.toFixed(1)},${(top - arcRise).toFixed(1)} ${x2.toFixed(1)},${b.y}" marker-end="url(#arrow)"/>` +
+          `<text text-anchor="middle"><tspan x="${mid.toFixed(1)}" y="${(top - 2).toFixed(1)}">${escapeXml(shown)}</tspan></text></g>`
+      )
+      continue
+    }
     // Two edges between the same pair are drawn apart.
     const offset = edges.has(`${edge.to}>${edge.from}`) ? 7 : 0
     const ax = a.x + a.w / 2
@@ -155,10 +175,18 @@ export const machineSvg = (machine: AnyStateMachine): MachineSvg => {
     const [x1, y1] = exitPoint({ ...a, h: boxHeight }, bx + nx, by + ny)
     const [x2, y2] = exitPoint({ ...b, h: boxHeight }, ax + nx, ay + ny)
     const label = [...edge.labels].join(", ")
+    // One event per line, each short enough for the gap; lines grow away from the edge, so the labels of
+    // the two directions between a pair never meet.
+    const events = [...edge.labels]
+    const lines = (events.length > 3 ? [...events.slice(0, 2), `+${events.length - 2} more`] : events).map((l) => (l.length > labelChars ? `${l.slice(0, labelChars - 1)}…` : l))
+    const below = ny > 0 || (offset === 0 && Math.abs(by - ay) > 1)
+    const lx = (x1 + x2) / 2 + nx * 1.6
+    const ly = (y1 + y2) / 2 + ny * 1.6 + (below ? 9 : -3 - (lines.length - 1) * labelLineHeight)
+    const text = lines.map((line, i) => `<tspan x="${lx.toFixed(1)}" y="${(ly + i * labelLineHeight).toFixed(1)}">${escapeXml(line)}</tspan>`).join("")
     parts.push(
       `<g class="edge" data-from="${escapeXml(edge.from)}" data-to="${escapeXml(edge.to)}"><title>${escapeXml(`${edge.from} → ${edge.to}: ${label}`)}</title>` +
         `<line x1="${(x1 + nx).toFixed(1)}" y1="${(y1 + ny).toFixed(1)}" x2="${(x2 + nx).toFixed(1)}" y2="${(y2 + ny).toFixed(1)}" marker-end="url(#arrow)"/>` +
-        `<text x="${((x1 + x2) / 2 + nx * 1.6).toFixed(1)}" y="${((y1 + y2) / 2 + ny * 1.6 - 3).toFixed(1)}" text-anchor="middle">${escapeXml(label.length > 28 ? `${label.slice(0, 27)}…` : label)}</text></g>`
+        `<text text-anchor="middle">${text}</text></g>`
     )
   }
   for (const state of top) {

@@ -243,6 +243,14 @@ describe("HTTP API routes on the in-memory runtime", () => {
     expect(again.map((e) => e.data.toState)).toEqual(["spawning", "running", "suspending", "suspended"])
     expect(again.map((e) => Number(e.id))).toEqual([...again.map((e) => Number(e.id))].sort((a, b) => a - b))
     expect((await t.request("GET", "/v1/events?recent=many")).json.error).toMatchObject({ code: "E2001", key: "query.recent" })
+    // A Last-Event-ID that is not an event id (a path, a negative or huge number) replays nothing: live events only.
+    for (const hostile of ["../../etc/passwd", "-1", "1e9", "9".repeat(40)]) {
+      const live = readSse(await fetch(`${t.url}/v1/events?agentId=${agentId}`, { headers: { "last-event-id": hostile } }), (es) => es.length > 0)
+      await new Promise((r) => setTimeout(r, 50))
+      await t.runtime.resume(agentId)
+      await t.runtime.suspend(agentId)
+      expect((await live)[0]!.data.toState, hostile).toBe("resuming")
+    }
   })
 
   it("reports the fleet", async () => {

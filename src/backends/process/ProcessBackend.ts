@@ -10,7 +10,6 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
 import {
-  accessSync,
   chmodSync,
   chownSync,
   closeSync,
@@ -30,7 +29,7 @@ import {
   writeSync
 } from "node:fs"
 import { constants as osConstants } from "node:os"
-import { delimiter, dirname, isAbsolute, join, resolve } from "node:path"
+import { dirname, isAbsolute, join, resolve } from "node:path"
 import { StringDecoder } from "node:string_decoder"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -64,7 +63,7 @@ import {
 } from "../../services/SandboxBackend.ts"
 import { pipeStdin } from "../../services/ExecStdin.ts"
 import { readTar, type WorkspaceEntry, writeTar } from "../../services/WorkspaceArchive.ts"
-import { unreachable } from "./internal/hostAccess.ts"
+import { defaultPath, unreachable, which } from "./internal/hostAccess.ts"
 import { clockTicksPerSecond, isAlive, processGroups, readRssBytes, readStat } from "./internal/procfs.ts"
 import { readAllRecords, readRecord, type SandboxPaths, type SandboxRecord, sandboxPaths, writeRecord } from "./internal/sandboxFiles.ts"
 import type { UidRange } from "../../domain/UidRange.ts"
@@ -83,7 +82,7 @@ export interface ProcessBackendOptions {
   /**
    * When the host is root: every sandbox runs as a uid (and gid) of its own from this range, so its
    * process limit counts its own processes only and no other sandbox can read its files or signal it
-   * (config `sandbox.process.uid_range`). Unset: every sandbox runs as its `runAsUser`.
+   * (config `process.uid_range`). Unset: every sandbox runs as its `runAsUser`.
    */
   readonly uidRange?: UidRange | undefined
   /** Where the host's uid claims live, shared by every runtime on the host. Default `/run/l02/uids`. */
@@ -99,27 +98,12 @@ export const defaultUidClaimsDir = "/run/l02/uids"
 const wrapperScript = 'exit_file=$1; shift; trap : TERM INT HUP; "$@"; code=$?; echo "$code" > "$exit_file"; exit "$code"'
 
 const safeId = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
-const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 const hostingAdvice: Readonly<Record<string, string>> = {
   gvisor: "use the docker backend with runsc (gVisor), or kubernetes with RuntimeClass gvisor",
   runsc: "use the docker backend with runsc (gVisor), or kubernetes with RuntimeClass gvisor",
   kata: "use kubernetes with RuntimeClass kata (Kata Containers)",
   "kata-cc": "use kubernetes with RuntimeClass kata-cc on confidential-computing nodes"
-}
-
-/** Finds an executable on the host PATH. */
-const which = (name: string): string | undefined => {
-  for (const dir of (process.env["PATH"] ?? defaultPath).split(delimiter)) {
-    const candidate = join(dir, name)
-    try {
-      accessSync(candidate, constants.X_OK)
-      return candidate
-    } catch {
-      continue
-    }
-  }
-  return undefined
 }
 
 const signalNumber = (signal: NodeJS.Signals | null): number => (signal === null ? 0 : (osConstants.signals[signal] ?? 0))
@@ -140,6 +124,16 @@ const forkRefusal = /(cannot|can't|could not|unable to) fork|fork: (retry|Resour
 
 /** Whether a program's last stderr lines say it was refused a new process. */
 export const saysForkRefused = (text: string): boolean => forkRefusal.test(text)
+
+/** Whether the record at `owner` is a sandbox running as `uid`: a uid claim of a removed sandbox is not. */
+const ownsUid = (owner: string, uid: number): boolean => {
+  try {
+    return (JSON.parse(readFileSync(owner, "utf8")) as Partial<SandboxRecord>).uid === uid
+  } catch (error) {
+    // Missing: the sandbox is gone. Unreadable otherwise: count it as owned rather than share a uid.
+    return (error as NodeJS.ErrnoException).code !== "ENOENT"
+  }
+}
 
 /** This process's hard limit on processes per user (`/proc/self/limits`); undefined when unlimited or unknown. */
 const hostProcessLimit = (): number | undefined => {
@@ -183,8 +177,8 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
     const hardLimit = hostProcessLimit()
     const claimsDir = options.uidClaimsDir ?? defaultUidClaimsDir
     const uidClaims = hostIsRoot && options.uidRange !== undefined ? yield* Effect.try({
-      try: () => makeUidClaims(options.uidRange!, claimsDir),
-      catch: (error) => new SandboxOperationFailed({ message: `cannot keep uid claims in ${claimsDir} (sandbox.process.uid_claims_dir): ${describeError(error)}` })
+      try: () => makeUidClaims(options.uidRange!, claimsDir, ownsUid),
+      catch: (error) => new SandboxOperationFailed({ message: `cannot keep uid claims in ${claimsDir} (process.uid_claims_dir): ${describeError(error)}` })
     }) : undefined
     const events = yield* PubSub.unbounded<SandboxEvent>()
     const children = new Map<string, ChildProcess>()
@@ -358,16 +352,6 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
       walk(root)
     }
 
-    /** Whether the record at `owner` is a sandbox running as `uid`: a uid claim of a removed sandbox is not. */
-    const ownsUid = (owner: string, uid: number): boolean => {
-      try {
-        return (JSON.parse(readFileSync(owner, "utf8")) as Partial<SandboxRecord>).uid === uid
-      } catch (error) {
-        // Missing: the sandbox is gone. Unreadable otherwise: count it as owned rather than share a uid.
-        return (error as NodeJS.ErrnoException).code !== "ENOENT"
-      }
-    }
-
     /** Gives a sandbox's own uid back (at remove). */
     const releaseUid = (record: SandboxRecord) => {
       if (record.ownUid === true && record.uid !== undefined) uidClaims?.release(record.uid, pathsOf(record).record)
@@ -376,7 +360,7 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
     /** Starts the main program, detached in its own process group, wired to the FIFO and log files. */
     const launch = (record: SandboxRecord): SandboxRecord => {
       const paths = pathsOf(record)
-      if (record.ownUid === true && record.uid !== undefined && uidClaims !== undefined && !uidClaims.ensure(record.uid, paths.record, ownsUid)) {
+      if (record.ownUid === true && record.uid !== undefined && uidClaims !== undefined && !uidClaims.ensure(record.uid, paths.record)) {
         throw new Error(`its uid ${record.uid} is claimed by another sandbox now (claims in ${claimsDir}); remove this sandbox and provision a new one`)
       }
       rmSync(paths.exitFile, { force: true })
@@ -549,8 +533,9 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
           // The sandbox user must reach its data directory and the program files it is given by path.
           // A data directory found reachable stays so for that user (refusals are looked at again).
           // Every uid of the range is alike (no file is its own yet, its group is its own): its first stands for all.
-          const uid = options.uidRange !== undefined && uidClaims !== undefined ? options.uidRange.first : securityContext.runAsUser
-          const gid = options.uidRange !== undefined && uidClaims !== undefined ? options.uidRange.first : securityContext.runAsGroup
+          const representative = uidClaims === undefined ? undefined : options.uidRange!.first
+          const uid = representative ?? securityContext.runAsUser
+          const gid = representative ?? securityContext.runAsGroup
           const user = `${uid}:${gid}`
           const checks: Array<[string, "search" | "read" | "execute", string]> = reachesDataDir.has(user) ? [] : [[dataDir, "search", "runtime.data_dir"]]
           spec.command.forEach((part, i) => {
@@ -583,11 +568,13 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
       const notes: Array<string> = ["seccomp profile not applied: the process backend has no syscall filter"]
       let uid: number | undefined
       let gid: number | undefined
+      let ownUid = false
       const sandboxId = `proc-${spec.agentId.slice(0, 8)}-${randomUUID().slice(0, 8)}`
       if (hostIsRoot && securityContext.runAsNonRoot && uidClaims !== undefined) {
-        uid = uidClaims.claim(sandboxPaths(dataDir, sandboxId, spec.agentId).record, ownsUid)
+        uid = uidClaims.claim(sandboxPaths(dataDir, sandboxId, spec.agentId).record)
         gid = uid
-        notes.push(`runs as uid ${uid} of its own (sandbox.process.uid_range), not the shared runAsUser ${securityContext.runAsUser}`)
+        ownUid = true
+        notes.push(`runs as uid ${uid} of its own (process.uid_range), not the shared runAsUser ${securityContext.runAsUser}`)
       } else if (hostIsRoot && securityContext.runAsNonRoot) {
         uid = securityContext.runAsUser
         gid = securityContext.runAsGroup
@@ -605,7 +592,7 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
         env: { ...spec.env },
         uid,
         gid,
-        ...(uid !== undefined && uidClaims !== undefined && gid === uid && uid !== securityContext.runAsUser ? { ownUid: true } : {}),
+        ...(ownUid ? { ownUid: true } : {}),
         noNewPrivileges: !securityContext.allowPrivilegeEscalation,
         pidsLimit: resources.pids,
         memoryBytes: resources.memoryBytes,
@@ -633,7 +620,7 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
         writeRecord(dataDir, record)
         index(record)
       } catch (error) {
-        if (record.ownUid === true && record.uid !== undefined) uidClaims?.release(record.uid, paths.record)
+        releaseUid(record)
         throw error
       }
       return record
@@ -676,10 +663,13 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
         stdout: paths.stdout,
         stderr: paths.stderr,
         offsets,
-        alive: () => {
-          const current = readRecord(dataDir, record.sandboxId)
-          return current !== undefined && isLive(current)
-        },
+        // A child of this host is alive until its exit event; an adopted program is looked up.
+        alive: child === undefined
+          ? () => {
+            const current = readRecord(dataDir, record.sandboxId)
+            return current !== undefined && isLive(current)
+          }
+          : () => child.exitCode === null && child.signalCode === null,
         onExit: child === undefined ? undefined : (notify) => {
           child.once("exit", notify)
           return () => child.off("exit", notify)
@@ -809,7 +799,7 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
             // The end of stderr, kept to tell a command refused a fork from one that failed otherwise.
             let stderrTail = ""
             const emit = (stream: "stdout" | "stderr", decoder: StringDecoder) => (data: Buffer) => {
-              if (stream === "stderr") stderrTail = (stderrTail + data.toString("utf8")).slice(-4096)
+              if (stream === "stderr") stderrTail = (stderrTail + data.subarray(Math.max(0, data.length - 4096)).toString("utf8")).slice(-4096)
               if (truncated) return
               const room = request.maxOutputBytes - bytes
               let chunk = data

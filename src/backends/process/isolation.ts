@@ -2,9 +2,8 @@
  * What the process backend enforces on this host, in words: the answer `l02 config` prints, so an
  * operator sees which limits are in force before the first spawn (see ./README.md).
  */
-import { accessSync, constants } from "node:fs"
-import { delimiter, join } from "node:path"
 import type { UidRange } from "../../domain/UidRange.ts"
+import { which } from "./internal/hostAccess.ts"
 
 /** Which user, process limit, memory limit and cgroup a process sandbox gets here. */
 export interface ProcessIsolation {
@@ -14,20 +13,10 @@ export interface ProcessIsolation {
   readonly cgroups: string
 }
 
-const onPath = (name: string): boolean =>
-  (process.env["PATH"] ?? "/usr/bin:/bin").split(delimiter).some((dir) => {
-    try {
-      accessSync(join(dir, name), constants.X_OK)
-      return true
-    } catch {
-      return false
-    }
-  })
-
 /** Describes the isolation a process sandbox gets with these settings on this host. */
 export const describeProcessIsolation = (settings: { readonly uidRange: UidRange | undefined; readonly uidClaimsDir: string }): ProcessIsolation => {
   const root = process.getuid?.() === 0
-  const prlimit = onPath("prlimit")
+  const prlimit = which("prlimit") !== undefined
   const own = root && settings.uidRange !== undefined
   return {
     user: !root

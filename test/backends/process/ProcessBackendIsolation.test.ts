@@ -4,7 +4,7 @@
 // 65534 on the host change nothing), and a fork refused at that limit reported as E2050.
 import { type ChildProcess, spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync } from "node:fs"
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Fiber, Option, type Scope, Stream } from "effect"
@@ -88,20 +88,39 @@ describe.runIf(process.getuid?.() === 0)("process sandboxes with a uid of their 
       })
     ))
 
+  it("gives a kept workspace to the new sandbox's uid, all of it, without following a symbolic link out of it", { timeout: 20_000 }, () =>
+    run((backend) =>
+      Effect.gen(function* () {
+        const s = spec()
+        // A workspace left by an earlier sandbox of the agent, holding a link to a root-owned host file.
+        const kept = join(dataDir, "workspaces", s.agentId)
+        const outside = join(root, `host-file-${s.agentId}`)
+        writeFileSync(outside, "host")
+        mkdirSync(join(kept, "sub"), { recursive: true })
+        writeFileSync(join(kept, "sub", "notes.txt"), "mine")
+        symlinkSync(outside, join(kept, "sub", "escape"))
+        const box = yield* started(backend, s)
+        const { uid } = recordOf(box.sandboxId)
+        for (const path of [kept, join(kept, "sub"), join(kept, "sub", "notes.txt")]) expect(statSync(path).uid, path).toBe(uid)
+        expect(lstatSync(join(kept, "sub", "escape")).uid).toBe(uid)
+        expect(statSync(outside).uid).toBe(0)
+      })
+    ))
+
   it("takes over a claim whose sandbox is gone, never a young one or a live one's", { timeout: 20_000 }, () => {
     const dir = mkdtempSync(join(root, "claims-"))
-    const claims = makeUidClaims({ first: range.first, last: range.first + 1 }, dir)
     const owners = new Map<string, number>()
     const owns = (owner: string, uid: number) => owners.get(owner) === uid
-    const first = claims.claim("/gone/record.json", owns)
-    const second = claims.claim("/live/record.json", owns)
+    const claims = makeUidClaims({ first: range.first, last: range.first + 1 }, dir, owns)
+    const first = claims.claim("/gone/record.json")
+    const second = claims.claim("/live/record.json")
     owners.set("/live/record.json", second)
     expect(new Set([first, second]).size).toBe(2)
     // Both taken: the one whose owner is gone is still young, so the range is full.
-    expect(() => claims.claim("/new/record.json", owns)).toThrow(/every uid/)
+    expect(() => claims.claim("/new/record.json")).toThrow(/every uid/)
     const old = new Date(Date.now() - 60_000)
     for (const uid of [first, second]) utimesSync(join(dir, String(uid)), old, old)
-    expect(claims.claim("/new/record.json", owns)).toBe(first)
+    expect(claims.claim("/new/record.json")).toBe(first)
     expect(claims.holds(first, "/new/record.json")).toBe(true)
     expect(claims.holds(second, "/live/record.json")).toBe(true)
     claims.release(second, "/someone-else")

@@ -3,8 +3,25 @@
  * that user search it (x), and the path itself grant the access asked for. Mode bits only (owner,
  * group, others), the way the kernel decides for a user with no supplementary groups and no ACLs.
  */
-import { statSync } from "node:fs"
-import { dirname } from "node:path"
+import { accessSync, constants, statSync } from "node:fs"
+import { delimiter, dirname, join } from "node:path"
+
+/** The PATH a sandbox gets, and the one host tools are looked up in when the host has none. */
+export const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/** Finds an executable on the host PATH. */
+export const which = (name: string): string | undefined => {
+  for (const dir of (process.env["PATH"] ?? defaultPath).split(delimiter)) {
+    const candidate = join(dir, name)
+    try {
+      accessSync(candidate, constants.X_OK)
+      return candidate
+    } catch {
+      continue
+    }
+  }
+  return undefined
+}
 
 const allows = (stat: { mode: number; uid: number; gid: number }, uid: number, gid: number, bits: number): boolean => {
   const shift = stat.uid === uid ? 6 : stat.gid === gid ? 3 : 0

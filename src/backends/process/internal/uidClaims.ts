@@ -20,14 +20,14 @@ export const staleLockMs = 10_000
 /** The claims of one host. */
 export interface UidClaims {
   /** Takes a free uid for `owner` (a record path); throws when every uid of the range is taken. */
-  readonly claim: (owner: string, ownsUid: (owner: string, uid: number) => boolean) => number
+  readonly claim: (owner: string) => number
   /** True when `uid` is claimed by `owner`. */
   readonly holds: (uid: number, owner: string) => boolean
   /**
    * Makes sure `owner` holds `uid` again (its claim may be gone: `/run` is emptied at boot); false
    * when another sandbox holds it now.
    */
-  readonly ensure: (uid: number, owner: string, ownsUid: (owner: string, uid: number) => boolean) => boolean
+  readonly ensure: (uid: number, owner: string) => boolean
   /** Gives `uid` back, if `owner` holds it. */
   readonly release: (uid: number, owner: string) => void
 }
@@ -49,8 +49,11 @@ const ageMs = (path: string): number => {
   }
 }
 
-/** The claims kept in `dir` (created 0700 when missing). */
-export const makeUidClaims = (range: UidRange, dir: string): UidClaims => {
+/**
+ * The claims kept in `dir` (created 0700 when missing); `ownsUid` tells whether a claim's owner (a
+ * record path) still runs as that uid.
+ */
+export const makeUidClaims = (range: UidRange, dir: string, ownsUid: (owner: string, uid: number) => boolean): UidClaims => {
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   const lockPath = join(dir, ".lock")
   const size = range.last - range.first + 1
@@ -96,21 +99,24 @@ export const makeUidClaims = (range: UidRange, dir: string): UidClaims => {
     }
   }
 
+  /** Takes `uid` for `owner`: a free one, or one whose claim is stale. Only under the lock. */
+  const take = (uid: number, owner: string): boolean => {
+    const path = join(dir, String(uid))
+    if (tryCreate(path, owner)) return true
+    const current = readOwner(path)
+    // A claim is written just before its owner's record: a young one is never stale.
+    if (current === undefined || ageMs(path) <= staleLockMs || ownsUid(current, uid)) return false
+    // Stale: its owner is gone. Under the lock nobody else takes it over meanwhile.
+    writeFileSync(path, `${owner}\n`, { mode: 0o600 })
+    return true
+  }
+
   return {
-    claim: (owner, ownsUid) =>
+    claim: (owner) =>
       withLock(() => {
         for (let i = 0; i < size; i++) {
           const uid = range.first + ((cursor + i) % size)
-          const path = join(dir, String(uid))
-          if (tryCreate(path, owner)) {
-            cursor = (cursor + i + 1) % size
-            return uid
-          }
-          const current = readOwner(path)
-          // A claim is written just before its owner's record: a young one is never stale.
-          if (current !== undefined && ageMs(path) > staleLockMs && !ownsUid(current, uid)) {
-            // Stale: its owner is gone. Under the lock nobody else takes it over meanwhile.
-            writeFileSync(path, `${owner}\n`, { mode: 0o600 })
+          if (take(uid, owner)) {
             cursor = (cursor + i + 1) % size
             return uid
           }
@@ -118,18 +124,7 @@ export const makeUidClaims = (range: UidRange, dir: string): UidClaims => {
         throw new Error(`every uid of ${range.first}-${range.last} is claimed by a sandbox on this host (claims in ${dir})`)
       }),
     holds: (uid, owner) => readOwner(join(dir, String(uid))) === owner,
-    ensure: (uid, owner, ownsUid) =>
-      withLock(() => {
-        const path = join(dir, String(uid))
-        if (tryCreate(path, owner)) return true
-        const current = readOwner(path)
-        if (current === owner) return true
-        if (current !== undefined && ageMs(path) > staleLockMs && !ownsUid(current, uid)) {
-          writeFileSync(path, `${owner}\n`, { mode: 0o600 })
-          return true
-        }
-        return false
-      }),
+    ensure: (uid, owner) => withLock(() => readOwner(join(dir, String(uid))) === owner || take(uid, owner)),
     release: (uid, owner) => {
       const path = join(dir, String(uid))
       if (readOwner(path) !== owner) return

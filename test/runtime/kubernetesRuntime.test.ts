@@ -17,20 +17,26 @@ const protocolAgent = [
   `while IFS= read -r line; do id=$(printf '%s' "$line" | sed -n 's/.*"id":"\\([^"]*\\)".*/\\1/p'); n=$(cat "$L02_WORKSPACE/count" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "$L02_WORKSPACE/count"; printf '{"type":"output","id":"%s","count":%s}\\n' "$id" "$n"; printf '{"type":"done","id":"%s"}\\n' "$id"; done`
 ]
 
+const startRuntime = () =>
+  createRuntime({
+    layer: Layer.mergeAll(simulatorLayer(simulator.current), stateMemory, checkpointMemory, eventLogMemory),
+    env: {},
+    config: { store: { pglite: "memory" }, runtime: { hibernate_idle_after_seconds: 0 }, lifecycle: { graceful_shutdown_seconds: 2 } }
+  })
+
+/** Runs one step of the counting agent; its answer is the count kept in its workspace. */
+const countOnce = async (runtime: Awaited<ReturnType<typeof startRuntime>>, agentId: string) => {
+  const events: Array<{ type: string; data?: unknown }> = []
+  for await (const e of runtime.execute(agentId, "count")) events.push(e)
+  return (events.find((e) => e.type === "output")?.data as { count: number }).count
+}
+
 describe("runtime on Kubernetes (API server simulator)", () => {
   it("spawns a Pod, suspends by checkpoint (no pause), resumes into a new Pod with the workspace", async () => {
-    const runtime = await createRuntime({
-      layer: Layer.mergeAll(simulatorLayer(simulator.current), stateMemory, checkpointMemory, eventLogMemory),
-      env: {},
-      config: { store: { pglite: "memory" }, runtime: { hibernate_idle_after_seconds: 0 }, lifecycle: { graceful_shutdown_seconds: 2 } }
-    })
+    const runtime = await startRuntime()
     try {
       const { agentId, sandboxId } = await runtime.spawn({ name: "k8s-agent", trustLevel: "TRUSTED", command: protocolAgent })
-      const count = async () => {
-        const events: Array<{ type: string; data?: unknown }> = []
-        for await (const e of runtime.execute(agentId, "count")) events.push(e)
-        return (events.find((e) => e.type === "output")?.data as { count: number }).count
-      }
+      const count = () => countOnce(runtime, agentId)
       expect(await count()).toBe(1)
       expect(await count()).toBe(2)
       const podUid = () => (simulator.current().get("pods", "l02-agents", sandboxId!) as { metadata?: { uid?: string } } | undefined)?.metadata?.uid
@@ -48,6 +54,26 @@ describe("runtime on Kubernetes (API server simulator)", () => {
       expect(await count()).toBe(3)
       await runtime.terminate(agentId)
       expect((await runtime.getState(agentId)).state).toBe("terminated")
+    } finally {
+      await runtime.shutdown()
+    }
+  }, 120_000)
+  it("a resume whose workspace import fails leaves no Pod or NetworkPolicy behind, keeps the agent suspended, and the next resume works", async () => {
+    const runtime = await startRuntime()
+    try {
+      const { agentId, sandboxId } = await runtime.spawn({ name: "k8s-resume-fails", trustLevel: "TRUSTED", command: protocolAgent })
+      const count = () => countOnce(runtime, agentId)
+      expect(await count()).toBe(1)
+      await runtime.suspend(agentId)
+      // The import runs in the new Pod's gate: its exec connection is dropped without a status.
+      simulator.current().dropExecs("l02-gate", 1)
+      await expect(runtime.resume(agentId)).rejects.toMatchObject({ code: "E2024" })
+      expect((await runtime.getState(agentId)).state).toBe("suspended")
+      expect(simulator.current().get("pods", "l02-agents", sandboxId!)).toBeUndefined()
+      expect(simulator.current().get("networkpolicies", "l02-agents", sandboxId!)).toBeUndefined()
+      expect(await runtime.resume(agentId)).toBe("running")
+      expect(await count()).toBe(2)
+      await runtime.terminate(agentId)
     } finally {
       await runtime.shutdown()
     }

@@ -188,6 +188,23 @@ export const sandboxBackendContract = (name: string, options: ContractOptions): 
         })
       ))
 
+    it("exec with a string stdin reads all of it and then its end; a command that reads no input ends at once, even with an open stream", { timeout }, () =>
+      run((backend) =>
+        Effect.gen(function* () {
+          const sandbox = yield* acquire(backend, specFor())
+          const text = "héllo wörld\nsecond line\n"
+          const echoed = yield* exec(backend, sandbox.sandboxId, programs.echoLoop, { stdin: text })
+          expect(echoed.stdout).toBe(text)
+          expect(echoed.exit).toMatchObject({ exitCode: 0, timedOut: false })
+          const ignored = yield* exec(backend, sandbox.sandboxId, programs.printAndExit("done", "", 4), { stdin: "x".repeat(100_000) })
+          expect(ignored.stdout).toBe("done")
+          expect(ignored.exit).toMatchObject({ exitCode: 4, timedOut: false })
+          const open = yield* exec(backend, sandbox.sandboxId, programs.printAndExit("early", "", 0), { stdin: Stream.never, timeoutMs: 15_000 })
+          expect(open.stdout).toBe("early")
+          expect(open.exit).toMatchObject({ exitCode: 0, timedOut: false })
+        })
+      ))
+
     it("exec past its timeout is killed and reports timedOut", { timeout }, () =>
       run((backend) =>
         Effect.gen(function* () {

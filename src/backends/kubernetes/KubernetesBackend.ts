@@ -21,7 +21,7 @@ import { existsSync } from "node:fs"
 import { isIP } from "node:net"
 import { homedir } from "node:os"
 import { join } from "node:path"
-import { PassThrough, Readable, Writable } from "node:stream"
+import { PassThrough, type Readable, Writable } from "node:stream"
 import {
   Attach,
   CoreV1Api,
@@ -52,7 +52,6 @@ import {
   type SandboxError
 } from "../../domain/Errors.ts"
 import { OwnershipLabels } from "../../domain/Ids.ts"
-import { pipeStdin } from "../../services/ExecStdin.ts"
 import type { RuntimeConfig } from "../../domain/RuntimeConfig.ts"
 import {
   type Attachment,
@@ -68,6 +67,7 @@ import {
   type SandboxStats
 } from "../../services/SandboxBackend.ts"
 import { ArchiveInvalid, readTar, writeTar } from "../../services/WorkspaceArchive.ts"
+import { execInputOf } from "./internal/execInput.ts"
 import { execKiller, exportScript, importScript, openGateScript, wrappedCommand } from "./internal/execScripts.ts"
 import { apiReason, call, type CallContext, callOptional, statusOf, translate } from "./internal/kubeErrors.ts"
 import { eventsBetween, observe, type PodObservation, sandboxInfoOf } from "./internal/podStatus.ts"
@@ -527,7 +527,7 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
       sandboxId: string,
       container: string,
       command: ReadonlyArray<string>,
-      handlers: { readonly stdout: (b: Buffer) => void; readonly stderr: (b: Buffer) => void; readonly stdin?: Uint8Array | Readable | undefined; readonly status: (s: V1Status) => void }
+      handlers: { readonly stdout: (b: Buffer) => void; readonly stderr: (b: Buffer) => void; readonly stdin?: Readable | undefined; readonly status: (s: V1Status) => void }
     ) =>
       Effect.gen(function* () {
         const { exec } = yield* clients
@@ -539,24 +539,29 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
             [...command],
             sink(handlers.stdout),
             sink(handlers.stderr),
-            handlers.stdin === undefined ? null : handlers.stdin instanceof Readable ? handlers.stdin : Readable.from([Buffer.from(handlers.stdin)]),
+            handlers.stdin ?? null,
             false,
             handlers.status
           )
         )
       })
 
-    /** Runs a command to its end and collects its output as bytes (workspace archives, the gate). */
+    /**
+     * Runs a command to its end and collects its output as bytes (workspace archives, the gate). An
+     * input goes bounded through the exec wrapper, so the exec's stdin stays open until the status.
+     */
     const runToEnd = (sandboxId: string, container: string, command: ReadonlyArray<string>, stdin?: Uint8Array) =>
       Effect.gen(function* () {
         const stdout: Array<Buffer> = []
         const stderr: Array<Buffer> = []
         let resolveStatus: (s: V1Status | undefined) => void = () => undefined
         const statusPromise = new Promise<V1Status | undefined>((resolve) => (resolveStatus = resolve))
-        const socket = yield* execIn(sandboxId, container, command, {
+        const input = execInputOf(stdin)
+        yield* Effect.addFinalizer(() => Effect.sync(input.close))
+        const socket = yield* execIn(sandboxId, container, stdin === undefined ? command : wrappedCommand(randomUUID(), command, { input: input.mode }), {
           stdout: (b) => stdout.push(b),
           stderr: (b) => stderr.push(b),
-          stdin,
+          stdin: input.readable,
           status: (s) => resolveStatus(s)
         })
         socket.on("close", () => setTimeout(() => resolveStatus(undefined), 50))
@@ -569,7 +574,7 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
           })
         }
         return { stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr).toString("utf8"), exitCode }
-      })
+      }).pipe(Effect.scoped)
 
     /**
      * Opens the start gate. An exec that ends without a status (a dropped connection) is tried again;
@@ -732,13 +737,14 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
               finish(137)
             }, 3000)
           }, request.timeoutMs)
-          // A streamed input goes through a PassThrough the exec reads as it is written.
-          const input = request.stdin !== undefined && typeof request.stdin !== "string" ? new PassThrough() : undefined
-          if (input !== undefined) yield* pipeStdin(request.stdin, { write: (data) => input.write(data), end: () => input.end() })
-          const socket = yield* execIn(sandboxId, agentContainer, wrappedCommand(execId, request.command, request), {
+          // Bounded input (never an ended stdin, which closes a v4 exec before its status arrives).
+          const input = execInputOf(request.stdin)
+          yield* Effect.addFinalizer(() => Effect.sync(input.close))
+          yield* input.feed
+          const socket = yield* execIn(sandboxId, agentContainer, wrappedCommand(execId, request.command, { ...request, input: input.mode }), {
             stdout: output("stdout"),
             stderr: output("stderr"),
-            stdin: request.stdin === undefined ? undefined : typeof request.stdin === "string" ? new TextEncoder().encode(request.stdin) : input,
+            stdin: input.readable,
             status: (status) => {
               const code = exitCodeOfStatus(status)
               if (code === undefined) fail(`an exec in sandbox ${sandboxId} failed: ${status.message ?? status.reason ?? "no exit status"}; check that the image has /bin/sh`)
@@ -838,8 +844,10 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
       }
       const gone = (pod: V1Pod) => {
         const name = pod.metadata?.name ?? ""
+        // Reported already when its deletion started (see eventsBetween).
+        const reported = observed.get(name)?.status === "removed"
         observed.delete(name)
-        if (!removing.has(name)) publish({ sandboxId: name, agentId: pod.metadata?.labels?.[OwnershipLabels.agentId] ?? "", type: "removed", at: Date.now() })
+        if (!removing.has(name) && !reported) publish({ sandboxId: name, agentId: pod.metadata?.labels?.[OwnershipLabels.agentId] ?? "", type: "removed", at: Date.now() })
         removing.delete(name)
         expectedEnds.delete(name)
       }

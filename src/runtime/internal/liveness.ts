@@ -104,6 +104,8 @@ const exitOf = (event: Pick<SandboxEvent, "type" | "exitCode" | "healthy" | "for
     }
     : event.type === "health"
     ? { code: "E2027", message: "the sandbox reported itself unhealthy (its health check failed); it is replaced", retryable: true }
+    : event.type === "removed"
+    ? { code: "E2027", message: "the sandbox was removed by someone other than this runtime (its container or Pod was deleted); it is replaced per the restart policy", retryable: true }
     : { code: "E2027", message: `the sandbox exited with code ${event.exitCode ?? "unknown"}`, retryable: true }
 
 /** Follows the backend's events and looks at the sandboxes; answers health from what it saw. */
@@ -113,7 +115,7 @@ export const makeReconciliation = (deps: ReconciliationDeps) => {
 
   const onSandboxEvent = (event: Pick<SandboxEvent, "sandboxId" | "agentId" | "type" | "exitCode" | "healthy" | "forkRefused">) => {
     const unhealthy = event.type === "health" && event.healthy === false
-    if (event.type !== "exited" && event.type !== "oom" && !unhealthy) return
+    if (event.type !== "exited" && event.type !== "oom" && event.type !== "removed" && !unhealthy) return
     // A ready warm sandbox that died leaves its pool (which makes another) and the engine.
     if (deps.warm.drop(event.sandboxId) !== undefined) {
       deps.removeQuietly(event.sandboxId)
@@ -148,7 +150,8 @@ export const makeReconciliation = (deps: ReconciliationDeps) => {
       if (h === undefined || h.lastContext.sandboxId !== sandboxId || (h.state !== "running" && h.state !== "suspended")) continue
       const info = byId.get(sandboxId)
       if (info === undefined || info.status === "exited" || info.status === "removed") {
-        onSandboxEvent({ sandboxId, agentId, type: info?.oomKilled === true ? "oom" : "exited", exitCode: info?.exitCode, forkRefused: info?.forkRefused })
+        const type = info === undefined || info.status === "removed" ? "removed" : info.oomKilled === true ? "oom" : "exited"
+        onSandboxEvent({ sandboxId, agentId, type, exitCode: info?.exitCode, forkRefused: info?.forkRefused })
       }
     }
     lastCheckAt = deps.iso()

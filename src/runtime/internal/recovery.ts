@@ -77,7 +77,7 @@ const reconcileSandbox = (deps: RecoveryDeps, h: AgentHandle) =>
       deps.onSandboxEvent({
         sandboxId,
         agentId: h.agentId,
-        type: Option.isSome(info) && info.value.oomKilled === true ? "oom" : "exited",
+        type: Option.isNone(info) || info.value.status === "removed" ? "removed" : info.value.oomKilled === true ? "oom" : "exited",
         exitCode: Option.isSome(info) ? info.value.exitCode : undefined,
         forkRefused: Option.isSome(info) ? info.value.forkRefused : undefined
       })

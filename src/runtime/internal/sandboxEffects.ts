@@ -124,7 +124,7 @@ const makeSandboxOperations = (deps: SandboxEffectsDeps) => {
       if (input.replaceSandboxId !== undefined) yield* removeQuietly(input.replaceSandboxId)
       const created = yield* backend.provision(specFor(input.agent))
       const started = yield* backend.start(created.sandboxId).pipe(
-        Effect.onInterrupt(() => Effect.ignore(removeQuietly(created.sandboxId))),
+        // A failure or an interruption (onError sees both).
         Effect.onError(() => Effect.ignore(removeQuietly(created.sandboxId)))
       )
       return { sandboxId: started.sandboxId }
@@ -183,8 +183,12 @@ const makeSandboxOperations = (deps: SandboxEffectsDeps) => {
       }
       yield* reapAgentSandboxes(h.agentId)
       const created = yield* backend.provision(specFor(h))
-      if (content.workspace !== undefined) yield* backend.importWorkspace(created.sandboxId, content.workspace)
-      const started = yield* backend.start(created.sandboxId).pipe(
+      // A failed import or start leaves nothing behind: the agent stays suspended on its checkpoint.
+      const started = yield* Effect.andThen(
+        content.workspace === undefined ? Effect.void : backend.importWorkspace(created.sandboxId, content.workspace),
+        backend.start(created.sandboxId)
+      ).pipe(
+        // A failure or an interruption (onError sees both).
         Effect.onError(() => Effect.ignore(removeQuietly(created.sandboxId)))
       )
       return { sandboxId: started.sandboxId }

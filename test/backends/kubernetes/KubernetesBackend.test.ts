@@ -115,6 +115,25 @@ describe("Kubernetes backend: container status", () => {
       })
     ))
 
+  it("a Pod someone else deletes gracefully is removed at once, never an exit of its stopped container, and reported once", { timeout: 30_000 }, () =>
+    run((backend) =>
+      Effect.gen(function* () {
+        const seen: Array<SandboxEvent> = []
+        let id = ""
+        yield* Effect.forkChild(backend.events.pipe(Stream.runForEach((e) => Effect.sync(() => e.sandboxId === id && seen.push(e)))))
+        const sandbox = yield* started(backend, specFor({ agentId: randomUUID(), command: shellPrograms.echoLoop }))
+        id = sandbox.sandboxId
+        yield* Effect.sleep("300 millis")
+        // As `kubectl delete pod` does: a grace period, so the kubelet stops the container (SIGTERM, 143) before the object goes.
+        yield* Effect.promise(() => client().deleteNamespacedPod({ name: id, namespace, gracePeriodSeconds: 2 }))
+        yield* Effect.promise(() => waitUntil(() => seen.length > 0))
+        expect(seen.map((e) => e.type)).toEqual(["removed"])
+        yield* Effect.promise(() => waitUntil(() => simulator.current().get("pods", namespace, id) === undefined))
+        yield* Effect.sleep("500 millis")
+        expect(seen.map((e) => e.type)).toEqual(["removed"])
+      })
+    ))
+
   it("CrashLoopBackOff gives an unhealthy event; an image that cannot be pulled fails start with E2022", { timeout: 30_000 }, () =>
     run((backend) =>
       Effect.gen(function* () {

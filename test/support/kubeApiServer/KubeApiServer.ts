@@ -34,6 +34,12 @@ export interface KubeApiServerOptions {
   readonly historyLimit?: number | undefined
   /** Images whose pull fails (ErrImagePull). */
   readonly unpullableImages?: ReadonlyArray<string> | undefined
+  /**
+   * The exec/attach protocols offered, best first. Default v5 then v4; `["v4.channel.k8s.io"]` is an API
+   * server before about 1.30: no close frame for stdin, so a client ends stdin only by closing the
+   * WebSocket, and an exec's status is then lost.
+   */
+  readonly execProtocols?: ReadonlyArray<"v4.channel.k8s.io" | "v5.channel.k8s.io"> | undefined
 }
 
 // The simulator stores the API's JSON objects as they come.
@@ -683,7 +689,7 @@ export const startKubeApiServer = async (options: KubeApiServerOptions = {}): Pr
 
   const wss = new WebSocketServer({
     noServer: true,
-    handleProtocols: (protocols) => (protocols.has("v5.channel.k8s.io") ? "v5.channel.k8s.io" : protocols.has("v4.channel.k8s.io") ? "v4.channel.k8s.io" : false)
+    handleProtocols: (protocols) => (options.execProtocols ?? ["v5.channel.k8s.io", "v4.channel.k8s.io"]).find((p) => protocols.has(p)) ?? false
   })
 
   const refuseUpgrade = (socket: Socket, code: number, message: string) => {
@@ -720,7 +726,7 @@ export const startKubeApiServer = async (options: KubeApiServerOptions = {}): Pr
         slot.attached.add(ws)
         ws.on("message", (data: Buffer) => {
           if (data[0] === 0) slot.proc?.stdin?.write(data.subarray(1))
-          if (data[0] === 255 && data[1] === 0 && container.stdinOnce === true) slot.proc?.stdin?.end()
+          if (data[0] === 255 && data[1] === 0 && ws.protocol === "v5.channel.k8s.io" && container.stdinOnce === true) slot.proc?.stdin?.end()
         })
         ws.on("close", () => slot.attached.delete(ws))
         return
@@ -740,7 +746,8 @@ export const startKubeApiServer = async (options: KubeApiServerOptions = {}): Pr
       proc.stderr.on("data", (d: Buffer) => ws.readyState === ws.OPEN && ws.send(channel(2, d)))
       ws.on("message", (data: Buffer) => {
         if (data[0] === 0) proc.stdin.write(data.subarray(1))
-        if (data[0] === 255 && data[1] === 0) proc.stdin.end()
+        // The close frame exists from v5 on; a v4 server reads a 255 as nothing it knows.
+        if (data[0] === 255 && data[1] === 0 && ws.protocol === "v5.channel.k8s.io") proc.stdin.end()
       })
       let spawnError: Error | undefined
       proc.on("error", (error) => (spawnError = error))

@@ -35,6 +35,9 @@ export const observe = (pod: V1Pod): PodObservation => {
   const terminated = agent?.state?.terminated
   const failing = [agent?.state?.waiting?.reason, gate?.state?.waiting?.reason].find((reason) => reason !== undefined && failingWaitingReasons.has(reason))
   const phase = pod.status?.phase
+  // A Pod being deleted is removed, whatever its containers do meanwhile: on a real kubelet a
+  // graceful deletion stops them (SIGTERM, exit 143) before the object goes.
+  if (pod.metadata?.deletionTimestamp !== undefined && pod.metadata.deletionTimestamp !== null) return { status: "removed", oomKilled: false, failing }
   if (terminated !== undefined) {
     return { status: "exited", exitCode: terminated.exitCode, oomKilled: terminated.reason === "OOMKilled", failing }
   }
@@ -43,7 +46,6 @@ export const observe = (pod: V1Pod): PodObservation => {
     const gateEnd = gate?.state?.terminated
     return { status: "exited", exitCode: gateEnd?.exitCode ?? 137, oomKilled: gateEnd?.reason === "OOMKilled", failing }
   }
-  if (pod.metadata?.deletionTimestamp !== undefined && pod.metadata.deletionTimestamp !== null) return { status: "removed", oomKilled: false, failing }
   if (agent?.state?.running !== undefined) return { status: "running", oomKilled: false, failing }
   return { status: "created", oomKilled: false, failing }
 }
@@ -64,8 +66,9 @@ export const sandboxInfoOf = (pod: V1Pod): SandboxInfo => {
 
 /**
  * The events a change from `before` (undefined: first seen) to `after` means. An end the runtime
- * caused itself (`expected`) is not reported as an exit. A first observation reports nothing: it is
- * the baseline a watcher starts from.
+ * caused itself (`expected`) is not reported as an exit or a removal. A first observation reports
+ * nothing: it is the baseline a watcher starts from. A deletion someone else started is `removed` at
+ * once (not when the object finally goes, nor as the exit its stopped containers show meanwhile).
  */
 export const eventsBetween = (
   ids: { readonly sandboxId: string; readonly agentId: string },
@@ -78,6 +81,7 @@ export const eventsBetween = (
   const events: Array<SandboxEvent> = []
   if (after.failing !== undefined && after.failing !== before.failing) events.push({ ...ids, type: "health", healthy: false, at })
   if (before.status !== "running" && after.status === "running") events.push({ ...ids, type: "started", at })
+  if (before.status !== "removed" && after.status === "removed" && !expected) events.push({ ...ids, type: "removed", at })
   if (before.status !== "exited" && after.status === "exited" && !expected) {
     if (after.oomKilled) events.push({ ...ids, type: "oom", exitCode: after.exitCode, at })
     events.push({ ...ids, type: "exited", exitCode: after.exitCode, at })

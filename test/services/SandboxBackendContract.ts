@@ -32,6 +32,12 @@ export interface ContractOptions {
    * unpause are refused with E2046 and leave the sandbox running. Default true.
    */
   readonly pauseSupported?: boolean
+  /**
+   * Set for a backend whose stats need something the environment lacks (a cluster without
+   * metrics-server): the contract then checks that stats is refused with E2046 and a message that
+   * contains this text. Default: stats must answer.
+   */
+  readonly statsUnavailableMentions?: string
 }
 
 interface ExecResult {
@@ -359,6 +365,12 @@ export const sandboxBackendContract = (name: string, options: ContractOptions): 
       run((backend) =>
         Effect.gen(function* () {
           const sandbox = yield* acquire(backend, specFor())
+          if (options.statsUnavailableMentions !== undefined) {
+            const refused = yield* Effect.flip(backend.stats(sandbox.sandboxId))
+            expect(refused).toMatchObject({ code: "E2046" })
+            expect(refused.message).toContain(options.statsUnavailableMentions)
+            return
+          }
           const stats = yield* backend.stats(sandbox.sandboxId)
           expect(Number.isFinite(stats.cpuPercent) && stats.cpuPercent >= 0).toBe(true)
           expect(Number.isFinite(stats.memoryBytes) && stats.memoryBytes >= 0).toBe(true)

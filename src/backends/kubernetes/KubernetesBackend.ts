@@ -70,7 +70,17 @@ import { ArchiveInvalid, readTar, writeTar } from "../../services/WorkspaceArchi
 import { execInputOf } from "./internal/execInput.ts"
 import { execKiller, exportScript, importScript, openGateScript, wrappedCommand } from "./internal/execScripts.ts"
 import { apiReason, call, type CallContext, callOptional, statusOf, translate } from "./internal/kubeErrors.ts"
-import { eventsBetween, observe, type PodObservation, sandboxInfoOf } from "./internal/podStatus.ts"
+import {
+  awaitingSandbox,
+  eventsBetween,
+  lacksRoom,
+  observe,
+  type PodObservation,
+  runtimeClassUnplaceable,
+  sandboxCreationFailure,
+  sandboxInfoOf,
+  unschedulable
+} from "./internal/podStatus.ts"
 import { startPodWatch, type PodWatch } from "./internal/podWatch.ts"
 import { parseQuantity } from "../../domain/Quantity.ts"
 import { dns1123LabelProblem, dns1123SubdomainProblem, labelsProblem, podNameOf } from "./KubernetesNames.ts"
@@ -304,24 +314,93 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
         return yield* call(ctx(operation, sandboxId), () => core.readNamespacedPod({ name: sandboxId, namespace }))
       })
 
-    /** Polls the Pod until `done` says it is ready (a value) or failed (an error); a bounded wait. */
+    /** The runtime class (of the trust profiles) a RuntimeClass name stands for. */
+    const runtimeClassOf = (runtimeClassName: string) => Object.entries(runtimeClasses).find(([, mapped]) => mapped === runtimeClassName)?.[0] ?? runtimeClassName
+
+    /**
+     * A Pod the scheduler cannot place, as a coded error: E2041 when its RuntimeClass's nodes are the
+     * reason. A node short of room is no failure yet (other Pods end, nodes are added): the wait goes on,
+     * and its timeout says what is short.
+     */
+    const placementFailure = (sandboxId: string, pod: V1Pod): SandboxError | undefined => {
+      const reason = unschedulable(pod)
+      if (reason === undefined || lacksRoom(reason)) return undefined
+      const agentId = pod.metadata?.labels?.[OwnershipLabels.agentId]
+      const runtimeClassName = pod.spec?.runtimeClassName
+      if (runtimeClassName !== undefined && runtimeClassUnplaceable(pod, reason)) {
+        const runtimeClass = runtimeClassOf(runtimeClassName)
+        const selector = Object.entries(pod.spec?.nodeSelector ?? {}).map(([k, v]) => `${k}=${v}`).join(",")
+        return new RuntimeClassUnavailable({
+          message: `no node can run sandbox ${sandboxId}: its RuntimeClass "${runtimeClassName}" places it on nodes labelled ${selector}, and the scheduler says "${reason}"; install the RuntimeClass's handler on nodes and label them, or map kubernetes.runtime_classes.${runtimeClass} to a RuntimeClass a node can run. The runtime never downgrades to a weaker class.`,
+          agentId,
+          runtimeClass
+        })
+      }
+      return new SpawnFailed({ message: `the scheduler cannot place sandbox ${sandboxId}: "${reason}"; check the nodes' taints and conditions (kubectl describe nodes)`, agentId })
+    }
+
+    /** A node's failure to make a Pod's sandbox (its events say it; its status does not), as a coded error. */
+    const sandboxFailure = (sandboxId: string, pod: V1Pod): Effect.Effect<SandboxError | undefined, SandboxError> =>
+      Effect.gen(function* () {
+        const { core } = yield* clients
+        const uid = pod.metadata?.uid
+        // Events only explain: one that cannot be read (an older Role without events) fails nothing.
+        const events = yield* call(ctx(`read the events of sandbox ${sandboxId}`, sandboxId), () =>
+          core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${sandboxId}${uid === undefined ? "" : `,involvedObject.uid=${uid}`}` })
+        ).pipe(Effect.orElseSucceed(() => ({ items: [] })))
+        const failure = sandboxCreationFailure(events.items)
+        if (failure === undefined) return undefined
+        const agentId = pod.metadata?.labels?.[OwnershipLabels.agentId]
+        const node = pod.spec?.nodeName ?? "its node"
+        const runtimeClassName = pod.spec?.runtimeClassName
+        if (failure.handlerMissing && runtimeClassName !== undefined) {
+          const runtimeClass = runtimeClassOf(runtimeClassName)
+          return new RuntimeClassUnavailable({
+            message: `node ${node} cannot run sandbox ${sandboxId}: its RuntimeClass "${runtimeClassName}" names a handler the node's container runtime does not have ("${failure.message}"); install the handler on the nodes the RuntimeClass selects (and label only those), or map kubernetes.runtime_classes.${runtimeClass} to a RuntimeClass a node can run. The runtime never downgrades to a weaker class.`,
+            agentId,
+            runtimeClass
+          })
+        }
+        return new SpawnFailed({ message: `node ${node} could not create the sandbox of ${sandboxId}: "${failure.message}"; check the node's container runtime and network plugin`, agentId })
+      })
+
+    /**
+     * Polls the Pod until `done` says it is ready (a value) or failed (an error); a bounded wait. With
+     * `placement`, a Pod the scheduler cannot place, or whose node cannot make its sandbox, fails at
+     * once with the cause instead of waiting out the bound.
+     */
     const waitForPod = <A>(
       sandboxId: string,
       what: string,
       timeoutMs: number,
-      done: (pod: V1Pod) => { readonly _tag: "ready"; readonly value: A } | { readonly _tag: "failed"; readonly error: SandboxError } | undefined
+      done: (pod: V1Pod) => { readonly _tag: "ready"; readonly value: A } | { readonly _tag: "failed"; readonly error: SandboxError } | undefined,
+      placement = false
     ): Effect.Effect<A, SandboxError> =>
       Effect.gen(function* () {
         const deadline = Date.now() + timeoutMs
         let delay = 50
+        let awaitingSince: number | undefined
+        let eventsReadAt = 0
         while (true) {
           const pod = yield* readPod(sandboxId, `wait for sandbox ${sandboxId} to ${what}`)
           const outcome = done(pod)
           if (outcome?._tag === "ready") return outcome.value
           if (outcome?._tag === "failed") return yield* Effect.fail(outcome.error)
+          if (placement) {
+            const unplaced = placementFailure(sandboxId, pod)
+            if (unplaced !== undefined) return yield* Effect.fail(unplaced)
+            // A sandbox takes a moment to make: its events are read after a second of waiting, then once a second.
+            awaitingSince = awaitingSandbox(pod) ? (awaitingSince ?? Date.now()) : undefined
+            if (awaitingSince !== undefined && Date.now() - awaitingSince >= 1000 && Date.now() - eventsReadAt >= 1000) {
+              eventsReadAt = Date.now()
+              const failed = yield* sandboxFailure(sandboxId, pod)
+              if (failed !== undefined) return yield* Effect.fail(failed)
+            }
+          }
           if (Date.now() >= deadline) {
+            const waiting = unschedulable(pod)
             return yield* new SandboxOperationFailed({
-              message: `sandbox ${sandboxId} did not ${what} within ${Math.round(timeoutMs / 1000)} s (Pod phase ${pod.status?.phase ?? "unknown"}); check \`kubectl -n ${namespace} describe pod ${sandboxId}\``
+              message: `sandbox ${sandboxId} did not ${what} within ${Math.round(timeoutMs / 1000)} s (Pod phase ${pod.status?.phase ?? "unknown"}${waiting === undefined ? "" : `; the scheduler says "${waiting}": free room on the nodes or ask for less (resources.cpu, resources.memory)`}); check \`kubectl -n ${namespace} describe pod ${sandboxId}\``
             })
           }
           yield* Effect.sleep(delay)
@@ -356,7 +435,7 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
           return { _tag: "failed", error: new SandboxOperationFailed({ message: `sandbox ${sandboxId} has ${observation.status} (exit code ${observation.exitCode ?? "none"}); provision it again` }) }
         }
         return undefined
-      })
+      }, true)
 
     // ---- validation, before any call ----
 
@@ -440,14 +519,35 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
             runtimeClass
           })
         }
+        // The object existing is not enough: some node must carry the labels it schedules onto.
+        const selector = Object.entries(found.scheduling?.nodeSelector ?? {}).map(([k, v]) => `${k}=${v}`).join(",")
+        if (selector === "") return
+        const { core } = yield* clients
+        const nodes = yield* call(ctx(`list the nodes RuntimeClass ${mapped} runs on (nodes labelled ${selector})`, undefined, spec.agentId), () => core.listNode({ labelSelector: selector }))
+        if (nodes.items.filter((n) => n.spec?.unschedulable !== true).length === 0) {
+          return yield* new RuntimeClassUnavailable({
+            message: `runtime class "${runtimeClass}" (trust level ${spec.sandbox.trustLevel}) needs the RuntimeClass "${mapped}", whose Pods run only on nodes labelled ${selector}, and the cluster at ${server} has no such node that takes Pods; install the handler "${found.handler}" on nodes and label them (config/kubernetes/runtimeclass-${runtimeClass === "gvisor" ? "gvisor" : "kata"}.yaml says how), or map kubernetes.runtime_classes.${runtimeClass} to another RuntimeClass. The runtime never downgrades to a weaker class.`,
+            agentId: spec.agentId,
+            runtimeClass
+          })
+        }
       })
 
     // ---- the port ----
 
     const capabilities: Effect.Effect<BackendCapabilities, SandboxError> = Effect.gen(function* () {
       const { nodeApi } = yield* clients
+      const { core } = yield* clients
       const list = yield* call(ctx("list RuntimeClasses (node.k8s.io/v1)"), () => nodeApi.listRuntimeClass({}))
-      const present = new Set(list.items.map((r) => r.metadata?.name ?? ""))
+      // A RuntimeClass counts when a node can take its Pods: none of its labels asked, or a node that has them.
+      const present = new Set<string>()
+      for (const rc of list.items) {
+        const selector = Object.entries(rc.scheduling?.nodeSelector ?? {}).map(([k, v]) => `${k}=${v}`).join(",")
+        const placeable =
+          selector === "" ||
+          (yield* call(ctx(`list the nodes RuntimeClass ${rc.metadata?.name ?? ""} runs on`), () => core.listNode({ labelSelector: selector }))).items.some((n) => n.spec?.unschedulable !== true)
+        if (placeable) present.add(rc.metadata?.name ?? "")
+      }
       return {
         name: "kubernetes",
         runtimeClasses: Object.entries(runtimeClasses)

@@ -177,6 +177,86 @@ describe("Kubernetes backend: the start gate", () => {
     ))
 })
 
+describe("Kubernetes backend: a node must be able to run the sandbox (fail closed, and fast)", () => {
+  // gvisor schedules onto nodes labelled for it; "runsc-less" names a handler node-1's runtime lacks.
+  const placement = useSimulator({
+    runtimeClasses: [
+      { name: "gvisor", handler: "runsc", nodeSelector: { "l02.dev/runtime-gvisor": "true" } },
+      { name: "runsc-less", handler: "runsc-missing" }
+    ],
+    nodeLabels: { "kubernetes.io/hostname": "node-1" },
+    unsupportedHandlers: ["runsc-missing"],
+    allocatable: { cpu: "2", memory: "4Gi" },
+    schedulingDelayMs: 300
+  })
+  const runHere = <A, E>(body: (backend: SandboxBackend["Service"]) => Effect.Effect<A, E, Scope.Scope>) =>
+    run(body, simulatorLayer(placement.current, { runtimeClasses: { runc: "", gvisor: "gvisor", kata: "runsc-less" } }))
+  const nodeLabels = (labels: Record<string, string>) =>
+    KubernetesBackend.kubeConfigFor({ server: placement.current().url, token: placement.current().token, skipTlsVerify: true })
+      .makeApiClient(CoreV1Api)
+      .patchNode({ name: "node-1", body: [{ op: "replace", path: "/metadata/labels", value: labels }] })
+
+  it("a RuntimeClass whose nodeSelector no node carries is E2041 before anything is created, and capabilities leave it out", { timeout: 30_000 }, () =>
+    runHere((backend) =>
+      Effect.gen(function* () {
+        const sim = placement.current()
+        const before = sim.requests.length
+        const error = yield* Effect.flip(backend.provision(specFor({ agentId: randomUUID(), command: shellPrograms.echoLoop })))
+        expect(error).toMatchObject({ _tag: "RuntimeClassUnavailable", code: "E2041", runtimeClass: "gvisor" })
+        expect(error.message).toContain("l02.dev/runtime-gvisor=true")
+        expect(sim.requests.slice(before).filter((r) => r.startsWith("POST")), "nothing created").toEqual([])
+        expect([...(yield* backend.capabilities).runtimeClasses].sort()).toEqual(["kata", "runc"])
+      })
+    ))
+
+  it("a Pod whose RuntimeClass's nodes went away before it was scheduled fails start at once with E2041 naming the scheduler's reason", { timeout: 30_000 }, () =>
+    runHere((backend) =>
+      Effect.gen(function* () {
+        yield* Effect.promise(() => nodeLabels({ "kubernetes.io/hostname": "node-1", "l02.dev/runtime-gvisor": "true" }))
+        const created = yield* Effect.acquireRelease(backend.provision(specFor({ agentId: randomUUID(), command: shellPrograms.echoLoop })), (info) =>
+          Effect.ignore(backend.remove(info.sandboxId))
+        )
+        // The node loses the label in the 300 ms before the scheduler looks.
+        yield* Effect.promise(() => nodeLabels({ "kubernetes.io/hostname": "node-1" }))
+        const t0 = Date.now()
+        const error = yield* Effect.flip(backend.start(created.sandboxId))
+        expect(error).toMatchObject({ _tag: "RuntimeClassUnavailable", code: "E2041", runtimeClass: "gvisor" })
+        expect(error.message).toContain("didn't match Pod's node affinity")
+        expect(Date.now() - t0, "at once, not after the start timeout").toBeLessThan(5_000)
+      })
+    ))
+
+  it("a node whose container runtime lacks the handler (FailedCreatePodSandBox) fails start at once with E2041 naming it", { timeout: 30_000 }, () =>
+    runHere((backend) =>
+      Effect.gen(function* () {
+        const spec = specFor({ agentId: randomUUID(), command: shellPrograms.echoLoop }, "UNTRUSTED")
+        const created = yield* Effect.acquireRelease(backend.provision({ ...spec, sandbox: { ...spec.sandbox, runtimeClass: "kata" } }), (info) =>
+          Effect.ignore(backend.remove(info.sandboxId))
+        )
+        const t0 = Date.now()
+        const error = yield* Effect.flip(backend.start(created.sandboxId))
+        expect(error).toMatchObject({ _tag: "RuntimeClassUnavailable", code: "E2041", runtimeClass: "kata" })
+        expect(error.message).toContain('RuntimeHandler "runsc-missing" not supported')
+        expect(error.message).toContain("node-1")
+        expect(Date.now() - t0, "at once, not after the start timeout").toBeLessThan(5_000)
+      })
+    ))
+
+  it("a Pod no node has room for waits (room may free up), and when the wait runs out says what is short", { timeout: 30_000 }, () =>
+    run((backend) =>
+      Effect.gen(function* () {
+        const spec = specFor({ agentId: randomUUID(), command: shellPrograms.echoLoop }, "TRUSTED")
+        const big = { ...spec, sandbox: { ...spec.sandbox, resources: { ...spec.sandbox.resources, cpu: "64", cpuMillis: 64_000 } } }
+        const created = yield* Effect.acquireRelease(backend.provision(big), (info) => Effect.ignore(backend.remove(info.sandboxId)))
+        const t0 = Date.now()
+        const error = yield* Effect.flip(backend.start(created.sandboxId))
+        expect(error).toMatchObject({ code: "E2046" })
+        expect(error.message).toContain('the scheduler says "0/1 nodes are available: 1 Insufficient cpu."')
+        expect(Date.now() - t0, "the whole wait").toBeGreaterThanOrEqual(1_500)
+      })
+    , simulatorLayer(placement.current, { startTimeoutMs: 1_500 })))
+})
+
 describe("Kubernetes backend: fail closed, input refused before any call", () => {
   it("a RuntimeClass the cluster lacks is E2041 naming what to install, and nothing is created", { timeout: 30_000 }, () =>
     run((backend) =>

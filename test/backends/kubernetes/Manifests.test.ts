@@ -159,7 +159,15 @@ describe("manifests against the Kubernetes schemas", () => {
 })
 
 describe("what the backend sends, and the RBAC it needs", () => {
-  const simulator = useSimulator()
+  // gvisor runs on labelled nodes (the nodes are listed); kata names a handler the node lacks (its events are read).
+  const simulator = useSimulator({
+    runtimeClasses: [
+      { name: "gvisor", handler: "runsc", nodeSelector: { "l02.dev/runtime-gvisor": "true" } },
+      { name: "kata", handler: "kata-missing" }
+    ],
+    nodeLabels: { "kubernetes.io/hostname": "node-1", "l02.dev/runtime-gvisor": "true" },
+    unsupportedHandlers: ["kata-missing"]
+  })
 
   /** RBAC (apiGroup, resource, verb) of a simulator request log line. */
   const rbacOf = (line: string): string => {
@@ -220,6 +228,9 @@ describe("what the backend sends, and the RBAC it needs", () => {
           }),
           Effect.ignore(backend.remove(source.sandboxId))
         )
+        const untrusted = specFor({ agentId: randomUUID(), command: shellPrograms.echoLoop }, "UNTRUSTED")
+        const unrunnable = yield* backend.provision({ ...untrusted, sandbox: { ...untrusted.sandbox, runtimeClass: "kata" } })
+        expect(yield* Effect.flip(Effect.ensuring(backend.start(unrunnable.sandboxId), Effect.ignore(backend.remove(unrunnable.sandboxId))))).toMatchObject({ code: "E2041" })
         const core = KubernetesBackend.kubeConfigFor({ server: sim.url, token: sim.token, skipTlsVerify: true }).makeApiClient(CoreV1Api)
         yield* Effect.promise(() =>
           core.createNamespacedPod({

@@ -16,6 +16,7 @@ import { constants, tmpdir } from "node:os"
 import { join } from "node:path"
 import { type WebSocket, WebSocketServer } from "ws"
 import { dns1123SubdomainProblem, labelsProblem } from "../../../src/backends/kubernetes/KubernetesNames.ts"
+import { parseQuantity } from "../../../src/domain/Quantity.ts"
 import { parseLabelSelector } from "./labelSelector.ts"
 
 /** How the simulator starts. */
@@ -24,8 +25,23 @@ export interface KubeApiServerOptions {
   readonly token?: string | undefined
   /** Namespaces that exist from the start. Default ["default"]. */
   readonly namespaces?: ReadonlyArray<string> | undefined
-  /** RuntimeClasses that exist from the start. */
-  readonly runtimeClasses?: ReadonlyArray<string> | undefined
+  /**
+   * RuntimeClasses that exist from the start: a name (its handler the same), or a name with a handler
+   * and the node labels its scheduling.nodeSelector asks for (merged into a Pod's nodeSelector at
+   * admission, as the RuntimeClass admission plugin does).
+   */
+  readonly runtimeClasses?: ReadonlyArray<string | { readonly name: string; readonly handler: string; readonly nodeSelector?: Readonly<Record<string, string>> }> | undefined
+  /** The labels of the one node, node-1. Default its hostname label. */
+  readonly nodeLabels?: Readonly<Record<string, string>> | undefined
+  /**
+   * Runtime handlers the node's container runtime lacks: a Pod of a RuntimeClass with one stays
+   * Pending in ContainerCreating with FailedCreatePodSandBox events, as dockershim does for `runsc`.
+   */
+  readonly unsupportedHandlers?: ReadonlyArray<string> | undefined
+  /** What node-1 can give Pods (allocatable cpu and memory). Default 4 cores and 16Gi. */
+  readonly allocatable?: { readonly cpu: string; readonly memory: string } | undefined
+  /** How long after its creation a Pod is scheduled. Default 20 ms. */
+  readonly schedulingDelayMs?: number | undefined
   /** Whether metrics.k8s.io is served. Default true. */
   readonly metrics?: boolean | undefined
   /** How often watches with allowWatchBookmarks get a BOOKMARK. Default 1000 ms. */
@@ -104,10 +120,18 @@ const resourceKinds: Readonly<Record<string, { kind: string; apiVersion: string;
   pods: { kind: "Pod", apiVersion: "v1", namespaced: true },
   persistentvolumeclaims: { kind: "PersistentVolumeClaim", apiVersion: "v1", namespaced: true },
   networkpolicies: { kind: "NetworkPolicy", apiVersion: "networking.k8s.io/v1", namespaced: true },
-  runtimeclasses: { kind: "RuntimeClass", apiVersion: "node.k8s.io/v1", namespaced: false }
+  runtimeclasses: { kind: "RuntimeClass", apiVersion: "node.k8s.io/v1", namespaced: false },
+  nodes: { kind: "Node", apiVersion: "v1", namespaced: false },
+  events: { kind: "Event", apiVersion: "v1", namespaced: true }
 }
 
 const clone = <T>(value: T): T => structuredClone(value)
+
+/** JSON with object keys sorted, so two equal objects compare equal whatever order their keys came in. */
+const canonical = (value: unknown): string =>
+  JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Obj).filter(([, x]) => x !== undefined).sort(([a], [b]) => (a < b ? -1 : 1))) : v
+  )
 const now = () => new Date().toISOString()
 
 const statusBody = (code: number, reason: string, message: string, details?: Obj): Obj => ({
@@ -189,6 +213,12 @@ const mergePatch = (target: unknown, patch: unknown): unknown => {
   return result
 }
 
+/** A field selector of `path=value` terms joined by commas (what the API server offers for events' involvedObject). */
+const parseFieldSelector = (selector: string | undefined): ((object: Obj) => boolean) => {
+  const terms = (selector ?? "").split(",").filter((t) => t !== "").map((t) => t.split("=") as [string, string])
+  return (object) => terms.every(([path, value]) => String(path.split(".").reduce<any>((o, k) => o?.[k], object) ?? "") === value)
+}
+
 const processStats = (pid: number): { cpuSeconds: number; rssBytes: number } | undefined => {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
@@ -213,6 +243,23 @@ export const startKubeApiServer = async (options: KubeApiServerOptions = {}): Pr
   const runs = new Map<string, PodRun>()
   const sockets = new Set<Socket>()
   const historyLimit = options.historyLimit ?? 1000
+  const nodeName = "node-1"
+  const unsupportedHandlers = new Set(options.unsupportedHandlers ?? [])
+
+  /** Records an event about a Pod, as the scheduler and the kubelet do. */
+  const recordEvent = (pod: Obj, type: "Normal" | "Warning", reason: string, message: string, component: string) => {
+    create("events", pod.metadata.namespace, {
+      metadata: { name: `${pod.metadata.name}.${randomUUID().replaceAll("-", "").slice(0, 16)}` },
+      involvedObject: { kind: "Pod", apiVersion: "v1", namespace: pod.metadata.namespace, name: pod.metadata.name, uid: pod.metadata.uid },
+      type,
+      reason,
+      message,
+      source: { component },
+      count: 1,
+      firstTimestamp: now(),
+      lastTimestamp: now()
+    })
+  }
   const unpullable = new Set(options.unpullableImages ?? [])
   const stats = { watches: 0, bookmarks: 0, gone: 0 }
   const requests: Array<string> = []
@@ -247,7 +294,8 @@ export const startKubeApiServer = async (options: KubeApiServerOptions = {}): Pr
     record(resource, "DELETED", object)
   }
 
-  const create = (resource: string, namespace: string | undefined, body: Obj): Obj => {
+  const create = (resource: string, namespace: string | undefined, given: Obj): Obj => {
+    let body = given
     const info = resourceKinds[resource]!
     const name = body.metadata?.name
     if (typeof name !== "string") throw new HttpError(422, "Invalid", `${info.kind} is invalid: metadata.name: Required value: name is required`)
@@ -259,9 +307,13 @@ export const startKubeApiServer = async (options: KubeApiServerOptions = {}): Pr
     if (objects.has(keyOf(resource, namespace, name))) throw new HttpError(409, "AlreadyExists", `${resource} "${name}" already exists`)
     if (resource === "pods") {
       const rc = body.spec?.runtimeClassName
-      if (rc !== undefined && !objects.has(keyOf("runtimeclasses", undefined, rc))) {
+      const runtimeClass = rc === undefined ? undefined : objects.get(keyOf("runtimeclasses", undefined, rc))
+      if (rc !== undefined && runtimeClass === undefined) {
         throw new HttpError(403, "Forbidden", `pods "${name}" is forbidden: pod rejected: RuntimeClass "${rc}" not found`)
       }
+      // The RuntimeClass admission plugin: its scheduling.nodeSelector joins the Pod's.
+      const selector = runtimeClass?.scheduling?.nodeSelector
+      if (selector !== undefined) body = { ...body, spec: { ...body.spec, nodeSelector: { ...(body.spec.nodeSelector ?? {}), ...selector } } }
       if (!Array.isArray(body.spec?.containers) || body.spec.containers.length === 0) {
         throw new HttpError(422, "Invalid", `Pod "${name}" is invalid: spec.containers: Required value`)
       }
@@ -275,6 +327,7 @@ export const startKubeApiServer = async (options: KubeApiServerOptions = {}): Pr
     if (resource === "pods") object.status = { phase: "Pending", qosClass: "Guaranteed" }
     if (resource === "namespaces") object.status = { phase: "Active" }
     if (resource === "persistentvolumeclaims") object.status = { phase: "Bound" }
+    if (resource === "nodes") object.status = clone(body.status)
     write(resource, object, "ADDED")
     if (resource === "pods") schedule(object)
     return object
@@ -303,7 +356,7 @@ export const startKubeApiServer = async (options: KubeApiServerOptions = {}): Pr
     if (resource === "pods") {
       const before = { ...existing.spec, activeDeadlineSeconds: undefined }
       const after = { ...next.spec, activeDeadlineSeconds: undefined }
-      if (JSON.stringify(before) !== JSON.stringify(after)) {
+      if (canonical(before) !== canonical(after)) {
         throw new HttpError(422, "Invalid", `Pod "${name}" is invalid: spec: Forbidden: pod updates may not change fields other than spec.containers[*].image, spec.activeDeadlineSeconds, spec.tolerations`)
       }
       const oldDeadline = existing.spec.activeDeadlineSeconds
@@ -478,7 +531,47 @@ export const startKubeApiServer = async (options: KubeApiServerOptions = {}): Pr
         mkdirSync(dir, { recursive: true })
         run.dirs.set(volume.name, dir)
       }
+      // The scheduler: the one node must carry every label the Pod's nodeSelector asks for.
+      const node = objects.get(keyOf("nodes", undefined, nodeName))!
+      const unmatched = Object.entries(latest.spec.nodeSelector ?? {}).some(([k, v]) => node.metadata.labels?.[k] !== v)
+      // A Pod's effective request: its containers' sum, or its largest init container's when larger.
+      const requestOf = (c: Obj, resource: "cpu" | "memory") => parseQuantity(String(c.resources?.requests?.[resource] ?? "0")) ?? 0
+      const requested = (resource: "cpu" | "memory") =>
+        Math.max(containers.reduce((sum, c) => sum + requestOf(c, resource), 0), ...initContainers.map((c) => requestOf(c, resource)))
+      const short = (["cpu", "memory"] as const).filter((r) => requested(r) > (parseQuantity(String(node.status.allocatable[r])) ?? 0))
+      if (unmatched || short.length > 0) {
+        const message = unmatched ? "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity." : `0/1 nodes are available: ${short.map((r) => `1 Insufficient ${r}`).join(", ")}.`
+        setStatus(namespace, name, (status) => {
+          status.conditions = [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message }]
+        })
+        recordEvent(latest, "Warning", "FailedScheduling", message, "default-scheduler")
+        run.timers.push(setTimeout(tryStart, 1000))
+        return
+      }
+      const handler = latest.spec.runtimeClassName === undefined ? undefined : objects.get(keyOf("runtimeclasses", undefined, latest.spec.runtimeClassName))?.handler
+      if (handler !== undefined && unsupportedHandlers.has(handler)) {
+        const placed = clone(latest)
+        placed.spec.nodeName = nodeName
+        placed.status = { ...placed.status, phase: "Pending", hostIP: "127.0.0.1", startTime: now(), conditions: [{ type: "PodScheduled", status: "True" }] }
+        waitingAll(placed.status)
+        for (const cs of [...placed.status.initContainerStatuses, ...placed.status.containerStatuses]) cs.state = { waiting: { reason: "ContainerCreating" } }
+        write("pods", placed, "MODIFIED")
+        // The kubelet tries again and again, as it does: one event per try.
+        const fail = () => {
+          if (run.deleted) return
+          recordEvent(placed, "Warning", "FailedCreatePodSandBox", `Failed to create pod sandbox: rpc error: code = Unknown desc = RuntimeHandler "${handler}" not supported`, "kubelet")
+          run.timers.push(setTimeout(fail, 2000))
+        }
+        run.timers.push(setTimeout(fail, 300))
+        return
+      }
       const badImage = [...initContainers, ...containers].find((c) => unpullable.has(c.image))
+      const scheduled = objects.get(keyOf("pods", namespace, name))!
+      if (scheduled.spec.nodeName === undefined) {
+        const placed = clone(scheduled)
+        placed.spec.nodeName = nodeName
+        write("pods", placed, "MODIFIED")
+      }
       setStatus(namespace, name, (status) => {
         status.conditions = [{ type: "PodScheduled", status: "True" }]
         status.startTime = now()
@@ -508,7 +601,7 @@ export const startKubeApiServer = async (options: KubeApiServerOptions = {}): Pr
         setStatus(namespace, name, (status) => (status.phase = codes.every((c) => c === 0) && run.deadlineExceeded !== true ? "Succeeded" : "Failed"))
       })()
     }
-    run.timers.push(setTimeout(tryStart, 20))
+    run.timers.push(setTimeout(tryStart, options.schedulingDelayMs ?? 20))
   }
 
   const deletePod = (pod: Obj, graceSeconds: number) => {
@@ -647,11 +740,12 @@ export const startKubeApiServer = async (options: KubeApiServerOptions = {}): Pr
       if (method === "GET") {
         if (query.get("watch") === "true" || query.get("watch") === "1") return startWatch(req, res, r, query)
         const selector = parseLabelSelector(query.get("labelSelector") ?? undefined)
+        const fields = parseFieldSelector(query.get("fieldSelector") ?? undefined)
         return send(res, 200, {
           kind: `${resourceKinds[r.resource]!.kind}List`,
           apiVersion: resourceKinds[r.resource]!.apiVersion,
           metadata: { resourceVersion: String(rv) },
-          items: matching(r.resource, r.namespace, selector)
+          items: matching(r.resource, r.namespace, selector).filter(fields)
         })
       }
       if (method === "POST") return send(res, 201, create(r.resource, r.namespace, JSON.parse(await readBody(req)) as Obj))
@@ -786,7 +880,14 @@ export const startKubeApiServer = async (options: KubeApiServerOptions = {}): Pr
   })
 
   for (const ns of options.namespaces ?? ["default"]) create("namespaces", undefined, { metadata: { name: ns } })
-  for (const rc of options.runtimeClasses ?? []) create("runtimeclasses", undefined, { metadata: { name: rc }, handler: rc })
+  for (const rc of options.runtimeClasses ?? []) {
+    const { name, handler, nodeSelector } = typeof rc === "string" ? { name: rc, handler: rc, nodeSelector: undefined } : rc
+    create("runtimeclasses", undefined, { metadata: { name }, handler, ...(nodeSelector === undefined ? {} : { scheduling: { nodeSelector } }) })
+  }
+  create("nodes", undefined, {
+    metadata: { name: nodeName, labels: options.nodeLabels ?? { "kubernetes.io/hostname": nodeName } },
+    status: { conditions: [{ type: "Ready", status: "True", reason: "KubeletReady" }], allocatable: { cpu: "4", memory: "16Gi", ...options.allocatable } }
+  })
 
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
   const port = (server.address() as AddressInfo).port

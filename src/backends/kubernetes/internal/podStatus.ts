@@ -88,3 +88,48 @@ export const eventsBetween = (
   }
   return events
 }
+
+/** Why the scheduler cannot place a Pod (its PodScheduled condition is False with Unschedulable), if it cannot. */
+export const unschedulable = (pod: V1Pod): string | undefined => {
+  const condition = pod.status?.conditions?.find((c) => c.type === "PodScheduled")
+  return condition?.status === "False" && condition.reason === "Unschedulable" ? (condition.message ?? "no node fits the Pod") : undefined
+}
+
+/** Whether a scheduling failure is only a lack of room (which other Pods ending, or new nodes, cure). */
+export const lacksRoom = (reason: string): boolean => /Insufficient [a-z.\/-]+|Too many pods/i.test(reason) && !/didn't match|taint|affinity/i.test(reason)
+
+/**
+ * Whether a scheduling failure is the RuntimeClass's doing: the Pod asks for nodes only through the
+ * RuntimeClass's scheduling.nodeSelector (merged into spec.nodeSelector at admission), and the
+ * scheduler says no node matched it.
+ */
+export const runtimeClassUnplaceable = (pod: V1Pod, reason: string): boolean =>
+  pod.spec?.runtimeClassName !== undefined &&
+  Object.keys(pod.spec.nodeSelector ?? {}).length > 0 &&
+  /node affinity|node selector|didn't match/i.test(reason)
+
+/**
+ * Whether the Pod is placed on a node that has not made its sandbox yet: the time in which the
+ * kubelet's FailedCreatePodSandBox events (a runtime handler the node lacks, a network plugin that
+ * fails) say what is wrong, and nothing in the Pod's status does.
+ */
+export const awaitingSandbox = (pod: V1Pod): boolean => {
+  if (pod.status?.phase !== "Pending" || pod.spec?.nodeName === undefined || unschedulable(pod) !== undefined) return false
+  const statuses = [...(pod.status.initContainerStatuses ?? []), ...(pod.status.containerStatuses ?? [])]
+  return statuses.every((c) => c.state?.running === undefined && c.state?.terminated === undefined)
+}
+
+/** The message of a kubelet's failure to make a Pod's sandbox, and whether it is a runtime handler the node lacks. */
+export interface SandboxCreationFailure {
+  readonly message: string
+  readonly handlerMissing: boolean
+}
+
+/** The newest FailedCreatePodSandBox among a Pod's events, if any. */
+export const sandboxCreationFailure = (events: ReadonlyArray<{ readonly reason?: string | undefined; readonly message?: string | undefined }>): SandboxCreationFailure | undefined => {
+  const failed = events.filter((e) => e.reason === "FailedCreatePodSandBox").at(-1)
+  if (failed === undefined) return undefined
+  const message = failed.message ?? "the kubelet could not create the Pod's sandbox"
+  // dockershim: `RuntimeHandler "runsc" not supported`; containerd: `no runtime for "runsc" is configured`.
+  return { message, handlerMissing: /RuntimeHandler .* not supported|no runtime for .* is configured|runtime handler/i.test(message) }
+}

@@ -7,6 +7,8 @@ import { createRuntime } from "../../src/runtime/createRuntime.ts"
 import { layerMemory as checkpointMemory } from "../../src/services/CheckpointStore.ts"
 import { layerMemory as eventLogMemory } from "../../src/services/EventLog.ts"
 import { layerMemory as stateMemory } from "../../src/services/StateStore.ts"
+import { CoreV1Api } from "@kubernetes/client-node"
+import { kubeConfigFor } from "../../src/backends/kubernetes/KubernetesBackend.ts"
 import { simulatorLayer, useSimulator } from "../backends/kubernetes/support.ts"
 
 const simulator = useSimulator()
@@ -78,4 +80,24 @@ describe("runtime on Kubernetes (API server simulator)", () => {
       await runtime.shutdown()
     }
   }, 120_000)
+
+  it("an agent whose Pod someone else deletes hears that its sandbox was removed, not that it exited with code unknown", async () => {
+    const runtime = await createRuntime({
+      layer: Layer.mergeAll(simulatorLayer(simulator.current), stateMemory, checkpointMemory, eventLogMemory),
+      env: {},
+      config: { store: { pglite: "memory" }, runtime: { hibernate_idle_after_seconds: 0 }, lifecycle: { graceful_shutdown_seconds: 2, max_restart_count: 1, restart_backoff_initial_ms: 60_000 } }
+    })
+    try {
+      const { agentId, sandboxId } = await runtime.spawn({ name: "k8s-deleted", trustLevel: "TRUSTED", command: protocolAgent })
+      const core = kubeConfigFor({ server: simulator.current().url, token: simulator.current().token, skipTlsVerify: true }).makeApiClient(CoreV1Api)
+      await core.deleteNamespacedPod({ name: sandboxId!, namespace: "l02-agents", gracePeriodSeconds: 2 })
+      const deadline = Date.now() + 20_000
+      while ((await runtime.getState(agentId)).lastError === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      const { lastError } = await runtime.getState(agentId)
+      expect(lastError).toMatchObject({ code: "E2027" })
+      expect(lastError?.message).toContain("removed by someone other than this runtime")
+    } finally {
+      await runtime.shutdown()
+    }
+  }, 60_000)
 })

@@ -2,7 +2,7 @@
 // kubeconfig of the identity the runtime uses, the restricted one config/kubernetes/rbac.yaml binds),
 // an admin client for what a test sets up around the backend (RuntimeClasses, node labels), and the
 // backend's layer. `.ci/run` brings up the single-node cluster of ../shared/k8s-cluster and sets both.
-import { CoreV1Api, KubeConfig, NodeV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node"
+import { CoreV1Api, KubeConfig, NetworkingV1Api, NodeV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node"
 import type { Layer } from "effect"
 import * as KubernetesBackend from "../../../src/backends/kubernetes/KubernetesBackend.ts"
 import type { SandboxBackend, SandboxSpec } from "../../../src/services/SandboxBackend.ts"
@@ -23,7 +23,7 @@ export const clusterImage = process.env.L02_TEST_KUBE_IMAGE ?? "l02-agent:latest
 export const adminClients = () => {
   const kc = new KubeConfig()
   kc.loadFromFile(process.env.L02_TEST_KUBECONFIG_ADMIN ?? clusterKubeconfig)
-  return { core: kc.makeApiClient(CoreV1Api), node: kc.makeApiClient(NodeV1Api) }
+  return { core: kc.makeApiClient(CoreV1Api), node: kc.makeApiClient(NodeV1Api), networking: kc.makeApiClient(NetworkingV1Api) }
 }
 
 /** The backend on the cluster, as an operator would configure it there. */

@@ -34,6 +34,12 @@ export interface SandboxSpec {
   readonly env: Readonly<Record<string, string>>
   readonly labels: Readonly<Record<string, string>>
   readonly sandbox: SandboxConfiguration
+  /**
+   * Nothing goes into the sandbox between provision and start (no workspace import): a backend that
+   * holds a provisioned program until `start` (Kubernetes' start gate, an init container opened by an
+   * exec) may let it start at once instead. Default false: held until start.
+   */
+  readonly startImmediately?: boolean | undefined
 }
 
 /** Coarse status of a sandbox, the same words on every backend. */

@@ -67,8 +67,8 @@ describe("runtime on Kubernetes (API server simulator)", () => {
       const count = () => countOnce(runtime, agentId)
       expect(await count()).toBe(1)
       await runtime.suspend(agentId)
-      // The import runs in the new Pod's gate: its exec connection is dropped without a status.
-      simulator.current().dropExecs("l02-gate", 1)
+      // The import runs in the new Pod's gate: its exec connection is dropped without a status, each of its three tries.
+      simulator.current().dropExecs("l02-gate", 3)
       await expect(runtime.resume(agentId)).rejects.toMatchObject({ code: "E2024" })
       expect((await runtime.getState(agentId)).state).toBe("suspended")
       expect(simulator.current().get("pods", "l02-agents", sandboxId!)).toBeUndefined()

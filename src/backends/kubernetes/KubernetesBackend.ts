@@ -284,6 +284,29 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
     const observed = new Map<string, PodObservation>()
     let watcher: PodWatch | undefined
     yield* Effect.addFinalizer(() => Effect.sync(() => watcher?.stop()))
+    /** Waits on a Pod (waitForPod) that the watch loop wakes when it sees the Pod change. */
+    const wakers = new Map<string, Set<() => void>>()
+    const wake = (name: string) => {
+      for (const f of [...(wakers.get(name) ?? [])]) f()
+    }
+    /** Sleeps up to `ms`, or until the watch loop sees a change of the Pod. */
+    const pauseFor = (sandboxId: string, ms: number) =>
+      Effect.callback<void>((resume) => {
+        const set = wakers.get(sandboxId) ?? new Set<() => void>()
+        wakers.set(sandboxId, set)
+        const forget = () => {
+          clearTimeout(timer)
+          set.delete(done)
+          if (set.size === 0 && wakers.get(sandboxId) === set) wakers.delete(sandboxId)
+        }
+        const done = () => {
+          forget()
+          resume(Effect.void)
+        }
+        const timer = setTimeout(done, ms)
+        set.add(done)
+        return Effect.sync(forget)
+      })
 
     const ctx = (operation: string, sandboxId?: string, agentId?: string): CallContext => ({ server, namespace, operation, sandboxId, agentId })
 
@@ -377,6 +400,8 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
       placement = false
     ): Effect.Effect<A, SandboxError> =>
       Effect.gen(function* () {
+        // The watch loop wakes the wait when the Pod changes; reads between are the fallback, backing off.
+        ensureWatcher()
         const deadline = Date.now() + timeoutMs
         let delay = 50
         let awaitingSince: number | undefined
@@ -403,8 +428,8 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
               message: `sandbox ${sandboxId} did not ${what} within ${Math.round(timeoutMs / 1000)} s (Pod phase ${pod.status?.phase ?? "unknown"}${waiting === undefined ? "" : `; the scheduler says "${waiting}": free room on the nodes or ask for less (resources.cpu, resources.memory)`}); check \`kubectl -n ${namespace} describe pod ${sandboxId}\``
             })
           }
-          yield* Effect.sleep(delay)
-          delay = Math.min(delay * 2, 500)
+          yield* pauseFor(sandboxId, delay)
+          delay = Math.min(delay * 2, 1000)
         }
       })
 
@@ -677,14 +702,23 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
       }).pipe(Effect.scoped)
 
     /**
+     * {@link runToEnd} for a command that may run twice (the gate, tar out, tar in): an exec the node
+     * refused or dropped before its status (a kubelet answers 500, or closes at once, for an exec that
+     * comes while the container's state is changing) is tried twice more. A Pod that is gone is not.
+     */
+    const runIdempotent = (sandboxId: string, container: string, command: ReadonlyArray<string>, stdin?: Uint8Array) =>
+      runToEnd(sandboxId, container, command, stdin).pipe(
+        Effect.retry({ times: 2, schedule: Schedule.spaced("300 millis"), while: (error) => error._tag !== "SandboxNotFound" })
+      )
+
+    /**
      * Opens the start gate. An exec that ends without a status (a dropped connection) is tried again;
      * if it still fails, the gate counts as open only when it no longer holds the Pod (it ended between
      * the read and the exec): a gate still running after a failed open is a failed start, never a
      * start that waits for nothing.
      */
     const openGate = (sandboxId: string) =>
-      runToEnd(sandboxId, gateContainer, ["/bin/sh", "-c", openGateScript]).pipe(
-        Effect.retry({ times: 2, schedule: Schedule.spaced("200 millis") }),
+      runIdempotent(sandboxId, gateContainer, ["/bin/sh", "-c", openGateScript]).pipe(
         Effect.catch((error) =>
           Effect.flatMap(readPod(sandboxId, `start sandbox ${sandboxId}`), (pod) =>
             runningContainer(pod) === gateContainer
@@ -941,6 +975,7 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
         observed.set(name, after)
         const ids = { sandboxId: name, agentId: pod.metadata?.labels?.[OwnershipLabels.agentId] ?? "" }
         if (!initial) for (const event of eventsBetween(ids, before, after, expectedEnds.has(name), Date.now())) publish(event)
+        wake(name)
       }
       const gone = (pod: V1Pod) => {
         const name = pod.metadata?.name ?? ""
@@ -950,6 +985,7 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
         if (!removing.has(name) && !reported) publish({ sandboxId: name, agentId: pod.metadata?.labels?.[OwnershipLabels.agentId] ?? "", type: "removed", at: Date.now() })
         removing.delete(name)
         expectedEnds.delete(name)
+        wake(name)
       }
       watcher = startPodWatch({
         kubeConfig: kc,
@@ -992,7 +1028,7 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
       Effect.gen(function* () {
         yield* checkId(sandboxId)
         const container = yield* waitForContainer(sandboxId, "run a container to export the workspace from")
-        const result = yield* runToEnd(sandboxId, container, ["/bin/sh", "-c", exportScript])
+        const result = yield* runIdempotent(sandboxId, container, ["/bin/sh", "-c", exportScript])
         if (result.exitCode !== 0) {
           return yield* new SandboxOperationFailed({ message: `tar in sandbox ${sandboxId} failed (exit ${result.exitCode}: ${result.stderr.trim()}); the image needs tar` })
         }
@@ -1014,7 +1050,7 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
             })
         })
         const container = yield* waitForContainer(sandboxId, "run a container to import the workspace into")
-        const result = yield* runToEnd(sandboxId, container, ["/bin/sh", "-c", importScript], checked)
+        const result = yield* runIdempotent(sandboxId, container, ["/bin/sh", "-c", importScript], checked)
         if (result.exitCode !== 0) {
           return yield* new SandboxOperationFailed({ message: `tar in sandbox ${sandboxId} failed to extract the workspace (exit ${result.exitCode}: ${result.stderr.trim()})` })
         }

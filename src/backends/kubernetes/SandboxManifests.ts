@@ -146,7 +146,8 @@ export const podManifest = (spec: SandboxSpec, plan: SandboxPlan): V1Pod => {
         fsGroup: securityContext.runAsGroup,
         seccompProfile: { type: securityContext.seccompProfile }
       },
-      initContainers: [gate],
+      // A sandbox nothing is imported into before its start needs no gate (the gate costs a container start and an exec).
+      ...(spec.startImmediately === true ? {} : { initContainers: [gate] }),
       containers: [agent],
       volumes: [workspace, { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "64Mi" } }]
     }

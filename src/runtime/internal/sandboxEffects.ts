@@ -122,7 +122,8 @@ const makeSandboxOperations = (deps: SandboxEffectsDeps) => {
         if (taken) return { sandboxId: claim.sandboxId }
       }
       if (input.replaceSandboxId !== undefined) yield* removeQuietly(input.replaceSandboxId)
-      const created = yield* backend.provision(specFor(input.agent))
+      // Nothing is imported before this start: a backend may start the program at once.
+      const created = yield* backend.provision({ ...specFor(input.agent), startImmediately: true })
       const started = yield* backend.start(created.sandboxId).pipe(
         // A failure or an interruption (onError sees both).
         Effect.onError(() => Effect.ignore(removeQuietly(created.sandboxId)))

@@ -98,6 +98,16 @@ describe("manifests against the Kubernetes schemas", () => {
     }
   })
 
+  it("a Pod held until start has the start gate; one nothing is imported into (startImmediately) has none and still validates", () => {
+    const spec = specFor({ agentId: randomUUID(), command: ["/bin/l02-agent"] }, "TRUSTED")
+    const held = podManifest(spec, plan({}))
+    expect(held.spec?.initContainers?.map((c) => c.name)).toEqual(["l02-gate"])
+    const immediate = podManifest({ ...spec, startImmediately: true }, plan({}))
+    expect(immediate.spec?.initContainers).toBeUndefined()
+    expect(immediate.spec?.containers.map((c) => c.name)).toEqual(["agent"])
+    expect(() => validate(immediate as Json)).not.toThrow()
+  })
+
   it("malformed manifests fail validation (the schemas can catch what the tests rely on)", () => {
     const spec = specFor({ agentId: randomUUID(), command: ["sh"] })
     const pod = podManifest(spec, plan()) as Json

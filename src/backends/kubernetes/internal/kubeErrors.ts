@@ -43,7 +43,9 @@ export const apiMessage = (error: unknown): string => {
       return (body as { message: string }).message
     }
     const cause = (error as { cause?: unknown }).cause
-    const message = error instanceof Error ? error.message : String(error)
+    // A refused WebSocket upgrade arrives as the ws library's ErrorEvent: not an Error, but with a message.
+    const own = (error as { message?: unknown }).message
+    const message = error instanceof Error ? error.message : typeof own === "string" && own !== "" ? own : String(error)
     if (cause instanceof Error && cause.message !== "" && !message.includes(cause.message)) return `${message}: ${cause.message}`
     return message
   }

@@ -233,7 +233,7 @@ const terminate = Command.make("terminate", { ...global, agentId: idArg, force: 
   withRuntime(a, (rt) => rt.terminate(a.agentId, { force: a.force, reason: "l02 terminate" })).pipe(Effect.flatMap(() => print(a, { state: "terminated" }, () => "terminated")))
 ).pipe(Command.withDescription("Terminate an agent"), Command.withExamples([{ command: `l02 terminate 6f1c2d0e-9a4b-4c1e-8f55-2f1d3a7b9c10 --force`, description: "kill at once instead of a graceful stop" }]))
 
-const exec = Command.make("exec", { ...global, agentId: idArg, input: Argument.String("input").pipe(Argument.withDescription("what to send the agent")) }, (a) =>
+const exec = Command.make("exec", { ...global, agentId: idArg, input: Argument.String("input").pipe(Argument.atLeast(1), Argument.withDescription("what to send the agent: the words after the id, joined by spaces (quote them to keep spacing as typed)")) }, (a) =>
   withRuntime(a, async (rt) => {
     // A suspended agent is resumed for the step and stays running: say so rather than do it silently.
     const before = await rt.getState(a.agentId)
@@ -241,7 +241,7 @@ const exec = Command.make("exec", { ...global, agentId: idArg, input: Argument.S
       console.error(`agent ${a.agentId} is suspended: resuming it for this step; it stays running afterwards (l02 suspend to pause it again)`)
     }
     const show = makeRenderer({ out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) })
-    for await (const event of rt.execute(a.agentId, a.input)) {
+    for await (const event of rt.execute(a.agentId, a.input.join(" "))) {
       if (a.json) console.log(JSON.stringify(event))
       else show(event)
     }

@@ -34,6 +34,7 @@ import {
 } from "./HttpApi.ts"
 import { dashboardRoute } from "./dashboard/DashboardRoutes.ts"
 import { decode } from "./internal/decode.ts"
+import { pathProblem } from "./internal/canonicalPath.ts"
 import { match, type Route } from "./internal/routes.ts"
 import { makeMetrics } from "./Metrics.ts"
 import { docsHtml, openApiJson } from "./OpenApiDocument.ts"
@@ -390,6 +391,13 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
     let endpoint = "unmatched"
     res.on("finish", () => metrics.countRequest(endpoint, res.statusCode))
     try {
+      // Refused as sent, before the URL parser would resolve dot segments and act on another path.
+      const problem = pathProblem(req.url ?? "/")
+      if (problem !== undefined) throw new InputInvalidAt(400, `${problem}; nothing was done`, "path")
+      // Node keeps the first of two Authorization headers: which key counts must not be a guess.
+      if (req.rawHeaders.filter((_, i) => i % 2 === 0 && req.rawHeaders[i]!.toLowerCase() === "authorization").length > 1) {
+        throw new InputInvalidAt(400, "the request carries more than one Authorization header; send one", "authorization")
+      }
       const url = new URL(req.url ?? "/", "http://localhost")
       const method = req.method ?? "GET"
       if (method === "GET" && url.pathname === "/openapi.json") {
@@ -511,6 +519,11 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
   }
 
   const server = createServer({ requestTimeout: 60_000, headersTimeout: 30_000 }, (req, res) => void handle(req, res))
+  // CONNECT (a proxy tunnel) is no method of this API: a coded 405, not a dropped connection.
+  server.on("connect", (req: IncomingMessage, socket: Socket) => {
+    const body = JSON.stringify({ error: { code: "E2001", tag: "InputInvalid", message: `${String(req.method).slice(0, 20)} is not a method of this API; see /openapi.json` } })
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+  })
   server.on("clientError", (error: Error & { code?: string }, socket: Socket) => {
     if (!socket.writable) return socket.destroy()
     const status = error.code === "HPE_HEADER_OVERFLOW" ? 431 : 400

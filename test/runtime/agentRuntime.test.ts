@@ -192,7 +192,8 @@ describe("runtime lifecycle on the in-memory backend", () => {
   it("answers E2021 for an unknown agent", async () => {
     const { runtime } = await setup()
     await expect(runtime.getState("6c1d1a5e-7d4c-4b5a-9e2f-2a9f1b0c3d4e")).rejects.toMatchObject({ code: "E2021", _tag: "AgentNotFound" })
-    await expect(runtime.suspend("nope")).rejects.toMatchObject({ code: "E2021" })
+    // Not an agent id at all: E2001 naming it, before anything is looked up.
+    await expect(runtime.suspend("nope")).rejects.toMatchObject({ code: "E2001", key: "agentId" })
   })
 
   it.each([

@@ -15,11 +15,12 @@ import type { RuntimeCore } from "./runtimeCore.ts"
 /** The execute operation over the runtime's core; `resume` wakes a suspended agent for the step. */
 export const makeExecute = (core: RuntimeCore, resume: (agentId: string) => Effect.Effect<AgentState, RuntimeError>) => {
   const { backend, host, now, tokenBudget, operatorResources } = core
-  const { live, sendChecked, flushed } = core.access
+  const { liveOrTerminated, sendChecked, flushed } = core.access
   const execute = (agentId: string, input: unknown, opts: ExecuteOptions = {}): Stream.Stream<ExecuteEvent, RuntimeError> =>
     Stream.unwrap(
       Effect.gen(function* () {
-        const h = yield* live(agentId)
+        // A terminated agent is E2020 (as for every operation), an unknown one E2021.
+        const h = yield* liveOrTerminated(agentId, "execute")
         // An agent suspended (by a user or for idleness) is resumed for the step.
         if (h.state === "suspended") yield* resume(agentId)
         const sandboxId = h.lastContext.sandboxId

@@ -20,6 +20,7 @@ import {
   ResourceLimitsInvalid,
   RuntimeClassUnavailable,
   type RuntimeError,
+  ResumeFailed,
   RuntimeShutDown,
   SandboxConfigInvalid
 } from "../../domain/Errors.ts"
@@ -155,9 +156,33 @@ export const makeLifecycleOperations = (core: RuntimeCore) => {
       return h.lastContext.checkpointId
     })
 
+  /**
+   * A checkpoint named to resume from must be one of the agent's own, and the agent must be one that
+   * resumes from a checkpoint: a paused agent's sandbox is still there, and resuming it would ignore
+   * the checkpoint. Refused with E2024, before anything changes.
+   */
+  const checkNamedCheckpoint = (h: { readonly agentId: string; readonly lastContext: { readonly sandboxId?: string | undefined } }, checkpointId: string) =>
+    Effect.gen(function* () {
+      const own = yield* core.checkpoints.list(h.agentId)
+      if (!own.some((c) => c.checkpointId === checkpointId)) {
+        return yield* new ResumeFailed({
+          message: `agent ${h.agentId} has no checkpoint ${checkpointId} (it does not exist, expired, or belongs to another agent); list its checkpoints (runtime.checkpoints(agentId), GET /v1/agents/{id}/checkpoints), or resume without one`,
+          agentId: h.agentId
+        })
+      }
+      if (h.lastContext.sandboxId !== undefined) {
+        return yield* new ResumeFailed({
+          message: `agent ${h.agentId} is paused with its sandbox kept, so it resumes where it was, not from checkpoint ${checkpointId}; resume it without a checkpoint id`,
+          agentId: h.agentId
+        })
+      }
+    })
+
   const resume = (agentId: string, checkpointId?: string): Effect.Effect<AgentState, RuntimeError> =>
     Effect.gen(function* () {
       const h = yield* liveOrTerminated(agentId, "resume")
+      // Only where a resume is allowed at all: elsewhere the state's refusal (E2020) is the answer.
+      if (checkpointId !== undefined && h.state === "suspended") yield* checkNamedCheckpoint(h, checkpointId)
       const before = h.lastContext.lastError
       yield* sendChecked(h, { type: "agent.resume", checkpointId }, "resume")
       const state = yield* waitFor(h, (s) => s !== "resuming")

@@ -5,7 +5,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type * as Stream from "effect/Stream"
+import * as Stream from "effect/Stream"
 import type { AgentInstance, SpawnResult } from "../../domain/AgentInstance.ts"
 import type { AgentState } from "../../domain/AgentState.ts"
 import { InputInvalid, type RuntimeError } from "../../domain/Errors.ts"
@@ -17,6 +17,7 @@ import type { AgentRuntimeShape, ExecuteEvent, ExecuteOptions, ScaleOptions, Sus
 import type { SpawnPolicy } from "../SpawnPolicy.ts"
 import type { AdmitAs } from "./lifecycleOperations.ts"
 import type { RuntimeCore } from "./runtimeCore.ts"
+import { agentIdOf, checkpointIdOf, executeOptionsOf, suspendOptionsOf, terminateOptionsOf } from "./callInput.ts"
 import type { Spans } from "./spans.ts"
 
 /** The operations the facade wraps. */
@@ -66,7 +67,9 @@ export const runtimeFacade = (
     }
   })
 
-  const trustOf = (agentId: string) => host.get(agentId)?.sandbox.trustLevel ?? "unknown"
+  const trustOf = (agentId: unknown) => (typeof agentId === "string" ? host.get(agentId.toLowerCase())?.sandbox.trustLevel : undefined) ?? "unknown"
+  /** Runs `op` with the agent id checked and canonical (E2001 for anything that is not one). */
+  const withId = <A>(agentId: unknown, op: (id: string) => Effect.Effect<A, RuntimeError>) => Effect.flatMap(agentIdOf(agentId), op)
   const shape: AgentRuntimeShape = {
     runtimeId: core.runtimeId,
     spawn: (raw, initialContext, policy) =>
@@ -77,23 +80,28 @@ export const runtimeFacade = (
           "l02.trust_level": String((raw as { trustLevel?: unknown } | null)?.trustLevel ?? "")
         })
       ),
-    terminate: (agentId, opts) => traced("l02.terminate", { "l02.agent_id": agentId, "l02.trust_level": trustOf(agentId), "l02.force": opts?.force === true })(terminate(agentId, opts)),
-    suspend: (agentId, opts = {}) =>
-      traced("l02.suspend", { "l02.agent_id": agentId, "l02.trust_level": trustOf(agentId), "l02.checkpoint": opts.checkpoint === true })(suspend(agentId, opts)),
-    resume: (agentId, checkpointId) =>
-      traced("l02.resume", { "l02.agent_id": agentId, "l02.trust_level": trustOf(agentId), ...(checkpointId === undefined ? {} : { "l02.checkpoint_id": checkpointId }) })(
-        resume(agentId, checkpointId)
+    terminate: (agentId, opts) =>
+      traced("l02.terminate", { "l02.agent_id": String(agentId), "l02.trust_level": trustOf(agentId), "l02.force": opts?.force === true })(
+        withId(agentId, (id) => Effect.flatMap(terminateOptionsOf(opts), (o) => terminate(id, o)))
       ),
-    getState,
+    suspend: (agentId, opts) =>
+      traced("l02.suspend", { "l02.agent_id": String(agentId), "l02.trust_level": trustOf(agentId), "l02.checkpoint": opts?.checkpoint === true })(
+        withId(agentId, (id) => Effect.flatMap(suspendOptionsOf(opts), (o) => suspend(id, o ?? {})))
+      ),
+    resume: (agentId, checkpointId) =>
+      traced("l02.resume", { "l02.agent_id": String(agentId), "l02.trust_level": trustOf(agentId), ...(typeof checkpointId === "string" ? { "l02.checkpoint_id": checkpointId } : {}) })(
+        withId(agentId, (id) => Effect.flatMap(checkpointIdOf(checkpointId), (c) => resume(id, c)))
+      ),
+    getState: (agentId) => withId(agentId, getState),
     list,
     execute: (agentId, input, opts) =>
-      execute(agentId, input, opts).pipe(
-        spans.tracedStream("l02.execute", { "l02.agent_id": agentId, "l02.trust_level": trustOf(agentId) })
+      Stream.unwrap(withId(agentId, (id) => Effect.map(executeOptionsOf(opts), (o) => execute(id, input, o)))).pipe(
+        spans.tracedStream("l02.execute", { "l02.agent_id": String(agentId), "l02.trust_level": trustOf(agentId) })
       ),
     events: parts.events,
     history: parts.history,
     fleetStatus,
-    health,
+    health: (agentId) => withId(agentId, health),
     pools: Effect.sync(() => warm.status()),
     resizePool: (name, size) =>
       Effect.gen(function* () {
@@ -107,10 +115,10 @@ export const runtimeFacade = (
       }),
     scale: (pool, replicas, opts) => traced("l02.scale", { "l02.pool": pool, "l02.replicas": replicas })(scale(pool, replicas, opts)),
     fleetOperations: (limit) => store.listFleetOperations(limit),
-    checkpoints: (agentId) => Effect.andThen(getState(agentId), checkpoints.list(agentId)),
+    checkpoints: (agentId) => withId(agentId, (id) => Effect.andThen(getState(id), checkpoints.list(id))),
     flush: Effect.promise(host.allWritten),
     actorOf: (agentId) => {
-      const h = host.get(agentId)
+      const h = typeof agentId === "string" ? host.get(agentId.toLowerCase()) : undefined
       return h === undefined || h.state === "terminated" ? Option.none() : Option.some(host.live(h))
     }
   }

@@ -153,6 +153,22 @@ describe("Kubernetes backend: container status", () => {
         expect(error.message).toContain("ErrImagePull")
       })
     ))
+
+  it("with imagePullPolicy Never, an image the node lacks fails start at once with E2022 (ErrImageNeverPull)", { timeout: 30_000 }, () =>
+    run(
+      (backend) =>
+        Effect.gen(function* () {
+          const missing = yield* Effect.acquireRelease(backend.provision(specFor({ agentId: randomUUID(), image: "registry.invalid/missing:1", command: shellPrograms.echoLoop })), (info) =>
+            Effect.ignore(backend.remove(info.sandboxId))
+          )
+          const t0 = Date.now()
+          const error = yield* Effect.flip(backend.start(missing.sandboxId))
+          expect(error).toMatchObject({ _tag: "SpawnFailed", code: "E2022" })
+          expect(error.message).toContain("ErrImageNeverPull")
+          expect(Date.now() - t0).toBeLessThan(5_000)
+        }),
+      simulatorLayer(simulator.current, { imagePullPolicy: "Never" })
+    ))
 })
 
 describe("Kubernetes backend: the start gate", () => {

@@ -91,6 +91,50 @@ describe.skipIf(!clusterEnabled)("Kubernetes backend on a real cluster: the defe
     )
   })
 
+  it("a resume whose new Pod cannot run (its image went away) leaves no Pod or NetworkPolicy, the agent stays suspended, and a later resume works", { timeout: 300_000 }, async () => {
+    const image = `l02-resume-test:${randomUUID().slice(0, 8)}`
+    execFileSync("docker", ["tag", clusterImage, image])
+    const runtime = await createRuntime({
+      // Never: the node says at once that the image is missing (ErrImageNeverPull), with no registry to wait for.
+      layer: Layer.mergeAll(clusterLayer({ defaultImage: image, imagePullPolicy: "Never", startTimeoutMs: 120_000 }), stateMemory, checkpointMemory, eventLogMemory),
+      env: {},
+      config: { store: { pglite: "memory" }, runtime: { hibernate_idle_after_seconds: 0 }, lifecycle: { graceful_shutdown_seconds: 2, spawn_timeout_seconds: 90 } }
+    })
+    try {
+      const { agentId } = await runtime.spawn({
+        name: "resume-leak",
+        trustLevel: "TRUSTED",
+        command: ["sh", "-c", 'echo kept > "$L02_WORKSPACE/mark"; while IFS= read -r line; do :; done'],
+        resources: { cpu: "100m", memory: "64Mi" }
+      })
+      await runtime.suspend(agentId)
+      expect(await podsOf(agentId)).toEqual([])
+      execFileSync("docker", ["rmi", image])
+      await expect(runtime.resume(agentId)).rejects.toMatchObject({ code: "E2024" })
+      expect((await runtime.getState(agentId)).state).toBe("suspended")
+      // This cluster's kubelet takes up to about 40 s to confirm a deletion.
+      await waitUntil(async () => (await podsOf(agentId)).length === 0, 100_000)
+      expect(await policiesOf(agentId)).toEqual([])
+      execFileSync("docker", ["tag", clusterImage, image])
+      // Should this fail, say what the node said about the agent's Pods.
+      const resumed = await runtime.resume(agentId).catch(async (error: unknown) => {
+        const events = await adminClients().core.listNamespacedEvent({ namespace: clusterNamespace })
+        const about = events.items.filter((e) => e.involvedObject.name?.startsWith("resume-leak")).map((e) => `${e.reason}: ${e.message}`)
+        throw new Error(`${String(error)}; the Pod's events: ${about.join(" | ")}`)
+      })
+      expect(resumed).toBe("running")
+      expect((await podsOf(agentId)).length).toBe(1)
+      await runtime.terminate(agentId)
+    } finally {
+      await runtime.shutdown()
+      try {
+        execFileSync("docker", ["rmi", image], { stdio: "ignore" })
+      } catch {
+        // already gone
+      }
+    }
+  })
+
   it("a Pod someone else deletes (kubectl delete pod: graceful) is removed at once and once, never an exit of its stopped container", { timeout: 180_000 }, async () => {
     await run((backend) =>
       Effect.gen(function* () {
@@ -113,41 +157,5 @@ describe.skipIf(!clusterEnabled)("Kubernetes backend on a real cluster: the defe
         expect(seen.map((e) => e.type)).toEqual(["removed"])
       })
     )
-  })
-
-  it("a resume whose new Pod cannot run (its image went away) leaves no Pod or NetworkPolicy, the agent stays suspended, and a later resume works", async () => {
-    const image = `l02-resume-test:${randomUUID().slice(0, 8)}`
-    execFileSync("docker", ["tag", clusterImage, image])
-    const runtime = await createRuntime({
-      layer: Layer.mergeAll(clusterLayer({ defaultImage: image, imagePullPolicy: "IfNotPresent" }), stateMemory, checkpointMemory, eventLogMemory),
-      env: {},
-      config: { store: { pglite: "memory" }, runtime: { hibernate_idle_after_seconds: 0 }, lifecycle: { graceful_shutdown_seconds: 2, spawn_timeout_seconds: 90 } }
-    })
-    try {
-      const { agentId } = await runtime.spawn({
-        name: "resume-leak",
-        trustLevel: "TRUSTED",
-        command: ["sh", "-c", 'echo kept > "$L02_WORKSPACE/mark"; while IFS= read -r line; do :; done'],
-        resources: { cpu: "100m", memory: "64Mi" }
-      })
-      await runtime.suspend(agentId)
-      expect(await podsOf(agentId)).toEqual([])
-      execFileSync("docker", ["rmi", image])
-      await expect(runtime.resume(agentId)).rejects.toMatchObject({ code: "E2024" })
-      expect((await runtime.getState(agentId)).state).toBe("suspended")
-      await waitUntil(async () => (await podsOf(agentId)).length === 0, 40_000)
-      expect(await policiesOf(agentId)).toEqual([])
-      execFileSync("docker", ["tag", clusterImage, image])
-      expect(await runtime.resume(agentId)).toBe("running")
-      expect((await podsOf(agentId)).length).toBe(1)
-      await runtime.terminate(agentId)
-    } finally {
-      await runtime.shutdown()
-      try {
-        execFileSync("docker", ["rmi", image], { stdio: "ignore" })
-      } catch {
-        // already gone
-      }
-    }
   })
 })

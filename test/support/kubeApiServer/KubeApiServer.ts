@@ -579,7 +579,10 @@ export const startKubeApiServer = async (options: KubeApiServerOptions = {}): Pr
         waitingAll(status)
         if (badImage !== undefined) {
           const cs = [...status.initContainerStatuses, ...status.containerStatuses].find((c: Obj) => c.name === badImage.name)
-          cs.state = { waiting: { reason: "ErrImagePull", message: `failed to pull image "${badImage.image}": not found` } }
+          cs.state =
+            badImage.imagePullPolicy === "Never"
+              ? { waiting: { reason: "ErrImageNeverPull", message: `Container image "${badImage.image}" is not present with pull policy of Never` } }
+              : { waiting: { reason: "ErrImagePull", message: `failed to pull image "${badImage.image}": not found` } }
         }
       })
       if (badImage !== undefined) return

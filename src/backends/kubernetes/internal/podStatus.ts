@@ -10,6 +10,8 @@ export const failingWaitingReasons: ReadonlySet<string> = new Set([
   "CrashLoopBackOff",
   "ErrImagePull",
   "ImagePullBackOff",
+  // imagePullPolicy Never and the image is not on the node.
+  "ErrImageNeverPull",
   "InvalidImageName",
   "CreateContainerConfigError",
   "CreateContainerError",

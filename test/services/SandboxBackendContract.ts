@@ -250,6 +250,23 @@ export const sandboxBackendContract = (name: string, options: ContractOptions): 
         })
       ))
 
+    it("attach writes a line far larger than a pipe's buffer whole, and the next line after it", { timeout }, () =>
+      run((backend) =>
+        Effect.gen(function* () {
+          const sandbox = yield* acquire(backend, specFor())
+          const attachment = yield* backend.attach(sandbox.sandboxId)
+          // 200 KB: three times the 64 KiB a Linux pipe takes at once.
+          const big = `big-${"x".repeat(200_000)}-end`
+          yield* attachment.write(big)
+          yield* attachment.write("after")
+          const lines = yield* Stream.take(attachment.output, 2).pipe(Stream.runCollect, Effect.timeoutOption("30 seconds"))
+          const got = Option.getOrElse(lines, () => [])
+          expect([...got].map((l) => l.line.length)).toEqual([big.length, 5])
+          expect([...got][0]?.line).toBe(big)
+          expect([...got][1]?.line).toBe("after")
+        })
+      ))
+
     it("a main program that exits produces an exited event with its code, and inspect shows exited", { timeout }, () =>
       run((backend) =>
         Effect.gen(function* () {

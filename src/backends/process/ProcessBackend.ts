@@ -25,8 +25,7 @@ import {
   readSync,
   rmSync,
   statSync,
-  writeFileSync,
-  writeSync
+  writeFileSync
 } from "node:fs"
 import { constants as osConstants } from "node:os"
 import { dirname, isAbsolute, join, resolve } from "node:path"
@@ -68,6 +67,7 @@ import { clockTicksPerSecond, isAlive, processGroups, readRssBytes, readStat } f
 import { readAllRecords, readRecord, type SandboxPaths, type SandboxRecord, sandboxPaths, writeRecord } from "./internal/sandboxFiles.ts"
 import type { UidRange } from "../../domain/UidRange.ts"
 import { makeFifoPool } from "./internal/fifoPool.ts"
+import { makeFifoWriter } from "./internal/fifoWriter.ts"
 import { tailLogs } from "./internal/logTail.ts"
 import { makeUidClaims } from "./internal/uidClaims.ts"
 
@@ -202,6 +202,7 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
       })
 
     /** Runs synchronous file and process work, translating Node errors into E2046. */
+    const stdinWriter = makeFifoWriter()
     const attempt = <A>(what: string, f: () => A, agentId?: string): Effect.Effect<A, SandboxOperationFailed> =>
       Effect.try({ try: f, catch: (error) => fail(`${what}: ${describeError(error)}`, agentId) })
 
@@ -859,24 +860,8 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
             stderr: statSync(paths.stderr).size
           }), record.agentId)
           const attachment: Attachment = {
-            write: (line) =>
-              attempt(`cannot write to sandbox ${sandboxId}`, () => {
-                let fd: number
-                try {
-                  fd = openSync(paths.stdin, constants.O_WRONLY | constants.O_NONBLOCK)
-                } catch (error) {
-                  if ((error as NodeJS.ErrnoException).code === "ENXIO") throw new Error("its main program has exited")
-                  throw error
-                }
-                try {
-                  writeSync(fd, `${line}\n`)
-                } catch (error) {
-                  if ((error as NodeJS.ErrnoException).code === "EAGAIN") throw new Error("its stdin is full: the program is not reading it")
-                  throw error
-                } finally {
-                  closeSync(fd)
-                }
-              }, record.agentId),
+            // The whole line, however long: a pipe takes 64 KiB at a time, the rest as the program reads.
+            write: (line) => stdinWriter.write(paths.stdin, line).pipe(Effect.mapError((error) => fail(`cannot write to sandbox ${sandboxId}: ${describeError(error)}`, record.agentId))),
             // Lines written after the attach are read: the tail starts where the logs ended then.
             output: readOutput(record, offsets)
           }

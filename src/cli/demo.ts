@@ -83,6 +83,13 @@ export const runDemo = async (options: RuntimeOptions, print: Print = console.lo
     await sleep(20)
     const status = await runtime.fleetStatus()
     print(`${ms()}  done: ${changes} state changes; fleet ${JSON.stringify(status.byState)}`)
+    // Agents of earlier runs on this data directory are in the fleet too: say what each is and why.
+    for (const other of await runtime.list()) {
+      if (other.state === "terminated") continue
+      const found = await runtime.getState(other.agentId)
+      const why = found.lastError === undefined ? "" : `: ${found.lastError.code}: ${found.lastError.message}`
+      print(`${ms()}  also in the fleet, from an earlier run: ${found.agentId} "${found.name}" is ${found.state}${why} (l02 terminate ${found.agentId} removes it)`)
+    }
   } finally {
     await runtime.shutdown()
     await Promise.race([watcher, sleep(100)])

@@ -24,6 +24,14 @@ describe("l02 demo", () => {
       expect(stdout).toMatch(/tool shell -> exit code 0 \| --- stdout --- \| hello from Linux in /)
       expect(stdout).toContain("model answers: The sandbox says hello")
       expect(stdout).toMatch(/done: \d+ state changes; fleet \{\}/)
+
+      // A second run on the same data directory, with an agent of another run in it: the demo says what it is.
+      const main = new URL("../../src/cli/main.ts", import.meta.url).pathname
+      const leftover = JSON.parse((await run(process.execPath, [main, "spawn", "leftover", "--trust", "TRUSTED", "--json", "--data-dir", dir], { timeout: 60_000 })).stdout) as { agentId: string }
+      const again = await run(process.execPath, [main, "demo", "--data-dir", dir], { timeout: 120_000 })
+      expect(again.stdout).toMatch(/done: \d+ state changes; fleet \{"running":1\}/)
+      expect(again.stdout).toContain(`also in the fleet, from an earlier run: ${leftover.agentId} "leftover" is running (l02 terminate ${leftover.agentId} removes it)`)
+      await run(process.execPath, [main, "terminate", leftover.agentId, "--force", "--data-dir", dir], { timeout: 60_000 })
     } finally {
       await rm(dir, { recursive: true, force: true })
     }

@@ -656,19 +656,21 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
     ) =>
       Effect.gen(function* () {
         const { exec } = yield* clients
-        return yield* call(ctx(`exec in sandbox ${sandboxId}`, sandboxId), () =>
-          exec.exec(
-            namespace,
-            sandboxId,
-            container,
-            [...command],
-            sink(handlers.stdout),
-            sink(handlers.stderr),
-            handlers.stdin ?? null,
-            false,
-            handlers.status
-          )
-        )
+        const open = () =>
+          exec.exec(namespace, sandboxId, container, [...command], sink(handlers.stdout), sink(handlers.stderr), handlers.stdin ?? null, false, handlers.status)
+        // A refused upgrade (5xx: a kubelet busy with the container's state) ran nothing, so it is tried
+        // twice more; anything after the upgrade is the caller's to judge.
+        return yield* call(ctx(`exec in sandbox ${sandboxId}`, sandboxId), async () => {
+          for (let attempt = 1; ; attempt++) {
+            try {
+              return await open()
+            } catch (error) {
+              const status = statusOf(error)
+              if (attempt >= 3 || status === undefined || status < 500) throw error
+              await new Promise((r) => setTimeout(r, 300 * attempt))
+            }
+          }
+        })
       })
 
     /**
@@ -733,12 +735,17 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
     const start = (sandboxId: string): Effect.Effect<SandboxInfo, SandboxError> =>
       Effect.gen(function* () {
         expectedEnds.delete(sandboxId)
-        const container = yield* waitForContainer(sandboxId, "get its container running")
-        if (container === gateContainer) {
+        // As for the import: a silent 126 is a gate container being replaced; open the one that replaced it.
+        for (let attempt = 1; ; attempt++) {
+          const container = yield* waitForContainer(sandboxId, "get its container running")
+          if (container !== gateContainer) break
           const opened = yield* openGate(sandboxId)
-          if (opened.exitCode !== 0) {
-            return yield* new SpawnFailed({ message: `could not open the start gate of sandbox ${sandboxId} (exit ${opened.exitCode}: ${opened.stderr.trim()}); the image needs /bin/sh and touch` })
+          if (opened.exitCode === 0) break
+          if (opened.exitCode === 126 && opened.stderr.trim() === "" && attempt < 3) {
+            yield* Effect.sleep("500 millis")
+            continue
           }
+          return yield* new SpawnFailed({ message: `could not open the start gate of sandbox ${sandboxId} (exit ${opened.exitCode}: ${opened.stderr.trim()}); the image needs /bin/sh and touch` })
         }
         return yield* waitForPod(sandboxId, "start its agent container", startTimeoutMs, (pod) => {
           const info = sandboxInfoOf(pod)
@@ -1049,9 +1056,17 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
               message: `cannot import the workspace into sandbox ${sandboxId}: ${error instanceof ArchiveInvalid || error instanceof Error ? error.message : String(error)}`
             })
         })
-        const container = yield* waitForContainer(sandboxId, "run a container to import the workspace into")
-        const result = yield* runIdempotent(sandboxId, container, ["/bin/sh", "-c", importScript], checked)
-        if (result.exitCode !== 0) {
+        // Exit 126 with no word from tar is the node's: the container the exec went to was being replaced
+        // (a kubelet that re-creates a Pod's sandbox restarts its containers; the workspace volume stays).
+        // The import runs again in the container that replaced it, up to three times.
+        for (let attempt = 1; ; attempt++) {
+          const container = yield* waitForContainer(sandboxId, "run a container to import the workspace into")
+          const result = yield* runIdempotent(sandboxId, container, ["/bin/sh", "-c", importScript], checked)
+          if (result.exitCode === 0) return
+          if (result.exitCode === 126 && result.stderr.trim() === "" && attempt < 3) {
+            yield* Effect.sleep("500 millis")
+            continue
+          }
           return yield* new SandboxOperationFailed({ message: `tar in sandbox ${sandboxId} failed to extract the workspace (exit ${result.exitCode}: ${result.stderr.trim()})` })
         }
       })

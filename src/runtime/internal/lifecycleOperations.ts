@@ -42,7 +42,8 @@ export const decodeConfig = (raw: unknown): Effect.Effect<AgentConfig, InputInva
   const message = `agent config ${path === "" ? "" : `key ${path} `}is invalid: ${text.replace(/\n\s*at \[.*$/s, "").replaceAll("\n", "; ")}`
   if (path.startsWith("resources")) return Effect.fail(new ResourceLimitsInvalid({ message, key: path }))
   if (path.startsWith("trustLevel")) return Effect.fail(new SandboxConfigInvalid({ message, key: path }))
-  return Effect.fail(new InputInvalid({ message, key: path }))
+  // The whole config at fault (not an object, say) is the argument itself.
+  return Effect.fail(new InputInvalid({ message, key: path === "" ? "config" : path }))
 }
 
 const backendsFor = (runtimeClass: string): string =>

@@ -68,6 +68,10 @@ export const runtimeFacade = (
   })
 
   const trustOf = (agentId: unknown) => (typeof agentId === "string" ? host.get(agentId.toLowerCase())?.sandbox.trustLevel : undefined) ?? "unknown"
+  /** The id as a span attribute: a string as given, anything else (which is refused) as a placeholder; never a conversion that can throw. */
+  const idAttribute = (agentId: unknown) => (typeof agentId === "string" ? agentId.slice(0, 100) : "(not an id)")
+  /** A config field as a span attribute, the same way (the config itself is checked by spawn). */
+  const textAttribute = (value: unknown) => (typeof value === "string" ? value.slice(0, 100) : "")
   /** Runs `op` with the agent id checked and canonical (E2001 for anything that is not one). */
   const withId = <A>(agentId: unknown, op: (id: string) => Effect.Effect<A, RuntimeError>) => Effect.flatMap(agentIdOf(agentId), op)
   const shape: AgentRuntimeShape = {
@@ -76,27 +80,27 @@ export const runtimeFacade = (
       spawn(raw, initialContext, undefined, policy).pipe(
         Effect.tap((r) => Effect.annotateCurrentSpan({ "l02.agent_id": r.agentId, "l02.state": r.state })),
         traced("l02.spawn", {
-          "l02.agent.name": String((raw as { name?: unknown } | null)?.name ?? ""),
-          "l02.trust_level": String((raw as { trustLevel?: unknown } | null)?.trustLevel ?? "")
+          "l02.agent.name": textAttribute((raw as { name?: unknown } | null)?.name),
+          "l02.trust_level": textAttribute((raw as { trustLevel?: unknown } | null)?.trustLevel)
         })
       ),
     terminate: (agentId, opts) =>
-      traced("l02.terminate", { "l02.agent_id": String(agentId), "l02.trust_level": trustOf(agentId), "l02.force": opts?.force === true })(
+      traced("l02.terminate", { "l02.agent_id": idAttribute(agentId), "l02.trust_level": trustOf(agentId), "l02.force": opts?.force === true })(
         withId(agentId, (id) => Effect.flatMap(terminateOptionsOf(opts), (o) => terminate(id, o)))
       ),
     suspend: (agentId, opts) =>
-      traced("l02.suspend", { "l02.agent_id": String(agentId), "l02.trust_level": trustOf(agentId), "l02.checkpoint": opts?.checkpoint === true })(
+      traced("l02.suspend", { "l02.agent_id": idAttribute(agentId), "l02.trust_level": trustOf(agentId), "l02.checkpoint": opts?.checkpoint === true })(
         withId(agentId, (id) => Effect.flatMap(suspendOptionsOf(opts), (o) => suspend(id, o ?? {})))
       ),
     resume: (agentId, checkpointId) =>
-      traced("l02.resume", { "l02.agent_id": String(agentId), "l02.trust_level": trustOf(agentId), ...(typeof checkpointId === "string" ? { "l02.checkpoint_id": checkpointId } : {}) })(
+      traced("l02.resume", { "l02.agent_id": idAttribute(agentId), "l02.trust_level": trustOf(agentId), ...(typeof checkpointId === "string" ? { "l02.checkpoint_id": checkpointId } : {}) })(
         withId(agentId, (id) => Effect.flatMap(checkpointIdOf(checkpointId), (c) => resume(id, c)))
       ),
     getState: (agentId) => withId(agentId, getState),
     list,
     execute: (agentId, input, opts) =>
       Stream.unwrap(withId(agentId, (id) => Effect.map(executeOptionsOf(opts), (o) => execute(id, input, o)))).pipe(
-        spans.tracedStream("l02.execute", { "l02.agent_id": String(agentId), "l02.trust_level": trustOf(agentId) })
+        spans.tracedStream("l02.execute", { "l02.agent_id": idAttribute(agentId), "l02.trust_level": trustOf(agentId) })
       ),
     events: parts.events,
     history: parts.history,

@@ -11,6 +11,7 @@ import { describe, expect, it } from "vitest"
 import * as KubernetesBackend from "../../../src/backends/kubernetes/KubernetesBackend.ts"
 import { claim, claimedByLabel, relabel } from "../../../src/backends/kubernetes/WarmPool.ts"
 import { OwnershipLabels } from "../../../src/domain/Ids.ts"
+import { writeTar } from "../../../src/services/WorkspaceArchive.ts"
 import { SandboxBackend, type SandboxEvent, type SandboxSpec } from "../../../src/services/SandboxBackend.ts"
 import { startKubeApiServer } from "../../support/kubeApiServer/KubeApiServer.ts"
 import { shellPrograms } from "../process/support.ts"
@@ -189,6 +190,47 @@ describe("Kubernetes backend: the start gate", () => {
         expect(error).toMatchObject({ _tag: "SpawnFailed", code: "E2022" })
         expect(error.message).toContain("could not open the start gate")
         expect(Date.now() - t0).toBeLessThan(5_000)
+      })
+    ))
+  it("an exec whose upgrade the node refuses (500: nothing ran) is tried twice more; a third refusal is the caller's E2046", { timeout: 30_000 }, () =>
+    run((backend) =>
+      Effect.gen(function* () {
+        const sim = simulator.current()
+        const sandbox = yield* started(backend, specFor({ agentId: randomUUID(), command: shellPrograms.echoLoop }))
+        const printed = (chunks: Iterable<{ _tag: string }>) => [...chunks].filter((c) => c._tag === "stdout").map((c) => (c as unknown as { data: string }).data).join("")
+        sim.refusedExecs("agent", 2)
+        const ok = yield* Stream.runCollect(backend.exec(sandbox.sandboxId, { command: shellPrograms.printAndExit("ran once", "", 0), timeoutMs: 5000, maxOutputBytes: 100 }))
+        expect(printed(ok)).toBe("ran once")
+        sim.refusedExecs("agent", 3)
+        const error = yield* Effect.flip(Stream.runCollect(backend.exec(sandbox.sandboxId, { command: shellPrograms.printAndExit("never", "", 0), timeoutMs: 5000, maxOutputBytes: 100 })))
+        sim.refusedExecs("agent", 0)
+        expect(error).toMatchObject({ code: "E2046" })
+        expect(error.message).toContain("500")
+      })
+    ))
+
+  it("an import or a gate opening that reaches a gate being replaced (a silent 126) runs again in the one that replaced it, at most three times", { timeout: 30_000 }, () =>
+    run((backend) =>
+      Effect.gen(function* () {
+        const sim = simulator.current()
+        const archive = writeTar([{ path: "kept.txt", type: "file", mode: 0o644, data: new TextEncoder().encode("kept") }])
+        const sandbox = yield* Effect.acquireRelease(backend.provision(specFor({ agentId: randomUUID(), command: shellPrograms.echoLoop })), (info) =>
+          Effect.ignore(backend.remove(info.sandboxId))
+        )
+        sim.replacedExecs("l02-gate", 2)
+        yield* backend.importWorkspace(sandbox.sandboxId, archive)
+        sim.replacedExecs("l02-gate", 1)
+        yield* backend.start(sandbox.sandboxId)
+        const read = yield* Stream.runCollect(backend.exec(sandbox.sandboxId, { command: shellPrograms.readFile("kept.txt"), timeoutMs: 5000, maxOutputBytes: 100 }))
+        expect([...read].filter((c) => c._tag === "stdout").map((c) => (c as { data: string }).data).join("")).toBe("kept")
+
+        const other = yield* Effect.acquireRelease(backend.provision(specFor({ agentId: randomUUID(), command: shellPrograms.echoLoop })), (info) =>
+          Effect.ignore(backend.remove(info.sandboxId))
+        )
+        sim.replacedExecs("l02-gate", 3)
+        const error = yield* Effect.flip(backend.importWorkspace(other.sandboxId, archive))
+        sim.replacedExecs("l02-gate", 0)
+        expect(error.message).toContain("failed to extract the workspace (exit 126")
       })
     ))
 })

@@ -108,6 +108,13 @@ export interface KubeApiServer {
   readonly setWaiting: (namespace: string, pod: string, reason: string, container?: string) => void
   /** The next `count` execs into `container` are accepted, then dropped without a status (a lost connection). */
   readonly dropExecs: (container: string, count: number) => void
+  /**
+   * The next `count` execs into `container` end at once with exit code 126 and no output, as a
+   * kubelet answers an exec that reaches a container instance being replaced.
+   */
+  readonly replacedExecs: (container: string, count: number) => void
+  /** The next `count` exec upgrades into `container` are refused with 500, as a busy kubelet's are: nothing runs. */
+  readonly refusedExecs: (container: string, count: number) => void
   /** Cuts every open watch connection; returns how many. */
   readonly dropWatches: () => number
   /** Forgets the event history: watches from any earlier resourceVersion get 410 Gone. */
@@ -790,11 +797,13 @@ export const startKubeApiServer = async (options: KubeApiServerOptions = {}): Pr
   })
 
   const refuseUpgrade = (socket: Socket, code: number, message: string) => {
-    const body = JSON.stringify(statusBody(code, code === 404 ? "NotFound" : "BadRequest", message))
-    socket.end(`HTTP/1.1 ${code} ${code === 404 ? "Not Found" : code === 401 ? "Unauthorized" : "Bad Request"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+    const body = JSON.stringify(statusBody(code, code === 404 ? "NotFound" : code === 500 ? "InternalError" : "BadRequest", message))
+    socket.end(`HTTP/1.1 ${code} ${code === 404 ? "Not Found" : code === 401 ? "Unauthorized" : code === 500 ? "Internal Server Error" : "Bad Request"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
   }
 
   const execDrops = new Map<string, number>()
+  const execReplaced = new Map<string, number>()
+  const execRefusals = new Map<string, number>()
 
   const channel = (n: number, data: Buffer | string) => Buffer.concat([Buffer.from([n]), Buffer.isBuffer(data) ? data : Buffer.from(data)])
 
@@ -815,6 +824,11 @@ export const startKubeApiServer = async (options: KubeApiServerOptions = {}): Pr
     if (container === undefined || run === undefined || slot?.proc === undefined || slot.proc.exitCode !== null || slot.proc.signalCode !== null) {
       return refuseUpgrade(socket, 400, `container ${containerName} is not running in pod ${r.name}`)
     }
+    const refusals = execRefusals.get(containerName) ?? 0
+    if (r.sub === "exec" && refusals > 0) {
+      execRefusals.set(containerName, refusals - 1)
+      return refuseUpgrade(socket, 500, "error dialing backend: the kubelet is busy")
+    }
     if (r.sub === "attach" && container.stdin !== true && url.searchParams.get("stdin") === "true") {
       return refuseUpgrade(socket, 400, `stdin is not enabled for container ${containerName}; set stdin: true`)
     }
@@ -832,6 +846,13 @@ export const startKubeApiServer = async (options: KubeApiServerOptions = {}): Pr
       if (drops > 0) {
         execDrops.set(containerName, drops - 1)
         ws.close()
+        return
+      }
+      const replaced = execReplaced.get(containerName) ?? 0
+      if (replaced > 0) {
+        execReplaced.set(containerName, replaced - 1)
+        ws.send(channel(3, JSON.stringify({ metadata: {}, status: "Failure", reason: "NonZeroExitCode", message: "command terminated with non-zero exit code: exit code 126", details: { causes: [{ reason: "ExitCode", message: "126" }] } })))
+        ws.close(1000)
         return
       }
       const command = url.searchParams.getAll("command")
@@ -924,6 +945,12 @@ export const startKubeApiServer = async (options: KubeApiServerOptions = {}): Pr
       }),
     dropExecs: (container, count) => {
       execDrops.set(container, count)
+    },
+    replacedExecs: (container, count) => {
+      execReplaced.set(container, count)
+    },
+    refusedExecs: (container, count) => {
+      execRefusals.set(container, count)
     },
     dropWatches: () => {
       const open = [...watchers]

@@ -135,6 +135,15 @@ export interface KubernetesBackendOptions {
   readonly watchRetryMs?: number | undefined
 }
 
+/** An exec that ended with a silent 126: it reached a container instance being replaced (see runIdempotent). */
+class ReplacedContainer {
+  readonly _tag = "ReplacedContainer"
+  readonly result: { readonly stdout: Buffer; readonly stderr: string; readonly exitCode: number }
+  constructor(result: ReplacedContainer["result"]) {
+    this.result = result
+  }
+}
+
 /** The runtime class -> RuntimeClass mapping of the seed: runc is the cluster's default handler. */
 export const defaultRuntimeClasses: Readonly<Record<string, string>> = {
   runc: "",
@@ -337,6 +346,17 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
         return yield* call(ctx(operation, sandboxId), () => core.readNamespacedPod({ name: sandboxId, namespace }))
       })
 
+    /** Node labels as a label selector (`k=v,k2=v2`); "" for none. */
+    const selectorOf = (labels: Readonly<Record<string, string>> | undefined) => Object.entries(labels ?? {}).map(([k, v]) => `${k}=${v}`).join(",")
+
+    /** Whether some schedulable node carries the labels a RuntimeClass schedules onto (none asked: yes). */
+    const nodesCanTake = (selector: string, what: string, agentId?: string) =>
+      selector === ""
+        ? Effect.succeed(true)
+        : Effect.flatMap(clients, ({ core }) =>
+          Effect.map(call(ctx(what, undefined, agentId), () => core.listNode({ labelSelector: selector })), (nodes) => nodes.items.some((n) => n.spec?.unschedulable !== true))
+        )
+
     /** The runtime class (of the trust profiles) a RuntimeClass name stands for. */
     const runtimeClassOf = (runtimeClassName: string) => Object.entries(runtimeClasses).find(([, mapped]) => mapped === runtimeClassName)?.[0] ?? runtimeClassName
 
@@ -352,7 +372,7 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
       const runtimeClassName = pod.spec?.runtimeClassName
       if (runtimeClassName !== undefined && runtimeClassUnplaceable(pod, reason)) {
         const runtimeClass = runtimeClassOf(runtimeClassName)
-        const selector = Object.entries(pod.spec?.nodeSelector ?? {}).map(([k, v]) => `${k}=${v}`).join(",")
+        const selector = selectorOf(pod.spec?.nodeSelector)
         return new RuntimeClassUnavailable({
           message: `no node can run sandbox ${sandboxId}: its RuntimeClass "${runtimeClassName}" places it on nodes labelled ${selector}, and the scheduler says "${reason}"; install the RuntimeClass's handler on nodes and label them, or map kubernetes.runtime_classes.${runtimeClass} to a RuntimeClass a node can run. The runtime never downgrades to a weaker class.`,
           agentId,
@@ -545,11 +565,8 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
           })
         }
         // The object existing is not enough: some node must carry the labels it schedules onto.
-        const selector = Object.entries(found.scheduling?.nodeSelector ?? {}).map(([k, v]) => `${k}=${v}`).join(",")
-        if (selector === "") return
-        const { core } = yield* clients
-        const nodes = yield* call(ctx(`list the nodes RuntimeClass ${mapped} runs on (nodes labelled ${selector})`, undefined, spec.agentId), () => core.listNode({ labelSelector: selector }))
-        if (nodes.items.filter((n) => n.spec?.unschedulable !== true).length === 0) {
+        const selector = selectorOf(found.scheduling?.nodeSelector)
+        if (!(yield* nodesCanTake(selector, `list the nodes RuntimeClass ${mapped} runs on (nodes labelled ${selector})`, spec.agentId))) {
           return yield* new RuntimeClassUnavailable({
             message: `runtime class "${runtimeClass}" (trust level ${spec.sandbox.trustLevel}) needs the RuntimeClass "${mapped}", whose Pods run only on nodes labelled ${selector}, and the cluster at ${server} has no such node that takes Pods; install the handler "${found.handler}" on nodes and label them (config/kubernetes/runtimeclass-${runtimeClass === "gvisor" ? "gvisor" : "kata"}.yaml says how), or map kubernetes.runtime_classes.${runtimeClass} to another RuntimeClass. The runtime never downgrades to a weaker class.`,
             agentId: spec.agentId,
@@ -562,16 +579,11 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
 
     const capabilities: Effect.Effect<BackendCapabilities, SandboxError> = Effect.gen(function* () {
       const { nodeApi } = yield* clients
-      const { core } = yield* clients
       const list = yield* call(ctx("list RuntimeClasses (node.k8s.io/v1)"), () => nodeApi.listRuntimeClass({}))
       // A RuntimeClass counts when a node can take its Pods: none of its labels asked, or a node that has them.
       const present = new Set<string>()
       for (const rc of list.items) {
-        const selector = Object.entries(rc.scheduling?.nodeSelector ?? {}).map(([k, v]) => `${k}=${v}`).join(",")
-        const placeable =
-          selector === "" ||
-          (yield* call(ctx(`list the nodes RuntimeClass ${rc.metadata?.name ?? ""} runs on`), () => core.listNode({ labelSelector: selector }))).items.some((n) => n.spec?.unschedulable !== true)
-        if (placeable) present.add(rc.metadata?.name ?? "")
+        if (yield* nodesCanTake(selectorOf(rc.scheduling?.nodeSelector), `list the nodes RuntimeClass ${rc.metadata?.name ?? ""} runs on`)) present.add(rc.metadata?.name ?? "")
       }
       return {
         name: "kubernetes",
@@ -705,12 +717,17 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
 
     /**
      * {@link runToEnd} for a command that may run twice (the gate, tar out, tar in): an exec the node
-     * refused or dropped before its status (a kubelet answers 500, or closes at once, for an exec that
-     * comes while the container's state is changing) is tried twice more. A Pod that is gone is not.
+     * dropped before its status (a kubelet closes at once an exec that comes while the container's
+     * state is changing), or that ended with a silent 126 (it reached a container instance being
+     * replaced, as when a kubelet re-creates a Pod's sandbox; the volumes stay), is tried twice more, in
+     * the container of that name then. A Pod that is gone is not. After the last try, a silent 126 is
+     * the caller's result to judge.
      */
     const runIdempotent = (sandboxId: string, container: string, command: ReadonlyArray<string>, stdin?: Uint8Array) =>
       runToEnd(sandboxId, container, command, stdin).pipe(
-        Effect.retry({ times: 2, schedule: Schedule.spaced("300 millis"), while: (error) => error._tag !== "SandboxNotFound" })
+        Effect.flatMap((result) => (result.exitCode === 126 && result.stderr.trim() === "" ? Effect.fail(new ReplacedContainer(result)) : Effect.succeed(result))),
+        Effect.retry({ times: 2, schedule: Schedule.spaced("400 millis"), while: (error) => error._tag !== "SandboxNotFound" }),
+        Effect.catchTag("ReplacedContainer", (replaced) => Effect.succeed(replaced.result))
       )
 
     /**
@@ -735,17 +752,12 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
     const start = (sandboxId: string): Effect.Effect<SandboxInfo, SandboxError> =>
       Effect.gen(function* () {
         expectedEnds.delete(sandboxId)
-        // As for the import: a silent 126 is a gate container being replaced; open the one that replaced it.
-        for (let attempt = 1; ; attempt++) {
-          const container = yield* waitForContainer(sandboxId, "get its container running")
-          if (container !== gateContainer) break
+        const container = yield* waitForContainer(sandboxId, "get its container running")
+        if (container === gateContainer) {
           const opened = yield* openGate(sandboxId)
-          if (opened.exitCode === 0) break
-          if (opened.exitCode === 126 && opened.stderr.trim() === "" && attempt < 3) {
-            yield* Effect.sleep("500 millis")
-            continue
+          if (opened.exitCode !== 0) {
+            return yield* new SpawnFailed({ message: `could not open the start gate of sandbox ${sandboxId} (exit ${opened.exitCode}: ${opened.stderr.trim()}); the image needs /bin/sh and touch` })
           }
-          return yield* new SpawnFailed({ message: `could not open the start gate of sandbox ${sandboxId} (exit ${opened.exitCode}: ${opened.stderr.trim()}); the image needs /bin/sh and touch` })
         }
         return yield* waitForPod(sandboxId, "start its agent container", startTimeoutMs, (pod) => {
           const info = sandboxInfoOf(pod)
@@ -1056,17 +1068,9 @@ export const make = (options: KubernetesBackendOptions = {}): Effect.Effect<Sand
               message: `cannot import the workspace into sandbox ${sandboxId}: ${error instanceof ArchiveInvalid || error instanceof Error ? error.message : String(error)}`
             })
         })
-        // Exit 126 with no word from tar is the node's: the container the exec went to was being replaced
-        // (a kubelet that re-creates a Pod's sandbox restarts its containers; the workspace volume stays).
-        // The import runs again in the container that replaced it, up to three times.
-        for (let attempt = 1; ; attempt++) {
-          const container = yield* waitForContainer(sandboxId, "run a container to import the workspace into")
-          const result = yield* runIdempotent(sandboxId, container, ["/bin/sh", "-c", importScript], checked)
-          if (result.exitCode === 0) return
-          if (result.exitCode === 126 && result.stderr.trim() === "" && attempt < 3) {
-            yield* Effect.sleep("500 millis")
-            continue
-          }
+        const container = yield* waitForContainer(sandboxId, "run a container to import the workspace into")
+        const result = yield* runIdempotent(sandboxId, container, ["/bin/sh", "-c", importScript], checked)
+        if (result.exitCode !== 0) {
           return yield* new SandboxOperationFailed({ message: `tar in sandbox ${sandboxId} failed to extract the workspace (exit ${result.exitCode}: ${result.stderr.trim()})` })
         }
       })

@@ -22,7 +22,7 @@ import * as Effect from "effect/Effect"
 import { type Actor, type AnyStateMachine, createActor, type EventFromLogic, type InputFrom, type InspectionEvent, type SnapshotFrom } from "xstate"
 import { InvalidTransition, toErrorData } from "../domain/Errors.ts"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
-import { makeWriteBatches, type Persisted } from "./internal/writeBatches.ts"
+import { makeWriteBatches, type Persisted, type RetryTiming } from "./internal/writeBatches.ts"
 
 /** XState's clock interface (a `SimulatedClock` in tests). */
 export interface Clock {
@@ -65,6 +65,10 @@ export interface ActorHostOptions<TLogic extends AnyStateMachine, E extends Host
   readonly onSnapshot: (entry: E, snapshot: SnapshotFrom<TLogic>, initial: boolean) => W | undefined
   /** After a transition's write is queued (`persisted` then covers it), with what `onSnapshot` returned: e.g. tell a supervisor. */
   readonly afterWrite?: ((entry: E, write: W) => void) | undefined
+  /** After the entry's record went into the store (a refused write is tried again until it does). */
+  readonly afterWritten?: ((entry: E) => void) | undefined
+  /** When a write the store refused is tried again (default 100 ms, doubling up to 2 s). */
+  readonly retry?: RetryTiming | undefined
   /** An error of an entry's actor, reported instead of escaping as an uncaught exception. */
   readonly onError: (entry: E, error: unknown) => void
   /** Whether an entry may hibernate besides being idle long enough (e.g. not in a busy step). */
@@ -86,6 +90,8 @@ export interface ActorHost<TLogic extends AnyStateMachine, E extends HostedEntry
   readonly get: (id: string) => E | undefined
   readonly has: (id: string) => boolean
   readonly remove: (entry: E) => void
+  /** Removes an entry that never was: its actor stopped, its writes not yet in the store dropped. */
+  readonly forget: (entry: E) => void
   readonly entries: () => IterableIterator<E>
   readonly size: () => number
   /** Starts the entry's actor, fresh or from a persisted snapshot. */
@@ -94,6 +100,8 @@ export interface ActorHost<TLogic extends AnyStateMachine, E extends HostedEntry
   readonly live: (entry: E) => Actor<TLogic>
   /** Sends `event` if the current state accepts it, else fails with E2020 naming `operation`; nothing changes then. */
   readonly send: (entry: E, event: EventFromLogic<TLogic>, operation: string) => Effect.Effect<void, InvalidTransition>
+  /** Whether the current state accepts `event`; nothing is sent. */
+  readonly accepts: (entry: E, event: EventFromLogic<TLogic>) => boolean
   /** Sends `event` if the current state accepts it; false (and nothing sent) otherwise. */
   readonly sendIfAccepted: (entry: E, event: EventFromLogic<TLogic>) => boolean
   /** Resolves with `result()` once `done()` holds, checked after every transition of the entry. */
@@ -107,11 +115,13 @@ export interface ActorHost<TLogic extends AnyStateMachine, E extends HostedEntry
    * rejects with the failed write's error as plain data (E2060): what a side effect waits for.
    */
   readonly written: (id: string) => Promise<void>
-  /** Resolves once every queued write has been written. */
+  /** Resolves once every queued write has been tried (one the store refused, once more). */
   readonly allWritten: () => Promise<void>
+  /** Whether a write the store refused is waiting to be tried again. */
+  readonly behind: () => boolean
   /** Hibernates every idle entry now (the host also does it on a timer). */
   readonly sweep: () => void
-  /** Stops every actor and the hibernation timer; entries and their snapshots stay. */
+  /** Stops every actor, the hibernation timer and the timed retries of refused writes; entries and their snapshots stay. */
   readonly stop: () => void
 }
 
@@ -123,7 +133,10 @@ export const makeActorHost = <TLogic extends AnyStateMachine, E extends HostedEn
   options: ActorHostOptions<TLogic, E, W>
 ): ActorHost<TLogic, E> => {
   const registry = new Map<string, E>()
-  const batches = makeWriteBatches<E>(options.write, options.idOf)
+  const batches = makeWriteBatches<E>(options.write, options.idOf, {
+    ...(options.retry === undefined ? {} : { retry: options.retry }),
+    ...(options.afterWritten === undefined ? {} : { onWritten: options.afterWritten })
+  })
   const actorOptions = {
     ...(options.inspect === undefined ? {} : { inspect: options.inspect }),
     ...(options.clock === undefined ? {} : { clock: options.clock })
@@ -182,6 +195,11 @@ export const makeActorHost = <TLogic extends AnyStateMachine, E extends HostedEn
     remove: (entry) => {
       if (registry.get(options.idOf(entry)) === entry) registry.delete(options.idOf(entry))
     },
+    forget: (entry) => {
+      entry.actor?.stop()
+      batches.forget(entry)
+      if (registry.get(options.idOf(entry)) === entry) registry.delete(options.idOf(entry))
+    },
     entries: () => registry.values(),
     size: () => registry.size,
     start,
@@ -198,6 +216,7 @@ export const makeActorHost = <TLogic extends AnyStateMachine, E extends HostedEn
         actor.send(event)
         return Effect.void
       }),
+    accepts: (entry, event) => accepted(live(entry).getSnapshot(), event),
     sendIfAccepted: (entry, event) => {
       const actor = live(entry)
       if (!accepted(actor.getSnapshot(), event)) return false
@@ -229,8 +248,10 @@ export const makeActorHost = <TLogic extends AnyStateMachine, E extends HostedEn
       if (entry.persistError !== undefined) throw toErrorData(entry.persistError)
     },
     allWritten: batches.allWritten,
+    behind: batches.behind,
     sweep,
     stop: () => {
+      batches.close()
       if (sweeper !== undefined) clearInterval(sweeper)
       for (const entry of registry.values()) entry.actor?.stop()
     }

@@ -5,10 +5,13 @@
  * Guarantees:
  * - An operation the agent's state does not accept fails with E2020 and changes nothing: the runtime
  *   asks the actor (`snapshot.can`) before sending anything.
+ * - An operation's intent (a spawn's record) is written before its event is sent and before any side
+ *   effect; a store that refuses it refuses the operation with E2060 and nothing changes.
  * - A transition is persisted (StateStore, EventLog) before the operation that caused it is
- *   acknowledged, and before the side effect of the state it entered starts.
- * - After a restart the runtime reloads its agents from the store, re-checks their sandboxes and reaps
- *   sandboxes it owns that no live agent claims.
+ *   acknowledged; a write the store refuses is tried again until it goes in.
+ * - After a restart the runtime reloads its agents from the store, settles operations whose end was
+ *   not written (completed or rolled back by what the sandbox shows), re-checks their sandboxes and
+ *   reaps sandboxes it owns that no live agent claims.
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -169,7 +172,7 @@ export const make = (
 
     // ---- recovery ----------------------------------------------------------------------------------
     yield* recoverAgents({
-      store, backend, runtimeId: options.runtimeId, host, tokenBudget, onSandboxEvent, watchHeartbeat, warm, removeQuietly
+      store, backend, checkpoints, iso, runtimeId: options.runtimeId, host, tokenBudget, onSandboxEvent, watchHeartbeat, warm, removeQuietly
     })
 
     if (options.fillWarmPools !== false) yield* warm.start

@@ -62,3 +62,56 @@ export const processRuntime = async (config: Record<string, Record<string, unkno
   }
   return { runtime, close }
 }
+
+/**
+ * In-memory services whose store (records, events, checkpoints) the test can cut and restore, as a
+ * network outage would: while it is cut every call fails with E2060. `cutAfter` wraps backend calls
+ * so the store goes down right after the sandbox side effect (an outage during an operation).
+ */
+export const outageServices = async () => {
+  const { StoreFailed } = await import("../../src/domain/Errors.ts")
+  const services = await memoryServices()
+  const real = await services.run((s) => Effect.succeed(s))
+  const state = { down: false, cutAfter: [] as Array<string> }
+  const failing = () => Effect.fail(new StoreFailed({ message: "connection to the store lost (test outage)" }))
+  const guard = <F extends (...args: Array<never>) => Effect.Effect<unknown, unknown>>(f: F): F =>
+    ((...args: Parameters<F>) => Effect.suspend(() => (state.down ? failing() : f(...args)))) as unknown as F
+  const guardAll = <S extends object>(service: S): S =>
+    Object.fromEntries(Object.entries(service).map(([k, v]) => [k, typeof v === "function" ? guard(v as never) : v])) as S
+  const sideEffects = new Set(["start", "pause", "unpause", "stop", "remove"])
+  const backend = Object.fromEntries(
+    Object.entries(real.backend).map(([k, v]) => [
+      k,
+      sideEffects.has(k)
+        ? (...args: Array<unknown>) =>
+          Effect.tap((v as (...a: Array<unknown>) => Effect.Effect<unknown, unknown>)(...args), () =>
+            Effect.sync(() => {
+              const i = state.cutAfter.indexOf(k)
+              if (i === -1) return
+              state.cutAfter.splice(i, 1)
+              if (state.cutAfter.length === 0) state.down = true
+            }))
+        : v
+    ])
+  ) as unknown as SandboxBackend["Service"]
+  const layer = Layer.mergeAll(
+    Layer.succeed(SandboxBackend, backend),
+    Layer.succeed(StateStore, guardAll(real.store)),
+    Layer.succeed(CheckpointStore, guardAll(real.checkpoints)),
+    Layer.succeed(EventLog, guardAll(real.log))
+  )
+  return {
+    layer,
+    real,
+    close: services.close,
+    /** Cuts the store now. */
+    cut: () => void (state.down = true),
+    /** Cuts the store once the next calls of these backend methods (one each, as often as listed) have returned. */
+    cutAfter: (...methods: Array<"start" | "pause" | "unpause" | "stop" | "remove">) => void state.cutAfter.push(...methods),
+    restore: () => {
+      state.down = false
+      state.cutAfter.splice(0)
+    },
+    isDown: () => state.down
+  }
+}

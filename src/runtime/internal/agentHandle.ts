@@ -12,6 +12,7 @@ import type * as TokenBudget from "../../execution/TokenBudget.ts"
 import type { AgentRecord } from "../../services/StateStore.ts"
 import type { HostedEntry } from "../ActorHost.ts"
 import type { PreparedModel } from "./modelExecution.ts"
+import type { AgentIntent } from "./operationIntents.ts"
 
 /** A hosted agent: the actor host's entry plus what the runtime knows of the agent. */
 export interface AgentHandle extends HostedEntry<typeof agentMachine> {
@@ -32,6 +33,8 @@ export interface AgentHandle extends HostedEntry<typeof agentMachine> {
   tokenUsage: ReadonlyArray<TokenBudget.UsageEntry> | undefined
   /** The agent's model gateway and the secret values it holds, built at its first step. */
   model: PreparedModel | undefined
+  /** The operation under way, written with the record before its side effects (see operationIntents). */
+  intent: AgentIntent | undefined
 }
 
 /** The machine state of a snapshot value (`running` for `{ running: "idle" }`). */
@@ -45,13 +48,14 @@ export const activityOf = (value: unknown): AgentActivity | undefined =>
 /** What a new handle starts from: a spawn's config, or a stored record. */
 export type HandleFields =
   & Pick<AgentHandle, "agentId" | "sessionId" | "config" | "sandbox" | "initialContext" | "createdAt" | "updatedAt" | "state">
-  & Partial<Pick<AgentHandle, "terminatedAt" | "conversation" | "tokenUsage">>
+  & Partial<Pick<AgentHandle, "terminatedAt" | "conversation" | "tokenUsage" | "intent">>
 
 /** A handle whose actor is not started yet. */
 export const newAgentHandle = (fields: HandleFields): AgentHandle => ({
   terminatedAt: undefined,
   conversation: undefined,
   tokenUsage: undefined,
+  intent: undefined,
   ...fields,
   actor: undefined,
   hibernated: undefined,
@@ -114,7 +118,8 @@ export const recordOf = (h: AgentHandle, runtimeId: string): AgentRecord => ({
     initialContext: h.initialContext,
     activity: h.activity ?? null,
     ...(h.conversation === undefined ? {} : { conversation: h.conversation }),
-    ...(h.tokenUsage === undefined ? {} : { tokenUsage: h.tokenUsage })
+    ...(h.tokenUsage === undefined ? {} : { tokenUsage: h.tokenUsage }),
+    ...(h.intent === undefined ? {} : { intent: h.intent })
   },
   ...(h.conversation === undefined
     ? {}

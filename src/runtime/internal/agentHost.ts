@@ -1,7 +1,7 @@
 /**
  * The agents' actor host: the agent machine (with its side effects) hosted by {@link makeActorHost},
  * each transition written as the agent's record plus an `agent.state` event, then told to the
- * heartbeat watch and the fleet; a terminated agent leaves the host once its last write is done.
+ * heartbeat watch and the fleet; a terminated agent leaves the host once its last write is in the store.
  */
 import type { Snapshot } from "xstate"
 import type { agentMachine, AgentContext } from "../../../machines/agentMachine.ts"
@@ -10,6 +10,7 @@ import type { LifecycleEvent } from "../../domain/LifecycleEvent.ts"
 import type { RuntimeConfig } from "../../domain/RuntimeConfig.ts"
 import { type ActorHost, type ActorHostOptions, makeActorHost, type SnapshotWrite } from "../ActorHost.ts"
 import { activityOf, type AgentHandle, identityOf, stateOf } from "./agentHandle.ts"
+import { endsOperation } from "./operationIntents.ts"
 
 /** What the agents' host needs besides the machine. */
 export interface AgentHostDeps {
@@ -55,6 +56,8 @@ const transition = (deps: AgentHostDeps, h: AgentHandle, snapshot: AgentSnapshot
   h.lastContext = context
   h.updatedAt = deps.iso()
   if (state === "terminated" && h.terminatedAt === undefined) h.terminatedAt = h.updatedAt
+  // The operation's end is written with this transition: its intent is done.
+  if (endsOperation(from, state)) h.intent = undefined
   const events: Array<LifecycleEvent> = []
   if (from !== state) {
     events.push({
@@ -89,9 +92,10 @@ export const makeAgentHost = (deps: AgentHostDeps): ActorHost<typeof agentMachin
     }),
     write: deps.write,
     onSnapshot: (h, snapshot, initial) => transition(deps, h, snapshot as AgentSnapshot, initial),
-    afterWrite: (h, write) => {
-      deps.afterTransition(h, write.from, write.fromActivity)
-      if (h.state === "terminated") void h.persisted.then(() => host.remove(h))
+    afterWrite: (h, write) => deps.afterTransition(h, write.from, write.fromActivity),
+    // A terminated agent leaves once its end is in the store (a refused write is tried again first).
+    afterWritten: (h) => {
+      if (h.state === "terminated") host.remove(h)
     },
     onError: deps.onError,
     mayHibernate: (h) => h.activity !== "busy",

@@ -84,8 +84,7 @@ export const superviseAgents = (deps: AgentSupervisionDeps) => {
     lifecycle,
     now,
     defaultCommand: options.defaultCommand,
-    heartbeatTimeoutMs,
-    written: (agentId) => host.written(agentId)
+    heartbeatTimeoutMs
   })
 
   // ---- actors ------------------------------------------------------------------------------------

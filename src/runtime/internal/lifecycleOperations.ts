@@ -1,14 +1,18 @@
 /**
  * The lifecycle operations of one agent: spawn (decode and check the config, admit it fairly, claim
  * a warm sandbox or provision one, acknowledge once it runs and is written), terminate, suspend and
- * resume. Each sends its event only if the agent's state accepts it (E2020 otherwise), waits for the
- * states that end it, and resolves after they are written.
+ * resume. Each writes what it is about to do before anything changes (a spawn's record, an
+ * operation's intent: a store that refuses it refuses the operation with E2060, nothing changed),
+ * sends its event only if the agent's state accepts it (E2020 otherwise), waits for the states that
+ * end it, and resolves after they are written. An end the store refuses is E2060 saying what took
+ * effect; the record is written again until the store takes it.
  */
 import { randomUUID } from "node:crypto"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Schema from "effect/Schema"
+import type { AgentEvent } from "../../../machines/agentMachine.ts"
 import { AgentConfig } from "../../domain/AgentConfig.ts"
 import type { SpawnResult } from "../../domain/AgentInstance.ts"
 import type { AgentState } from "../../domain/AgentState.ts"
@@ -22,7 +26,8 @@ import {
   type RuntimeError,
   ResumeFailed,
   RuntimeShutDown,
-  SandboxConfigInvalid
+  SandboxConfigInvalid,
+  StoreFailed
 } from "../../domain/Errors.ts"
 import { resolveSandbox } from "../../domain/resolveSandbox.ts"
 import type { SuspendOptions, TerminateOptions } from "../AgentRuntimeApi.ts"
@@ -30,6 +35,8 @@ import { checkSpawnPolicy, type SpawnPolicy } from "../SpawnPolicy.ts"
 import { checkAgentSecrets } from "./agentSecrets.ts"
 import { newAgentHandle } from "./agentHandle.ts"
 import type { AdmissionPriority } from "./fairAdmission.ts"
+import type { AgentHandle } from "./agentHandle.ts"
+import type { AgentIntent } from "./operationIntents.ts"
 import type { RuntimeCore } from "./runtimeCore.ts"
 
 /** Decodes an agent config completely; the first problem is E2042 (resources), E2040 (trust level) or E2001, naming the key. */
@@ -60,8 +67,55 @@ export interface AdmitAs {
 /** Spawn, terminate, suspend and resume over the runtime's core. */
 export const makeLifecycleOperations = (core: RuntimeCore) => {
   const { backend, host, iso, admission, warm, declared } = core
-  const { liveOrTerminated, sendChecked, waitFor, flushed, failIfError } = core.access
+  const { liveOrTerminated, sendChecked, waitFor, failIfError } = core.access
   const lifecycle = core.config.lifecycle
+
+  /** Resolves once the agent's queued writes are in the store; the store's refusal is E2060 that `what` names. */
+  const writtenOr = (h: AgentHandle, what: (error: StoreFailed) => string, named = true): Effect.Effect<void, StoreFailed> =>
+    Effect.promise(() => host.persisted(h)).pipe(
+      Effect.flatMap(() =>
+        h.persistError === undefined
+          ? Effect.void
+          : Effect.fail(new StoreFailed({ message: what(h.persistError), ...(named ? { agentId: h.agentId } : {}) }))
+      )
+    )
+
+  /**
+   * Sends an operation's event once its intent is in the store. Refused by the agent's state: E2020,
+   * nothing written. Refused by the store: E2060, nothing sent, nothing changed.
+   */
+  const sendWithIntent = (h: AgentHandle, event: AgentEvent, intent: Omit<AgentIntent, "at">) =>
+    Effect.gen(function* () {
+      const operation = intent.operation
+      // The state's refusal comes first, and writes nothing.
+      if (!host.accepts(h, event)) return yield* sendChecked(h, event, operation)
+      const previous = h.intent
+      const written: AgentIntent = { ...intent, at: iso() }
+      h.intent = written
+      host.persist(h, [])
+      yield* writtenOr(h, (error) => `${operation} refused, nothing changed: the store did not take the operation's intent (${error.message}); retry once the store answers`).pipe(
+        Effect.tapError(() => Effect.sync(() => h.intent === written && (h.intent = previous)))
+      )
+      // The state may have changed while the intent was written (another operation): then E2020.
+      yield* sendChecked(h, event, operation).pipe(
+        Effect.tapError(() =>
+          Effect.sync(() => {
+            if (h.intent !== written) return
+            h.intent = previous
+            host.persist(h, [], true)
+          })
+        )
+      )
+    })
+
+  /** Resolves once the operation's end is in the store; a refusal is E2060 saying what took effect. */
+  const endWritten = (h: AgentHandle, operation: string) =>
+    writtenOr(
+      h,
+      (error) =>
+        `${operation} ended and agent ${h.agentId} is now ${h.state}, but the store did not take its record (${error.message}); the runtime writes it again until the store answers, nothing to redo`
+    )
+
   const spawn = (raw: unknown, initialContext?: unknown, admitAs?: AdmitAs, policy?: SpawnPolicy): Effect.Effect<SpawnResult, RuntimeError> =>
     Effect.gen(function* () {
       if (core.isClosed()) return yield* new RuntimeShutDown({ message: "the runtime was shut down; create a new one" })
@@ -110,12 +164,21 @@ export const makeLifecycleOperations = (core: RuntimeCore) => {
       })
       host.add(h)
       host.start(h)
-      // The record is first written with the spawning intent, in one batch with its creation, before
-      // the backend is asked for anything (provisionSandbox waits for that write).
-      host.persist(h, [{ agentId: h.agentId, type: "agent.created", toState: "pending", data: { name: config.name }, at }], claim !== undefined)
+      // The record is written first, with its creation, before the backend is asked for anything: a
+      // store that refuses it refuses the spawn, and the agent is forgotten (a claimed sandbox goes back).
+      host.persist(h, [{ agentId: h.agentId, type: "agent.created", toState: "pending", data: { name: config.name }, at }])
+      // The refused spawn's id names nothing, so the error names no agent.
+      yield* writtenOr(h, (error) => `spawn refused, nothing changed: the store did not take the agent's record (${error.message}); retry once the store answers`, false).pipe(
+        Effect.tapError(() =>
+          Effect.sync(() => {
+            host.forget(h)
+            if (claim !== undefined) warm.giveBack(claim)
+          })
+        )
+      )
       yield* sendChecked(h, { type: "agent.spawn", claim: claim === undefined ? undefined : { sandboxId: claim.sandboxId, paused: claim.paused } }, "spawn")
       const state = yield* waitFor(h, (s) => s === "running" || s === "failed" || s === "terminated")
-      yield* flushed(h)
+      yield* endWritten(h, "spawn")
       yield* failIfError(h, state, ["running"], undefined)
       return {
         agentId: h.agentId,
@@ -130,9 +193,9 @@ export const makeLifecycleOperations = (core: RuntimeCore) => {
   const terminate = (agentId: string, opts: TerminateOptions = {}): Effect.Effect<void, RuntimeError> =>
     Effect.gen(function* () {
       const h = yield* liveOrTerminated(agentId, "terminate")
-      yield* sendChecked(h, { type: "agent.terminate", reason: opts.reason, force: opts.force }, "terminate")
+      yield* sendWithIntent(h, { type: "agent.terminate", reason: opts.reason, force: opts.force }, { operation: "terminate", force: opts.force, reason: opts.reason })
       const state = yield* waitFor(h, (s) => s === "terminated" || s === "failed")
-      yield* flushed(h)
+      yield* endWritten(h, "terminate")
       yield* failIfError(h, state, ["terminated"], undefined)
     })
 
@@ -150,9 +213,10 @@ export const makeLifecycleOperations = (core: RuntimeCore) => {
       const before = h.lastContext.lastError
       // Where sandboxes cannot be paused (Kubernetes), every suspend is a checkpoint.
       const canPause = yield* core.backendCanPause
-      yield* sendChecked(h, { type: "agent.suspend", checkpoint: opts.checkpoint === true || !canPause }, "suspend")
+      const checkpoint = opts.checkpoint === true || !canPause
+      yield* sendWithIntent(h, { type: "agent.suspend", checkpoint }, { operation: "suspend", checkpoint })
       const state = yield* waitFor(h, (s) => s !== "suspending")
-      yield* flushed(h)
+      yield* endWritten(h, "suspend")
       yield* failIfError(h, state, ["suspended"], before)
       return h.lastContext.checkpointId
     })
@@ -185,9 +249,9 @@ export const makeLifecycleOperations = (core: RuntimeCore) => {
       // Only where a resume is allowed at all: elsewhere the state's refusal (E2020) is the answer.
       if (checkpointId !== undefined && h.state === "suspended") yield* checkNamedCheckpoint(h, checkpointId)
       const before = h.lastContext.lastError
-      yield* sendChecked(h, { type: "agent.resume", checkpointId }, "resume")
+      yield* sendWithIntent(h, { type: "agent.resume", checkpointId }, { operation: "resume", checkpointId })
       const state = yield* waitFor(h, (s) => s !== "resuming")
-      yield* flushed(h)
+      yield* endWritten(h, "resume")
       yield* failIfError(h, state, ["running"], before)
       return state
     })

@@ -1,6 +1,7 @@
 /**
  * Recovery at start: every agent this runtime id left in the store (not terminated) is restored
- * from its persisted snapshot, and its sandbox made to agree with its state: a paused sandbox of a
+ * from its persisted snapshot (an operation whose end was not written settled first, see
+ * intentRecovery), and its sandbox made to agree with its state: a paused sandbox of a
  * running agent is unpaused, a running sandbox of a suspended agent paused, a gone sandbox reported
  * as an exit (the fleet restarts it per policy), a step that died with the previous process ended,
  * and a spawn accepted but not started, started. Then every sandbox this runtime owns that no agent
@@ -14,16 +15,20 @@ import type { SandboxError, StoreFailed } from "../../domain/Errors.ts"
 import { OwnershipLabels } from "../../domain/Ids.ts"
 import type { Conversation } from "../../execution/AgentLoop.ts"
 import type * as TokenBudget from "../../execution/TokenBudget.ts"
+import type { CheckpointStoreShape } from "../../services/CheckpointStore.ts"
 import type { SandboxBackendShape, SandboxEvent, SandboxInfo } from "../../services/SandboxBackend.ts"
 import type { AgentRecord, StateStoreShape } from "../../services/StateStore.ts"
 import type { ActorHost } from "../ActorHost.ts"
 import { type AgentHandle, newAgentHandle, restorableMachineOf } from "./agentHandle.ts"
+import { settleIntent } from "./intentRecovery.ts"
 import { WarmLabels } from "./warmPools.ts"
 
 /** What recovery restores into and reconciles against. */
 export interface RecoveryDeps {
   readonly store: StateStoreShape
   readonly backend: SandboxBackendShape
+  readonly checkpoints: CheckpointStoreShape
+  readonly iso: () => string
   readonly runtimeId: string
   readonly host: ActorHost<typeof agentMachine, AgentHandle>
   readonly tokenBudget: TokenBudget.TokenBudgetShape
@@ -107,9 +112,17 @@ const reapUnclaimed = (deps: RecoveryDeps) =>
 export const recoverAgents = (deps: RecoveryDeps): Effect.Effect<void, StoreFailed | SandboxError> =>
   Effect.gen(function* () {
     const stored = yield* deps.store.listAgents({ runtimeId: deps.runtimeId })
-    for (const r of stored) {
-      if (r.state === "terminated") continue
+    for (const found of stored) {
+      if (found.state === "terminated") continue
+      // An operation whose end was not written is completed or rolled back first (intentRecovery).
+      const settled = yield* settleIntent(deps, found)
+      const r = Option.isSome(settled) ? settled.value.record : found
       const h = yield* restore(deps, r)
+      if (Option.isSome(settled)) {
+        deps.host.persist(h, [settled.value.event])
+        const { intent } = settled.value
+        if (settled.value.terminate) deps.host.live(h).send({ type: "agent.terminate", reason: intent.reason, force: intent.force })
+      }
       yield* reconcileSandbox(deps, h)
     }
     yield* reapUnclaimed(deps)

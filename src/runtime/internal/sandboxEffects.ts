@@ -1,9 +1,8 @@
 /**
  * The side effects of the agent machine: provisioning (or claiming a warm sandbox), pausing or
  * checkpointing, unpausing or restoring, stopping; each a named actor provided to the machine
- * through the Effect bridge. A side effect waits for the write of the state that asked for it (a
- * failed write fails it with E2060), except those that are reversible and reconciled at recovery
- * (pause, unpause, a warm claim): their transient state is written with the transition that ends it.
+ * through the Effect bridge. The transient state of a pause, an unpause or a warm claim is written
+ * with the transition that ends it (recovery reconciles a host that died in between).
  */
 import { randomUUID } from "node:crypto"
 import type * as Context from "effect/Context"
@@ -33,8 +32,6 @@ export interface SandboxEffectsDeps {
   /** The command of an agent whose config names none. */
   readonly defaultCommand?: ((config: AgentConfig) => ReadonlyArray<string> | undefined) | undefined
   readonly heartbeatTimeoutMs: (config: AgentConfig) => number
-  /** Resolves once the agent's queued writes are written; rejects with the failed write's error (E2060). */
-  readonly written: (agentId: string) => Promise<void>
 }
 
 /** The sandbox spec of an agent (or of a warm sandbox made for the agent id that will claim it). */
@@ -230,28 +227,21 @@ const makeSandboxOperations = (deps: SandboxEffectsDeps) => {
   return { specFor, removeQuietly, reapAgentSandboxes, provisionTracked, suspendSandbox, resumeSandbox, stopSandbox }
 }
 
-/** The agent machine with its side effects, and the helpers the runtime shares with them. */
+/**
+ * The agent machine with its side effects, and the helpers the runtime shares with them. A side effect
+ * does not wait for the write of the transient state that invoked it: what makes it safe is written
+ * before its event is sent (a spawn's record, an operation's intent, a failed agent's record before a
+ * restart), so a host that dies during it leaves a record recovery completes or rolls back.
+ */
 export const makeSandboxEffects = (deps: SandboxEffectsDeps) => {
   const { services } = deps
   const { specFor, removeQuietly, reapAgentSandboxes, provisionTracked, suspendSandbox, resumeSandbox, stopSandbox } = makeSandboxOperations(deps)
-  // Waits until the state that asked for a side effect is written; a failed write fails the effect (E2060).
-  const beforeEffect = (agentId: string): Promise<void> => deps.written(agentId)
-
   const provided = agentMachine.provide({
     actors: {
-      provisionSandbox: fromEffect(
-        services,
-        provisionTracked,
-        // A claim of a warm sandbox creates nothing: a host that dies before the write leaves a warm
-        // sandbox the next start adopts back. So the claim need not wait, and its writes go as one.
-        (input) => (claims(input) ? Promise.resolve() : beforeEffect(input.agent.agentId))
-      ),
-      // Pausing and unpausing are reversible and reconciled at recovery (a paused sandbox of a running
-      // agent is unpaused, a running sandbox of a suspended agent paused), so they need not wait for
-      // the intent to be written; checkpoints and restores do.
-      suspendSandbox: fromEffect(services, suspendSandbox, (input) => (pausesOnly(input) ? Promise.resolve() : beforeEffect(input.agent.agentId))),
-      resumeSandbox: fromEffect(services, resumeSandbox, (input) => (unpausesOnly(input) ? Promise.resolve() : beforeEffect(input.agent.agentId))),
-      stopSandbox: fromEffect(services, stopSandbox, (input) => beforeEffect(input.agentId))
+      provisionSandbox: fromEffect(services, provisionTracked),
+      suspendSandbox: fromEffect(services, suspendSandbox),
+      resumeSandbox: fromEffect(services, resumeSandbox),
+      stopSandbox: fromEffect(services, stopSandbox)
     }
   })
 

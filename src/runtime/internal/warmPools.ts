@@ -276,6 +276,14 @@ export const makeWarmPools = (configs: ReadonlyArray<WarmPoolConfig>, deps: Warm
       return sandbox
     },
 
+    /** Puts back a claimed sandbox whose spawn was refused before it used it (the store refused the spawn's record). */
+    giveBack: (sandbox: WarmSandbox): void => {
+      const pool = pools.get(sandbox.pool)
+      if (pool === undefined) return
+      pool.ready.unshift(sandbox)
+      pool.claimedTotal -= 1
+    },
+
     /**
      * Takes back a sandbox found at start with the warm labels of a pool: true when it joins the pool
      * (same pool, same template, still live), false when the caller should reap it.

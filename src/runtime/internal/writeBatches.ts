@@ -5,6 +5,11 @@
  * into the next batch, written in one run, in order. An entry's record is built when its batch is
  * written, so several transitions of one actor cost one write. A transient state whose side effect
  * need not wait for it may be deferred: it goes with the next transition's batch, or after `deferMs`.
+ *
+ * A batch the store refuses is not dropped: its entries and events go first into the next batch, and
+ * while nothing else comes, the batches try again on their own (after `retry.initialMs`, doubling up
+ * to `retry.maxMs`), so memory and the store agree again once the store answers. Events keep their
+ * order: nothing written after a refused batch goes before it.
  */
 import { StoreFailed } from "../../domain/Errors.ts"
 import type { LifecycleEvent } from "../../domain/LifecycleEvent.ts"
@@ -23,8 +28,23 @@ export interface WriteBatches<E extends Persisted> {
   readonly persist: (entry: E, events: ReadonlyArray<LifecycleEvent>, defer?: boolean) => void
   /** The entry's queued writes, written now if they were deferred. */
   readonly persisted: (entry: E) => Promise<void>
-  /** Resolves once every queued write has been written. */
+  /**
+   * Resolves once every queued write has been tried; a refused one is tried once more at once. After
+   * `close` that is its last try.
+   */
   readonly allWritten: () => Promise<void>
+  /** Drops the entry's writes not yet tried or refused, and its events with them (an entry that never was). */
+  readonly forget: (entry: E) => void
+  /** Whether a refused write waits for its next try. */
+  readonly behind: () => boolean
+  /** Stops the tries on a timer (a host shutting down); `allWritten` still tries once. */
+  readonly close: () => void
+}
+
+/** When a refused batch is tried again. */
+export interface RetryTiming {
+  readonly initialMs: number
+  readonly maxMs: number
 }
 
 interface Batch<E> {
@@ -42,17 +62,75 @@ const newBatch = <E>(): Batch<E> => {
 
 /**
  * Batches over `write`, which writes the entries' records and the events together (or fails with
- * E2060); `keyOf` tells entries apart, so an entry is written once per batch.
+ * E2060); `keyOf` tells entries apart, so an entry is written once per batch. `onWritten` hears of
+ * every entry whose record went in.
  */
 export const makeWriteBatches = <E extends Persisted>(
   write: (entries: ReadonlyArray<E>, events: ReadonlyArray<LifecycleEvent>) => Promise<void>,
   keyOf: (entry: E) => string,
-  deferMs = 250
+  options: { readonly deferMs?: number; readonly retry?: RetryTiming; readonly onWritten?: (entry: E) => void } = {}
 ): WriteBatches<E> => {
+  const deferMs = options.deferMs ?? 250
+  const retry = options.retry ?? { initialMs: 100, maxMs: 2000 }
   let open: Batch<E> | undefined
   let inFlight: Batch<E> | undefined
   let scheduled = false
   let deferTimer: ReturnType<typeof setTimeout> | undefined
+  // What the store refused, carried into the next batch ahead of anything newer.
+  let carried: { entries: Map<string, E>; events: Array<LifecycleEvent> } | undefined
+  let retryTimer: ReturnType<typeof setTimeout> | undefined
+  let retryMs = retry.initialMs
+  let closed = false
+
+  /** The open batch, made with what was carried first. */
+  const openBatch = (): Batch<E> => {
+    if (open !== undefined) return open
+    open = newBatch()
+    if (carried !== undefined) {
+      for (const [key, entry] of carried.entries) {
+        open.entries.set(key, entry)
+        entry.persisted = open.done
+      }
+      open.events.push(...carried.events)
+      carried = undefined
+    }
+    return open
+  }
+
+  const scheduleRetry = () => {
+    if (closed || retryTimer !== undefined || carried === undefined) return
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined
+      if (carried === undefined || open !== undefined || inFlight !== undefined) return
+      openBatch()
+      schedule()
+    }, retryMs)
+    retryTimer.unref?.()
+    retryMs = Math.min(retryMs * 2, retry.maxMs)
+  }
+
+  const refused = (batch: Batch<E>, entries: ReadonlyArray<E>, error: unknown) => {
+    const failure = error instanceof StoreFailed ? error : new StoreFailed({ message: String(error) })
+    carried ??= { entries: new Map(), events: [] }
+    for (const entry of entries) {
+      entry.persistError = failure
+      // A newer write of the entry already queued (or carried) covers this one.
+      if (open?.entries.has(keyOf(entry)) !== true) carried.entries.set(keyOf(entry), entry)
+    }
+    carried.events.push(...batch.events)
+    if (open !== undefined) {
+      // Something newer is queued: the refused batch goes ahead of it.
+      const newer = open
+      open = undefined
+      const next = openBatch()
+      for (const [key, entry] of newer.entries) {
+        next.entries.set(key, entry)
+        entry.persisted = next.done
+      }
+      next.events.push(...newer.events)
+      void next.done.then(newer.resolve)
+    }
+  }
 
   const writeBatch = () => {
     scheduled = false
@@ -65,17 +143,19 @@ export const makeWriteBatches = <E extends Persisted>(
       .then(
         // A write that went through after a store outage clears the entry's earlier failure.
         () => {
-          for (const entry of entries) entry.persistError = undefined
+          retryMs = retry.initialMs
+          for (const entry of entries) {
+            entry.persistError = undefined
+            options.onWritten?.(entry)
+          }
         },
-        (error: unknown) => {
-          const failure = error instanceof StoreFailed ? error : new StoreFailed({ message: String(error) })
-          for (const entry of entries) entry.persistError = failure
-        }
+        (error: unknown) => refused(batch, entries, error)
       )
       .then(() => {
         inFlight = undefined
         batch.resolve()
         if (open !== undefined) writeBatch()
+        else scheduleRetry()
       })
   }
 
@@ -92,10 +172,10 @@ export const makeWriteBatches = <E extends Persisted>(
 
   return {
     persist: (entry, events, defer = false) => {
-      open ??= newBatch()
-      open.entries.set(keyOf(entry), entry)
-      for (const event of events) open.events.push(event)
-      entry.persisted = open.done
+      const batch = openBatch()
+      batch.entries.set(keyOf(entry), entry)
+      for (const event of events) batch.events.push(event)
+      entry.persisted = batch.done
       if (!defer) return schedule()
       if (!scheduled && deferTimer === undefined) {
         deferTimer = setTimeout(schedule, deferMs)
@@ -107,8 +187,28 @@ export const makeWriteBatches = <E extends Persisted>(
       return entry.persisted
     },
     allWritten: async () => {
+      if (carried !== undefined && open === undefined && inFlight === undefined) openBatch()
       schedule()
-      while (open !== undefined || inFlight !== undefined) await (inFlight ?? open)!.done
+      while (open !== undefined || inFlight !== undefined) {
+        await (inFlight ?? open)!.done
+        schedule()
+      }
+    },
+    forget: (entry) => {
+      const key = keyOf(entry)
+      for (const queued of [open, carried]) {
+        if (queued === undefined) continue
+        queued.entries.delete(key)
+        const kept = queued.events.filter((e) => e.agentId !== key)
+        queued.events.splice(0, queued.events.length, ...kept)
+      }
+      if (carried !== undefined && carried.entries.size === 0 && carried.events.length === 0) carried = undefined
+    },
+    behind: () => carried !== undefined,
+    close: () => {
+      closed = true
+      if (retryTimer !== undefined) clearTimeout(retryTimer)
+      retryTimer = undefined
     }
   }
 }

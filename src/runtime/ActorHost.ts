@@ -253,7 +253,15 @@ export const makeActorHost = <TLogic extends AnyStateMachine, E extends HostedEn
     stop: () => {
       batches.close()
       if (sweeper !== undefined) clearInterval(sweeper)
-      for (const entry of registry.values()) entry.actor?.stop()
+      for (const entry of registry.values()) {
+        const actor = entry.actor
+        if (actor === undefined) continue
+        // Kept as hibernated first: a write after the stop (the last try at shutdown) records the
+        // actor as it was, not as stopped (a restore of a stopped snapshot would accept nothing).
+        entry.hibernated = actor.getPersistedSnapshot()
+        entry.actor = undefined
+        actor.stop()
+      }
     }
   }
 }

@@ -94,9 +94,15 @@ describe("store outage around an operation", () => {
     t.out.restore()
     await eventually(async () => expect(await Promise.all(ids.map(t.view))).toEqual(before))
     expect((await rt.list()).map((a) => a.agentId).sort()).toEqual([...ids].sort())
+    // Restarted before the refused intents' records were tried again: what it restores still acts.
+    t.out.cut()
+    await failure(rt.suspend(paused.agentId))
+    t.out.restore()
     const rt2 = await t.restart()
     expect(await Promise.all(ids.map(t.view))).toEqual(before)
     expect((await rt2.list()).length).toBe(ids.length)
+    await rt2.suspend(paused.agentId)
+    await rt2.terminate(ended.agentId)
   })
 
   it("cut during: E2060 saying what took effect; memory and sandbox agree at once, the store once it answers, and a restart keeps it", async () => {

@@ -125,5 +125,7 @@ export const recoverAgents = (deps: RecoveryDeps): Effect.Effect<void, StoreFail
       }
       yield* reconcileSandbox(deps, h)
     }
+    // What was settled is in the store before the runtime is handed out (a refusal is tried again later).
+    yield* Effect.promise(() => deps.host.allWritten())
     yield* reapUnclaimed(deps)
   })

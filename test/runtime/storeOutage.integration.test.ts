@@ -17,7 +17,7 @@ import { layerMemory as sandboxMemory, SandboxBackend } from "../../src/services
 import * as Store from "../../src/store/Store.ts"
 import { dockerEnabled, testDocker } from "../backends/docker/dockerTestSupport.ts"
 import { startTcpProxy } from "../support/tcpProxy.ts"
-import { eventually } from "./support.ts"
+import { eventually, failureOf } from "./support.ts"
 
 const baseUrl = process.env.L02_TEST_POSTGRES_URL ?? ""
 const psql = (sql: string) => execFileSync("psql", [baseUrl, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql], { stdio: "pipe" }).toString().trim()
@@ -107,14 +107,7 @@ for (const b of backends) {
       const expected = state === "running" ? [`${sandboxId}:running`] : state === "suspended" && sandboxId !== "" ? [`${sandboxId}:paused`] : []
       expect(v.sandboxes).toEqual(expected)
     }
-    const failure = async (p: Promise<unknown>) => {
-      try {
-        await p
-      } catch (error) {
-        return error as { code: string; message: string }
-      }
-      throw new Error("the operation succeeded")
-    }
+    const failure = failureOf
 
     it("cut before each operation: E2060, nothing changed in memory, sandbox or store, then or after a restart", async () => {
       const rt = await start()

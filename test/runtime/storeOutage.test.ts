@@ -6,7 +6,7 @@ import { Effect, Option } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
 import { OwnershipLabels } from "../../src/domain/Ids.ts"
 import { createRuntime, type L02Runtime } from "../../src/runtime/createRuntime.ts"
-import { eventually, outageServices } from "./support.ts"
+import { eventually, failureOf, outageServices } from "./support.ts"
 
 const cleanups: Array<() => Promise<void>> = []
 afterEach(async () => {
@@ -48,15 +48,7 @@ const setup = async () => {
   return { out, runtime: () => current!, stored, sandboxes, view, restart }
 }
 
-/** The error an operation fails with. */
-const failure = async (p: Promise<unknown>) => {
-  try {
-    await p
-  } catch (error) {
-    return error as { code: string; message: string }
-  }
-  throw new Error("the operation succeeded")
-}
+const failure = failureOf
 
 describe("store outage around an operation", () => {
   it("cut before: E2060 saying nothing changed, and nothing changed in memory, sandbox or store, also once the store answers and after a restart", async () => {

@@ -115,3 +115,13 @@ export const outageServices = async () => {
     isDown: () => state.down
   }
 }
+
+/** The error a promise rejects with; throws if it resolves. */
+export const failureOf = async (p: Promise<unknown>): Promise<{ code: string; message: string; agentId?: string }> => {
+  try {
+    await p
+  } catch (error) {
+    return error as { code: string; message: string; agentId?: string }
+  }
+  throw new Error("the operation succeeded")
+}

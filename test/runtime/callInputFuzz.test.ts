@@ -28,6 +28,15 @@ const drain = async (iterable: AsyncIterable<unknown>) => {
   for await (const _ of iterable) void _
 }
 
+/** A short label of any value, also one that cannot be converted to a string (no prototype, a throwing toString). */
+const labelOf = (value: unknown): string => {
+  try {
+    return String(value).slice(0, 40)
+  } catch {
+    return Object.prototype.toString.call(value)
+  }
+}
+
 /** Anything that is not an agent id: any value, strings near a UUID included. */
 const notAnId = fc.oneof(
   fc.anything(),
@@ -49,7 +58,7 @@ const notOptions = (fields: ReadonlyArray<string>) =>
 type Call = { readonly name: string; readonly run: () => Promise<unknown>; readonly key: RegExp; readonly codes?: ReadonlyArray<string> }
 
 const calls: fc.Arbitrary<Call> = fc.oneof(
-  notAnId.map((id): Call => ({ name: `getState(${String(id).slice(0, 40)})`, run: () => runtime.getState(id as string), key: /^agentId$/ })),
+  notAnId.map((id): Call => ({ name: `getState(${labelOf(id)})`, run: () => runtime.getState(id as string), key: /^agentId$/ })),
   notAnId.map((id): Call => ({ name: "suspend(bad id)", run: () => runtime.suspend(id as string), key: /^agentId$/ })),
   notAnId.map((id): Call => ({ name: "resume(bad id)", run: () => runtime.resume(id as string), key: /^agentId$/ })),
   notAnId.map((id): Call => ({ name: "terminate(bad id)", run: () => runtime.terminate(id as string), key: /^agentId$/ })),

@@ -117,8 +117,6 @@ export interface ActorHost<TLogic extends AnyStateMachine, E extends HostedEntry
   readonly written: (id: string) => Promise<void>
   /** Resolves once every queued write has been tried (one the store refused, once more). */
   readonly allWritten: () => Promise<void>
-  /** Whether a write the store refused is waiting to be tried again. */
-  readonly behind: () => boolean
   /** Hibernates every idle entry now (the host also does it on a timer). */
   readonly sweep: () => void
   /** Stops every actor, the hibernation timer and the timed retries of refused writes; entries and their snapshots stay. */
@@ -133,6 +131,9 @@ export const makeActorHost = <TLogic extends AnyStateMachine, E extends HostedEn
   options: ActorHostOptions<TLogic, E, W>
 ): ActorHost<TLogic, E> => {
   const registry = new Map<string, E>()
+  const remove = (entry: E) => {
+    if (registry.get(options.idOf(entry)) === entry) registry.delete(options.idOf(entry))
+  }
   const batches = makeWriteBatches<E>(options.write, options.idOf, {
     ...(options.retry === undefined ? {} : { retry: options.retry }),
     ...(options.afterWritten === undefined ? {} : { onWritten: options.afterWritten })
@@ -192,13 +193,11 @@ export const makeActorHost = <TLogic extends AnyStateMachine, E extends HostedEn
     add: (entry) => void registry.set(options.idOf(entry), entry),
     get: (id) => registry.get(id),
     has: (id) => registry.has(id),
-    remove: (entry) => {
-      if (registry.get(options.idOf(entry)) === entry) registry.delete(options.idOf(entry))
-    },
+    remove,
     forget: (entry) => {
       entry.actor?.stop()
       batches.forget(entry)
-      if (registry.get(options.idOf(entry)) === entry) registry.delete(options.idOf(entry))
+      remove(entry)
     },
     entries: () => registry.values(),
     size: () => registry.size,
@@ -248,7 +247,6 @@ export const makeActorHost = <TLogic extends AnyStateMachine, E extends HostedEn
       if (entry.persistError !== undefined) throw toErrorData(entry.persistError)
     },
     allWritten: batches.allWritten,
-    behind: batches.behind,
     sweep,
     stop: () => {
       batches.close()

@@ -148,25 +148,17 @@ for (const b of backends) {
       const c = await rt.spawn(b.agent)
       const d = await rt.spawn(b.agent)
 
-      cutAfter.push("pause")
-      expect(await failure(rt.suspend(a.agentId))).toMatchObject({ code: "E2060", message: expect.stringContaining("is now suspended") })
-      proxy.restore()
-      await eventually(async () => agreed(await view(a.agentId)), 10_000)
-
-      cutAfter.push("unpause")
-      expect(await failure(rt.resume(a.agentId))).toMatchObject({ code: "E2060", message: expect.stringContaining("is now running") })
-      proxy.restore()
-      await eventually(async () => agreed(await view(a.agentId)), 10_000)
-
-      cutAfter.push("remove")
-      expect(await failure(rt.suspend(c.agentId, { checkpoint: true }))).toMatchObject({ code: "E2060", message: expect.stringContaining("is now suspended") })
-      proxy.restore()
-      await eventually(async () => agreed(await view(c.agentId)), 10_000)
-
-      cutAfter.push("start")
-      expect(await failure(rt.resume(c.agentId))).toMatchObject({ code: "E2060", message: expect.stringContaining("is now running") })
-      proxy.restore()
-      await eventually(async () => agreed(await view(c.agentId)), 10_000)
+      /** The store cut once `method` returned: E2060 saying the agent is `now` so, and agreement once it answers. */
+      const cutDuring = async (method: Method, operation: () => Promise<unknown>, now: string, agentId: string) => {
+        cutAfter.push(method)
+        expect(await failure(operation())).toMatchObject({ code: "E2060", message: expect.stringContaining(`is now ${now}`) })
+        proxy.restore()
+        await eventually(async () => agreed(await view(agentId)), 10_000)
+      }
+      await cutDuring("pause", () => rt.suspend(a.agentId), "suspended", a.agentId)
+      await cutDuring("unpause", () => rt.resume(a.agentId), "running", a.agentId)
+      await cutDuring("remove", () => rt.suspend(c.agentId, { checkpoint: true }), "suspended", c.agentId)
+      await cutDuring("start", () => rt.resume(c.agentId), "running", c.agentId)
 
       // The supervisor stops while the store is still down: after a suspend, then after a terminate.
       cutAfter.push("pause")

@@ -48,7 +48,7 @@ export const activityOf = (value: unknown): AgentActivity | undefined =>
 /** What a new handle starts from: a spawn's config, or a stored record. */
 export type HandleFields =
   & Pick<AgentHandle, "agentId" | "sessionId" | "config" | "sandbox" | "initialContext" | "createdAt" | "updatedAt" | "state">
-  & Partial<Pick<AgentHandle, "terminatedAt" | "conversation" | "tokenUsage" | "intent">>
+  & Partial<Pick<AgentHandle, "terminatedAt" | "conversation" | "tokenUsage">>
 
 /** A handle whose actor is not started yet. */
 export const newAgentHandle = (fields: HandleFields): AgentHandle => ({

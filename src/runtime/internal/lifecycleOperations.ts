@@ -67,18 +67,12 @@ export interface AdmitAs {
 /** Spawn, terminate, suspend and resume over the runtime's core. */
 export const makeLifecycleOperations = (core: RuntimeCore) => {
   const { backend, host, iso, admission, warm, declared } = core
-  const { liveOrTerminated, sendChecked, waitFor, failIfError } = core.access
+  const { liveOrTerminated, sendChecked, waitFor, flushed, failIfError } = core.access
   const lifecycle = core.config.lifecycle
 
   /** Resolves once the agent's queued writes are in the store; the store's refusal is E2060 that `what` names. */
   const writtenOr = (h: AgentHandle, what: (error: StoreFailed) => string, named = true): Effect.Effect<void, StoreFailed> =>
-    Effect.promise(() => host.persisted(h)).pipe(
-      Effect.flatMap(() =>
-        h.persistError === undefined
-          ? Effect.void
-          : Effect.fail(new StoreFailed({ message: what(h.persistError), ...(named ? { agentId: h.agentId } : {}) }))
-      )
-    )
+    flushed(h).pipe(Effect.mapError((error) => new StoreFailed({ message: what(error), ...(named ? { agentId: h.agentId } : {}) })))
 
   /**
    * Sends an operation's event once its intent is in the store. Refused by the agent's state: E2020,

@@ -22,7 +22,7 @@ export interface AgentIntent {
 }
 
 /** The states an operation passes through; an intent lasts until the agent leaves them. */
-export const transientStates: ReadonlySet<AgentState> = new Set<AgentState>(["suspending", "resuming", "terminating"])
+const transientStates: ReadonlySet<AgentState> = new Set<AgentState>(["suspending", "resuming", "terminating"])
 
 /** Whether a transition from `from` to `to` ends the operation an intent names. */
 export const endsOperation = (from: AgentState, to: AgentState): boolean => transientStates.has(from) && !transientStates.has(to)

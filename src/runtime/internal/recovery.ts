@@ -112,6 +112,7 @@ const reapUnclaimed = (deps: RecoveryDeps) =>
 export const recoverAgents = (deps: RecoveryDeps): Effect.Effect<void, StoreFailed | SandboxError> =>
   Effect.gen(function* () {
     const stored = yield* deps.store.listAgents({ runtimeId: deps.runtimeId })
+    let settledAny = false
     for (const found of stored) {
       if (found.state === "terminated") continue
       // An operation whose end was not written is completed or rolled back first (intentRecovery).
@@ -119,6 +120,7 @@ export const recoverAgents = (deps: RecoveryDeps): Effect.Effect<void, StoreFail
       const r = Option.isSome(settled) ? settled.value.record : found
       const h = yield* restore(deps, r)
       if (Option.isSome(settled)) {
+        settledAny = true
         deps.host.persist(h, [settled.value.event])
         const { intent } = settled.value
         if (settled.value.terminate) deps.host.live(h).send({ type: "agent.terminate", reason: intent.reason, force: intent.force })
@@ -126,6 +128,6 @@ export const recoverAgents = (deps: RecoveryDeps): Effect.Effect<void, StoreFail
       yield* reconcileSandbox(deps, h)
     }
     // What was settled is in the store before the runtime is handed out (a refusal is tried again later).
-    yield* Effect.promise(() => deps.host.allWritten())
+    if (settledAny) yield* Effect.promise(() => deps.host.allWritten())
     yield* reapUnclaimed(deps)
   })

@@ -77,7 +77,11 @@ export const makeWriteBatches = <E extends Persisted>(
   let scheduled = false
   let deferTimer: ReturnType<typeof setTimeout> | undefined
   // What the store refused, carried into the next batch ahead of anything newer.
-  let carried: { entries: Map<string, E>; events: Array<LifecycleEvent> } | undefined
+  interface Carried {
+    readonly entries: Map<string, E>
+    readonly events: Array<LifecycleEvent>
+  }
+  let carried: Carried | undefined
   let retryTimer: ReturnType<typeof setTimeout> | undefined
   let retryMs = retry.initialMs
   let closed = false
@@ -111,25 +115,16 @@ export const makeWriteBatches = <E extends Persisted>(
 
   const refused = (batch: Batch<E>, entries: ReadonlyArray<E>, error: unknown) => {
     const failure = error instanceof StoreFailed ? error : new StoreFailed({ message: String(error) })
-    carried ??= { entries: new Map(), events: [] }
+    for (const entry of entries) entry.persistError = failure
+    // Something newer is queued: the refused writes go into it, their events ahead of its own (a newer
+    // write of an entry covers the refused one). Else they wait, carried, for the next batch.
+    const into: Carried = open ?? (carried ??= { entries: new Map(), events: [] })
     for (const entry of entries) {
-      entry.persistError = failure
-      // A newer write of the entry already queued (or carried) covers this one.
-      if (open?.entries.has(keyOf(entry)) !== true) carried.entries.set(keyOf(entry), entry)
+      if (into.entries.has(keyOf(entry))) continue
+      into.entries.set(keyOf(entry), entry)
+      if (open !== undefined) entry.persisted = open.done
     }
-    carried.events.push(...batch.events)
-    if (open !== undefined) {
-      // Something newer is queued: the refused batch goes ahead of it.
-      const newer = open
-      open = undefined
-      const next = openBatch()
-      for (const [key, entry] of newer.entries) {
-        next.entries.set(key, entry)
-        entry.persisted = next.done
-      }
-      next.events.push(...newer.events)
-      void next.done.then(newer.resolve)
-    }
+    into.events.unshift(...batch.events)
   }
 
   const writeBatch = () => {

@@ -73,12 +73,32 @@ const makeConnection = (db: DatabaseSync): Connection => {
       catch: (cause) => toSqlError(cause, "execute")
     })
   const execute = executeOver(rows)
+  // Without parameters the text may be a script of several statements (migrations): one that reads
+  // rows is a single query and answers them (the cluster's message storage polls this way); anything
+  // else runs whole.
+  const script = (sql: string, transformRows: ((rows: ReadonlyArray<any>) => ReadonlyArray<any>) | undefined) =>
+    Effect.try({
+      try: () => {
+        const reads = (() => {
+          try {
+            return db.prepare(sql).columns().length > 0
+          } catch {
+            return false
+          }
+        })()
+        if (!reads) {
+          db.exec(sql)
+          return []
+        }
+        const result = db.prepare(sql).all() as Array<Record<string, unknown>>
+        return transformRows === undefined ? result : transformRows(result)
+      },
+      catch: (cause) => toSqlError(cause, "execute")
+    })
   return {
     execute,
     executeUnprepared: (sql, params, transformRows) =>
-      params.length === 0
-        ? Effect.try({ try: () => (db.exec(sql), []), catch: (cause) => toSqlError(cause, "execute") })
-        : execute(sql, params, transformRows),
+      params.length === 0 ? script(sql, transformRows) : execute(sql, params, transformRows),
     executeRaw: (sql, params) => rows(sql, params),
     executeValues: values,
     executeValuesUnprepared: values,

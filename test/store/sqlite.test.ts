@@ -48,6 +48,17 @@ describe("SQLite file store across restarts", () => {
 describe("SqliteClient", () => {
   it.live("commits and rolls back transactions, and keeps other statements out while one is open", () =>
     Effect.asVoid(transactionIsolation).pipe(Effect.provide(SqliteClient.layer())), 60_000)
+
+  it.live("answers the rows of an unprepared query without parameters, and runs an unprepared script whole", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient
+      yield* sql`CREATE TABLE a (x INTEGER); CREATE TABLE b (y INTEGER); INSERT INTO a VALUES (1), (2)`.unprepared
+      const tables = yield* sql<{ readonly name: string }>`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`.unprepared
+      expect(tables.map((t) => t.name)).toEqual(["a", "b"])
+      expect(yield* sql<{ readonly x: number }>`SELECT x FROM a ORDER BY x`.unprepared).toEqual([{ x: 1 }, { x: 2 }])
+      yield* sql`UPDATE a SET x = x + 10`.unprepared
+      expect(yield* sql<{ readonly x: number }>`SELECT x FROM a ORDER BY x`).toEqual([{ x: 11 }, { x: 12 }])
+    }).pipe(Effect.provide(SqliteClient.layer())), 60_000)
 })
 
 describe("the embedded engine", () => {

@@ -3,3 +3,4 @@
  */
 export * from "./agentMachine.ts"
 export * from "./fleetMachine.ts"
+export * from "./workflowMachine.ts"

@@ -20,6 +20,8 @@ const layerOf = (path: string): string => {
   if (m === null) return "other"
   if (path === "src/index.ts") return "index"
   if (path === "src/runtime/liveLayer.ts") return "composition"
+  // The promise API assembles the agent runtime and the workflows on it.
+  if (path === "src/runtime/createRuntime.ts") return "embedding"
   return m[1]!.endsWith(".ts") ? "index" : m[1]!
 }
 
@@ -32,11 +34,13 @@ const allowed: Record<string, { layers: Array<string>; forbidPackages?: RegExp }
   store: { layers: ["domain", "services", "store"] },
   runtime: { layers: ["domain", "machines", "services", "execution", "runtime", "composition"] },
   execution: { layers: ["domain", "services", "execution"] },
+  workflows: { layers: ["domain", "machines", "services", "runtime", "workflows"] },
+  embedding: { layers: ["domain", "machines", "services", "execution", "runtime", "composition", "workflows"] },
   composition: { layers: ["domain", "machines", "services", "execution", "runtime", "backends", "store"] },
   agent: { layers: [] },
-  cli: { layers: ["domain", "runtime", "composition", "cli", "index", "http"] },
-  http: { layers: ["domain", "runtime", "http", "index"] },
-  index: { layers: ["domain", "machines", "services", "runtime", "index"] }
+  cli: { layers: ["domain", "runtime", "composition", "embedding", "workflows", "cli", "index", "http"] },
+  http: { layers: ["domain", "runtime", "embedding", "workflows", "http", "index"] },
+  index: { layers: ["domain", "machines", "services", "runtime", "embedding", "workflows", "index"] }
 }
 
 const problems: Array<string> = []

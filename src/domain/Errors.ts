@@ -215,6 +215,38 @@ export class MaxStepsExceeded extends Schema.TaggedError<MaxStepsExceeded>()("Ma
   readonly code = "E2089" as const
 }
 
+/** E2006: a workflow graph is invalid (unknown node, cycle, a reference to a node that cannot have run); `node` names it. Nothing ran. */
+export class WorkflowGraphInvalid extends Schema.TaggedError<WorkflowGraphInvalid>()("WorkflowGraphInvalid", {
+  ...fields,
+  node: Schema.optional(Schema.String)
+}) {
+  readonly code = "E2006" as const
+}
+/** E2031: the operation is not accepted in the workflow's current state (e.g. a signal to a node that is not waiting). Nothing changed. */
+export class WorkflowTransitionInvalid extends Schema.TaggedError<WorkflowTransitionInvalid>()("WorkflowTransitionInvalid", {
+  ...fields,
+  workflowId: Schema.optional(Schema.String),
+  state: Schema.String,
+  operation: Schema.String
+}) {
+  readonly code = "E2031" as const
+}
+/** E2032: no workflow with this id is known to the runtime. */
+export class WorkflowNotFound extends Schema.TaggedError<WorkflowNotFound>()("WorkflowNotFound", {
+  ...fields,
+  workflowId: Schema.optional(Schema.String)
+}) {
+  readonly code = "E2032" as const
+}
+/** E2033: a workflow node failed after its retries; `node` names it, the message carries its last error. */
+export class WorkflowNodeFailed extends Schema.TaggedError<WorkflowNodeFailed>()("WorkflowNodeFailed", {
+  ...fields,
+  workflowId: Schema.optional(Schema.String),
+  node: Schema.optional(Schema.String)
+}) {
+  readonly code = "E2033" as const
+}
+
 /** Any expected failure of the runtime. */
 export type RuntimeError =
   | ConfigInvalid
@@ -223,6 +255,7 @@ export type RuntimeError =
   | Forbidden
   | HostReferenceRefused
   | ReferenceUnknown
+  | WorkflowGraphInvalid
   | InvalidTransition
   | AgentNotFound
   | SpawnFailed
@@ -234,6 +267,9 @@ export type RuntimeError =
   | RuntimeShutDown
   | ExecuteFailed
   | AdmissionRejected
+  | WorkflowTransitionInvalid
+  | WorkflowNotFound
+  | WorkflowNodeFailed
   | SandboxConfigInvalid
   | RuntimeClassUnavailable
   | ResourceLimitsInvalid
@@ -293,6 +329,7 @@ const constructors: Record<ErrorCode, (data: { message: string; agentId?: string
   E2003: (d) => new Forbidden(d),
   E2004: (d) => new HostReferenceRefused(d),
   E2005: (d) => new ReferenceUnknown(d),
+  E2006: (d) => new WorkflowGraphInvalid(d),
   E2020: (d) => new InvalidTransition({ ...d, state: "unknown", operation: "unknown" }),
   E2021: (d) => new AgentNotFound(d),
   E2022: (d) => new SpawnFailed(d),
@@ -304,6 +341,9 @@ const constructors: Record<ErrorCode, (data: { message: string; agentId?: string
   E2028: (d) => new RuntimeShutDown(d),
   E2029: (d) => new ExecuteFailed(d),
   E2030: (d) => new AdmissionRejected(d),
+  E2031: (d) => new WorkflowTransitionInvalid({ ...d, state: "unknown", operation: "unknown" }),
+  E2032: (d) => new WorkflowNotFound(d),
+  E2033: (d) => new WorkflowNodeFailed(d),
   E2040: (d) => new SandboxConfigInvalid(d),
   E2041: (d) => new RuntimeClassUnavailable({ ...d, runtimeClass: "unknown" }),
   E2042: (d) => new ResourceLimitsInvalid(d),

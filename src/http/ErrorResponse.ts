@@ -16,6 +16,7 @@ export const statusOfCode: Readonly<Record<ErrorCode, number>> = {
   E2003: 403,
   E2004: 403,
   E2005: 400,
+  E2006: 400,
   E2020: 409,
   E2021: 404,
   E2022: 502,
@@ -30,6 +31,10 @@ export const statusOfCode: Readonly<Record<ErrorCode, number>> = {
   E2029: 502,
   // The spawn queue is full: the server is overloaded, the same request may succeed later.
   E2030: 503,
+  // A signal to a node that is not waiting, a cancel of a finished workflow.
+  E2031: 409,
+  E2032: 404,
+  E2033: 502,
   E2040: 400,
   E2041: 400,
   E2042: 400,

@@ -140,7 +140,7 @@ export const make = (
       config, runtimeId: options.runtimeId, backendName: options.backendName, backend, store, checkpoints, host, access, now, iso, publish,
       isClosed: () => closed, declared, operatorResources, admission, warm, tokenBudget, backendCanPause
     }
-    const { spawn, terminate, suspend, resume } = makeLifecycleOperations(core)
+    const { spawn, checkSpawn, terminate, suspend, resume } = makeLifecycleOperations(core)
     suspendAgent = (agentId) => suspend(agentId, {})
 
     const scale = makeScale(core, { spawn, terminate })
@@ -192,6 +192,8 @@ export const make = (
       operations: { spawn, terminate, suspend, resume, scale, getState, list, execute, health },
       events: runtimeEvents.stream,
       history: (query) => eventLog.query(query),
+      checkSpawn: (raw, policy) => Effect.asVoid(checkSpawn(raw, policy)),
+      recordEvents: (events) => Effect.tap(eventLog.append(events), (recorded) => Effect.sync(() => runtimeEvents.publish(recorded))),
       fleetContext: () => fleet.getSnapshot().context
     })
   })

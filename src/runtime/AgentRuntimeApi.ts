@@ -109,6 +109,8 @@ export interface AgentRuntimeShape {
    * passes it): it may then not name a host file, variable or unlisted URL (E2004).
    */
   readonly spawn: (config: unknown, initialContext?: unknown, policy?: SpawnPolicy) => Effect.Effect<SpawnResult, RuntimeError>
+  /** Checks a config as `spawn` would under the policy (E2000-E2005, E2040-E2044), creating nothing. */
+  readonly checkSpawn: (config: unknown, policy?: SpawnPolicy) => Effect.Effect<void, RuntimeError>
   readonly terminate: (agentId: string, options?: TerminateOptions) => Effect.Effect<void, RuntimeError>
   readonly suspend: (agentId: string, options?: SuspendOptions) => Effect.Effect<string | undefined, RuntimeError>
   readonly resume: (agentId: string, checkpointId?: string) => Effect.Effect<AgentState, RuntimeError>
@@ -122,6 +124,11 @@ export interface AgentRuntimeShape {
    * (`latest`) the newest `limit` of them.
    */
   readonly history: (query: EventQuery) => Effect.Effect<ReadonlyArray<LifecycleEvent>, StoreFailed>
+  /**
+   * Records events of something the runtime hosts besides agents (a workflow run: `agentId` is the
+   * run's id): written to the event log, then published on `events`. Resolves to them with their ids.
+   */
+  readonly recordEvents: (events: ReadonlyArray<LifecycleEvent>) => Effect.Effect<ReadonlyArray<LifecycleEvent>, StoreFailed>
   readonly fleetStatus: Effect.Effect<FleetStatus>
   /**
    * Scales the pool of agents labelled `pool.l02.dev/name=<pool>` to `replicas`: spawns from `template`

@@ -29,7 +29,12 @@ import type { AgentFilter, FleetOperation, StateStore } from "../services/StateS
 import * as AgentRuntime from "./AgentRuntime.ts"
 import { type ConfigOverrides, loadConfigSync } from "./loadConfig.ts"
 import { startTracing } from "./internal/tracing.ts"
-import { defaultCommandFor, liveLayer } from "./liveLayer.ts"
+import { defaultCommandFor, liveLayer, workflowServicesInMemory } from "./liveLayer.ts"
+import type { WorkflowRun, WorkflowSummary } from "../domain/WorkflowRun.ts"
+import type { WorkflowFilter } from "../services/WorkflowStore.ts"
+import * as Workflows from "../workflows/Workflows.ts"
+import type { StartOptions, WorkflowsShape } from "../workflows/Workflows.ts"
+import type { workflowMachine } from "../../machines/workflowMachine.ts"
 import type { SpawnPolicy } from "./SpawnPolicy.ts"
 
 /** Options of {@link createRuntime}. */
@@ -104,6 +109,21 @@ export interface L02Runtime {
   readonly resizePool: (name: string, size: number) => Promise<PoolStatus>
   /** The live XState actor of an agent (for inspection), if it is live. */
   readonly actorOf: (agentId: string) => Actor<typeof agentMachine> | undefined
+  /**
+   * Multi-agent workflows (docs/workflows.md): `start` a WorkflowGraph (YAML/JSON parsed to data)
+   * with an input, follow and `wait` for the run, `signal` an approval node, `cancel` a run. Runs are
+   * durable: after a crash the next runtime on the same store resumes them.
+   */
+  readonly workflows: {
+    readonly start: (graph: unknown, input?: unknown, options?: StartOptions) => Promise<WorkflowRun>
+    readonly get: (workflowId: string) => Promise<WorkflowRun>
+    readonly list: (filter?: WorkflowFilter) => Promise<ReadonlyArray<WorkflowSummary>>
+    readonly signal: (workflowId: string, node: string, value?: unknown) => Promise<WorkflowRun>
+    readonly cancel: (workflowId: string, reason?: string) => Promise<WorkflowRun>
+    readonly events: (workflowId: string) => AsyncIterable<LifecycleEvent>
+    readonly wait: (workflowId: string) => Promise<WorkflowRun>
+    readonly actorOf: (workflowId: string) => Actor<typeof workflowMachine> | undefined
+  }
   /** Stops every actor and closes the store. Agents' sandboxes keep running and are re-adopted next start. */
   readonly shutdown: () => Promise<void>
 }
@@ -143,7 +163,8 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
     env: options.env ?? process.env
   })
   const runtimeId = runtimeIdFor(config)
-  const services = options.layer ?? liveLayer(config, runtimeId)
+  // Workflow runs go to the store's own SQL database; with services of the embedder's, to memory.
+  const services = options.layer === undefined ? liveLayer(config, runtimeId) : Layer.merge(options.layer, workflowServicesInMemory)
   const tracing = await startTracing(config.telemetry.traces, runtimeId)
   const layer = AgentRuntime.layer(config, {
     runtimeId,
@@ -159,12 +180,14 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
   })
   // Secrets are read from the environment the configuration was read from (or the embedder's own store).
   const secrets = options.secrets ?? SecretStore.layerConfig(config.secrets, options.env ?? process.env)
-  const managed = ManagedRuntime.make(Layer.provide(layer, Layer.merge(services, secrets)))
+  const runtimeLayer = Layer.provideMerge(layer, Layer.merge(services, secrets))
+  const managed = ManagedRuntime.make(
+    Layer.provideMerge(Workflows.layer({ runnerName: runtimeId, inspect: options.inspect }), runtimeLayer)
+  )
   let core: AgentRuntime.AgentRuntimeShape
+  let workflows: WorkflowsShape
   try {
-    core = await managed.runPromise(Effect.gen(function* () {
-      return yield* AgentRuntime.AgentRuntime
-    }))
+    ;[core, workflows] = await managed.runPromise(Effect.all([AgentRuntime.AgentRuntime, Workflows.Workflows]))
   } catch (error) {
     await managed.dispose()
     await tracing.close()
@@ -196,6 +219,19 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
     actorOf: (agentId) => {
       const found = core.actorOf(agentId)
       return found._tag === "Some" ? found.value : undefined
+    },
+    workflows: {
+      start: (graph, input, opts) => run(workflows.start(graph, input, opts)),
+      get: (workflowId) => run(workflows.get(workflowId)),
+      list: (filter) => run(workflows.list(filter)),
+      signal: (workflowId, node, value) => run(workflows.signal(workflowId, node, value)),
+      cancel: (workflowId, reason) => run(workflows.cancel(workflowId, reason)),
+      events: (workflowId) => Stream.toAsyncIterable(workflows.events(workflowId)),
+      wait: (workflowId) => run(workflows.wait(workflowId)),
+      actorOf: (workflowId) => {
+        const found = workflows.actorOf(workflowId)
+        return found._tag === "Some" ? found.value : undefined
+      }
     },
     // The last spans (the shutdown's own operations included) are exported before it resolves.
     shutdown: () => (disposed ??= managed.dispose().then(() => tracing.close()))

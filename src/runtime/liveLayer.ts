@@ -14,6 +14,8 @@ import type { CheckpointStore } from "../services/CheckpointStore.ts"
 import type { EventLog } from "../services/EventLog.ts"
 import { layerMemory as sandboxMemory, type SandboxBackend } from "../services/SandboxBackend.ts"
 import type { StateStore } from "../services/StateStore.ts"
+import { layerMemory as workflowStoreMemory, type WorkflowStore } from "../services/WorkflowStore.ts"
+import type { SqlClient } from "effect/sql/SqlClient"
 import * as Store from "../store/Store.ts"
 import { packagePath } from "./internal/packageRoot.ts"
 
@@ -56,15 +58,24 @@ export const backendLayer = (config: RuntimeConfig, runtimeId: string): Layer.La
   }
 }
 
-/** Backend plus stores, as configured. */
+/** Backend plus stores, as configured (the store's SQL client too: the workflow engine keeps its state there). */
 export const liveLayer = (
   config: RuntimeConfig,
   runtimeId: string
-): Layer.Layer<SandboxBackend | StateStore | CheckpointStore | EventLog, unknown> =>
+): Layer.Layer<SandboxBackend | StateStore | CheckpointStore | EventLog | WorkflowStore | SqlClient, unknown> =>
   Layer.mergeAll(
     backendLayer(config, runtimeId),
     Store.layer({ url: config.store.url, pglite: config.store.pglite, embedded: config.store.embedded, dataDir: resolve(config.runtime.data_dir) })
   )
+
+/**
+ * Where workflow runs go when the embedder brings its own services: an in-memory run store and an
+ * in-memory SQLite database for the engine (runs last as long as the runtime).
+ */
+export const workflowServicesInMemory: Layer.Layer<WorkflowStore | SqlClient, unknown> = Layer.merge(
+  workflowStoreMemory,
+  load(() => import("../store/SqliteClient.ts"), (m) => m.layer())
+)
 
 /** Builds the default agent image offline on the configured Docker engine (`l02 image build`). */
 export const buildAgentImage = (

@@ -23,6 +23,25 @@ export interface Migration {
   readonly statements: ReadonlyArray<string>
 }
 
+// Text columns only, so the same statements run on PostgreSQL and SQLite; the run is a JSON document.
+const workflowRunsMigration: Migration = {
+  id: 2,
+  name: "workflow_runs",
+  statements: [
+    `CREATE TABLE workflow_runs (
+      workflow_id TEXT PRIMARY KEY,
+      parent_id TEXT,
+      name TEXT NOT NULL,
+      state TEXT NOT NULL,
+      document TEXT NOT NULL,
+      created_at TEXT NOT NULL,
+      updated_at TEXT NOT NULL
+    )`,
+    `CREATE INDEX workflow_runs_created_idx ON workflow_runs (created_at, workflow_id)`,
+    `CREATE INDEX workflow_runs_state_idx ON workflow_runs (state)`
+  ]
+}
+
 /** Every migration, in order. Published migrations are never edited; changes are new migrations. */
 export const migrations: ReadonlyArray<Migration> = [
   {
@@ -84,7 +103,8 @@ export const migrations: ReadonlyArray<Migration> = [
       )`,
       `CREATE INDEX lifecycle_events_agent_idx ON lifecycle_events (agent_id, id)`
     ]
-  }
+  },
+  workflowRunsMigration
 ]
 
 /**
@@ -152,7 +172,8 @@ export const sqliteMigrations: ReadonlyArray<Migration> = [
       ) STRICT`,
       `CREATE INDEX lifecycle_events_agent_idx ON lifecycle_events (agent_id, id)`
     ]
-  }
+  },
+  workflowRunsMigration
 ]
 
 /** The advisory lock key that serializes migration runs on one database ("l02-migrate"). */

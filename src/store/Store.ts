@@ -18,11 +18,13 @@ import { StoreFailed } from "../domain/Errors.ts"
 import type { CheckpointStore } from "../services/CheckpointStore.ts"
 import type { EventLog } from "../services/EventLog.ts"
 import type { AtomicWrites, StateStore } from "../services/StateStore.ts"
+import type { WorkflowStore } from "../services/WorkflowStore.ts"
 import { type StoreTarget, storeFailed } from "./internal/sqlSupport.ts"
 import { runMigrations } from "./Migrations.ts"
 import * as SqlAtomicWrites from "./SqlAtomicWrites.ts"
 import * as SqlCheckpointStore from "./SqlCheckpointStore.ts"
 import * as SqlEventLog from "./SqlEventLog.ts"
+import * as SqlWorkflowStore from "./SqlWorkflowStore.ts"
 import * as SqlStateStore from "./SqlStateStore.ts"
 
 /** Options of {@link layer}. */
@@ -114,11 +116,12 @@ const clientLayer = (options: StoreOptions): Layer.Layer<SqlClient, StoreFailed>
  */
 export const layerFromClient = (
   options: Pick<StoreOptions, "dataDir"> & { readonly target: StoreTarget }
-): Layer.Layer<StateStore | CheckpointStore | EventLog | AtomicWrites, StoreFailed, SqlClient> =>
+): Layer.Layer<StateStore | CheckpointStore | EventLog | AtomicWrites | WorkflowStore, StoreFailed, SqlClient> =>
   SqlAtomicWrites.layer(options.target).pipe(
     Layer.provideMerge(
       Layer.mergeAll(
         SqlStateStore.layer(options.target),
+        SqlWorkflowStore.layer(options.target),
         SqlCheckpointStore.layer({ blobDir: join(options.dataDir, "checkpoints"), target: options.target }),
         SqlEventLog.layer(options.target)
       )
@@ -136,5 +139,7 @@ export const layerFromClient = (
  * // or: Store.layer({ url: "postgres://l02@db:5432/l02", pglite: "file", dataDir: "./.l02" })
  * ```
  */
-export const layer = (options: StoreOptions): Layer.Layer<StateStore | CheckpointStore | EventLog | AtomicWrites, StoreFailed> =>
-  layerFromClient({ dataDir: options.dataDir, target: targetOf(options) }).pipe(Layer.provide(clientLayer(options)))
+export const layer = (
+  options: StoreOptions
+): Layer.Layer<StateStore | CheckpointStore | EventLog | AtomicWrites | WorkflowStore | SqlClient, StoreFailed> =>
+  layerFromClient({ dataDir: options.dataDir, target: targetOf(options) }).pipe(Layer.provideMerge(clientLayer(options)))

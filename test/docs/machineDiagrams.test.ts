@@ -2,11 +2,12 @@ import { readFileSync } from "node:fs"
 import { describe, expect, it } from "vitest"
 import { agentMachine } from "../../machines/agentMachine.ts"
 import { fleetMachine } from "../../machines/fleetMachine.ts"
+import { workflowMachine } from "../../machines/workflowMachine.ts"
 import { machineDocs } from "../../scripts/machineDocs.ts"
 
 describe("docs/machines", () => {
   it("matches the machine definitions (run `npm run docs:machines` after changing a machine)", () => {
-    for (const [file, expected] of Object.entries(machineDocs({ agent: agentMachine, fleet: fleetMachine }))) {
+    for (const [file, expected] of Object.entries(machineDocs({ agent: agentMachine, fleet: fleetMachine, workflow: workflowMachine }))) {
       expect(readFileSync(new URL(`../../docs/machines/${file}`, import.meta.url), "utf8"), file).toBe(expected)
     }
   })

@@ -14,6 +14,7 @@ import { StateStore } from "../../src/services/StateStore.ts"
 import { migrations } from "../../src/store/Migrations.ts"
 import * as Store from "../../src/store/Store.ts"
 import { checkpointStoreTests } from "../services/CheckpointStoreContract.ts"
+import { workflowStoreTests } from "../services/WorkflowStoreContract.ts"
 import { eventLogTests } from "../services/EventLogContract.ts"
 import { agentRecord, stateStoreTests } from "../services/StateStoreContract.ts"
 import { atomicWritesTests } from "./atomicWritesContract.ts"
@@ -56,6 +57,7 @@ describe.skipIf(!baseUrl)("PostgreSQL store", () => {
     describe("CheckpointStore", () => checkpointStoreTests(it, { corrupt: truncate }))
     describe("EventLog", () => eventLogTests(it))
     describe("AtomicWrites", () => atomicWritesTests(it))
+    describe("WorkflowStore", () => workflowStoreTests(it))
   })
 
   it.live(

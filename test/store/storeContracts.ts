@@ -9,6 +9,8 @@ import type { EventLog } from "../../src/services/EventLog.ts"
 import { type AtomicWrites, StateStore } from "../../src/services/StateStore.ts"
 import { checkpointRequest, checkpointStoreTests } from "../services/CheckpointStoreContract.ts"
 import { eventLogTests } from "../services/EventLogContract.ts"
+import type { WorkflowStore } from "../../src/services/WorkflowStore.ts"
+import { workflowStoreTests } from "../services/WorkflowStoreContract.ts"
 import { agentRecord, stateStoreTests } from "../services/StateStoreContract.ts"
 import { atomicWritesTests } from "./atomicWritesContract.ts"
 import { spawnSync } from "node:child_process"
@@ -19,7 +21,7 @@ import { join } from "node:path"
 export const truncate = (checkpoint: Checkpoint) => Effect.sync(() => truncateSync(checkpoint.storageLocation, Math.floor(checkpoint.sizeBytes / 2)))
 
 /** The state, atomic-write, checkpoint and event-log contracts, plus the refusal of a whole batch. */
-export const storeContracts = (it: Vitest.MethodsNonLive<StateStore | CheckpointStore | EventLog | AtomicWrites>) => {
+export const storeContracts = (it: Vitest.MethodsNonLive<StateStore | CheckpointStore | EventLog | AtomicWrites | WorkflowStore>) => {
   describe("StateStore", () => stateStoreTests(it))
   it.effect("a batch save is one statement: a record the database refuses fails the batch with E2060 and saves none of it", () =>
     Effect.gen(function* () {
@@ -32,6 +34,7 @@ export const storeContracts = (it: Vitest.MethodsNonLive<StateStore | Checkpoint
   describe("AtomicWrites", () => atomicWritesTests(it))
   describe("CheckpointStore", () => checkpointStoreTests(it, { corrupt: truncate }))
   describe("EventLog", () => eventLogTests(it))
+  describe("WorkflowStore", () => workflowStoreTests(it))
 }
 
 /**

@@ -110,9 +110,9 @@ export const makeLifecycleOperations = (core: RuntimeCore) => {
         `${operation} ended and agent ${h.agentId} is now ${h.state}, but the store did not take its record (${error.message}); the runtime writes it again until the store answers, nothing to redo`
     )
 
-  const spawn = (raw: unknown, initialContext?: unknown, admitAs?: AdmitAs, policy?: SpawnPolicy): Effect.Effect<SpawnResult, RuntimeError> =>
+  /** Everything a spawn checks before it admits anything: the config, its sandbox, the caller's policy, secrets, runtime class. */
+  const checkSpawn = (raw: unknown, policy?: SpawnPolicy) =>
     Effect.gen(function* () {
-      if (core.isClosed()) return yield* new RuntimeShutDown({ message: "the runtime was shut down; create a new one" })
       const config = yield* decodeConfig(raw)
       const sandbox = resolveSandbox(config, core.config)
       if (sandbox instanceof ResourceLimitsInvalid) return yield* sandbox
@@ -134,6 +134,13 @@ export const makeLifecycleOperations = (core: RuntimeCore) => {
           key: "trustLevel"
         })
       }
+      return { config, sandbox }
+    })
+
+  const spawn = (raw: unknown, initialContext?: unknown, admitAs?: AdmitAs, policy?: SpawnPolicy): Effect.Effect<SpawnResult, RuntimeError> =>
+    Effect.gen(function* () {
+      if (core.isClosed()) return yield* new RuntimeShutDown({ message: "the runtime was shut down; create a new one" })
+      const { config, sandbox } = yield* checkSpawn(raw, policy)
       const admittedAs = config.sessionId ?? randomUUID()
       const release = yield* Effect.promise(() => admission.acquire(admitAs?.session ?? admittedAs, admitAs?.priority))
       if (release === undefined) {
@@ -251,5 +258,5 @@ export const makeLifecycleOperations = (core: RuntimeCore) => {
     })
 
 
-  return { spawn, terminate, suspend, resume }
+  return { spawn, checkSpawn, terminate, suspend, resume }
 }

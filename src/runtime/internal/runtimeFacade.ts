@@ -41,6 +41,8 @@ export const runtimeFacade = (
     readonly operations: RuntimeOperations
     readonly events: Stream.Stream<LifecycleEvent>
     readonly history: AgentRuntimeShape["history"]
+    readonly recordEvents: AgentRuntimeShape["recordEvents"]
+    readonly checkSpawn: AgentRuntimeShape["checkSpawn"]
     readonly fleetContext: () => { readonly pendingRestarts: Readonly<Record<string, unknown>>; readonly restartsTotal: number }
   }
 ): AgentRuntimeShape => {
@@ -104,6 +106,8 @@ export const runtimeFacade = (
       ),
     events: parts.events,
     history: parts.history,
+    recordEvents: parts.recordEvents,
+    checkSpawn: parts.checkSpawn,
     fleetStatus,
     health: (agentId) => withId(agentId, health),
     pools: Effect.sync(() => warm.status()),

@@ -1,0 +1,354 @@
+/**
+ * Multi-agent workflows: `start` a WorkflowGraph with an input, `get` and `list` runs, `signal` an
+ * approval node, `cancel` a run, follow its `events`, `wait` for its end.
+ *
+ * A run is a record (WorkflowStore), a workflow actor (machines/workflowMachine.ts) that guards its
+ * operations, and an execution of the durable engine (engine.ts), which keeps every node's outcome
+ * in the store's SQL database: after a crash the next start of the runtime resumes the run where it
+ * was, without running a finished node again. Node progress arrives through the hooks below.
+ */
+import { createHash, randomUUID } from "node:crypto"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { SqlClient } from "effect/sql/SqlClient"
+import type { Actor, InspectionEvent } from "xstate"
+import type { workflowMachine } from "../../machines/workflowMachine.ts"
+import type { AgentConfig } from "../domain/AgentConfig.ts"
+import type { ErrorData } from "../domain/ErrorCatalog.ts"
+import { InputInvalid, type RuntimeError, type StoreFailed, WorkflowGraphInvalid, WorkflowTransitionInvalid } from "../domain/Errors.ts"
+import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
+import type { WorkflowGraph, WorkflowNode } from "../domain/WorkflowGraph.ts"
+import { finalWorkflowStates, type NodeRun, type WorkflowRun, type WorkflowSummary } from "../domain/WorkflowRun.ts"
+import type { WorkflowFilter } from "../services/WorkflowStore.ts"
+import { WorkflowStore } from "../services/WorkflowStore.ts"
+import { AgentRuntime } from "../runtime/AgentRuntime.ts"
+import type { SpawnPolicy } from "../runtime/SpawnPolicy.ts"
+import { runAgentStep } from "./agentSteps.ts"
+import { type Engine, startEngine } from "./engine.ts"
+import { type HostedRun, makeRunHost } from "./runHost.ts"
+import { validateGraph } from "./validateGraph.ts"
+import type { WorkflowHooksShape } from "./WorkflowHooks.ts"
+
+/** Options of `start`. */
+export interface StartOptions {
+  /** Who sent the graph: `remote` (HTTP) checks its agent configs as remote ones; default `embedding`. */
+  readonly policy?: SpawnPolicy | undefined
+}
+
+/** The shape of {@link Workflows}. */
+export interface WorkflowsShape {
+  /** Validates the graph (E2006) and its agent configs (as `spawn` would), writes the run and starts it. */
+  readonly start: (graph: unknown, input?: unknown, options?: StartOptions) => Effect.Effect<WorkflowRun, RuntimeError>
+  readonly get: (workflowId: unknown) => Effect.Effect<WorkflowRun, RuntimeError>
+  /** Runs, oldest first, without their graphs; top-level runs unless `parentId` is given. */
+  readonly list: (filter?: WorkflowFilter) => Effect.Effect<ReadonlyArray<WorkflowSummary>, RuntimeError>
+  /** Completes a waiting approval node with `value` (its output); E2031 when the node does not wait. */
+  readonly signal: (workflowId: unknown, node: unknown, value?: unknown) => Effect.Effect<WorkflowRun, RuntimeError>
+  /** Cancels a run: running nodes stop, their agents are terminated, compensations run. */
+  readonly cancel: (workflowId: unknown, reason?: string) => Effect.Effect<WorkflowRun, RuntimeError>
+  /** The run's events: those recorded so far, then the live ones, ending with the run's end. */
+  readonly events: (workflowId: unknown) => Stream.Stream<LifecycleEvent, RuntimeError>
+  /** Resolves with the run once it has ended. */
+  readonly wait: (workflowId: unknown) => Effect.Effect<WorkflowRun, RuntimeError>
+  /** The run's live workflow actor (for inspection). */
+  readonly actorOf: (workflowId: string) => Option.Option<Actor<typeof workflowMachine>>
+}
+
+/** The workflows service. */
+export class Workflows extends Context.Service<Workflows, WorkflowsShape>()("l02/Workflows") {}
+
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
+const workflowIdOf = (value: unknown) =>
+  typeof value === "string" && uuid.test(value.toLowerCase())
+    ? Effect.succeed(value.toLowerCase())
+    : Effect.fail(new InputInvalid({ message: `expected a workflow id (a UUID; workflows.list() shows them), got ${JSON.stringify(value)?.slice(0, 80)}`, key: "workflowId" }))
+
+// A sub-workflow node's run id, the same on every replay: a UUID made from the parent's id and the node.
+const childIdOf = (parentId: string, node: string): string => {
+  const h = createHash("sha256").update(`${parentId}/${node}`).digest("hex")
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`
+}
+
+const summaryOf = ({ graph: _graph, snapshot: _snapshot, ...summary }: WorkflowRun): WorkflowSummary => summary
+
+const spawnConfigs = (graph: WorkflowGraph, prefix = ""): ReadonlyArray<{ readonly node: string; readonly config: AgentConfig }> =>
+  graph.nodes.flatMap((n: WorkflowNode) =>
+    n.kind === "agent"
+      ? [
+          ...(n.spawn === undefined ? [] : [{ node: prefix + n.id, config: n.spawn }]),
+          ...(n.compensate?.spawn === undefined ? [] : [{ node: `${prefix}${n.id} (compensation)`, config: n.compensate.spawn }])
+        ]
+      : n.kind === "workflow"
+        ? spawnConfigs(n.graph, `${prefix}${n.id}/`)
+        : []
+  )
+
+const failureOf = (cause: Cause.Cause<unknown>): ErrorData => {
+  const error = Cause.findErrorOption(cause)
+  if (error._tag === "Some" && typeof error.value === "object" && error.value !== null && "code" in error.value) {
+    const e = error.value as { code: ErrorData["code"]; message: string; retryable?: boolean }
+    return { code: e.code, message: e.message, retryable: e.retryable ?? false }
+  }
+  return { code: "E2033", message: `the workflow failed: ${Cause.pretty(cause).split("\n")[0]}`, retryable: false }
+}
+
+/** The workflows service, over the agent runtime, the workflow store and the store's SQL database. */
+export const make = (options: { readonly runnerName: string; readonly inspect?: ((event: InspectionEvent) => void) | undefined }) =>
+  Effect.gen(function* () {
+    const runtime = yield* AgentRuntime
+    const store = yield* WorkflowStore
+    const sql = yield* SqlClient
+    const scope = yield* Effect.scope
+    const iso = () => new Date().toISOString()
+    const host = yield* makeRunHost({ store, now: iso, inspect: options.inspect })
+    let shuttingDown = false
+    // What tells a run's running steps to stop (cancel), and every step at shutdown.
+    const shutdown = Deferred.makeUnsafe<"shutdown">()
+    const stops = new Map<string, Deferred.Deferred<"cancel">>()
+    const stopOf = (workflowId: string) => {
+      let stop = stops.get(workflowId)
+      if (stop === undefined) {
+        stop = Deferred.makeUnsafe<"cancel">()
+        stops.set(workflowId, stop)
+      }
+      return stop
+    }
+
+    const record = (workflowId: string, type: string, data?: Record<string, unknown>) =>
+      Effect.ignore(runtime.recordEvents([{ agentId: workflowId, type, data: { workflowId, ...data }, at: iso() }]))
+
+    const patchNode = (node: string, patch: Partial<NodeRun>) => (run: WorkflowRun): WorkflowRun => ({
+      ...run,
+      nodes: { ...run.nodes, [node]: { ...(run.nodes[node] ?? { state: "pending", attempts: 0 }), ...patch } as NodeRun }
+    })
+
+    const loaded = (workflowId: string) => Effect.orDie(host.load(workflowId))
+
+    const hooks: WorkflowHooksShape = {
+      run: (workflowId) => Effect.map(loaded(workflowId), (h) => h.run),
+      started: (workflowId) =>
+        Effect.gen(function* () {
+          const hosted = yield* loaded(workflowId)
+          if (yield* Effect.orDie(host.change(hosted, { event: { type: "workflow.start" } }))) yield* record(workflowId, "workflow.started")
+        }),
+      node: (workflowId, node, patch, event) =>
+        Effect.gen(function* () {
+          const hosted = yield* loaded(workflowId)
+          const before = hosted.run.nodes[node]?.state
+          yield* Effect.orDie(host.change(hosted, { patch: patchNode(node, patch) }))
+          // A replayed node reports the state it already had; only a change is an event (a try's start always is).
+          if (event !== undefined && (patch.state === undefined || patch.state !== before || event.type === "workflow.node.started")) {
+            yield* record(workflowId, event.type, { node, ...event.data })
+          }
+        }),
+      waiting: (workflowId, node) =>
+        Effect.gen(function* () {
+          const hosted = yield* loaded(workflowId)
+          if (hosted.run.nodes[node]?.state !== "pending") return
+          yield* Effect.orDie(host.change(hosted, { event: { type: "workflow.waiting", node }, patch: patchNode(node, { state: "waiting", startedAt: iso() }) }))
+          yield* record(workflowId, "workflow.node.waiting", { node })
+        }),
+      finished: (workflowId, exit) =>
+        Effect.gen(function* () {
+          if (shuttingDown) return
+          const hosted = yield* loaded(workflowId)
+          const settleOpen = (state: NodeRun["state"]) => (run: WorkflowRun): WorkflowRun => ({
+            ...run,
+            nodes: Object.fromEntries(
+              Object.entries(run.nodes).map(([id, n]) => [id, n.state === "pending" || n.state === "running" || n.state === "waiting" ? { ...n, state } : n])
+            )
+          })
+          if (Exit.isSuccess(exit)) {
+            yield* Effect.orDie(host.change(hosted, { event: { type: "workflow.completed", output: exit.value } }))
+            return yield* record(workflowId, "workflow.completed")
+          }
+          // A cancelled run ends cancelled, whether its stop reached it as an interrupt or as a stopped step.
+          if (Cause.hasInterruptsOnly(exit.cause) || hosted.run.state === "cancelling") {
+            yield* Effect.orDie(host.change(hosted, { event: { type: "workflow.cancelled" }, patch: settleOpen("cancelled") }))
+            return yield* record(workflowId, "workflow.cancelled", { reason: hosted.actor.getSnapshot().context.cancelReason })
+          }
+          const error = failureOf(exit.cause)
+          yield* Effect.orDie(host.change(hosted, { event: { type: "workflow.failed", error }, patch: settleOpen("cancelled") }))
+          yield* record(workflowId, "workflow.failed", { error })
+        }),
+      shuttingDown: () => shuttingDown,
+      agentStep: (request) =>
+        runAgentStep(runtime, request, {
+          shuttingDown: () => shuttingDown,
+          // A compensation runs because of the cancel: only the shutdown stops it.
+          stopped:
+            request.role === "compensation"
+              ? Deferred.await(shutdown)
+              : Effect.raceFirst(Deferred.await(shutdown), Deferred.await(stopOf(request.workflowId))),
+          started: (agentId) => Effect.flatMap(loaded(request.workflowId), (h) => Effect.orDie(host.change(h, { patch: patchNode(request.node, { agentId }) })))
+        }),
+      child: (parent, node, graph, input) =>
+        Effect.gen(function* () {
+          const childId = childIdOf(parent.workflowId, node)
+          const known = yield* Effect.orDie(store.get(childId))
+          if (Option.isSome(known)) return childId
+          yield* Effect.orDie(host.create(newRun(childId, graph, input, parent.origin, parent.workflowId)))
+          return childId
+        })
+    }
+
+    const newRun = (workflowId: string, graph: WorkflowGraph, input: unknown, origin: WorkflowRun["origin"], parentId?: string): WorkflowRun => {
+      const at = iso()
+      return {
+        workflowId,
+        ...(parentId === undefined ? {} : { parentId }),
+        name: graph.name,
+        state: "pending",
+        graph,
+        input,
+        origin,
+        nodes: Object.fromEntries(graph.nodes.map((n) => [n.id, { state: "pending", attempts: 0 } satisfies NodeRun])),
+        createdAt: at,
+        updatedAt: at
+      }
+    }
+
+    // The engine runs in its own scope, closed (after marking the shutdown) before the runtime's other parts.
+    const engineScope = yield* Scope.fork(scope, "sequential")
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        shuttingDown = true
+        Deferred.doneUnsafe(shutdown, Exit.succeed("shutdown" as const))
+        return Scope.close(engineScope, Exit.void)
+      })
+    )
+    const engine = yield* Effect.cached(startEngine({ sql, hooks, runnerName: options.runnerName, scope: engineScope }).pipe(Effect.orDie))
+    const withEngine = <A, E>(f: (engine: Engine) => Effect.Effect<A, E, any>) =>
+      Effect.flatMap(engine, (e) => Effect.provideContext(f(e), e.context) as Effect.Effect<A, E>)
+    const executionIdOf = (workflowId: string) => withEngine((e) => e.graph.GraphWorkflow.executionId({ workflowId }))
+    const execute = (workflowId: string) => withEngine((e) => Effect.asVoid(e.graph.GraphWorkflow.execute({ workflowId }, { discard: true })))
+
+    // Unfinished runs (of an earlier process) resume: the engine replays them from its storage.
+    const unfinished = yield* Effect.orDie(store.list({ state: ["pending", "running", "waiting", "cancelling"], parentId: null }))
+    if (unfinished.length > 0) {
+      yield* engine
+      for (const run of unfinished) yield* execute(run.workflowId)
+    }
+
+    const start: WorkflowsShape["start"] = (document, input, startOptions) =>
+      Effect.gen(function* () {
+        const valid = validateGraph(document)
+        if (valid instanceof WorkflowGraphInvalid) return yield* valid
+        for (const { node, config } of spawnConfigs(valid.graph)) {
+          yield* runtime.checkSpawn(config, startOptions?.policy).pipe(
+            Effect.mapError((e) => Object.assign(e, { message: `node ${node}: ${e.message}` }))
+          )
+        }
+        const hosted = yield* host.create(newRun(randomUUID(), valid.graph, input ?? null, startOptions?.policy?.origin ?? "embedding"))
+        yield* record(hosted.run.workflowId, "workflow.created", { name: hosted.run.name })
+        yield* execute(hosted.run.workflowId)
+        return hosted.run
+      })
+
+    const get: WorkflowsShape["get"] = (workflowId) => Effect.flatMap(workflowIdOf(workflowId), (id) => Effect.map(host.load(id), (h) => h.run))
+
+    const refuse = (hosted: HostedRun, operation: string, why: string) =>
+      new WorkflowTransitionInvalid({
+        message: `${operation} is not accepted: workflow ${hosted.run.name} (${hosted.run.workflowId}) is ${hosted.run.state}${why}`,
+        workflowId: hosted.run.workflowId,
+        state: hosted.run.state,
+        operation
+      })
+
+    const signal: WorkflowsShape["signal"] = (workflowId, node, value) =>
+      Effect.gen(function* () {
+        const id = yield* workflowIdOf(workflowId)
+        if (typeof node !== "string") return yield* new InputInvalid({ message: "the node to signal is the id of an approval node", key: "node" })
+        const hosted = yield* host.load(id)
+        if (!host.accepts(hosted, { type: "workflow.signal", node })) {
+          const waiting = hosted.actor.getSnapshot().context.waiting
+          return yield* refuse(hosted, `signal ${node}`, waiting.length === 0 ? " and waits for no signal" : `; it waits for a signal to ${waiting.join(", ")}`)
+        }
+        // The engine takes the value first: a refusal there changes nothing; the record follows.
+        yield* withEngine((e) =>
+          Effect.gen(function* () {
+            const deferred = e.graph.approvalDeferred(node)
+            const { tokenFromExecutionId, succeed } = yield* Effect.promise(() => import("effect/workflow/DurableDeferred"))
+            const executionId = yield* executionIdOf(id)
+            yield* succeed(deferred, { token: tokenFromExecutionId(deferred, { workflow: e.graph.GraphWorkflow, executionId }), value: value ?? null })
+          })
+        )
+        yield* host.change(hosted, { event: { type: "workflow.signal", node }, patch: patchNode(node, { state: "running", output: value ?? null }) })
+        yield* record(id, "workflow.signalled", { node, value: value ?? null })
+        return hosted.run
+      })
+
+    const cancel: WorkflowsShape["cancel"] = (workflowId, reason) =>
+      Effect.gen(function* () {
+        const id = yield* workflowIdOf(workflowId)
+        const hosted = yield* host.load(id)
+        if (!host.accepts(hosted, { type: "workflow.cancel", reason })) return yield* refuse(hosted, "cancel", "")
+        yield* host.change(hosted, { event: { type: "workflow.cancel", reason } })
+        yield* record(id, "workflow.cancelling", { reason })
+        // Its running steps (and its sub-workflows') stop now; the engine's interrupt ends the run.
+        const stopTree = (runId: string): Effect.Effect<void, StoreFailed> =>
+          Effect.gen(function* () {
+            Deferred.doneUnsafe(stopOf(runId), Exit.succeed("cancel" as const))
+            for (const child of yield* store.list({ parentId: runId })) yield* stopTree(child.workflowId)
+          })
+        yield* stopTree(id)
+        yield* withEngine((e) => Effect.flatMap(executionIdOf(id), (executionId) => e.graph.GraphWorkflow.interrupt(executionId)))
+        return hosted.run
+      })
+
+    const isFinal = (run: WorkflowRun) => finalWorkflowStates.includes(run.state)
+
+    const wait: WorkflowsShape["wait"] = (workflowId) =>
+      Effect.gen(function* () {
+        const id = yield* workflowIdOf(workflowId)
+        // Subscribed before looking, so an end in between is not missed.
+        return yield* Effect.scoped(
+          Effect.gen(function* () {
+            const changes = yield* Stream.toPull(host.changes.pipe(Stream.filter((r) => r.workflowId === id && isFinal(r))))
+            const hosted = yield* host.load(id)
+            if (isFinal(hosted.run)) return hosted.run
+            const next = yield* changes
+            return next[0]!
+          })
+        ).pipe(Effect.catchTag("NoSuchElementError" as never, () => Effect.flatMap(host.load(id), (h) => Effect.succeed(h.run))))
+      }) as Effect.Effect<WorkflowRun, RuntimeError>
+
+    const events: WorkflowsShape["events"] = (workflowId) =>
+      Stream.unwrap(
+        Effect.gen(function* () {
+          const id = yield* workflowIdOf(workflowId)
+          yield* host.load(id)
+          const ends = new Set(["workflow.completed", "workflow.failed", "workflow.cancelled"])
+          const live = runtime.events.pipe(Stream.filter((e) => e.agentId === id))
+          const recorded = yield* runtime.history({ agentId: id })
+          const lastId = recorded.at(-1)?.eventId ?? 0
+          if (recorded.some((e) => ends.has(e.type))) return Stream.fromIterable(recorded)
+          return Stream.concat(Stream.fromIterable(recorded), live.pipe(Stream.filter((e) => (e.eventId ?? 0) > lastId))).pipe(
+            Stream.takeUntil((e) => ends.has(e.type))
+          )
+        })
+      )
+
+    return Workflows.of({
+      start,
+      get,
+      list: (filter) => Effect.map(store.list({ parentId: null, ...filter }), (runs) => runs.map(summaryOf)),
+      signal,
+      cancel,
+      events,
+      wait,
+      actorOf: (workflowId) => Option.map(Option.fromUndefinedOr(host.hosted().find((h) => h.run.workflowId === workflowId)), (h) => h.actor)
+    })
+  })
+
+/** The workflows service as a layer. */
+export const layer = (options: { readonly runnerName: string; readonly inspect?: ((event: InspectionEvent) => void) | undefined }) =>
+  Layer.effect(Workflows, make(options))

@@ -1,0 +1,4 @@
+import { layerMemory } from "../../src/services/WorkflowStore.ts"
+import { workflowStoreContract } from "./WorkflowStoreContract.ts"
+
+workflowStoreContract("in-memory", layerMemory)

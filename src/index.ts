@@ -48,6 +48,11 @@ export * from "./domain/Quantity.ts"
 export * from "./domain/resolveSandbox.ts"
 export * from "./domain/RuntimeConfig.ts"
 export * from "./domain/SandboxConfiguration.ts"
+export * from "./domain/WorkflowGraph.ts"
+export * from "./domain/WorkflowRun.ts"
+export { layer as workflowsLayer, type StartOptions, Workflows, type WorkflowsShape } from "./workflows/Workflows.ts"
+export { validateGraph, type ValidGraph } from "./workflows/validateGraph.ts"
+export { layerMemory as workflowStoreMemory, type WorkflowFilter, WorkflowStore, type WorkflowStoreShape } from "./services/WorkflowStore.ts"
 export {
   CheckpointStore,
   type CheckpointRequest,

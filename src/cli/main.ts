@@ -13,96 +13,15 @@ import { Argument, Command, Flag } from "effect/cli"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { ConfigInvalid, InputInvalid, isRuntimeError } from "../domain/Errors.ts"
-import type { BackendName } from "../domain/RuntimeConfig.ts"
-import { createRuntime, type L02Runtime, type RuntimeOptions } from "../runtime/createRuntime.ts"
+import { createRuntime } from "../runtime/createRuntime.ts"
 import { buildAgentImage, isolationInForce } from "../runtime/liveLayer.ts"
 import { loadConfigSync } from "../runtime/loadConfig.ts"
 import type { MachineName } from "../runtime/inspector.ts"
-import { withProgress } from "./progress.ts"
+import { global, optionsOf, print, progress, table, withRuntime } from "./commandSupport.ts"
 import { makeRenderer } from "./render.ts"
-import { type CliRuntime, remoteRuntime } from "./remote.ts"
-import { announceServe, servingAt } from "./serveDiscovery.ts"
+import { workflowCommand } from "./workflowCommands.ts"
+import { announceServe } from "./serveDiscovery.ts"
 
-const global = {
-  config: Flag.String("config").pipe(Flag.withDescription("YAML file with configuration overrides"), Flag.optional),
-  backend: Flag.Literals("backend", ["process", "docker", "kubernetes", "memory"] as const).pipe(
-    Flag.withDescription("sandbox backend (default: runtime.backend)"),
-    Flag.optional
-  ),
-  dataDir: Flag.String("data-dir").pipe(Flag.withDescription("data directory (default: runtime.data_dir)"), Flag.optional),
-  json: Flag.Boolean("json").pipe(Flag.withDescription("print JSON for scripts"), Flag.withDefault(false)),
-  url: Flag.String("url").pipe(Flag.withDescription("work against a running `l02 serve` at this URL instead of embedding (default: env L02_URL)"), Flag.optional),
-  apiKey: Flag.String("api-key").pipe(Flag.withDescription("API key for --url (prefer env L02_API_KEY: arguments are visible to other users)"), Flag.optional)
-}
-
-type Global = {
-  readonly config: Option.Option<string>
-  readonly backend: Option.Option<BackendName>
-  readonly dataDir: Option.Option<string>
-  readonly json: boolean
-  readonly url: Option.Option<string>
-  readonly apiKey: Option.Option<string>
-}
-
-const optionsOf = (g: Global): RuntimeOptions => ({
-  configFile: Option.getOrUndefined(g.config),
-  backend: Option.getOrUndefined(g.backend),
-  dataDir: Option.getOrUndefined(g.dataDir)
-})
-
-/** A one-shot command's runtime: it claims warm sandboxes but leaves filling the pools to `l02 serve`. */
-const oneShotOptionsOf = (g: Global): RuntimeOptions => ({ ...optionsOf(g), fillWarmPools: false })
-
-/**
- * The server to work against: --url, else L02_URL, else an `l02 serve` that holds the data directory;
- * none means embedded.
- */
-const serverOf = async (g: Global): Promise<{ readonly url: string; readonly apiKey: string | undefined } | undefined> => {
-  const apiKey = Option.getOrUndefined(g.apiKey) ?? process.env.L02_API_KEY
-  const url = Option.getOrUndefined(g.url) ?? process.env.L02_URL
-  if (url !== undefined && url !== "") return { url, apiKey }
-  const dataDir = Option.getOrUndefined(g.dataDir) ?? dataDirOf(g)
-  const serving = dataDir === undefined ? undefined : await servingAt(dataDir)
-  if (serving === undefined) return undefined
-  if (!g.json) console.error(`l02 serve holds ${dataDir}: talking to it at ${serving}`)
-  return { url: serving, apiKey }
-}
-
-/** The configured data directory (file and environment), when no --data-dir is given. */
-const dataDirOf = (g: Global): string | undefined => {
-  try {
-    return loadConfigSync({ file: Option.getOrUndefined(g.config), env: process.env }).runtime.data_dir
-  } catch {
-    return undefined
-  }
-}
-
-/**
- * Runs `f` with a runtime: the server of --url / L02_URL, or one embedded in this process. A coded error
- * prints as `CODE: message` and fails the command, the same either way.
- */
-const withRuntime = <A>(g: Global, f: (runtime: CliRuntime) => Promise<A>) =>
-  Effect.acquireUseRelease(
-    Effect.tryPromise({
-      try: async (): Promise<CliRuntime> => {
-        const server = await serverOf(g)
-        return server === undefined ? createRuntime(oneShotOptionsOf(g)) : remoteRuntime(server.url, server.apiKey)
-      },
-      catch: (e) => e
-    }),
-    (runtime) => Effect.tryPromise({ try: () => f(runtime), catch: (e) => e }),
-    (runtime) => Effect.promise(() => runtime.shutdown())
-  )
-
-/** Shows a progress indicator on stderr while `work` runs, for people (a terminal, not --json). */
-const progress = <A>(g: Global, label: string, work: () => Promise<A>) => withProgress(label, work, { enabled: !g.json })
-
-const print = (g: Global, value: unknown, human: () => string) => Console.log(g.json ? JSON.stringify(value, null, 2) : human())
-
-const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? []
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd()).join("\n")
-}
 
 const demo = Command.make("demo", global, (g) =>
   Effect.tryPromise({
@@ -397,7 +316,7 @@ const machines = Command.make("machines").pipe(Command.withDescription("The XSta
 /** The `l02` command tree. */
 export const l02 = Command.make("l02").pipe(
   Command.withDescription("L02 Agent Runtime: run AI agents as supervised actors in real sandboxes"),
-  Command.withSubcommands([demo, serveCommand, config, spawn, ls, get, suspend, resume, checkpoints, terminate, exec, fleet, pools, image, machines])
+  Command.withSubcommands([demo, serveCommand, config, spawn, ls, get, suspend, resume, checkpoints, terminate, exec, fleet, pools, workflowCommand, image, machines])
 )
 
 /** What a coded error means for someone at the `l02` prompt: the flags that are the ways out. */

@@ -10,12 +10,14 @@ import type { ErrorCode } from "../domain/ErrorCatalog.ts"
 import { BackendUnavailable, fromErrorData, type RuntimeError } from "../domain/Errors.ts"
 import type { FleetStatus } from "../domain/FleetStatus.ts"
 import type { PoolStatus } from "../domain/PoolStatus.ts"
+import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
+import type { WorkflowRun, WorkflowSummary } from "../domain/WorkflowRun.ts"
 import type { L02Runtime } from "../runtime/createRuntime.ts"
 
 /** What the CLI's commands use of a runtime, embedded or remote. */
 export type CliRuntime = Pick<
   L02Runtime,
-  "spawn" | "list" | "getState" | "suspend" | "resume" | "terminate" | "checkpoints" | "execute" | "fleetStatus" | "scale" | "fleetOperations" | "pools" | "shutdown"
+  "spawn" | "list" | "getState" | "suspend" | "resume" | "terminate" | "checkpoints" | "execute" | "fleetStatus" | "scale" | "fleetOperations" | "pools" | "shutdown" | "workflows"
 >
 
 type FleetOperation = Awaited<ReturnType<L02Runtime["scale"]>>
@@ -44,6 +46,32 @@ const jsonOf = async (response: Response): Promise<unknown> => {
   }
 }
 
+/** The data of each Server-Sent Event of a response; `event: error` throws the error it carries. */
+async function* sseEvents(response: Response): AsyncIterable<unknown> {
+  const decoder = new TextDecoder()
+  let buffer = ""
+  let event = "message"
+  let data: Array<string> = []
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true })
+    let newline: number
+    while ((newline = buffer.indexOf("\n")) !== -1) {
+      const line = buffer.slice(0, newline).replace(/\r$/, "")
+      buffer = buffer.slice(newline + 1)
+      if (line === "") {
+        if (data.length > 0) {
+          const parsed = JSON.parse(data.join("\n")) as unknown
+          if (event === "error") throw errorOf(500, parsed)
+          yield parsed
+        }
+        event = "message"
+        data = []
+      } else if (line.startsWith("event:")) event = line.slice(6).trim()
+      else if (line.startsWith("data:")) data.push(line.slice(5).trimStart())
+    }
+  }
+}
+
 /** A runtime served elsewhere, reached at `url` (e.g. http://127.0.0.1:8080) with an optional API key. */
 export const remoteRuntime = (url: string, apiKey: string | undefined): CliRuntime => {
   const base = url.replace(/\/+$/, "")
@@ -65,6 +93,14 @@ export const remoteRuntime = (url: string, apiKey: string | undefined): CliRunti
     return json as A
   }
   const id = (agentId: string) => encodeURIComponent(agentId)
+  const getWorkflow = (workflowId: string) => call<WorkflowRun>("GET", `/v1/workflows/${id(workflowId)}`)
+  const workflowEvents = (workflowId: string): AsyncIterable<LifecycleEvent> => ({
+    [Symbol.asyncIterator]: async function* () {
+      const response = await send("GET", `/v1/workflows/${id(workflowId)}/events`)
+      if (!response.ok) throw errorOf(response.status, await jsonOf(response))
+      yield* sseEvents(response) as AsyncIterable<LifecycleEvent>
+    }
+  })
 
   return {
     spawn: (config, initialContext) => call<SpawnResult>("POST", "/v1/agents", { config, ...(initialContext === undefined ? {} : { initialContext }) }),
@@ -94,31 +130,28 @@ export const remoteRuntime = (url: string, apiKey: string | undefined): CliRunti
       [Symbol.asyncIterator]: async function* () {
         const response = await send("POST", `/v1/agents/${id(agentId)}/execute`, { input, ...(options?.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }) })
         if (!response.ok) throw errorOf(response.status, await jsonOf(response))
-        const decoder = new TextDecoder()
-        let buffer = ""
-        let event = "message"
-        let data: Array<string> = []
-        for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-          buffer += decoder.decode(chunk, { stream: true })
-          let newline: number
-          while ((newline = buffer.indexOf("\n")) !== -1) {
-            const line = buffer.slice(0, newline).replace(/\r$/, "")
-            buffer = buffer.slice(newline + 1)
-            if (line === "") {
-              if (data.length > 0) {
-                const parsed = JSON.parse(data.join("\n")) as unknown
-                if (event === "error") throw errorOf(500, parsed)
-                yield parsed as never
-                if ((parsed as { type?: unknown }).type === "done") return
-              }
-              event = "message"
-              data = []
-            } else if (line.startsWith("event:")) event = line.slice(6).trim()
-            else if (line.startsWith("data:")) data.push(line.slice(5).trimStart())
-          }
+        for await (const event of sseEvents(response)) {
+          yield event as never
+          if ((event as { type?: unknown }).type === "done") return
         }
       }
     }),
+    workflows: {
+      start: (graph, input) => call<WorkflowRun>("POST", "/v1/workflows", { graph, ...(input === undefined ? {} : { input }) }),
+      get: getWorkflow,
+      list: async () => (await call<{ workflows: ReadonlyArray<WorkflowSummary> }>("GET", "/v1/workflows")).workflows,
+      signal: (workflowId, node, value) => call<WorkflowRun>("POST", `/v1/workflows/${id(workflowId)}/signal`, { node, ...(value === undefined ? {} : { value }) }),
+      cancel: (workflowId, reason) => call<WorkflowRun>("POST", `/v1/workflows/${id(workflowId)}/cancel`, reason === undefined ? {} : { reason }),
+      events: workflowEvents,
+      /** The run's event stream ends with its end: then the run is read. */
+      wait: async (workflowId) => {
+        for await (const _ of workflowEvents(workflowId)) {
+          // drained
+        }
+        return getWorkflow(workflowId)
+      },
+      actorOf: () => undefined
+    },
     shutdown: async () => {}
   }
 }

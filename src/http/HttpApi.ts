@@ -17,6 +17,7 @@ import { PoolStatus } from "../domain/PoolStatus.ts"
 import { AgentId, CheckpointId } from "../domain/Ids.ts"
 import { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import { type ApiKeyScope, PoolName } from "../domain/RuntimeConfig.ts"
+import { makeWorkflowsGroup } from "./WorkflowsApi.ts"
 
 /** The body of every error answer: the stable code, the error's tag and a message saying what to fix. */
 export const ErrorBody = Schema.Struct({
@@ -34,16 +35,16 @@ export type ErrorBody = typeof ErrorBody.Type
 const errorAt = (status: number, description: string) =>
   ErrorBody.pipe(HttpApiSchema.status(status)).annotate({ description })
 
-/** 400: malformed JSON, wrong types, unknown fields or an invalid AgentConfig (E2001, E2040-E2044). */
-export const BadRequest = errorAt(400, "The request is invalid (E2001, E2040-E2044); nothing was changed.")
+/** 400: malformed JSON, wrong types, unknown fields, an invalid AgentConfig or WorkflowGraph (E2001, E2004-E2006, E2040-E2044). */
+export const BadRequest = errorAt(400, "The request is invalid (E2001, E2004-E2006, E2040-E2044); nothing was changed.")
 /** 401: no API key, or an unknown one (E2002). */
 export const Unauthorized = errorAt(401, "No valid API key (E2002).")
 /** 403: the API key lacks the route's scope (E2003). */
 export const Forbidden = errorAt(403, "The API key lacks the scope this route needs (E2003).")
-/** 404: no such agent, checkpoint or route (E2021, E2061, E2001). */
-export const NotFound = errorAt(404, "No such agent, checkpoint or route (E2021, E2061, E2001).")
-/** 409: the agent's state does not accept the operation, or it failed in a way the caller must resolve. */
-export const Conflict = errorAt(409, "The agent's state does not allow the operation (E2020), or it needs a decision: resume failed, restart limit reached, checkpoint corrupt (E2024, E2025, E2062).")
+/** 404: no such agent, checkpoint, workflow run or route (E2021, E2061, E2032, E2001). */
+export const NotFound = errorAt(404, "No such agent, checkpoint, workflow run or route (E2021, E2061, E2032, E2001).")
+/** 409: the agent's or run's state does not accept the operation, or it failed in a way the caller must resolve. */
+export const Conflict = errorAt(409, "The agent's or workflow run's state does not allow the operation (E2020, E2031), or it needs a decision: resume failed, restart limit reached, checkpoint corrupt (E2024, E2025, E2062).")
 /** 502: the sandbox backend failed while doing what was asked (E2022, E2023, E2026, E2027, E2029, E2045, E2046, E2048, E2049). */
 export const BadGateway = errorAt(502, "The sandbox backend failed (E2022, E2023, E2026, E2027, E2029, E2045, E2046, E2048, E2049).")
 /** 503: the runtime cannot serve now: shut down, spawn queue full, backend or store unreachable (E2028, E2030, E2047, E2060). */
@@ -346,6 +347,12 @@ export type EndpointName =
   | "events"
   | "metrics"
   | "health"
+  | "startWorkflow"
+  | "listWorkflows"
+  | "getWorkflow"
+  | "signalWorkflow"
+  | "cancelWorkflow"
+  | "workflowEvents"
 
 /** The scope each endpoint needs (`admin` has them all); `public` endpoints need no key. */
 export const endpointScopes: Readonly<Record<EndpointName, ApiKeyScope | "public">> = {
@@ -365,7 +372,13 @@ export const endpointScopes: Readonly<Record<EndpointName, ApiKeyScope | "public
   operations: "read",
   events: "read",
   metrics: "read",
-  health: "public"
+  health: "public",
+  startWorkflow: "operate",
+  listWorkflows: "read",
+  getWorkflow: "read",
+  signalWorkflow: "operate",
+  cancelWorkflow: "operate",
+  workflowEvents: "read"
 }
 
 /** The whole API. */
@@ -374,6 +387,7 @@ export const L02Api = Api.make("l02")
   .add(AgentDetailsGroup)
   .add(PoolsGroup)
   .add(FleetGroup)
+  .add(makeWorkflowsGroup(agentErrors))
   .annotateMerge(
     OpenApi.annotations({
       title: "L02 Agent Runtime",

@@ -16,7 +16,7 @@ import type { ApiKeyConfig } from "../domain/RuntimeConfig.ts"
 import type { L02Runtime } from "../runtime/createRuntime.ts"
 import type { SpawnPolicy } from "../runtime/SpawnPolicy.ts"
 import { authenticate, authorize, resolveApiKeys } from "./ApiKeys.ts"
-import { type ErrorAnswer, answerOf, answerOfUnknown } from "./ErrorResponse.ts"
+import { answerOf, answerOfUnknown } from "./ErrorResponse.ts"
 import {
   AgentPath,
   endpointScopes,
@@ -34,9 +34,11 @@ import {
 } from "./HttpApi.ts"
 import { dashboardRoute } from "./dashboard/DashboardRoutes.ts"
 import { decode } from "./internal/decode.ts"
+import { type Answer, type Handler, json, orThrow, securityHeaders, sendError, sendJson, startSse, writeEvent } from "./internal/answers.ts"
 import { pathProblem } from "./internal/canonicalPath.ts"
 import { match, type Route } from "./internal/routes.ts"
 import { makeMetrics } from "./Metrics.ts"
+import { workflowHandlers } from "./workflowHandlers.ts"
 import { docsHtml, openApiJson } from "./OpenApiDocument.ts"
 
 /** Options of {@link serve}; host, port, keys and body limit default to the runtime's `http` configuration. */
@@ -73,63 +75,6 @@ const SpawnEnvelope = Schema.Struct({
 })
 
 const agentStates: ReadonlyArray<AgentState> = ["pending", "spawning", "running", "suspending", "suspended", "resuming", "terminating", "terminated", "failed"]
-
-type Handler = (request: Parsed) => Promise<Answer>
-
-interface Parsed {
-  readonly params: Readonly<Record<string, string>>
-  readonly query: Readonly<Record<string, string>>
-  /** The JSON body; `undefined` when there was none. */
-  readonly body: unknown
-  readonly res: ServerResponse
-  readonly req: IncomingMessage
-  /** Who asks: a config in the request is spawned as `remote`, within the key's trust levels. */
-  readonly policy: SpawnPolicy
-}
-
-type Answer =
-  | { readonly _tag: "Json"; readonly status: number; readonly body: unknown }
-  | { readonly _tag: "Text"; readonly status: number; readonly contentType: string; readonly body: string }
-  /** The handler wrote the response itself (a stream). */
-  | { readonly _tag: "Streamed" }
-
-const json = (status: number, body: unknown): Answer => ({ _tag: "Json", status, body })
-
-const orThrow = <A>(value: A | InputInvalid): A => {
-  if (value instanceof InputInvalid) throw value
-  return value
-}
-
-const securityHeaders = { "x-content-type-options": "nosniff", "cache-control": "no-store" }
-
-const sendJson = (res: ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}) => {
-  if (res.headersSent || res.destroyed) return
-  const text = JSON.stringify(body)
-  res.writeHead(status, { ...securityHeaders, ...headers, "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) })
-  res.end(text)
-}
-
-const sendError = (res: ServerResponse, answer: ErrorAnswer) => sendJson(res, answer.status, answer.body, answer.headers)
-
-/** Writes one SSE event; false when the client is gone or too far behind (it is then disconnected). */
-const writeEvent = (res: ServerResponse, fields: { readonly event?: string; readonly id?: string | number; readonly data: unknown }): boolean => {
-  if (res.destroyed || res.writableEnded) return false
-  let frame = ""
-  if (fields.id !== undefined) frame += `id: ${fields.id}\n`
-  if (fields.event !== undefined) frame += `event: ${fields.event}\n`
-  frame += `data: ${JSON.stringify(fields.data)}\n\n`
-  res.write(frame)
-  if (res.writableLength > 4 * 1024 * 1024) {
-    res.destroy()
-    return false
-  }
-  return true
-}
-
-const startSse = (res: ServerResponse) => {
-  res.writeHead(200, { ...securityHeaders, "content-type": "text/event-stream; charset=utf-8", connection: "keep-alive", "x-accel-buffering": "no" })
-  res.flushHeaders()
-}
 
 const readBody = (req: IncomingMessage, limit: number): Promise<Buffer> =>
   new Promise((resolve, reject) => {
@@ -381,7 +326,11 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
       const agents = await Promise.all(running.map((a) => runtime.getState(a.agentId).catch(() => a)))
       return { _tag: "Text", status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render(await runtime.fleetStatus(), agents) }
     },
-    health: async () => json(200, { status: "ok", runtimeId: runtime.runtimeId })
+    health: async () => json(200, { status: "ok", runtimeId: runtime.runtimeId }),
+    ...workflowHandlers(runtime, (end) => {
+      closers.add(end)
+      return () => closers.delete(end)
+    })
   }
 
   /** Ends open event streams on close. */

@@ -22,7 +22,7 @@ import type { Actor, InspectionEvent } from "xstate"
 import type { workflowMachine } from "../../machines/workflowMachine.ts"
 import type { AgentConfig } from "../domain/AgentConfig.ts"
 import type { ErrorData } from "../domain/ErrorCatalog.ts"
-import { InputInvalid, type RuntimeError, type StoreFailed, WorkflowGraphInvalid, WorkflowTransitionInvalid } from "../domain/Errors.ts"
+import { InputInvalid, type RuntimeError, type StoreFailed, WorkflowGraphInvalid, WorkflowNotFound, WorkflowTransitionInvalid } from "../domain/Errors.ts"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import type { WorkflowGraph, WorkflowNode } from "../domain/WorkflowGraph.ts"
 import { finalWorkflowStates, type NodeRun, type WorkflowRun, type WorkflowSummary } from "../domain/WorkflowRun.ts"
@@ -166,18 +166,23 @@ export const make = (options: { readonly runnerName: string; readonly inspect?: 
               Object.entries(run.nodes).map(([id, n]) => [id, n.state === "pending" || n.state === "running" || n.state === "waiting" ? { ...n, state } : n])
             )
           })
+          // The engine also closes the scopes of runs a later replay superseded (with success): the
+          // run's machine, already final, takes no second end.
           if (Exit.isSuccess(exit)) {
-            yield* Effect.orDie(host.change(hosted, { event: { type: "workflow.completed", output: exit.value } }))
-            return yield* record(workflowId, "workflow.completed")
+            if (yield* Effect.orDie(host.change(hosted, { event: { type: "workflow.completed", output: exit.value } }))) yield* record(workflowId, "workflow.completed")
+            return
           }
           // A cancelled run ends cancelled, whether its stop reached it as an interrupt or as a stopped step.
           if (Cause.hasInterruptsOnly(exit.cause) || hosted.run.state === "cancelling") {
-            yield* Effect.orDie(host.change(hosted, { event: { type: "workflow.cancelled" }, patch: settleOpen("cancelled") }))
-            return yield* record(workflowId, "workflow.cancelled", { reason: hosted.actor.getSnapshot().context.cancelReason })
+            if (yield* Effect.orDie(host.change(hosted, { event: { type: "workflow.cancelled" }, patch: settleOpen("cancelled") }))) {
+              yield* record(workflowId, "workflow.cancelled", { reason: hosted.actor.getSnapshot().context.cancelReason })
+            }
+            return
           }
           const error = failureOf(exit.cause)
-          yield* Effect.orDie(host.change(hosted, { event: { type: "workflow.failed", error }, patch: settleOpen("cancelled") }))
-          yield* record(workflowId, "workflow.failed", { error })
+          if (yield* Effect.orDie(host.change(hosted, { event: { type: "workflow.failed", error }, patch: settleOpen("cancelled") }))) {
+            yield* record(workflowId, "workflow.failed", { error })
+          }
         }),
       shuttingDown: () => shuttingDown,
       agentStep: (request) =>
@@ -253,7 +258,15 @@ export const make = (options: { readonly runnerName: string; readonly inspect?: 
         return hosted.run
       })
 
-    const get: WorkflowsShape["get"] = (workflowId) => Effect.flatMap(workflowIdOf(workflowId), (id) => Effect.map(host.load(id), (h) => h.run))
+    // Read from the store: it holds what every writer of the run wrote.
+    const get: WorkflowsShape["get"] = (workflowId) =>
+      Effect.flatMap(workflowIdOf(workflowId), (id) =>
+        Effect.flatMap(store.get(id), (found) =>
+          Option.isSome(found)
+            ? Effect.succeed(found.value)
+            : Effect.fail(new WorkflowNotFound({ message: `no workflow run ${id}; workflows.list() and GET /v1/workflows show the runs`, workflowId: id }))
+        )
+      )
 
     const refuse = (hosted: HostedRun, operation: string, why: string) =>
       new WorkflowTransitionInvalid({

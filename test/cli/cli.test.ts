@@ -135,3 +135,22 @@ describe("l02 beside a running l02 serve", () => {
   }, 120_000)
 })
 
+describe("l02 workflow", () => {
+  it("runs the worked example of docs/workflows.md on the embedded default, showing each node, then lists and shows the run", async () => {
+    const example = new URL("../../docs/examples/review.yaml", import.meta.url).pathname
+    const ran = await l02("workflow", "run", example, "--input", '{"topic":"a CSV parser"}')
+    expect(ran.code).toBe(0)
+    for (const line of ["▶ plan", "✓ plan", "✓ draft", "✓ tests", "✓ review", "- rework skipped", "✓ publish", "run completed"]) expect(ran.stderr).toContain(line)
+    expect(ran.stdout).toMatch(/plan-draft-review {2}completed/)
+    expect(ran.stdout).toContain('output: {"publish":{"text":"echo: publish a CSV parser"')
+    const runs = JSON.parse((await l02("workflow", "ls", "--json")).stdout) as Array<{ workflowId: string; state: string }>
+    expect(runs.at(-1)!.state).toBe("completed")
+    const shown = JSON.parse((await l02("workflow", "get", runs.at(-1)!.workflowId, "--json")).stdout) as { nodes: Record<string, { state: string }> }
+    expect(shown.nodes.rework!.state).toBe("skipped")
+    const signal = await l02("workflow", "signal", runs.at(-1)!.workflowId, "review", "{}")
+    expect(signal.code).toBe(1)
+    expect(signal.stderr).toMatch(/^E2031: /m)
+    const bad = await l02("workflow", "run", example, "--input", "{not json")
+    expect(bad.stderr).toMatch(/^E2001: --input is not JSON/m)
+  }, 120_000)
+})

@@ -47,7 +47,13 @@ describe("OpenAPI document", () => {
       "POST /v1/fleet/scale",
       "GET /v1/fleet/operations",
       "GET /metrics",
-      "GET /healthz"
+      "GET /healthz",
+      "POST /v1/workflows",
+      "GET /v1/workflows",
+      "GET /v1/workflows/{workflowId}",
+      "POST /v1/workflows/{workflowId}/signal",
+      "POST /v1/workflows/{workflowId}/cancel",
+      "GET /v1/workflows/{workflowId}/events"
     ].sort()
     const beside = ["GET /dashboard", "GET /v1/machines/{name}", "GET /openapi.json", "GET /docs"]
     expect(listed).toEqual([...expected, ...beside].sort())
@@ -55,7 +61,7 @@ describe("OpenAPI document", () => {
     // Every listed operation is routed: a request to it is never 404 (unknown route) or 405.
     for (const { method, path } of operations(spec)) {
       if (path.endsWith("/execute") || path === "/v1/events") continue
-      const r = await t.request(method, path.replace("{agentId}", "00000000-0000-4000-8000-000000000000").replace("{name}", "agent"))
+      const r = await t.request(method, path.replace("{agentId}", "00000000-0000-4000-8000-000000000000").replace("{name}", "agent").replace("{workflowId}", "00000000-0000-4000-8000-000000000000"))
       expect([404, 405].includes(r.status) ? r.json.error.code : "routed", `${method} ${path}`).not.toBe("E2001")
     }
   })

@@ -42,6 +42,20 @@ targets.push({ name: "heap bytes per idle agent at 10,000, in-memory backend and
   console.error(`process: runtime spawn + first execute / bare: ${proc.ratios.runtimeSpawnExchange}x; runtime terminate / bare: ${proc.ratios.runtimeTerminate}x`)
 }
 
+// Workflows on the embedded default: node dispatch against the same executes called directly, and
+// runs waiting on an approval.
+{
+  const { benchWaitingWorkflows, benchWorkflowDispatch } = await import("./workflows.ts")
+  const dispatch = await benchWorkflowDispatch(10, 15)
+  results.workflowDispatch = dispatch
+  targets.push({ name: "workflow of 10 sequential agent steps p50 / the same 10 executes called directly p50", value: dispatch.ratio, target: "<= 1.2", ok: dispatch.ratio <= 1.2 })
+  targets.push({ name: "workflow: added p50 per node on the embedded store, ms", value: dispatch.addedPerNodeMs, target: "<= 5", ok: dispatch.addedPerNodeMs <= 5 })
+  const waiting = await benchWaitingWorkflows(Number(process.env.L02_BENCH_WAITING_RUNS ?? 10_000))
+  results.waitingWorkflows = waiting
+  targets.push({ name: `workflow: heap bytes per run waiting on an approval (${waiting.runs} runs)`, value: waiting.heapBytesPerWaitingRun, target: "<= 10240", ok: waiting.heapBytesPerWaitingRun <= 10_240 })
+  targets.push({ name: "workflow: resume of one waiting run (signal to its end) p50, ms", value: waiting.resumeP50Ms, target: "<= 50", ok: waiting.resumeP50Ms <= 50 })
+}
+
 // Docker: the backend and the full runtime against raw dockerode, when an engine answers.
 if (process.env.L02_BENCH_DOCKER !== "0") {
   try {

@@ -61,6 +61,15 @@ export interface WorkflowsShape {
   readonly actorOf: (workflowId: string) => Option.Option<Actor<typeof workflowMachine>>
 }
 
+/** Options of {@link make}. */
+export interface WorkflowsOptions {
+  /** The engine runner's name: the runtime id (stable per host, backend, data directory and store). */
+  readonly runnerName: string
+  readonly inspect?: ((event: InspectionEvent) => void) | undefined
+  /** Seconds a run may go unchanged before only its record and snapshot are kept (0: never); default 60. */
+  readonly hibernateAfterSeconds?: number | undefined
+}
+
 /** The workflows service. */
 export class Workflows extends Context.Service<Workflows, WorkflowsShape>()("l02/Workflows") {}
 
@@ -101,14 +110,15 @@ const failureOf = (cause: Cause.Cause<unknown>): ErrorData => {
 }
 
 /** The workflows service, over the agent runtime, the workflow store and the store's SQL database. */
-export const make = (options: { readonly runnerName: string; readonly inspect?: ((event: InspectionEvent) => void) | undefined }) =>
+export const make = (options: WorkflowsOptions) =>
   Effect.gen(function* () {
     const runtime = yield* AgentRuntime
     const store = yield* WorkflowStore
     const sql = yield* SqlClient
     const scope = yield* Effect.scope
     const iso = () => new Date().toISOString()
-    const host = yield* makeRunHost({ store, now: iso, inspect: options.inspect })
+    const hibernate = options.hibernateAfterSeconds ?? 60
+    const host = yield* makeRunHost({ store, now: iso, inspect: options.inspect, idleMs: hibernate === 0 ? undefined : hibernate * 1000 })
     let shuttingDown = false
     // What tells a run's running steps to stop (cancel), and every step at shutdown.
     const shutdown = Deferred.makeUnsafe<"shutdown">()
@@ -363,5 +373,5 @@ export const make = (options: { readonly runnerName: string; readonly inspect?: 
   })
 
 /** The workflows service as a layer. */
-export const layer = (options: { readonly runnerName: string; readonly inspect?: ((event: InspectionEvent) => void) | undefined }) =>
+export const layer = (options: WorkflowsOptions) =>
   Layer.effect(Workflows, make(options))

@@ -43,7 +43,7 @@ export const startEngine = (options: {
     )
     const runner = SingleRunner.layer({
       runnerStorage: "sql",
-      shardingConfig: { runnerAddress: Option.some(RunnerAddress.make(options.runnerName, 1)), entityMessagePollInterval: "1 second" }
+      shardingConfig: { runnerAddress: Option.some(RunnerAddress.make(options.runnerName, 1)), entityMessagePollInterval: "1 second", entityMaxIdleTime: "10 seconds", simulateRemoteSerialization: false }
     })
     const layer = graph.graphWorkflowLayer.pipe(
       Layer.provideMerge(ClusterWorkflowEngine.layer),

@@ -7,6 +7,7 @@ import { createActor, type Actor, type InspectionEvent } from "xstate"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
+import * as Schedule from "effect/Schedule"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
 import { type WorkflowEvent, workflowMachine } from "../../machines/workflowMachine.ts"
@@ -19,6 +20,8 @@ export interface HostedRun {
   run: WorkflowRun
   readonly actor: Actor<typeof workflowMachine>
   readonly writes: Semaphore.Semaphore
+  /** When it last changed (ms): a run left alone is let go from memory (`idleMs`). */
+  touched: number
 }
 
 /** The run host (see the module comment). */
@@ -49,6 +52,8 @@ export const makeRunHost = (options: {
   readonly store: WorkflowStoreShape
   readonly now: () => string
   readonly inspect?: ((event: InspectionEvent) => void) | undefined
+  /** A run unchanged this long is dropped from memory (its record and snapshot stay in the store); never when undefined. */
+  readonly idleMs?: number | undefined
 }) =>
   Effect.gen(function* () {
     const { store, now } = options
@@ -63,7 +68,7 @@ export const makeRunHost = (options: {
         ...(options.inspect === undefined ? {} : { inspect: options.inspect })
       })
       actor.start()
-      const hosted: HostedRun = { run, actor, writes: Semaphore.makeUnsafe(1) }
+      const hosted: HostedRun = { run, actor, writes: Semaphore.makeUnsafe(1), touched: Date.now() }
       runs.set(run.workflowId, hosted)
       return hosted
     }
@@ -111,6 +116,7 @@ export const makeRunHost = (options: {
             snapshot: hosted.actor.getPersistedSnapshot(),
             updatedAt: now()
           }
+          hosted.touched = Date.now()
           // A store that refuses the write leaves the run as it was, in memory too.
           return yield* write(hosted, next).pipe(
             Effect.as(true),
@@ -133,6 +139,17 @@ export const makeRunHost = (options: {
         return hosted
       })
 
+    // Waiting for a person can take days: a run nothing happens to goes back to the store until needed.
+    const idleMs = options.idleMs
+    const sweep = Effect.sync(() => {
+      const now = Date.now()
+      for (const [id, hosted] of runs) {
+        if (now - hosted.touched < idleMs!) continue
+        runs.delete(id)
+        hosted.actor.stop()
+      }
+    })
+    if (idleMs !== undefined) yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced(`${Math.max(1000, Math.floor(idleMs / 3))} millis`)))
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         for (const hosted of runs.values()) hosted.actor.stop()

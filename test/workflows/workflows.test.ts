@@ -10,8 +10,8 @@ const agent = (name: string, command: ReadonlyArray<string> = ["l02-agent"]) => 
 const step = (id: string, input: unknown, extra: Record<string, unknown> = {}) => ({ id, kind: "agent", spawn: agent(id), input, ...extra })
 
 let runtimes: Array<L02Runtime> = []
-const newRuntime = async () => {
-  const runtime = await createRuntime({ backend: "memory", env: {}, fillWarmPools: false, config: { store: { pglite: "memory" } } })
+const newRuntime = async (runtimeConfig: Record<string, unknown> = {}) => {
+  const runtime = await createRuntime({ backend: "memory", env: {}, fillWarmPools: false, config: { store: { pglite: "memory" }, runtime: runtimeConfig } })
   runtimes.push(runtime)
   return runtime
 }
@@ -201,5 +201,17 @@ describe("workflows", () => {
     const children = await runtime.workflows.list({ parentId: run.workflowId })
     expect(children).toHaveLength(1)
     expect(children[0]).toMatchObject({ name: "inner", state: "completed", parentId: run.workflowId })
+  }, 30_000)
+
+  it("lets a run that waits go from memory after hibernate_idle_after_seconds, and takes its signal all the same", async () => {
+    const runtime = await newRuntime({ hibernate_idle_after_seconds: 1 })
+    const run = await runtime.workflows.start({ name: "hold", nodes: [{ id: "approve", kind: "approval" }, step("after", "{{ nodes.approve.output }}")], edges: [{ from: "approve", to: "after" }] })
+    await eventually(async () => expect((await runtime.workflows.get(run.workflowId)).state).toBe("waiting"), 10_000)
+    expect(runtime.workflows.actorOf(run.workflowId)).toBeDefined()
+    await eventually(() => expect(runtime.workflows.actorOf(run.workflowId)).toBeUndefined(), 10_000)
+    expect(await failureOf(runtime.workflows.signal(run.workflowId, "after", 1))).toMatchObject({ code: "E2031" })
+    await runtime.workflows.signal(run.workflowId, "approve", "go")
+    const done = await runtime.workflows.wait(run.workflowId)
+    expect(done.nodes.after!.output).toMatchObject({ data: "go" })
   }, 30_000)
 })

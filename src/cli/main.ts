@@ -290,7 +290,7 @@ const image = Command.make("image").pipe(
 
 const machinesExport = Command.make(
   "export",
-  { out: Flag.String("out").pipe(Flag.withDescription("directory to write agent.json and fleet.json to (default: current directory)"), Flag.withDefault(".")) },
+  { out: Flag.String("out").pipe(Flag.withDescription("directory to write agent.json, fleet.json and workflow.json to (default: current directory)"), Flag.withDefault(".")) },
   (a) =>
     Effect.tryPromise({
       try: async () => {
@@ -306,7 +306,7 @@ const machinesExport = Command.make(
       },
       catch: (e) => new ConfigInvalid({ message: `cannot write the machine definitions to ${a.out}: ${(e as Error).message}; choose a writable --out directory`, key: "out" })
     }).pipe(Effect.flatMap((files) => Console.log(files.map((f) => `wrote ${f}`).join("\n"))))
-).pipe(Command.withDescription("Write the machine definitions as JSON for Stately Studio (docs/inspector.md)"), Command.withExamples([{ command: `l02 machines export --out ./machines-json`, description: "agent.json and fleet.json" }]))
+).pipe(Command.withDescription("Write the machine definitions as JSON for Stately Studio (docs/inspector.md)"), Command.withExamples([{ command: `l02 machines export --out ./machines-json`, description: "agent.json, fleet.json and workflow.json" }]))
 
 const machines = Command.make("machines").pipe(Command.withDescription("The XState machines: export for Stately tools"), Command.withSubcommands([machinesExport]))
 

@@ -58,9 +58,32 @@ export const makeMetrics = (): Metrics => {
   const errors = new Map<string, number>()
   const eventsByType = new Map<string, number>()
   const requests = new Map<string, number>()
+  const runEnds = new Map<string, number>([["completed", 0], ["failed", 0], ["cancelled", 0]])
+  const nodeOutcomes = new Map<string, number>([["completed", 0], ["failed", 0], ["skipped", 0], ["retry", 0], ["cancelled", 0]])
+  let runsStarted = 0
+  const nodeDurations = new Histogram()
+  /** When each workflow node's current try started, by run and node. */
+  const nodeStarted = new Map<string, number>()
+
+  const observeWorkflow = (event: LifecycleEvent) => {
+    const node = (event.data as { node?: unknown } | undefined)?.node
+    const key = `${event.agentId}/${String(node)}`
+    if (event.type === "workflow.created") runsStarted += 1
+    const end = /^workflow\.(completed|failed|cancelled)$/.exec(event.type)?.[1]
+    if (end !== undefined) runEnds.set(end, (runEnds.get(end) ?? 0) + 1)
+    const outcome = /^workflow\.node\.(completed|failed|skipped|retry|cancelled)$/.exec(event.type)?.[1]
+    if (outcome !== undefined) nodeOutcomes.set(outcome, (nodeOutcomes.get(outcome) ?? 0) + 1)
+    if (event.type === "workflow.node.started") nodeStarted.set(key, Date.parse(event.at))
+    else if (outcome !== undefined && outcome !== "skipped") {
+      const at = nodeStarted.get(key)
+      nodeStarted.delete(key)
+      if (outcome === "completed" && at !== undefined && Number.isFinite(at)) nodeDurations.observe(Math.max(0, Date.parse(event.at) - at) / 1000)
+    }
+  }
 
   const observe = (event: LifecycleEvent) => {
     eventsByType.set(event.type, (eventsByType.get(event.type) ?? 0) + 1)
+    if (event.type.startsWith("workflow.")) return observeWorkflow(event)
     const at = Date.parse(event.at)
     if (event.type === "agent.created") started.set(event.agentId, { operation: "spawn", at })
     if (event.type === "agent.state") {
@@ -102,12 +125,13 @@ export const makeMetrics = (): Metrics => {
     for (const [code, n] of [...errors].sort()) lines.push(`l02_backend_errors_total{code="${escapeLabel(code)}"} ${n}`)
     family("l02_lifecycle_events_total", "counter", "Lifecycle events seen by this server, by type.")
     for (const [type, n] of [...eventsByType].sort()) lines.push(`l02_lifecycle_events_total{type="${escapeLabel(type)}"} ${n}`)
-    for (const operation of ["spawn", "suspend", "resume"] as const) {
-      const h = histograms[operation]
-      const name = `l02_${operation}_duration_seconds`
-      family(name, "histogram", `Time from asking to ${operation} an agent until it reached its target state.`)
+    const histogram = (name: string, help: string, h: Histogram) => {
+      family(name, "histogram", help)
       latencyBuckets.forEach((bound, i) => lines.push(`${name}_bucket{le="${bound}"} ${h.counts[i]}`))
       lines.push(`${name}_bucket{le="+Inf"} ${h.count}`, `${name}_sum ${h.sum}`, `${name}_count ${h.count}`)
+    }
+    for (const operation of ["spawn", "suspend", "resume"] as const) {
+      histogram(`l02_${operation}_duration_seconds`, `Time from asking to ${operation} an agent until it reached its target state.`, histograms[operation])
     }
     const usage = (name: string, help: string, value: (u: NonNullable<AgentInstance["resourceUsage"]>) => number | undefined) => {
       family(name, "gauge", help)
@@ -119,6 +143,13 @@ export const makeMetrics = (): Metrics => {
     usage("l02_agent_cpu_percent", "A running agent's CPU use, sampled from its sandbox (100 = one core).", (u) => u.cpuPercent)
     usage("l02_agent_memory_bytes", "A running agent's resident memory, sampled from its sandbox.", (u) => u.memoryBytes)
     usage("l02_agent_tokens_used", "Model tokens an agent's conversation has used (input plus output).", (u) => u.tokensUsed)
+    family("l02_workflow_runs_started_total", "counter", "Workflow runs started on this runtime since the server started.")
+    lines.push(`l02_workflow_runs_started_total ${runsStarted}`)
+    family("l02_workflow_runs_ended_total", "counter", "Workflow runs that ended, by how.")
+    for (const [end, n] of runEnds) lines.push(`l02_workflow_runs_ended_total{end="${end}"} ${n}`)
+    family("l02_workflow_nodes_total", "counter", "Workflow node outcomes (retry: a try failed and another follows).")
+    for (const [outcome, n] of nodeOutcomes) lines.push(`l02_workflow_nodes_total{outcome="${outcome}"} ${n}`)
+    histogram("l02_workflow_node_duration_seconds", "From a workflow node's try starting to the node completing.", nodeDurations)
     family("l02_http_requests_total", "counter", "HTTP requests answered, by endpoint and status.")
     for (const [key, n] of [...requests].sort()) {
       const [endpoint, status] = key.split(" ")

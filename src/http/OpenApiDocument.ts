@@ -33,9 +33,9 @@ const servedBeside: Json = {
   "/v1/machines/{name}": {
     get: {
       operationId: "pages.machine",
-      summary: "A machine definition as JSON for Stately Studio (agent or fleet)",
+      summary: "A machine definition as JSON for Stately Studio (agent, fleet or workflow)",
       tags: ["pages"],
-      parameters: [{ name: "name", in: "path", required: true, schema: { type: "string", enum: ["agent", "fleet"] } }],
+      parameters: [{ name: "name", in: "path", required: true, schema: { type: "string", enum: ["agent", "fleet", "workflow"] } }],
       responses: {
         "200": { description: "The machine's definition (XState JSON).", content: { "application/json": { schema: { type: "object" } } } },
         ...errorAnswers(["401", "403", "404"])

@@ -13,6 +13,7 @@ import { createWebSocketInspector } from "@statelyai/inspect"
 import { WebSocket, WebSocketServer } from "ws"
 import type { AnyStateMachine, InspectionEvent } from "xstate"
 import { agentMachine } from "../../machines/agentMachine.ts"
+import { workflowMachine } from "../../machines/workflowMachine.ts"
 import { fleetMachine } from "../../machines/fleetMachine.ts"
 import { ConfigInvalid } from "../domain/Errors.ts"
 
@@ -165,9 +166,10 @@ export const createLocalInspector = async (options: LocalInspectorOptions = {}):
 }
 
 /** The machines Stately Studio can import, by the name used in `l02 machines export` and GET /v1/machines/{name}. */
-export const exportableMachines: Readonly<Record<"agent" | "fleet", AnyStateMachine>> = {
+export const exportableMachines: Readonly<Record<"agent" | "fleet" | "workflow", AnyStateMachine>> = {
   agent: agentMachine as unknown as AnyStateMachine,
-  fleet: fleetMachine as unknown as AnyStateMachine
+  fleet: fleetMachine as unknown as AnyStateMachine,
+  workflow: workflowMachine as unknown as AnyStateMachine
 }
 
 /** A name of {@link exportableMachines}. */

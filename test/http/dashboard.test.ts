@@ -51,10 +51,11 @@ describe("dashboard routes", () => {
     expect(agent.json).toEqual(machineJson("agent"))
     expect((await t.request("GET", "/v1/machines/fleet", { token: keys.ADMIN_KEY })).json.id).toBe("fleet")
     expect((await t.request("GET", "/v1/machines/fleet", { token: keys.OPERATE_KEY })).json.error.code).toBe("E2003")
-    const missing = await t.request("GET", "/v1/machines/workflow", { token: keys.READ_KEY })
+    expect((await t.request("GET", "/v1/machines/workflow", { token: keys.READ_KEY })).json.id).toBe("workflow")
+    const missing = await t.request("GET", "/v1/machines/pipeline", { token: keys.READ_KEY })
     expect(missing.status).toBe(404)
     expect(missing.json.error).toMatchObject({ code: "E2001" })
-    expect(missing.json.error.message).toContain("agent, fleet")
+    expect(missing.json.error.message).toContain("agent, fleet, workflow")
   })
 
   it("accepts ?access_token= on the event stream only, and only for the read scope", async () => {

@@ -77,6 +77,12 @@ describe("workflow routes", () => {
     const listed = await t.request("GET", "/v1/workflows?state=completed", { token: readKey })
     expect(listed.json.workflows.map((w: { workflowId: string }) => w.workflowId)).toContain(id)
     expect(listed.json.workflows[0].graph).toBeUndefined()
+    // The server's metrics count the run and its nodes.
+    await new Promise((r) => setTimeout(r, 50))
+    const metrics = (await t.request("GET", "/metrics", { token: readKey })).text
+    expect(metrics).toMatch(/^l02_workflow_runs_ended_total\{end="completed"\} [1-9]/m)
+    expect(metrics).toMatch(/^l02_workflow_nodes_total\{outcome="completed"\} ([5-9]|\d\d)/m)
+    expect(metrics).toMatch(/^l02_workflow_node_duration_seconds_count ([4-9]|\d\d)/m)
     // Resuming the stream after its last event gives nothing more than the end.
     const again = await fetch(`${t.url}/v1/workflows/${id}/events`, { headers: { authorization: `Bearer ${readKey}`, "last-event-id": events.at(-2)!.id! } })
     expect((await readSse(again)).map((e) => e.data.type)).toEqual(["workflow.completed"])

@@ -83,4 +83,33 @@ describe.skipIf(!process.env.L02_TEST_BROWSER)("dashboard in headless Chromium",
     await page.screenshot({ path: screenshot, fullPage: true })
     expect(problems).toEqual([])
   })
+
+  it("draws a workflow run's graph with each node's live state, following it over the event stream", async () => {
+    const graph = {
+      name: "dash-flow",
+      nodes: [
+        { id: "first", kind: "agent", spawn: { ...answeringAgent, name: "dash-first" }, input: "go" },
+        { id: "approve", kind: "approval" },
+        { id: "last", kind: "agent", spawn: { ...answeringAgent, name: "dash-last" }, input: "{{ nodes.approve.output }}" }
+      ],
+      edges: [{ from: "first", to: "approve" }, { from: "approve", to: "last" }]
+    }
+    const started = await t.request("POST", "/v1/workflows", { token: keys.DASH_ADMIN, body: { graph } })
+    expect(started.status).toBe(201)
+    const id = started.json.workflowId as string
+    const row = page.locator(`#runs tr[data-workflow-id="${id}"]`)
+    await expect.poll(() => row.locator("td.state").textContent(), { timeout: 10_000 }).toBe("waiting")
+    await row.click()
+    await expect.poll(() => page.getAttribute('svg.graph .node[data-node="approve"]', "class"), { timeout: 10_000 }).toBe("node waiting")
+    expect(await page.getAttribute('svg.graph .node[data-node="first"]', "class")).toBe("node completed")
+    expect(await page.getAttribute('svg.graph .node[data-node="last"]', "class")).toBe("node pending")
+    expect(await page.locator("svg.graph path").count()).toBe(2)
+    const signalled = await t.request("POST", `/v1/workflows/${id}/signal`, { token: keys.DASH_ADMIN, body: { node: "approve", value: "ok" } })
+    expect(signalled.status).toBe(200)
+    await expect.poll(() => page.getAttribute('svg.graph .node[data-node="last"]', "class"), { timeout: 10_000 }).toBe("node completed")
+    await expect.poll(() => row.locator("td.state").textContent(), { timeout: 10_000 }).toBe("completed")
+    expect(await page.textContent("#run-title")).toContain("dash-flow")
+    await page.screenshot({ path: screenshot.replace(/\.png$/, "-workflow.png"), fullPage: true })
+    expect(problems).toEqual([])
+  })
 })

@@ -2,8 +2,9 @@
  * The live dashboard of `l02 serve` (GET /dashboard): one self-contained HTML page, inline CSS and
  * JavaScript, no external assets, so it works where no CDN can be reached.
  *
- * The page reads the fleet over the HTTP API (GET /v1/fleet, /v1/agents, /healthz) and follows it live
- * over Server-Sent Events from GET /v1/events. The agent machine is drawn server-side as SVG and the
+ * The page reads the fleet over the HTTP API (GET /v1/fleet, /v1/agents, /v1/workflows, /healthz) and
+ * follows it live over Server-Sent Events from GET /v1/events. A selected workflow run's graph is drawn
+ * with each node's live state. The agent machine is drawn server-side as SVG and the
  * selected agent's current state is highlighted on it. With API keys configured the page asks for a
  * key, sends it as a bearer token, and passes it to the event stream as `?access_token=` (EventSource
  * cannot send headers; the server accepts that parameter on the event stream only, for read scope).
@@ -52,6 +53,14 @@ svg.machine .edge text{fill:var(--muted);font-size:9px;paint-order:stroke;stroke
 svg.machine .arrowhead{fill:#56626e}
 svg.machine .note{fill:var(--muted);font-size:11px}
 #detail{font-size:13px;margin-top:8px;display:flex;flex-wrap:wrap;gap:4px 24px}
+svg.graph{width:100%;height:auto;display:block}
+svg.graph .node rect{fill:#1c242d;stroke:#3a4652;stroke-width:1.5}
+svg.graph .node text{fill:var(--text);font-size:12px}
+svg.graph .node text.sub{fill:var(--muted);font-size:10px}
+svg.graph .node.running rect,svg.graph .node.waiting rect{stroke:var(--accent);stroke-width:3}
+svg.graph .node.completed rect{stroke:var(--ok)}svg.graph .node.failed rect{stroke:var(--bad);stroke-width:3}
+svg.graph .node.skipped rect,svg.graph .node.cancelled rect{stroke-dasharray:4 3}svg.graph .node.compensated rect{stroke:var(--sus)}
+svg.graph path{stroke:#56626e;stroke-width:1.2;fill:none}
 #auth{position:fixed;inset:0;background:rgba(5,8,12,.85);display:flex;align-items:center;justify-content:center}
 #auth[hidden]{display:none}
 #auth form{background:var(--panel);border:1px solid var(--line);border-radius:8px;padding:20px;width:360px}
@@ -63,7 +72,7 @@ svg.machine .note{fill:var(--muted);font-size:11px}
 const script = `
 "use strict"
 const $ = (selector) => document.querySelector(selector)
-const state = { key: sessionStorage.getItem("l02.apiKey") || "", agents: new Map(), selected: undefined, source: undefined, refreshTimer: undefined, transitions: 0 }
+const state = { key: sessionStorage.getItem("l02.apiKey") || "", agents: new Map(), selected: undefined, source: undefined, refreshTimer: undefined, transitions: 0, runs: [], run: undefined, runTimer: undefined }
 
 class HttpError extends Error { constructor(status, message) { super(message); this.status = status } }
 
@@ -160,7 +169,7 @@ async function refreshFleet() {
 }
 
 async function refreshAll() {
-  const [list] = await Promise.all([api("/v1/agents"), refreshFleet()])
+  const [list] = await Promise.all([api("/v1/agents"), refreshFleet(), refreshRuns().catch(() => undefined)])
   // The list carries no live usage: a running agent's own answer has it (sampled from its sandbox).
   const previous = state.agents
   state.agents = new Map(list.agents.map((a) => [a.agentId, { ...a, resourceUsage: a.resourceUsage || (previous.get(a.agentId) || {}).resourceUsage }]))
@@ -184,8 +193,84 @@ function scheduleRefresh(agentId) {
   }, 150)
 }
 
+const svgNs = "http://www.w3.org/2000/svg"
+function svgEl(name, attrs) { const el = document.createElementNS(svgNs, name); for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v)); return el }
+
+// A run's graph in columns by depth (the longest path from a node without incoming edges), each node
+// drawn with its live state.
+function drawRun(run) {
+  const holder = $("#graph")
+  holder.replaceChildren()
+  if (!run) { $("#run-title").textContent = "select a run"; return }
+  $("#run-title").textContent = run.name + " (" + run.workflowId + "): " + run.state + (run.error ? "  " + run.error.code + ": " + run.error.message : "")
+  const nodes = run.graph.nodes, edges = run.graph.edges || []
+  const depth = new Map(nodes.map((n) => [n.id, 0]))
+  for (let i = 0; i < nodes.length; i++) for (const e of edges) depth.set(e.to, Math.max(depth.get(e.to), depth.get(e.from) + 1))
+  const columns = new Map()
+  for (const n of nodes) { const d = depth.get(n.id); if (!columns.has(d)) columns.set(d, []); columns.get(d).push(n) }
+  const w = 130, h = 42, gapX = 60, gapY = 20, pos = new Map()
+  let rows = 0
+  for (const [d, list] of columns) { list.forEach((n, i) => pos.set(n.id, { x: 10 + d * (w + gapX), y: 10 + i * (h + gapY) })); rows = Math.max(rows, list.length) }
+  const svg = svgEl("svg", { class: "graph", viewBox: "0 0 " + (20 + columns.size * (w + gapX) - gapX) + " " + (20 + rows * (h + gapY) - gapY), role: "img" })
+  svg.appendChild(svgEl("title")).textContent = "workflow " + run.name
+  for (const e of edges) {
+    const a = pos.get(e.from), b = pos.get(e.to)
+    if (!a || !b) continue
+    const x1 = a.x + w, y1 = a.y + h / 2, x2 = b.x, y2 = b.y + h / 2
+    svg.appendChild(svgEl("path", { d: "M" + x1 + " " + y1 + " C" + (x1 + gapX / 2) + " " + y1 + " " + (x2 - gapX / 2) + " " + y2 + " " + x2 + " " + y2 }))
+  }
+  for (const n of nodes) {
+    const p = pos.get(n.id), record = run.nodes[n.id] || { state: "pending", attempts: 0 }
+    const g = svgEl("g", { class: "node " + record.state, "data-node": n.id, transform: "translate(" + p.x + "," + p.y + ")" })
+    g.appendChild(svgEl("rect", { width: w, height: h, rx: 6 }))
+    const label = svgEl("text", { x: 8, y: 17 }); label.textContent = n.id + " (" + n.kind + ")"; g.appendChild(label)
+    const sub = svgEl("text", { x: 8, y: 33, class: "sub" }); sub.textContent = record.state + (record.attempts > 1 ? ", try " + record.attempts : ""); g.appendChild(sub)
+    svg.appendChild(g)
+  }
+  holder.appendChild(svg)
+}
+
+function renderRuns() {
+  const body = $("#runs tbody")
+  body.replaceChildren()
+  for (const run of state.runs) {
+    const row = document.createElement("tr")
+    row.dataset.workflowId = run.workflowId
+    if (state.run && state.run.workflowId === run.workflowId) row.className = "selected"
+    cell(row, run.workflowId, "id").title = run.workflowId
+    cell(row, run.name)
+    const st = cell(row, "", "state"); const pill = document.createElement("span"); pill.className = "pill " + run.state; pill.textContent = run.state; st.appendChild(pill)
+    cell(row, run.updatedAt ? new Date(run.updatedAt).toLocaleTimeString() : "-", "muted")
+    row.addEventListener("click", () => selectRun(run.workflowId))
+    body.appendChild(row)
+  }
+  $("#no-runs").hidden = state.runs.length > 0
+}
+
+async function selectRun(workflowId) {
+  state.run = await api("/v1/workflows/" + encodeURIComponent(workflowId))
+  renderRuns()
+  drawRun(state.run)
+}
+
+async function refreshRuns() {
+  state.runs = (await api("/v1/workflows")).workflows
+  if (!state.run && state.runs.length > 0) { await selectRun(state.runs[state.runs.length - 1].workflowId); return }
+  renderRuns()
+}
+
+function scheduleRunRefresh(workflowId) {
+  if (state.runTimer !== undefined) return
+  state.runTimer = setTimeout(async () => {
+    state.runTimer = undefined
+    await refreshRuns().catch(() => undefined)
+    if (state.run && state.run.workflowId === workflowId) await selectRun(workflowId).catch(() => undefined)
+  }, 150)
+}
+
 function onEvent(event) {
   addTransition(event)
+  if (event.type.startsWith("workflow.")) { scheduleRunRefresh(event.agentId); return }
   const known = state.agents.get(event.agentId) || { agentId: event.agentId, restartCount: 0 }
   // A replayed event older than what the agent's own answer says changes only the list above.
   if (event.toState && !(known.updatedAt && event.at < known.updatedAt)) {
@@ -271,6 +356,11 @@ export const dashboardPage = (machine: AnyStateMachine = exportableMachines.agen
 <p id="empty" class="muted">No agents yet: spawn one with POST /v1/agents or <code>l02 spawn</code>.</p>
 </section>
 <section><h2>Recent transitions</h2><ul id="transitions"></ul></section>
+<section><h2>Workflow runs</h2>
+<table id="runs"><thead><tr><th>run</th><th>name</th><th>state</th><th>updated</th></tr></thead><tbody></tbody></table>
+<p id="no-runs" class="muted">No workflow runs yet: start one with POST /v1/workflows or <code>l02 workflow run</code>.</p>
+</section>
+<section><h2>Workflow: <span id="run-title">select a run</span></h2><div id="graph"></div></section>
 <section class="wide"><h2>Agent machine: <span id="selected">select an agent</span></h2>${diagram.svg}<div id="detail"></div></section>
 </main>
 <div id="auth" hidden><form><h2>API key</h2><p class="muted">This server needs an API key with the read scope (operate to act on agents). It is kept in this tab's session storage only.</p>

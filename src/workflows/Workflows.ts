@@ -17,6 +17,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Tracer from "effect/Tracer"
 import { SqlClient } from "effect/sql/SqlClient"
 import type { Actor, InspectionEvent } from "xstate"
 import type { workflowMachine } from "../../machines/workflowMachine.ts"
@@ -68,6 +69,8 @@ export interface WorkflowsOptions {
   readonly inspect?: ((event: InspectionEvent) => void) | undefined
   /** Seconds a run may go unchanged before only its record and snapshot are kept (0: never); default 60. */
   readonly hibernateAfterSeconds?: number | undefined
+  /** The runtime's tracer: a span per operation and per node try (the agents' own spans inside). */
+  readonly tracer?: Tracer.Tracer | undefined
 }
 
 /** The workflows service. */
@@ -118,6 +121,16 @@ export const make = (options: WorkflowsOptions) =>
     const scope = yield* Effect.scope
     const iso = () => new Date().toISOString()
     const hibernate = options.hibernateAfterSeconds ?? 60
+    const traced =
+      (name: string, attributes: Record<string, unknown>) =>
+      <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
+        const spanned = effect.pipe(
+          Effect.tapError((error) => Effect.annotateCurrentSpan("l02.error.code", (error as { code?: unknown } | undefined)?.code ?? "unknown")),
+          Effect.withSpan(name, { attributes: { "l02.runtime_id": options.runnerName, ...attributes } })
+        )
+        return options.tracer === undefined ? spanned : Effect.withTracer(spanned, options.tracer)
+      }
+    const idAttribute = (id: unknown) => (typeof id === "string" ? id.slice(0, 100) : "(not an id)")
     const host = yield* makeRunHost({ store, now: iso, inspect: options.inspect, idleMs: hibernate === 0 ? undefined : hibernate * 1000 })
     let shuttingDown = false
     // What tells a run's running steps to stop (cancel), and every step at shutdown.
@@ -196,7 +209,12 @@ export const make = (options: WorkflowsOptions) =>
         }),
       shuttingDown: () => shuttingDown,
       agentStep: (request) =>
-        runAgentStep(runtime, request, {
+        traced("l02.workflow.node", {
+          "l02.workflow_id": request.workflowId,
+          "l02.workflow.node": request.node,
+          "l02.workflow.attempt": request.attempt,
+          "l02.workflow.role": request.role
+        })(runAgentStep(runtime, request, {
           shuttingDown: () => shuttingDown,
           // A compensation runs because of the cancel: only the shutdown stops it.
           stopped:
@@ -204,7 +222,7 @@ export const make = (options: WorkflowsOptions) =>
               ? Deferred.await(shutdown)
               : Effect.raceFirst(Deferred.await(shutdown), Deferred.await(stopOf(request.workflowId))),
           started: (agentId) => Effect.flatMap(loaded(request.workflowId), (h) => Effect.orDie(host.change(h, { patch: patchNode(request.node, { agentId }) })))
-        }),
+        })),
       child: (parent, node, graph, input) =>
         Effect.gen(function* () {
           const childId = childIdOf(parent.workflowId, node)
@@ -361,11 +379,15 @@ export const make = (options: WorkflowsOptions) =>
       )
 
     return Workflows.of({
-      start,
+      start: (graph, input, startOptions) =>
+        traced("l02.workflow.start", { "l02.workflow.name": typeof (graph as { name?: unknown } | null)?.name === "string" ? (graph as { name: string }).name.slice(0, 100) : "" })(
+          Effect.tap(start(graph, input, startOptions), (run) => Effect.annotateCurrentSpan("l02.workflow_id", run.workflowId))
+        ),
       get,
       list: (filter) => Effect.map(store.list({ parentId: null, ...filter }), (runs) => runs.map(summaryOf)),
-      signal,
-      cancel,
+      signal: (workflowId, node, value) =>
+        traced("l02.workflow.signal", { "l02.workflow_id": idAttribute(workflowId), "l02.workflow.node": idAttribute(node) })(signal(workflowId, node, value)),
+      cancel: (workflowId, reason) => traced("l02.workflow.cancel", { "l02.workflow_id": idAttribute(workflowId) })(cancel(workflowId, reason)),
       events,
       wait,
       actorOf: (workflowId) => Option.map(Option.fromUndefinedOr(host.hosted().find((h) => h.run.workflowId === workflowId)), (h) => h.actor)

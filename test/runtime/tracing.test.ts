@@ -94,6 +94,46 @@ describe("traces", () => {
     expect(c.requests.every((r) => r.path === "/v1/traces" && r.headers["x-collector-key"] === "secret-value")).toBe(true)
   })
 
+  it("exports a span per workflow operation and per node try, with the step's own agent spans inside it", async () => {
+    const c = await collector()
+    const runtime = await createRuntime({
+      backend: "memory",
+      env: {},
+      fillWarmPools: false,
+      config: { store: { pglite: "memory" }, runtime: { runtime_id: "rt-wf-traces" }, telemetry: { traces: { exporter: "otlp", endpoint: c.url, service_name: "l02-test", export_interval_ms: 100 } } }
+    })
+    let workflowId = ""
+    try {
+      const graph = {
+        name: "traced-flow",
+        nodes: [
+          { id: "ask", kind: "agent", spawn: { name: "asker", trustLevel: "TRUSTED", command: ["l02-agent"] }, input: "hi" },
+          { id: "approve", kind: "approval" }
+        ],
+        edges: [{ from: "ask", to: "approve" }]
+      }
+      const run = await runtime.workflows.start(graph)
+      workflowId = run.workflowId
+      for (let i = 0; i < 200 && (await runtime.workflows.get(workflowId)).state !== "waiting"; i++) await new Promise((r) => setTimeout(r, 20))
+      await expect(runtime.workflows.signal(workflowId, "ask", 1)).rejects.toMatchObject({ code: "E2031" })
+      await runtime.workflows.signal(workflowId, "approve", true)
+      await runtime.workflows.wait(workflowId)
+    } finally {
+      await runtime.shutdown()
+    }
+    const start = c.spans.find((s) => s.name === "l02.workflow.start")!
+    expect(attr(start, "l02.workflow_id")).toBe(workflowId)
+    expect(attr(start, "l02.workflow.name")).toBe("traced-flow")
+    const node = c.spans.find((s) => s.name === "l02.workflow.node")!
+    expect(attr(node, "l02.workflow.node")).toBe("ask")
+    expect(attr(node, "l02.workflow.attempt")).toBe(0)
+    // The step's spawn and execute are spans of the node's try.
+    const children = c.spans.filter((s) => s.parentSpanId === node.spanId).map((s) => s.name)
+    expect(children).toEqual(expect.arrayContaining(["l02.spawn", "l02.execute"]))
+    const signals = c.spans.filter((s) => s.name === "l02.workflow.signal")
+    expect(signals.map((s) => attr(s, "l02.error.code"))).toEqual(["E2031", undefined])
+  })
+
   it("sends nothing with the default configuration", async () => {
     const c = await collector()
     const services = await memoryServices()

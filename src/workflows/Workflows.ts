@@ -264,11 +264,13 @@ export const make = (options: WorkflowsOptions) =>
     const executionIdOf = (workflowId: string) => withEngine((e) => e.graph.GraphWorkflow.executionId({ workflowId }))
     const execute = (workflowId: string) => withEngine((e) => Effect.asVoid(e.graph.GraphWorkflow.execute({ workflowId }, { discard: true })))
 
-    // Unfinished runs (of an earlier process) resume: the engine replays them from its storage.
-    const unfinished = yield* Effect.orDie(store.list({ state: ["pending", "running", "waiting", "cancelling"], parentId: null }))
+    // Unfinished runs (of an earlier process) resume: the engine, once started, redelivers the messages
+    // of the runs it had begun from its storage; a run it never received (the process stopped between
+    // writing the record and handing the run over) is handed over now.
+    const unfinished = yield* Effect.orDie(store.list({ state: ["pending", "running", "waiting", "cancelling"], limit: 1 }))
     if (unfinished.length > 0) {
       yield* engine
-      for (const run of unfinished) yield* execute(run.workflowId)
+      for (const run of yield* Effect.orDie(store.list({ state: "pending", parentId: null }))) yield* execute(run.workflowId)
     }
 
     const start: WorkflowsShape["start"] = (document, input, startOptions) =>

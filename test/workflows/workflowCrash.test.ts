@@ -5,7 +5,11 @@
 import { mkdtemp, rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { randomUUID } from "node:crypto"
+import { Effect } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
+import { WorkflowStore } from "../../src/services/WorkflowStore.ts"
+import * as Store from "../../src/store/Store.ts"
 import { createRuntime } from "../../src/runtime/createRuntime.ts"
 import { agentsByNode, type CrashScene, cleanUpScene, crashRuntimeOptions, killDuringSlowNodeThenResume, starts } from "./crashSupport.ts"
 import { crashGraph } from "./fixtures/crashGraph.ts"
@@ -44,4 +48,23 @@ describe("workflow durability", () => {
     expect(await agentsByNode(runtime, run.workflowId)).toEqual({ first: 1, slow: 1, last: 1 })
     expect((await starts(runtime, run.workflowId)).filter((n) => n === "first")).toHaveLength(1)
   }, 120_000)
+
+  it("hands over at start a run whose record was written but which the engine never received", async () => {
+    dir = await mkdtemp(join(tmpdir(), "l02-wf-pending-"))
+    const workflowId = randomUUID()
+    const at = new Date().toISOString()
+    const graph = { name: "orphan", nodes: [{ id: "only", kind: "agent" as const, spawn: { name: "only", trustLevel: "TRUSTED" as const }, input: "hello" }] }
+    // What a process that stopped right after writing the record leaves behind.
+    await Effect.runPromise(
+      Effect.gen(function* () {
+        const store = yield* WorkflowStore
+        yield* store.save({ workflowId, name: "orphan", state: "pending", graph, input: null, origin: "embedding", nodes: { only: { state: "pending", attempts: 0 } }, createdAt: at, updatedAt: at })
+      }).pipe(Effect.provide(Store.layer({ pglite: "file", dataDir: dir })))
+    )
+    const runtime = await createRuntime(crashRuntimeOptions(dir))
+    scene.runtime = runtime
+    const done = await runtime.workflows.wait(workflowId)
+    expect(done.state).toBe("completed")
+    expect(done.nodes.only!.output).toMatchObject({ text: "echo: hello" })
+  }, 60_000)
 })

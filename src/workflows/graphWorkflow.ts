@@ -66,7 +66,8 @@ const nodeFailed = (run: WorkflowRun, node: string, error: ErrorData): NodeFailu
   node
 })
 
-const backoffMs = (node: AgentNode, attempt: number): number => {
+/** The wait before the try after try `attempt` (0-based): `backoffSeconds` doubling, at most `maxBackoffSeconds`. */
+export const backoffMs = (node: Pick<AgentNode, "retry">, attempt: number): number => {
   const base = (node.retry?.backoffSeconds ?? 1) * 1000
   const max = (node.retry?.maxBackoffSeconds ?? 300) * 1000
   return Math.min(max, base * 2 ** attempt)

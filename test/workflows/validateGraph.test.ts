@@ -5,6 +5,7 @@ import { WorkflowGraphInvalid } from "../../src/domain/Errors.ts"
 import { render } from "../../src/workflows/templates.ts"
 import { evaluateCondition } from "../../src/workflows/conditions.ts"
 import { validateGraph, type ValidGraph } from "../../src/workflows/validateGraph.ts"
+import { backoffMs } from "../../src/workflows/graphWorkflow.ts"
 
 const agent = { name: "worker", trustLevel: "TRUSTED" }
 const step = (id: string, input: unknown = "go") => ({ id, kind: "agent", spawn: agent, input })
@@ -120,3 +121,11 @@ describe("templates and conditions", () => {
     expect(evaluateCondition({ path: "input.missing", truthy: false }, scope)).toBe(true)
   })
 })
+
+describe("retry backoff", () => {
+  it("doubles from backoffSeconds up to maxBackoffSeconds, defaulting to 1 s and 300 s", () => {
+    expect([0, 1, 2, 3, 4].map((a) => backoffMs({ retry: { attempts: 5, backoffSeconds: 0.5, maxBackoffSeconds: 3 } }, a))).toEqual([500, 1000, 2000, 3000, 3000])
+    expect([0, 1, 8, 9].map((a) => backoffMs({ retry: { attempts: 10 } }, a))).toEqual([1000, 2000, 256_000, 300_000])
+  })
+})
+

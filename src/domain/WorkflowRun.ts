@@ -26,6 +26,8 @@ export interface NodeRun {
   readonly agentId?: string | undefined
   readonly startedAt?: string | undefined
   readonly finishedAt?: string | undefined
+  /** Where the node's compensation is, once it ran. */
+  readonly compensation?: "running" | "completed" | "failed" | undefined
 }
 
 /** A workflow run. */

@@ -11,10 +11,13 @@ import { createHash, randomUUID } from "node:crypto"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
@@ -89,6 +92,18 @@ const childIdOf = (parentId: string, node: string): string => {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`
 }
 
+// How far along its lifecycle a node state is (a replay never moves a node back).
+const stateRank: Readonly<Record<NodeRun["state"], number>> = {
+  pending: 0,
+  running: 1,
+  waiting: 1,
+  completed: 2,
+  failed: 2,
+  skipped: 2,
+  cancelled: 2,
+  compensated: 3
+}
+
 const summaryOf = ({ graph: _graph, snapshot: _snapshot, ...summary }: WorkflowRun): WorkflowSummary => summary
 
 const spawnConfigs = (graph: WorkflowGraph, prefix = ""): ReadonlyArray<{ readonly node: string; readonly config: AgentConfig }> =>
@@ -145,8 +160,16 @@ export const make = (options: WorkflowsOptions) =>
       return stop
     }
 
+    // Every event of a run goes through here: written, published on the runtime's events, and on this
+    // service's own feed, which a follower subscribes to before it reads the history.
+    const feed = yield* PubSub.unbounded<LifecycleEvent>()
+    yield* Effect.addFinalizer(() => PubSub.shutdown(feed))
     const record = (workflowId: string, type: string, data?: Record<string, unknown>) =>
-      Effect.ignore(runtime.recordEvents([{ agentId: workflowId, type, data: { workflowId, ...data }, at: iso() }]))
+      runtime.recordEvents([{ agentId: workflowId, type, data: { workflowId, ...data }, at: iso() }]).pipe(
+        Effect.retry({ schedule: Schedule.exponential("100 millis"), times: 5 }),
+        Effect.flatMap((events) => PubSub.publishAll(feed, events)),
+        Effect.ignore
+      )
 
     const patchNode = (node: string, patch: Partial<NodeRun>) => (run: WorkflowRun): WorkflowRun => ({
       ...run,
@@ -154,34 +177,45 @@ export const make = (options: WorkflowsOptions) =>
     })
 
     const loaded = (workflowId: string) => Effect.orDie(host.load(workflowId))
+    // What the engine has done must reach the record: a store that refuses is asked again (100 ms
+    // doubling to 5 s, for about a minute) before the run's fiber gives up.
+    const writeSurely = <A>(write: Effect.Effect<A, StoreFailed>) =>
+      write.pipe(Effect.retry({ schedule: Schedule.exponential("100 millis").pipe(Schedule.modifyDelay((m) => Effect.succeed(Duration.min(m.output, Duration.seconds(5))))), times: 20 }), Effect.orDie)
 
     const hooks: WorkflowHooksShape = {
       run: (workflowId) => Effect.map(loaded(workflowId), (h) => h.run),
       started: (workflowId) =>
         Effect.gen(function* () {
           const hosted = yield* loaded(workflowId)
-          if (yield* Effect.orDie(host.change(hosted, { event: { type: "workflow.start" } }))) yield* record(workflowId, "workflow.started")
+          if (yield* writeSurely(host.change(hosted, { event: { type: "workflow.start" } }))) yield* record(workflowId, "workflow.started")
         }),
       node: (workflowId, node, patch, event) =>
         Effect.gen(function* () {
           const hosted = yield* loaded(workflowId)
-          const before = hosted.run.nodes[node]?.state
-          yield* Effect.orDie(host.change(hosted, { patch: patchNode(node, patch) }))
-          // A replayed node reports the state it already had; only a change is an event (a try's start always is).
-          if (event !== undefined && (patch.state === undefined || patch.state !== before || event.type === "workflow.node.started")) {
-            yield* record(workflowId, event.type, { node, ...event.data })
-          }
+          const before = hosted.run.nodes[node]
+          // The engine replays a run's body from the top (after a signal, a timer, a restart): a node
+          // never goes back in its lifecycle, and only a change is an event. A try's start, reported
+          // from inside its activity, is one each time it really starts.
+          const tryStart = event?.type === "workflow.node.started" && event.data?.attempt !== undefined
+          // A try failed and another follows: back to pending, only from the try that failed.
+          const retry = event?.type === "workflow.node.retry" && before?.state === "running" && before.attempts === Number(event.data?.attempt) + 1
+          if (patch.state !== undefined && before !== undefined && stateRank[patch.state] < stateRank[before.state] && !tryStart && !retry) return
+          if (patch.compensation !== undefined && before?.compensation === patch.compensation) return
+          yield* writeSurely(host.change(hosted, { patch: patchNode(node, patch) }))
+          const changed = patch.state === undefined ? patch.compensation !== undefined : patch.state !== before?.state
+          if (event !== undefined && (changed || tryStart)) yield* record(workflowId, event.type, { node, ...event.data })
         }),
       waiting: (workflowId, node) =>
         Effect.gen(function* () {
           const hosted = yield* loaded(workflowId)
           if (hosted.run.nodes[node]?.state !== "pending") return
-          yield* Effect.orDie(host.change(hosted, { event: { type: "workflow.waiting", node }, patch: patchNode(node, { state: "waiting", startedAt: iso() }) }))
+          yield* writeSurely(host.change(hosted, { event: { type: "workflow.waiting", node }, patch: patchNode(node, { state: "waiting", startedAt: iso() }) }))
           yield* record(workflowId, "workflow.node.waiting", { node })
         }),
       finished: (workflowId, exit) =>
         Effect.gen(function* () {
           if (shuttingDown) return
+          stops.delete(workflowId)
           const hosted = yield* loaded(workflowId)
           const settleOpen = (state: NodeRun["state"]) => (run: WorkflowRun): WorkflowRun => ({
             ...run,
@@ -192,18 +226,22 @@ export const make = (options: WorkflowsOptions) =>
           // The engine also closes the scopes of runs a later replay superseded (with success): the
           // run's machine, already final, takes no second end.
           if (Exit.isSuccess(exit)) {
-            if (yield* Effect.orDie(host.change(hosted, { event: { type: "workflow.completed", output: exit.value } }))) yield* record(workflowId, "workflow.completed")
+            if (yield* writeSurely(host.change(hosted, { event: { type: "workflow.completed", output: exit.value } }))) yield* record(workflowId, "workflow.completed")
             return
           }
           // A cancelled run ends cancelled, whether its stop reached it as an interrupt or as a stopped step.
           if (Cause.hasInterruptsOnly(exit.cause) || hosted.run.state === "cancelling") {
-            if (yield* Effect.orDie(host.change(hosted, { event: { type: "workflow.cancelled" }, patch: settleOpen("cancelled") }))) {
+            // A sub-workflow is interrupted with its parent's cancel, without a cancel of its own.
+            if (host.accepts(hosted, { type: "workflow.cancel" })) {
+              yield* writeSurely(host.change(hosted, { event: { type: "workflow.cancel", reason: "its parent run was cancelled" } }))
+            }
+            if (yield* writeSurely(host.change(hosted, { event: { type: "workflow.cancelled" }, patch: settleOpen("cancelled") }))) {
               yield* record(workflowId, "workflow.cancelled", { reason: hosted.actor.getSnapshot().context.cancelReason })
             }
             return
           }
           const error = failureOf(exit.cause)
-          if (yield* Effect.orDie(host.change(hosted, { event: { type: "workflow.failed", error }, patch: settleOpen("cancelled") }))) {
+          if (yield* writeSurely(host.change(hosted, { event: { type: "workflow.failed", error }, patch: settleOpen("cancelled") }))) {
             yield* record(workflowId, "workflow.failed", { error })
           }
         }),
@@ -221,7 +259,7 @@ export const make = (options: WorkflowsOptions) =>
             request.role === "compensation"
               ? Deferred.await(shutdown)
               : Effect.raceFirst(Deferred.await(shutdown), Deferred.await(stopOf(request.workflowId))),
-          started: (agentId) => Effect.flatMap(loaded(request.workflowId), (h) => Effect.orDie(host.change(h, { patch: patchNode(request.node, { agentId }) })))
+          started: (agentId) => Effect.flatMap(loaded(request.workflowId), (h) => writeSurely(host.change(h, { patch: patchNode(request.node, { agentId }) })))
         })),
       child: (parent, node, graph, input) =>
         Effect.gen(function* () {
@@ -311,40 +349,51 @@ export const make = (options: WorkflowsOptions) =>
         const id = yield* workflowIdOf(workflowId)
         if (typeof node !== "string") return yield* new InputInvalid({ message: "the node to signal is the id of an approval node", key: "node" })
         const hosted = yield* host.load(id)
-        if (!host.accepts(hosted, { type: "workflow.signal", node })) {
-          const waiting = hosted.actor.getSnapshot().context.waiting
-          return yield* refuse(hosted, `signal ${node}`, waiting.length === 0 ? " and waits for no signal" : `; it waits for a signal to ${waiting.join(", ")}`)
-        }
-        // The engine takes the value first: a refusal there changes nothing; the record follows.
-        yield* withEngine((e) =>
+        return yield* hosted.operations.withPermit(
           Effect.gen(function* () {
-            const deferred = e.graph.approvalDeferred(node)
-            const { tokenFromExecutionId, succeed } = yield* Effect.promise(() => import("effect/workflow/DurableDeferred"))
-            const executionId = yield* executionIdOf(id)
-            yield* succeed(deferred, { token: tokenFromExecutionId(deferred, { workflow: e.graph.GraphWorkflow, executionId }), value: value ?? null })
+            if (!host.accepts(hosted, { type: "workflow.signal", node })) {
+              const waiting = hosted.actor.getSnapshot().context.waiting
+              return yield* refuse(hosted, `signal ${node}`, waiting.length === 0 ? " and waits for no signal" : `; it waits for a signal to ${waiting.join(", ")}`)
+            }
+            // The engine takes the value first: a refusal there changes nothing; the record follows.
+            yield* withEngine((e) =>
+              Effect.gen(function* () {
+                const deferred = e.graph.approvalDeferred(node)
+                const { tokenFromExecutionId, succeed } = yield* Effect.promise(() => import("effect/workflow/DurableDeferred"))
+                const executionId = yield* executionIdOf(id)
+                yield* succeed(deferred, { token: tokenFromExecutionId(deferred, { workflow: e.graph.GraphWorkflow, executionId }), value: value ?? null })
+              })
+            )
+            const taken = yield* host.change(hosted, { event: { type: "workflow.signal", node }, patch: patchNode(node, { state: "running", output: value ?? null }) })
+            if (!taken) return yield* refuse(hosted, `signal ${node}`, ", which ended before the signal was taken")
+            yield* record(id, "workflow.signalled", { node, value: value ?? null })
+            return hosted.run
           })
         )
-        yield* host.change(hosted, { event: { type: "workflow.signal", node }, patch: patchNode(node, { state: "running", output: value ?? null }) })
-        yield* record(id, "workflow.signalled", { node, value: value ?? null })
-        return hosted.run
       })
 
     const cancel: WorkflowsShape["cancel"] = (workflowId, reason) =>
       Effect.gen(function* () {
         const id = yield* workflowIdOf(workflowId)
         const hosted = yield* host.load(id)
-        if (!host.accepts(hosted, { type: "workflow.cancel", reason })) return yield* refuse(hosted, "cancel", "")
-        yield* host.change(hosted, { event: { type: "workflow.cancel", reason } })
-        yield* record(id, "workflow.cancelling", { reason })
-        // Its running steps (and its sub-workflows') stop now; the engine's interrupt ends the run.
-        const stopTree = (runId: string): Effect.Effect<void, StoreFailed> =>
+        return yield* hosted.operations.withPermit(
           Effect.gen(function* () {
-            Deferred.doneUnsafe(stopOf(runId), Exit.succeed("cancel" as const))
-            for (const child of yield* store.list({ parentId: runId })) yield* stopTree(child.workflowId)
+            if (!(yield* host.change(hosted, { event: { type: "workflow.cancel", reason } }))) return yield* refuse(hosted, "cancel", "")
+            yield* record(id, "workflow.cancelling", { reason })
+            // Its running steps stop now, and the engine's interrupt ends the run; its sub-workflows'
+            // (innermost first) too, since a parent waiting on a child takes no interrupt until it ends.
+            const stopTree = (runId: string): Effect.Effect<void, StoreFailed> =>
+              Effect.gen(function* () {
+                Deferred.doneUnsafe(stopOf(runId), Exit.succeed("cancel" as const))
+                for (const child of yield* store.list({ parentId: runId })) {
+                  if (!finalWorkflowStates.includes(child.state)) yield* stopTree(child.workflowId)
+                }
+                yield* withEngine((e) => Effect.flatMap(executionIdOf(runId), (executionId) => e.graph.GraphWorkflow.interrupt(executionId)))
+              })
+            yield* stopTree(id)
+            return hosted.run
           })
-        yield* stopTree(id)
-        yield* withEngine((e) => Effect.flatMap(executionIdOf(id), (executionId) => e.graph.GraphWorkflow.interrupt(executionId)))
-        return hosted.run
+        )
       })
 
     const isFinal = (run: WorkflowRun) => finalWorkflowStates.includes(run.state)
@@ -370,13 +419,13 @@ export const make = (options: WorkflowsOptions) =>
           const id = yield* workflowIdOf(workflowId)
           yield* host.load(id)
           const ends = new Set(["workflow.completed", "workflow.failed", "workflow.cancelled"])
-          const live = runtime.events.pipe(Stream.filter((e) => e.agentId === id))
+          // Subscribed before the history is read, so nothing recorded in between is missed.
+          const subscription = yield* PubSub.subscribe(feed)
           const recorded = yield* runtime.history({ agentId: id })
           const lastId = recorded.at(-1)?.eventId ?? 0
           if (recorded.some((e) => ends.has(e.type))) return Stream.fromIterable(recorded)
-          return Stream.concat(Stream.fromIterable(recorded), live.pipe(Stream.filter((e) => (e.eventId ?? 0) > lastId))).pipe(
-            Stream.takeUntil((e) => ends.has(e.type))
-          )
+          const live = Stream.fromSubscription(subscription).pipe(Stream.filter((e) => e.agentId === id && (e.eventId ?? 0) > lastId))
+          return Stream.concat(Stream.fromIterable(recorded), live).pipe(Stream.takeUntil((e) => ends.has(e.type)))
         })
       )
 

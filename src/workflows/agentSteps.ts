@@ -14,13 +14,14 @@ import type { AgentInstance } from "../domain/AgentInstance.ts"
 import type { ErrorData } from "../domain/ErrorCatalog.ts"
 import { AgentNotFound, toErrorData } from "../domain/Errors.ts"
 import type { AgentRuntimeShape, ExecuteEvent } from "../runtime/AgentRuntimeApi.ts"
+import { workflowLabelPrefix } from "../runtime/SpawnPolicy.ts"
 import type { AgentStepOutput, AgentStepRequest } from "./WorkflowHooks.ts"
 
 /** The labels that tie an agent to the workflow try that spawned it. */
 export const stepLabels = (request: Pick<AgentStepRequest, "workflowId" | "node" | "attempt" | "role">): Readonly<Record<string, string>> => ({
-  "workflow.l02.dev/run": request.workflowId,
-  "workflow.l02.dev/node": request.node,
-  "workflow.l02.dev/try": `${request.role}-${request.attempt}`
+  [`${workflowLabelPrefix}run`]: request.workflowId,
+  [`${workflowLabelPrefix}node`]: request.node,
+  [`${workflowLabelPrefix}try`]: `${request.role}-${request.attempt}`
 })
 
 const live = (a: AgentInstance) => a.state !== "terminated" && a.state !== "failed" && a.state !== "terminating"
@@ -39,7 +40,7 @@ const agentFor = (runtime: AgentRuntimeShape, request: AgentStepRequest) =>
     const earlier = (yield* runtime.list({ labels })).find(live)
     if (earlier !== undefined) return { agentId: earlier.agentId, state: earlier.state, owned: true }
     const config = { ...request.spawn!, labels: { ...request.spawn!.labels, ...labels } }
-    const spawned = yield* runtime.spawn(config, undefined, { origin: request.origin })
+    const spawned = yield* runtime.spawn(config, undefined, { origin: request.origin, workflowStep: true })
     return { agentId: spawned.agentId, state: spawned.state, owned: true }
   })
 

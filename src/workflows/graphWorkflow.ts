@@ -54,6 +54,9 @@ export const approvalDeferred = (node: string) => DurableDeferred.make(`approval
 
 /** The code of a try cut off by the supervisor's shutdown (E2028): not a try, it runs again after the restart. */
 export const shutDownCode = "E2028"
+/** How often one try may be cut off by a shutdown and run again. */
+const maxIncarnations = 5
+
 /** The code of a try stopped because its run was cancelled (E2031). */
 export const cancelledCode = "E2031"
 
@@ -117,7 +120,8 @@ const interpret = (run: WorkflowRun, valid: ValidGraph) =>
           const error = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : undefined
           if (error?._tag === "Some" && error.value.code === shutDownCode) {
             if (hooks.shuttingDown()) return yield* Effect.interrupt
-            continue
+            // Cut off by shutdowns this often: it counts as the try's failure after all.
+            if (incarnation < maxIncarnations) continue
           }
           return exit
         }
@@ -154,7 +158,7 @@ const interpret = (run: WorkflowRun, valid: ValidGraph) =>
         const failure = Cause.findErrorOption(cause)
         const reason = failure._tag === "Some" ? failure.value : { code: "cancelled", message: "the workflow was cancelled" }
         const input = render(node.compensate!.input, scope({ failure: reason }))
-        yield* hooks.node(id, node.id, {}, { type: "workflow.compensation.started" })
+        yield* hooks.node(id, node.id, { compensation: "running" }, { type: "workflow.compensation.started" })
         const exit = yield* Effect.exit(
           Activity.make({
             name: `compensate/${node.id}`,
@@ -164,10 +168,10 @@ const interpret = (run: WorkflowRun, valid: ValidGraph) =>
           })
         )
         if (Exit.isSuccess(exit)) {
-          yield* hooks.node(id, node.id, { state: "compensated" }, { type: "workflow.compensation.completed", data: { output: exit.value } })
+          yield* hooks.node(id, node.id, { state: "compensated", compensation: "completed" }, { type: "workflow.compensation.completed", data: { output: exit.value } })
         } else {
           const error = Cause.findErrorOption(exit.cause)
-          yield* hooks.node(id, node.id, {}, { type: "workflow.compensation.failed", data: { error: error._tag === "Some" ? error.value : Cause.pretty(exit.cause) } })
+          yield* hooks.node(id, node.id, { compensation: "failed" }, { type: "workflow.compensation.failed", data: { error: error._tag === "Some" ? error.value : Cause.pretty(exit.cause) } })
         }
       })
 
@@ -219,7 +223,7 @@ const interpret = (run: WorkflowRun, valid: ValidGraph) =>
         }
         const output = yield* runNode(node)
         outputs[nodeId] = { output, state: "completed" }
-        yield* hooks.node(id, nodeId, { state: "completed", output, finishedAt: new Date().toISOString() }, { type: "workflow.node.completed" })
+        yield* hooks.node(id, nodeId, { state: "completed", output, error: undefined, finishedAt: new Date().toISOString() }, { type: "workflow.node.completed" })
         yield* settle(nodeId, { taken: true, output })
       })
 
@@ -234,10 +238,18 @@ export const graphWorkflowLayer = GraphWorkflow.toLayer(
   Effect.fn(function* (payload) {
     const hooks = yield* WorkflowHooks
     const run = yield* hooks.run(payload.workflowId)
-    const valid = validateGraph(run.graph)
-    if (!("order" in valid)) return yield* Effect.die(valid)
     yield* Workflow.addFinalizer((exit) => hooks.finished(run.workflowId, exit))
+    // A graph that no longer validates (stored by an older version) fails its run, naming why.
+    const valid = validateGraph(run.graph)
+    if (!("order" in valid)) return yield* Effect.fail({ code: valid.code, message: valid.message, retryable: false, ...(valid.node === undefined ? {} : { node: valid.node }) })
     yield* hooks.started(run.workflowId)
+    // Cancelled before the engine had the run (a sub-workflow cancelled before its parent handed it over).
+    // The engine's own interrupt (idempotent) is then taken as the run suspends.
+    const now = (yield* hooks.run(run.workflowId)).state
+    if (now === "cancelling" || now === "cancelled") {
+      yield* GraphWorkflow.interrupt(yield* GraphWorkflow.executionId({ workflowId: run.workflowId }))
+      return yield* DurableDeferred.await(DurableDeferred.make("l02/cancelled"))
+    }
     return yield* interpret(run, valid)
   })
 )

@@ -20,6 +20,8 @@ export interface HostedRun {
   run: WorkflowRun
   readonly actor: Actor<typeof workflowMachine>
   readonly writes: Semaphore.Semaphore
+  /** Serialises the operations callers send (signal, cancel), each from its check to its write. */
+  readonly operations: Semaphore.Semaphore
   /** When it last changed (ms): a run left alone is let go from memory (`idleMs`). */
   touched: number
 }
@@ -68,7 +70,7 @@ export const makeRunHost = (options: {
         ...(options.inspect === undefined ? {} : { inspect: options.inspect })
       })
       actor.start()
-      const hosted: HostedRun = { run, actor, writes: Semaphore.makeUnsafe(1), touched: Date.now() }
+      const hosted: HostedRun = { run, actor, writes: Semaphore.makeUnsafe(1), operations: Semaphore.makeUnsafe(1), touched: Date.now() }
       runs.set(run.workflowId, hosted)
       return hosted
     }
@@ -77,7 +79,10 @@ export const makeRunHost = (options: {
       loading.withPermit(
         Effect.gen(function* () {
           const known = runs.get(workflowId)
-          if (known !== undefined) return known
+          if (known !== undefined) {
+            known.touched = Date.now()
+            return known
+          }
           const stored = yield* store.get(workflowId)
           if (Option.isNone(stored)) {
             return yield* new WorkflowNotFound({ message: `no workflow run ${workflowId}; workflows.list() and GET /v1/workflows show the runs`, workflowId })
@@ -98,7 +103,14 @@ export const makeRunHost = (options: {
       return snapshot.status === "active" && snapshot.can(event)
     }
 
-    const change: RunHost["change"] = (hosted, { event, patch }) =>
+    const change: RunHost["change"] = (given, options) =>
+      Effect.flatMap(
+        // A copy let go from memory while its caller held it: the change goes to the run as it is now.
+        runs.get(given.run.workflowId) === given ? Effect.succeed(given) : Effect.orDie(load(given.run.workflowId)),
+        (hosted) => changeHosted(hosted, options)
+      )
+
+    const changeHosted: RunHost["change"] = (hosted, { event, patch }) =>
       hosted.writes.withPermit(
         Effect.gen(function* () {
           if (event !== undefined) {

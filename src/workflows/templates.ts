@@ -19,8 +19,9 @@ export interface TemplateReference {
   readonly node?: string | undefined
 }
 
-const templatePattern = /\{\{\s*([^{}]*?)\s*\}\}/g
-const whole = /^\{\{\s*([^{}]*?)\s*\}\}$/
+// One quantifier each, so matching is linear in the text (a long "{{   ..." cannot stall the process).
+const templatePattern = /\{\{([^{}]*)\}\}/g
+const whole = /^\{\{([^{}]*)\}\}$/
 const segment = /^[A-Za-z_][A-Za-z0-9_-]*$|^\d+$/
 
 const parse = (expression: string): TemplateReference => {
@@ -41,10 +42,10 @@ const strings = (value: unknown, out: Array<string>): Array<string> => {
 
 /** Every reference in the strings of `value`. */
 export const referencesOf = (value: unknown): ReadonlyArray<TemplateReference> =>
-  strings(value, []).flatMap((s) => [...s.matchAll(templatePattern)].map((m) => parse(m[1] ?? "")))
+  strings(value, []).flatMap((s) => [...s.matchAll(templatePattern)].map((m) => parse((m[1] ?? "").trim())))
 
 /** The reference a condition path names (`nodes.review.output.data.ok`, `input.flag`). */
-export const pathReference = (path: string): TemplateReference => parse(path)
+export const pathReference = (path: string): TemplateReference => parse(path.trim())
 
 /** Reads a dotted path from the scope; undefined when any step is missing. */
 export const readPath = (scope: TemplateScope, path: string): unknown => {
@@ -61,8 +62,8 @@ const asText = (value: unknown): string =>
 
 const renderString = (s: string, scope: TemplateScope): unknown => {
   const single = whole.exec(s)
-  if (single !== null) return readPath(scope, single[1] ?? "")
-  return s.replace(templatePattern, (_, expression: string) => asText(readPath(scope, expression)))
+  if (single !== null) return readPath(scope, (single[1] ?? "").trim())
+  return s.replace(templatePattern, (_, expression: string) => asText(readPath(scope, expression.trim())))
 }
 
 /** `value` with every template replaced from the scope. */

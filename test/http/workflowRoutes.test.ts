@@ -152,6 +152,13 @@ describe("workflow routes", () => {
     const trusted = await t.request("POST", "/v1/workflows", { token: standardKey, body: { graph: pipeline } })
     expect(trusted.status).toBe(403)
     expect(trusted.json.error).toMatchObject({ code: "E2003", key: "trustLevel" })
+    // Nobody may plant an agent a run's step would find again as its own.
+    const planted = await t.request("POST", "/v1/agents", {
+      token: operateKey,
+      body: { config: { ...agent("planted"), labels: { "workflow.l02.dev/run": "6c6f0f55-0b1e-4bb5-9d43-5d0c3a6a7f10", "workflow.l02.dev/node": "publish", "workflow.l02.dev/try": "step-0" } } }
+    })
+    expect(planted.status).toBe(400)
+    expect(planted.json.error).toMatchObject({ code: "E2001" })
     expect((await t.request("GET", "/v1/agents", { token: readKey })).json.agents.length).toBe(agentsBefore)
     expect((await t.request("GET", "/v1/workflows", { token: readKey })).json.workflows.length).toBe(runsBefore)
   })

@@ -23,7 +23,7 @@ const run: WorkflowRun = {
 
 // Lets the engine's fibers run to their next wait (no time passes on the TestClock).
 const settle = Effect.gen(function* () {
-  for (let i = 0; i < 200; i++) yield* Effect.yieldNow
+  for (let i = 0; i < 2000; i++) yield* Effect.yieldNow
 })
 
 describe("retries in simulated time", () => {

@@ -129,3 +129,16 @@ describe("retry backoff", () => {
   })
 })
 
+
+describe("templates under hostile input", () => {
+  it("validates and renders a megabyte of unclosed braces and spaces in linear time", () => {
+    const hostile = `{{${" ".repeat(1_000_000)}`
+    const started = performance.now()
+    const result = validateGraph({ name: "x", nodes: [{ id: "a", kind: "agent", spawn: { name: "a", trustLevel: "TRUSTED" }, input: hostile }] })
+    expect(result).not.toBeInstanceOf(WorkflowGraphInvalid)
+    expect(render(hostile, { input: null, nodes: {} })).toBe(hostile)
+    expect(render(`{{${" ".repeat(1000)}input.x${" ".repeat(1000)}}}`, { input: { x: 7 }, nodes: {} })).toBe(7)
+    // The quadratic-or-worse pattern took seconds at 2,000 characters.
+    expect(performance.now() - started).toBeLessThan(2000)
+  })
+})

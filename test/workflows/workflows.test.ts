@@ -214,4 +214,52 @@ describe("workflows", () => {
     const done = await runtime.workflows.wait(run.workflowId)
     expect(done.nodes.after!.output).toMatchObject({ data: "go" })
   }, 30_000)
+
+  it("records each node's events once although the engine replays the run after the signal, and never moves a node back", async () => {
+    const runtime = await newRuntime()
+    const graph = {
+      name: "replayed",
+      nodes: [
+        { id: "flaky", kind: "agent", agent: "late", input: "x", retry: { attempts: 2, backoffSeconds: 0.1 } },
+        { id: "pause", kind: "timer", seconds: 0.2 },
+        { id: "approve", kind: "approval" }
+      ],
+      edges: [{ from: "flaky", to: "pause" }, { from: "pause", to: "approve" }]
+    }
+    const run = await runtime.workflows.start(graph)
+    await eventually(async () => expect((await runtime.history({ agentId: run.workflowId })).some((e) => e.type === "workflow.node.retry")).toBe(true), 10_000)
+    await runtime.spawn(agent("late"))
+    await eventually(async () => expect((await runtime.workflows.get(run.workflowId)).state).toBe("waiting"), 10_000)
+    await runtime.workflows.signal(run.workflowId, "approve", "ok")
+    const done = await runtime.workflows.wait(run.workflowId)
+    expect(done.state).toBe("completed")
+    expect(done.nodes.flaky).toMatchObject({ state: "completed", attempts: 2 })
+    expect(done.nodes.flaky!.error).toBeUndefined()
+    const seen = nodeEvents(await runtime.history({ agentId: run.workflowId }))
+    expect(seen.filter((e) => e === "retry:flaky")).toHaveLength(1)
+    expect(seen.filter((e) => e === "completed:flaky")).toHaveLength(1)
+    expect(seen.filter((e) => e === "completed:pause")).toHaveLength(1)
+    expect(seen.filter((e) => e === "completed:approve")).toHaveLength(1)
+  }, 30_000)
+
+  it("cancels a sub-workflow with its parent: both runs end cancelled", async () => {
+    const runtime = await newRuntime()
+    const graph = { name: "outer", nodes: [{ id: "inner", kind: "workflow", graph: { name: "inner", nodes: [{ id: "hold", kind: "approval" }] } }] }
+    const run = await runtime.workflows.start(graph)
+    await eventually(async () => expect((await runtime.workflows.list({ parentId: run.workflowId }))[0]?.state).toBe("waiting"), 10_000)
+    const child = (await runtime.workflows.list({ parentId: run.workflowId }))[0]!
+    await runtime.workflows.cancel(run.workflowId, "stop all")
+    expect((await runtime.workflows.wait(run.workflowId)).state).toBe("cancelled")
+    const ended = await runtime.workflows.wait(child.workflowId)
+    expect(ended.state).toBe("cancelled")
+    expect(ended.nodes.hold!.state).toBe("cancelled")
+  }, 30_000)
+
+  it("refuses an agent config that names the labels of workflow steps (nobody may plant an agent a run would adopt)", async () => {
+    const runtime = await newRuntime()
+    const planted = await failureOf(runtime.spawn({ ...agent("planted"), labels: { "workflow.l02.dev/run": "6c6f0f55-0b1e-4bb5-9d43-5d0c3a6a7f10" } }, undefined, { origin: "remote" }))
+    expect(planted).toMatchObject({ code: "E2001", key: "labels.workflow.l02.dev/run" })
+    expect(await runtime.list()).toEqual([])
+  })
 })
+

@@ -5,8 +5,8 @@
  * - pending: accepted, its record written, not yet started by the engine (`workflow.start` -> running)
  * - running: nodes are running; `workflow.waiting` (an approval node waits) -> waiting
  * - waiting: at least one approval node waits for a signal (other branches may still run);
- *   `workflow.signal` for a waiting node (guard `waitsForNode`) takes it, and once none waits the
- *   run is running again (guard `lastWaiting`)
+ *   `workflow.signal` for a waiting node (guard `waitsForNode`) takes it, as does its timeout
+ *   (`workflow.timedOut`), and once none waits the run is running again (guard `lastWaiting`)
  * - cancelling: `workflow.cancel` was accepted; the engine stops the nodes, terminates the agents
  *   they started and runs the compensations (`workflow.cancelled` -> cancelled)
  * - completed, failed, cancelled: final
@@ -42,6 +42,7 @@ export type WorkflowEvent =
   | { readonly type: "workflow.start" }
   | { readonly type: "workflow.waiting"; readonly node: string }
   | { readonly type: "workflow.signal"; readonly node: string }
+  | { readonly type: "workflow.timedOut"; readonly node: string }
   | { readonly type: "workflow.completed"; readonly output: unknown }
   | { readonly type: "workflow.failed"; readonly error: ErrorData }
   | { readonly type: "workflow.cancel"; readonly reason?: string | undefined }
@@ -68,11 +69,15 @@ export const workflowMachine = setup({
       waiting: ({ context, event }) =>
         event.type !== "workflow.waiting" || context.waiting.includes(event.node) ? context.waiting : [...context.waiting, event.node]
     }),
-    removeWaiting: assign({ waiting: ({ context, event }) => (event.type === "workflow.signal" ? context.waiting.filter((n) => n !== event.node) : context.waiting) })
+    removeWaiting: assign({
+      waiting: ({ context, event }) =>
+        event.type === "workflow.signal" || event.type === "workflow.timedOut" ? context.waiting.filter((n) => n !== event.node) : context.waiting
+    })
   },
   guards: {
-    waitsForNode: ({ context, event }) => event.type === "workflow.signal" && context.waiting.includes(event.node),
-    lastWaiting: ({ context, event }) => event.type === "workflow.signal" && context.waiting.length === 1 && context.waiting[0] === event.node
+    waitsForNode: ({ context, event }) => (event.type === "workflow.signal" || event.type === "workflow.timedOut") && context.waiting.includes(event.node),
+    lastWaiting: ({ context, event }) =>
+      (event.type === "workflow.signal" || event.type === "workflow.timedOut") && context.waiting.length === 1 && context.waiting[0] === event.node
   }
 }).createMachine({
   id: "workflow",
@@ -103,6 +108,11 @@ export const workflowMachine = setup({
       on: {
         "workflow.waiting": { actions: "addWaiting" },
         "workflow.signal": [
+          { guard: "lastWaiting", target: "running", actions: "removeWaiting" },
+          { guard: "waitsForNode", actions: "removeWaiting" }
+        ],
+        // An approval's timeout passed before its signal.
+        "workflow.timedOut": [
           { guard: "lastWaiting", target: "running", actions: "removeWaiting" },
           { guard: "waitsForNode", actions: "removeWaiting" }
         ],

@@ -78,7 +78,11 @@ export const ApprovalNode = Schema.Struct({
   ...common,
   kind: Schema.Literal("approval"),
   /** What the person is asked. */
-  prompt: Schema.optional(Schema.String)
+  prompt: Schema.optional(Schema.String),
+  /** How long to wait for the signal (a durable clock); without `onTimeout` the node then fails (E2033). */
+  timeoutSeconds: Schema.optional(seconds),
+  /** The node's output when the timeout passes first (e.g. `{ approved: false }`). */
+  onTimeout: Schema.optional(Schema.Struct({ value: Schema.Unknown }))
 })
 /** @see ApprovalNode */
 export type ApprovalNode = typeof ApprovalNode.Type

@@ -16,7 +16,8 @@ export const NodeRunSchema = Schema.Struct({
   error: Schema.optional(ErrorData),
   agentId: Schema.optional(Schema.String),
   startedAt: Schema.optional(Schema.String),
-  finishedAt: Schema.optional(Schema.String)
+  finishedAt: Schema.optional(Schema.String),
+  compensation: Schema.optional(Schema.Literals(["running", "completed", "failed"]))
 }).annotate({ identifier: "NodeRun" })
 
 const runFields = {

@@ -49,6 +49,8 @@ export interface WorkflowHooksShape {
   ) => Effect.Effect<void>
   /** An approval node waits for its signal. */
   readonly waiting: (workflowId: string, node: string) => Effect.Effect<void>
+  /** An approval node's timeout passed before its signal. */
+  readonly timedOut: (workflowId: string, node: string) => Effect.Effect<void>
   /** The run ended (its scope closed): completed, failed or cancelled by the exit. */
   readonly finished: (workflowId: string, exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void>
   /** Runs one try of an agent step: spawns or finds its agent, sends the input, collects the answer. */

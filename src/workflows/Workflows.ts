@@ -212,6 +212,13 @@ export const make = (options: WorkflowsOptions) =>
           yield* writeSurely(host.change(hosted, { event: { type: "workflow.waiting", node }, patch: patchNode(node, { state: "waiting", startedAt: iso() }) }))
           yield* record(workflowId, "workflow.node.waiting", { node })
         }),
+      timedOut: (workflowId, node) =>
+        Effect.gen(function* () {
+          const hosted = yield* loaded(workflowId)
+          if (hosted.run.nodes[node]?.state !== "waiting") return
+          yield* writeSurely(host.change(hosted, { event: { type: "workflow.timedOut", node }, patch: patchNode(node, { state: "running" }) }))
+          yield* record(workflowId, "workflow.node.timedOut", { node })
+        }),
       finished: (workflowId, exit) =>
         Effect.gen(function* () {
           if (shuttingDown) return

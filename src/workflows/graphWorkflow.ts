@@ -184,8 +184,23 @@ const interpret = (run: WorkflowRun, valid: ValidGraph) =>
         case "approval":
           return Effect.gen(function* () {
             yield* hooks.waiting(id, node.id)
-            const value = yield* DurableDeferred.await(approvalDeferred(node.id))
-            return value
+            if (node.timeoutSeconds === undefined) return yield* DurableDeferred.await(approvalDeferred(node.id))
+            // A durable race: whichever of the signal and the clock came first, the same after a replay.
+            const outcome = (yield* DurableDeferred.raceAll({
+              name: `approval/${node.id}`,
+              success: Schema.Struct({ signalled: Schema.Boolean, value: Schema.optional(Schema.Unknown) }),
+              error: Schema.Never,
+              effects: [
+                Effect.map(DurableDeferred.await(approvalDeferred(node.id)), (value) => ({ signalled: true, value })),
+                Effect.as(DurableClock.sleep({ name: `approval-timeout/${node.id}`, duration: `${node.timeoutSeconds} seconds`, inMemoryThreshold: "0 millis" }), { signalled: false })
+              ]
+            })) as { readonly signalled: boolean; readonly value?: unknown }
+            if (outcome.signalled) return outcome.value
+            yield* hooks.timedOut(id, node.id)
+            if (node.onTimeout !== undefined) return node.onTimeout.value
+            const error: ErrorData = { code: "E2033", message: `no signal within ${node.timeoutSeconds} s`, retryable: false }
+            yield* hooks.node(id, node.id, { state: "failed", error, finishedAt: new Date().toISOString() }, { type: "workflow.node.failed", data: { error } })
+            return yield* Effect.fail(nodeFailed(run, node.id, error))
           })
         case "timer":
           return Effect.gen(function* () {

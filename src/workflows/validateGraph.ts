@@ -122,6 +122,9 @@ const checkNode = (node: WorkflowNode, readable: ReadonlySet<string>): WorkflowG
       )
     }
   }
+  if (node.kind === "approval" && node.onTimeout !== undefined && node.timeoutSeconds === undefined) {
+    return invalid(`approval ${node.id} has onTimeout but no timeoutSeconds; give how long it waits`, node.id)
+  }
   if (node.kind === "workflow") {
     return referencesOf(node.input).map((r) => checkReference(r, "the input", node.id, readable, false)).find((e) => e !== undefined)
   }

@@ -15,6 +15,7 @@ const eventArb: fc.Arbitrary<WorkflowEvent> = fc.oneof(
   fc.constant({ type: "workflow.start" } as const),
   fc.constantFrom(...nodes).map((node) => ({ type: "workflow.waiting", node }) as const),
   fc.constantFrom(...nodes).map((node) => ({ type: "workflow.signal", node }) as const),
+  fc.constantFrom(...nodes).map((node) => ({ type: "workflow.timedOut", node }) as const),
   fc.constant({ type: "workflow.completed", output: { done: true } } as const),
   fc.constant({ type: "workflow.failed", error } as const),
   fc.constant({ type: "workflow.cancel", reason: "test" } as const),
@@ -74,7 +75,9 @@ describe("workflow machine", () => {
             expect(accepted).toBe(false)
             continue
           }
-          if (event.type === "workflow.signal") expect(accepted).toBe(before.value === "waiting" && before.context.waiting.includes(event.node))
+          if (event.type === "workflow.signal" || event.type === "workflow.timedOut") {
+            expect(accepted).toBe(before.value === "waiting" && before.context.waiting.includes(event.node))
+          }
           actor.send(event)
           const after = actor.getSnapshot()
           // An event the state does not accept changes nothing.

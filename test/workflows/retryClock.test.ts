@@ -37,6 +37,7 @@ describe("retries in simulated time", () => {
         started: () => Effect.void,
         node: (_id, node, patch, event) => Effect.sync(() => events.push(`${node}:${event?.type ?? patch.state}`)),
         waiting: () => Effect.void,
+        timedOut: () => Effect.void,
         finished: (_id, exit) => Effect.sync(() => (finished = exit._tag)),
         shuttingDown: () => false,
         child: () => Effect.die("no sub-workflows here"),

@@ -261,5 +261,38 @@ describe("workflows", () => {
     expect(planted).toMatchObject({ code: "E2001", key: "labels.workflow.l02.dev/run" })
     expect(await runtime.list()).toEqual([])
   })
+
+  it("an approval with a timeout: the default value when no signal comes in time, E2033 without one, and no signal taken after", async () => {
+    const runtime = await newRuntime()
+    const graph = (onTimeout?: unknown) => ({
+      name: "deadline",
+      nodes: [
+        { id: "approve", kind: "approval", timeoutSeconds: 0.3, ...(onTimeout === undefined ? {} : { onTimeout: { value: onTimeout } }) },
+        step("after", "{{ nodes.approve.output }}")
+      ],
+      edges: [{ from: "approve", to: "after" }]
+    })
+    const defaulted = await runtime.workflows.start(graph({ approved: false }))
+    const done = await runtime.workflows.wait(defaulted.workflowId)
+    expect(done.state).toBe("completed")
+    expect(done.nodes.approve).toMatchObject({ state: "completed", output: { approved: false } })
+    expect(done.nodes.after!.output).toMatchObject({ data: { approved: false } })
+    expect((await runtime.history({ agentId: defaulted.workflowId })).map((e) => e.type)).toContain("workflow.node.timedOut")
+    expect(await failureOf(runtime.workflows.signal(defaulted.workflowId, "approve", true))).toMatchObject({ code: "E2031" })
+
+    const strict = await runtime.workflows.start(graph())
+    const failed = await runtime.workflows.wait(strict.workflowId)
+    expect(failed.state).toBe("failed")
+    expect(failed.error).toMatchObject({ code: "E2033" })
+    expect(failed.error!.message).toMatch(/no signal within 0.3 s/)
+    expect(failed.nodes.after!.state).toBe("cancelled")
+
+    // A signal in time wins the race.
+    const inTime = await runtime.workflows.start({ ...graph({ approved: false }), nodes: [{ id: "approve", kind: "approval", timeoutSeconds: 30, onTimeout: { value: "late" } }, step("after", "{{ nodes.approve.output }}")] })
+    await eventually(async () => expect((await runtime.workflows.get(inTime.workflowId)).state).toBe("waiting"), 10_000)
+    await runtime.workflows.signal(inTime.workflowId, "approve", "yes")
+    expect((await runtime.workflows.wait(inTime.workflowId)).nodes.approve!.output).toBe("yes")
+    expect(await failureOf(runtime.workflows.start({ name: "x", nodes: [{ id: "a", kind: "approval", onTimeout: { value: 1 } }] }))).toMatchObject({ code: "E2006", node: "a" })
+  }, 30_000)
 })
 

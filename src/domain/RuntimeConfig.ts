@@ -256,6 +256,10 @@ export const RuntimeConfig = Schema.Struct({
      */
     allowed_urls: Schema.Array(HttpUrl)
   }),
+  workflows: Schema.Struct({
+    /** How many agent steps of one run may run at once; the others of a wide fan-out wait their turn. */
+    max_parallel_steps: PositiveInt
+  }),
   telemetry: Schema.Struct({
     /** OpenTelemetry traces of lifecycle operations; `none` (the default) exports nothing. */
     traces: Schema.Struct({

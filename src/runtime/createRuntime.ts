@@ -182,7 +182,7 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
   const secrets = options.secrets ?? SecretStore.layerConfig(config.secrets, options.env ?? process.env)
   const runtimeLayer = Layer.provideMerge(layer, Layer.merge(services, secrets))
   const managed = ManagedRuntime.make(
-    Layer.provideMerge(Workflows.layer({ runnerName: runtimeId, inspect: options.inspect, hibernateAfterSeconds: config.runtime.hibernate_idle_after_seconds, tracer: tracing.tracer }), runtimeLayer)
+    Layer.provideMerge(Workflows.layer({ runnerName: runtimeId, inspect: options.inspect, hibernateAfterSeconds: config.runtime.hibernate_idle_after_seconds, tracer: tracing.tracer, maxParallelSteps: config.workflows.max_parallel_steps }), runtimeLayer)
   )
   let core: AgentRuntime.AgentRuntimeShape
   let workflows: WorkflowsShape

@@ -55,6 +55,8 @@ export interface WorkflowHooksShape {
   readonly finished: (workflowId: string, exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void>
   /** Runs one try of an agent step: spawns or finds its agent, sends the input, collects the answer. */
   readonly agentStep: (request: AgentStepRequest) => Effect.Effect<AgentStepOutput, ErrorData>
+  /** How many agent steps of one run may run at once (workflows.max_parallel_steps). */
+  readonly maxParallelSteps: number
   /** Whether the supervisor is shutting down (a step cut off then is no failure, compensations wait). */
   readonly shuttingDown: () => boolean
   /** Creates (once) the record of a sub-workflow node's run and answers its id. */

@@ -74,6 +74,8 @@ export interface WorkflowsOptions {
   readonly hibernateAfterSeconds?: number | undefined
   /** The runtime's tracer: a span per operation and per node try (the agents' own spans inside). */
   readonly tracer?: Tracer.Tracer | undefined
+  /** workflows.max_parallel_steps; default 16. */
+  readonly maxParallelSteps?: number | undefined
 }
 
 /** The workflows service. */
@@ -253,6 +255,7 @@ export const make = (options: WorkflowsOptions) =>
           }
         }),
       shuttingDown: () => shuttingDown,
+      maxParallelSteps: options.maxParallelSteps ?? 16,
       agentStep: (request) =>
         traced("l02.workflow.node", {
           "l02.workflow_id": request.workflowId,

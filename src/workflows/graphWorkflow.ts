@@ -19,6 +19,7 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Schema from "effect/Schema"
+import * as Semaphore from "effect/Semaphore"
 import * as Activity from "effect/workflow/Activity"
 import * as DurableClock from "effect/workflow/DurableClock"
 import * as DurableDeferred from "effect/workflow/DurableDeferred"
@@ -83,6 +84,8 @@ const interpret = (run: WorkflowRun, valid: ValidGraph) =>
     const settled = new Map<string, Deferred.Deferred<Settled>>()
     for (const nodeId of valid.order) settled.set(nodeId, yield* Deferred.make<Settled>())
     const outputs: Record<string, { readonly output?: unknown; readonly state: string }> = {}
+    // A wide fan-out runs its agent steps a few at a time (the permits are this replay's, in memory).
+    const steps = yield* Semaphore.make(hooks.maxParallelSteps)
     const scope = (extra?: { readonly failure?: unknown }): TemplateScope => ({ input: run.input, nodes: { ...outputs }, ...extra })
 
     const agentStep = (node: AgentNode, role: "step" | "compensation", attempt: number, input: unknown) => {
@@ -132,7 +135,7 @@ const interpret = (run: WorkflowRun, valid: ValidGraph) =>
         const attempts = (node.retry?.attempts ?? 0) + 1
         const input = render(node.input, scope())
         for (let attempt = 0; ; attempt++) {
-          const exit = yield* tryOnce(node, attempt, input)
+          const exit = yield* steps.withPermit(tryOnce(node, attempt, input))
           if (Exit.isSuccess(exit)) return exit.value
           const error = Cause.findErrorOption(exit.cause)
           if (error._tag === "None") return yield* Effect.failCause(exit.cause as Cause.Cause<never>)

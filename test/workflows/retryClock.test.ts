@@ -1,4 +1,4 @@
-// Retries in simulated time: the graph interpreter on effect/workflow's in-memory engine under a
+// The interpreter on effect/workflow's in-memory engine. Retries in simulated time: the graph interpreter on effect/workflow's in-memory engine under a
 // TestClock, with a scripted agent step that fails twice. The tries start exactly at the backoff
 // schedule's times (1 s, then 2 s later), and no earlier however long the test waits in real time.
 import { describe, expect, it } from "@effect/vitest"
@@ -40,6 +40,7 @@ describe("retries in simulated time", () => {
         timedOut: () => Effect.void,
         finished: (_id, exit) => Effect.sync(() => (finished = exit._tag)),
         shuttingDown: () => false,
+        maxParallelSteps: 4,
         child: () => Effect.die("no sub-workflows here"),
         agentStep: () =>
           Effect.gen(function* () {
@@ -71,4 +72,41 @@ describe("retries in simulated time", () => {
       expect(events.at(-1)).toBe("flaky:workflow.node.completed")
       expect(finished).toBe("Success")
     }).pipe(Effect.provide(TestClock.layer())))
+
+  it.live("runs a wide fan-out's agent steps at most maxParallelSteps at a time, and all of them", () =>
+    Effect.gen(function* () {
+      let running = 0
+      let most = 0
+      const width = 12
+      const fanOut: WorkflowRun = {
+        ...run,
+        workflowId: "00000000-0000-4000-8000-00000000fa17",
+        graph: { name: "fan-out", nodes: Array.from({ length: width }, (_, i) => ({ id: `n${i}`, kind: "agent" as const, agent: "w", input: i })) },
+        nodes: {}
+      }
+      const hooks: WorkflowHooksShape = {
+        run: () => Effect.succeed(fanOut),
+        started: () => Effect.void,
+        node: () => Effect.void,
+        waiting: () => Effect.void,
+        timedOut: () => Effect.void,
+        finished: () => Effect.void,
+        shuttingDown: () => false,
+        maxParallelSteps: 3,
+        child: () => Effect.die("no sub-workflows here"),
+        agentStep: (request) =>
+          Effect.gen(function* () {
+            running += 1
+            most = Math.max(most, running)
+            yield* Effect.sleep("20 millis")
+            running -= 1
+            return { text: String(request.input), agentId: "a" }
+          })
+      }
+      const engine = graphWorkflowLayer.pipe(Layer.provideMerge(WorkflowEngine.layerMemory), Layer.provide(Layer.succeed(WorkflowHooks, hooks)))
+      const output = (yield* GraphWorkflow.execute({ workflowId: fanOut.workflowId }).pipe(Effect.provide(engine))) as Record<string, { text: string }>
+      expect(Object.keys(output)).toHaveLength(width)
+      expect(most).toBe(3)
+    }))
 })
+

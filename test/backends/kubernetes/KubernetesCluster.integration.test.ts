@@ -140,10 +140,10 @@ describe.skipIf(!clusterEnabled)("Kubernetes backend on a real cluster: the defe
       Effect.gen(function* () {
         const seen: Array<SandboxEvent> = []
         let id = ""
-        // What the sandbox reports once the deletion is asked for (its `started`, which the Pod watch
-        // may deliver late on a busy host, is not what this test is about).
-        let deleting = false
-        yield* Effect.forkChild(backend.events.pipe(Stream.runForEach((e) => Effect.sync(() => deleting && e.sandboxId === id && seen.push(e)))))
+        // The sandbox's `started`, which the Pod watch may deliver late on a busy host (even after the
+        // deletion was asked for), is not what this test is about: what the deletion itself reports is.
+        const afterStart = () => seen.filter((e) => e.type !== "started").map((e) => e.type)
+        yield* Effect.forkChild(backend.events.pipe(Stream.runForEach((e) => Effect.sync(() => e.sandboxId === id && seen.push(e)))))
         const spec = clusterSpec(specFor({ agentId: randomUUID(), command: shellPrograms.echoLoop }, "TRUSTED"))
         const sandbox = yield* Effect.acquireRelease(
           Effect.flatMap(backend.provision(spec), (info) => backend.start(info.sandboxId)),
@@ -151,14 +151,14 @@ describe.skipIf(!clusterEnabled)("Kubernetes backend on a real cluster: the defe
         )
         id = sandbox.sandboxId
         yield* Effect.sleep("1 second")
-        deleting = true
         yield* Effect.promise(() => adminClients().core.deleteNamespacedPod({ name: id, namespace: clusterNamespace, gracePeriodSeconds: 5 }))
-        yield* Effect.promise(() => waitUntil(() => seen.length > 0, 20_000))
-        expect(seen.map((e) => e.type)).toEqual(["removed"])
+        yield* Effect.promise(() => waitUntil(() => afterStart().length > 0, 20_000))
+        expect(afterStart()).toEqual(["removed"])
         // This cluster's kubelet takes about 40 s to confirm a graceful deletion; the object goes after that.
         yield* Effect.promise(() => waitUntil(async () => (await podsOf(spec.agentId)).length === 0, 100_000))
         yield* Effect.sleep("1 second")
-        expect(seen.map((e) => e.type)).toEqual(["removed"])
+        expect(afterStart()).toEqual(["removed"])
+        expect(seen.filter((e) => e.type === "started").length).toBeLessThanOrEqual(1)
       })
     )
   })

@@ -79,18 +79,18 @@ const makeConnection = (db: DatabaseSync): Connection => {
   const script = (sql: string, transformRows: ((rows: ReadonlyArray<any>) => ReadonlyArray<any>) | undefined) =>
     Effect.try({
       try: () => {
-        const reads = (() => {
+        const statement = (() => {
           try {
-            return db.prepare(sql).columns().length > 0
+            return db.prepare(sql)
           } catch {
-            return false
+            return undefined
           }
         })()
-        if (!reads) {
+        if (statement === undefined || statement.columns().length === 0) {
           db.exec(sql)
           return []
         }
-        const result = db.prepare(sql).all() as Array<Record<string, unknown>>
+        const result = statement.all() as Array<Record<string, unknown>>
         return transformRows === undefined ? result : transformRows(result)
       },
       catch: (cause) => toSqlError(cause, "execute")

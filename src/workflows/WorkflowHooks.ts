@@ -12,6 +12,11 @@ import type { ErrorData } from "../domain/ErrorCatalog.ts"
 import type { WorkflowGraph } from "../domain/WorkflowGraph.ts"
 import type { NodeRun, WorkflowRun } from "../domain/WorkflowRun.ts"
 
+/** The code of a try cut off by the supervisor's shutdown (E2028): not a try, it runs again after the restart. */
+export const shutDownCode = "E2028"
+/** The code of a try stopped because its run was cancelled (E2031). */
+export const cancelledCode = "E2031"
+
 /** What an agent step answered: its text, the data of its done line, and the agent it talked to. */
 export interface AgentStepOutput {
   readonly text: string

@@ -26,7 +26,7 @@ import type { Actor, InspectionEvent } from "xstate"
 import type { workflowMachine } from "../../machines/workflowMachine.ts"
 import type { AgentConfig } from "../domain/AgentConfig.ts"
 import type { ErrorData } from "../domain/ErrorCatalog.ts"
-import { InputInvalid, type RuntimeError, type StoreFailed, WorkflowGraphInvalid, WorkflowNotFound, WorkflowTransitionInvalid } from "../domain/Errors.ts"
+import { InputInvalid, type RuntimeError, type StoreFailed, WorkflowGraphInvalid, WorkflowTransitionInvalid } from "../domain/Errors.ts"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import type { WorkflowGraph, WorkflowNode } from "../domain/WorkflowGraph.ts"
 import { finalWorkflowStates, type NodeRun, type WorkflowRun, type WorkflowSummary } from "../domain/WorkflowRun.ts"
@@ -36,7 +36,7 @@ import { AgentRuntime } from "../runtime/AgentRuntime.ts"
 import type { SpawnPolicy } from "../runtime/SpawnPolicy.ts"
 import { runAgentStep } from "./agentSteps.ts"
 import { type Engine, startEngine } from "./engine.ts"
-import { type HostedRun, makeRunHost } from "./runHost.ts"
+import { type HostedRun, makeRunHost, runNotFound } from "./runHost.ts"
 import { validateGraph } from "./validateGraph.ts"
 import type { WorkflowHooksShape } from "./WorkflowHooks.ts"
 
@@ -342,7 +342,7 @@ export const make = (options: WorkflowsOptions) =>
         Effect.flatMap(store.get(id), (found) =>
           Option.isSome(found)
             ? Effect.succeed(found.value)
-            : Effect.fail(new WorkflowNotFound({ message: `no workflow run ${id}; workflows.list() and GET /v1/workflows show the runs`, workflowId: id }))
+            : Effect.fail(runNotFound(id))
         )
       )
 
@@ -366,14 +366,7 @@ export const make = (options: WorkflowsOptions) =>
               return yield* refuse(hosted, `signal ${node}`, waiting.length === 0 ? " and waits for no signal" : `; it waits for a signal to ${waiting.join(", ")}`)
             }
             // The engine takes the value first: a refusal there changes nothing; the record follows.
-            yield* withEngine((e) =>
-              Effect.gen(function* () {
-                const deferred = e.graph.approvalDeferred(node)
-                const { tokenFromExecutionId, succeed } = yield* Effect.promise(() => import("effect/workflow/DurableDeferred"))
-                const executionId = yield* executionIdOf(id)
-                yield* succeed(deferred, { token: tokenFromExecutionId(deferred, { workflow: e.graph.GraphWorkflow, executionId }), value: value ?? null })
-              })
-            )
+            yield* withEngine((e) => e.graph.signalApproval(id, node, value ?? null))
             const taken = yield* host.change(hosted, { event: { type: "workflow.signal", node }, patch: patchNode(node, { state: "running", output: value ?? null }) })
             if (!taken) return yield* refuse(hosted, `signal ${node}`, ", which ended before the signal was taken")
             yield* record(id, "workflow.signalled", { node, value: value ?? null })
@@ -426,8 +419,7 @@ export const make = (options: WorkflowsOptions) =>
     const events: WorkflowsShape["events"] = (workflowId) =>
       Stream.unwrap(
         Effect.gen(function* () {
-          const id = yield* workflowIdOf(workflowId)
-          yield* host.load(id)
+          const id = (yield* get(workflowId)).workflowId
           const ends = new Set(["workflow.completed", "workflow.failed", "workflow.cancelled"])
           // Subscribed before the history is read, so nothing recorded in between is missed.
           const subscription = yield* PubSub.subscribe(feed)

@@ -15,7 +15,7 @@ import type { ErrorData } from "../domain/ErrorCatalog.ts"
 import { AgentNotFound, toErrorData } from "../domain/Errors.ts"
 import type { AgentRuntimeShape, ExecuteEvent } from "../runtime/AgentRuntimeApi.ts"
 import { workflowLabelPrefix } from "../runtime/SpawnPolicy.ts"
-import type { AgentStepOutput, AgentStepRequest } from "./WorkflowHooks.ts"
+import { type AgentStepOutput, type AgentStepRequest, cancelledCode, shutDownCode } from "./WorkflowHooks.ts"
 
 /** The labels that tie an agent to the workflow try that spawned it. */
 export const stepLabels = (request: Pick<AgentStepRequest, "workflowId" | "node" | "attempt" | "role">): Readonly<Record<string, string>> => ({
@@ -88,8 +88,8 @@ export const runAgentStep = (
     Effect.flatMap(options.stopped, (why) =>
       Effect.fail<ErrorData>(
         why === "cancel"
-          ? { code: "E2031", message: `the step was stopped: workflow ${request.workflowId} was cancelled`, retryable: false }
-          : { code: "E2028", message: "the step was cut off by the supervisor's shutdown; it runs again after the restart", retryable: true }
+          ? { code: cancelledCode, message: `the step was stopped: workflow ${request.workflowId} was cancelled`, retryable: false }
+          : { code: shutDownCode, message: "the step was cut off by the supervisor's shutdown; it runs again after the restart", retryable: true }
       )
     )
   )

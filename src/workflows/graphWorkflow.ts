@@ -30,7 +30,7 @@ import type { WorkflowRun } from "../domain/WorkflowRun.ts"
 import { evaluateCondition } from "./conditions.ts"
 import { render, type TemplateScope } from "./templates.ts"
 import { type ValidGraph, validateGraph } from "./validateGraph.ts"
-import { WorkflowHooks } from "./WorkflowHooks.ts"
+import { cancelledCode, shutDownCode, WorkflowHooks } from "./WorkflowHooks.ts"
 
 /** A node's or a run's failure, as the engine stores it. */
 export const NodeFailure = Schema.Struct({
@@ -53,13 +53,16 @@ export const GraphWorkflow = Workflow.make("l02/graph", {
 /** The durable deferred an approval node waits on. */
 export const approvalDeferred = (node: string) => DurableDeferred.make(`approval/${node}`, { success: Schema.Unknown })
 
-/** The code of a try cut off by the supervisor's shutdown (E2028): not a try, it runs again after the restart. */
-export const shutDownCode = "E2028"
+/** Completes the approval node `node` of the run `workflowId` with `value` (on the engine in context). */
+export const signalApproval = (workflowId: string, node: string, value: unknown) =>
+  Effect.gen(function* () {
+    const deferred = approvalDeferred(node)
+    const executionId = yield* GraphWorkflow.executionId({ workflowId })
+    yield* DurableDeferred.succeed(deferred, { token: DurableDeferred.tokenFromExecutionId(deferred, { workflow: GraphWorkflow, executionId }), value })
+  })
+
 /** How often one try may be cut off by a shutdown and run again. */
 const maxIncarnations = 5
-
-/** The code of a try stopped because its run was cancelled (E2031). */
-export const cancelledCode = "E2031"
 
 type Settled = { readonly taken: true; readonly output: unknown } | { readonly taken: false }
 

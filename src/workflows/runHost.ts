@@ -47,6 +47,10 @@ export interface RunHost {
   readonly hosted: () => ReadonlyArray<HostedRun>
 }
 
+/** E2032 for a run id nobody knows. */
+export const runNotFound = (workflowId: string) =>
+  new WorkflowNotFound({ message: `no workflow run ${workflowId}; workflows.list() and GET /v1/workflows show the runs`, workflowId })
+
 const stateOf = (actor: Actor<typeof workflowMachine>): WorkflowStateValue => actor.getSnapshot().value as WorkflowStateValue
 
 /** Makes a run host over a store; `inspect` sees every workflow actor. */
@@ -85,7 +89,7 @@ export const makeRunHost = (options: {
           }
           const stored = yield* store.get(workflowId)
           if (Option.isNone(stored)) {
-            return yield* new WorkflowNotFound({ message: `no workflow run ${workflowId}; workflows.list() and GET /v1/workflows show the runs`, workflowId })
+            return yield* runNotFound(workflowId)
           }
           return host(stored.value)
         })

@@ -35,7 +35,7 @@ import * as Layer from "effect/Layer"
 import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import {
   NetworkPolicyUnsupported,
@@ -70,6 +70,7 @@ import { makeFifoPool } from "./internal/fifoPool.ts"
 import { makeFifoWriter } from "./internal/fifoWriter.ts"
 import { tailLogs } from "./internal/logTail.ts"
 import { makeUidClaims } from "./internal/uidClaims.ts"
+import { killAllAs, sweepUid } from "./internal/uidSweep.ts"
 
 /** Options of the process backend. */
 export interface ProcessBackendOptions {
@@ -170,6 +171,7 @@ const tailOf = (path: string): string => {
 export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBackendShape, SandboxError, Scope.Scope> =>
   Effect.gen(function* () {
     const dataDir = resolve(options.dataDir)
+    const backendScope = yield* Scope.Scope
     const pollIntervalMs = options.pollIntervalMs ?? 250
     const prlimit = which("prlimit")
     const setpriv = which("setpriv")
@@ -478,6 +480,33 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
         yield* attempt(`cannot kill sandbox ${record.sandboxId}`, () => signalGroup(pgid, "SIGKILL"))
       })
 
+    const ownUid = (record: SandboxRecord): number | undefined => (record.ownUid === true ? record.uid : undefined)
+
+    /** With a uid of its own: every process /proc shows as that uid's ends, those that left the sandbox's groups too. */
+    const sweep = (record: SandboxRecord): Effect.Effect<void, SandboxError> => {
+      const uid = ownUid(record)
+      return uid === undefined
+        ? Effect.void
+        : Effect.flatMap(sweepUid(uid, 5000), (clean) =>
+          clean ? Effect.void : fail(`processes of sandbox ${record.sandboxId}'s uid ${uid} did not die after SIGKILL`, record.agentId))
+    }
+
+    /**
+     * Gives a removed sandbox's uid back once no process of it is left, those /proc does not show
+     * included (killed as that uid): in the background, so a remove does not wait for it; the uid
+     * stays claimed until then (and for good when something of it does not die).
+     */
+    const releaseWhenClean = (record: SandboxRecord) => {
+      const uid = ownUid(record)
+      if (uid === undefined) return Effect.void
+      return killAllAs(uid, record.gid ?? uid).pipe(
+        Effect.andThen(sweepUid(uid, 5000)),
+        Effect.flatMap((clean) => (clean ? Effect.sync(() => releaseUid(record)) : Effect.void)),
+        Effect.forkIn(backendScope),
+        Effect.asVoid
+      )
+    }
+
     const validate = (spec: SandboxSpec): Effect.Effect<void, SandboxError> =>
       Effect.suspend((): Effect.Effect<void, SandboxError> => {
         const { trustLevel, runtimeClass, networkPolicy, securityContext } = spec.sandbox
@@ -733,6 +762,7 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
             return yield* attempt(`cannot stop sandbox ${sandboxId}`, () => writeRecord(dataDir, record), record.agentId)
           }
           yield* terminate(record, graceMs)
+          yield* sweep(record)
           yield* attempt(`cannot update sandbox ${sandboxId}`, () => refresh(record), record.agentId)
         }),
 
@@ -745,13 +775,13 @@ export const make = (options: ProcessBackendOptions): Effect.Effect<SandboxBacke
           yield* terminate(record, 0)
           yield* attempt(`cannot remove sandbox ${sandboxId}`, () => {
             const paths = pathsOf(record)
-            releaseUid(record)
             rmSync(paths.dir, { recursive: true, force: true })
             unindex(record)
             const shared = recordsOfAgent(record.agentId).length > 0
             if (!shared) rmSync(paths.workspace, { recursive: true, force: true })
             execs.delete(sandboxId)
           }, record.agentId)
+          yield* releaseWhenClean(record)
         }),
 
       inspect: (sandboxId) => Effect.map(load(sandboxId), infoOf),

@@ -50,6 +50,14 @@ const sh = (backend: SandboxBackend["Service"], sandboxId: string, script: strin
     return { stdout: text("stdout"), stderr: text("stderr"), exitCode: exit?.exitCode }
   })
 
+/** A removed sandbox's uid goes back once nothing of it is left (in the background, within 5 s). */
+const claimGone = (uid: number) =>
+  Effect.gen(function* () {
+    const deadline = Date.now() + 5000
+    while (existsSync(join(claimsDir, String(uid))) && Date.now() < deadline) yield* Effect.sleep("10 millis")
+    expect(existsSync(join(claimsDir, String(uid))), `claim of uid ${uid}`).toBe(false)
+  })
+
 const uidOfProcess = (pid: number) => Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1])
 
 describe.runIf(process.getuid?.() === 0)("process sandboxes with a uid of their own", () => {
@@ -83,8 +91,30 @@ describe.runIf(process.getuid?.() === 0)("process sandboxes with a uid of their 
         // A itself reads its own file.
         expect((yield* sh(backend, a.sandboxId, "cat mine.txt")).stdout).toBe("secret")
         yield* backend.remove(a.sandboxId)
-        expect(existsSync(join(claimsDir, String(ra.uid)))).toBe(false)
+        yield* claimGone(ra.uid!)
         expect(existsSync(join(claimsDir, String(rb.uid)))).toBe(true)
+      })
+    ))
+
+  it("leaves no process of a sandbox's uid behind at stop and remove, not even one that left its process group, before the uid is given back", { timeout: 30_000 }, () =>
+    run((backend) =>
+      Effect.gen(function* () {
+        const box = yield* started(backend, spec())
+        const { uid } = recordOf(box.sandboxId)
+        // A hostile program leaves its group (setsid) so that a group kill misses it.
+        const escaped = yield* sh(backend, box.sandboxId, "setsid sleep 300 < /dev/null > /dev/null 2>&1 & echo $!")
+        const pid = Number(escaped.stdout.trim())
+        expect(uidOfProcess(pid)).toBe(uid)
+        yield* backend.stop(box.sandboxId, { graceMs: 200 })
+        expect(existsSync(`/proc/${pid}`)).toBe(false)
+        // Restarted, an orphan of a double fork in a session of its own, running a copy of sleep:
+        // remove kills it (also as the uid itself) before the claim goes.
+        yield* backend.start(box.sandboxId)
+        const hidden = Number((yield* sh(backend, box.sandboxId, "cp /bin/sleep ./hide && (setsid ./hide 300 < /dev/null > /dev/null 2>&1 & echo $!)")).stdout.trim())
+        expect(uidOfProcess(hidden)).toBe(uid)
+        yield* backend.remove(box.sandboxId)
+        yield* claimGone(uid!)
+        expect(existsSync(`/proc/${hidden}`)).toBe(false)
       })
     ))
 
@@ -182,9 +212,10 @@ describe.runIf(process.getuid?.() === 0)("process sandboxes with a uid of their 
         const event = Option.flatten(yield* Fiber.join(events).pipe(Effect.timeoutOption("10 seconds")))
         expect(Option.getOrUndefined(event)).toMatchObject({ sandboxId: box.sandboxId, type: "exited", forkRefused: true })
         expect(yield* backend.inspect(box.sandboxId)).toMatchObject({ status: "exited", forkRefused: true })
-        // An exec refused a fork at the limit says so on its exit: wrapper and program make 2 of 4.
+        // An exec refused a fork at the limit says so on its exit: its shell and four sleeps are five
+        // processes of 4 whatever the main program counts.
         const quiet = yield* started(backend, spec({}, 4))
-        const exit = yield* backend.exec(quiet.sandboxId, { command: ["sh", "-c", "sleep 1 & sleep 1 & sleep 1 & wait"], timeoutMs: 10_000, maxOutputBytes: 10_000 }).pipe(
+        const exit = yield* backend.exec(quiet.sandboxId, { command: ["sh", "-c", "sleep 1 & sleep 1 & sleep 1 & sleep 1 & wait"], timeoutMs: 10_000, maxOutputBytes: 10_000 }).pipe(
           Stream.runCollect,
           Effect.map((chunks) => [...chunks].find((c) => c._tag === "exit"))
         )

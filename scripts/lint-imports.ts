@@ -35,7 +35,9 @@ const allowed: Record<string, { layers: Array<string>; forbidPackages?: RegExp }
   runtime: { layers: ["domain", "machines", "services", "execution", "runtime", "composition"] },
   execution: { layers: ["domain", "services", "execution"] },
   workflows: { layers: ["domain", "machines", "services", "runtime", "workflows"] },
-  embedding: { layers: ["domain", "machines", "services", "execution", "runtime", "composition", "workflows"] },
+  // Several supervisors on Effect Cluster: the routed runtime and the agent entity over the runtime.
+  cluster: { layers: ["domain", "services", "runtime", "cluster"] },
+  embedding: { layers: ["domain", "machines", "services", "execution", "runtime", "composition", "workflows", "cluster"] },
   composition: { layers: ["domain", "machines", "services", "execution", "runtime", "backends", "store"] },
   agent: { layers: [] },
   cli: { layers: ["domain", "runtime", "composition", "embedding", "workflows", "cli", "index", "http"] },

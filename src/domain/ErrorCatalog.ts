@@ -40,6 +40,7 @@ const entries = [
   ["E2031", "WorkflowTransitionInvalid", "lifecycle", false, "operation not allowed in the workflow's current state"],
   ["E2032", "WorkflowNotFound", "lifecycle", false, "workflow not found"],
   ["E2033", "WorkflowNodeFailed", "execution", false, "a workflow node failed after its retries"],
+  ["E2034", "ClusterUnavailable", "lifecycle", true, "the agent's owner in the cluster could not be reached"],
   ["E2040", "SandboxConfigInvalid", "sandbox", false, "sandbox configuration invalid"],
   ["E2041", "RuntimeClassUnavailable", "sandbox", false, "runtime class not available on this backend"],
   ["E2042", "ResourceLimitsInvalid", "sandbox", false, "resource limits invalid or above the allowed maximum"],

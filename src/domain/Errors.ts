@@ -247,8 +247,18 @@ export class WorkflowNodeFailed extends Schema.TaggedError<WorkflowNodeFailed>()
   readonly code = "E2033" as const
 }
 
+/**
+ * E2034: the operation could not be delivered to the runner that hosts the agent (its shard is
+ * between owners, the runner is unreachable, or the cluster's message storage refused it); nothing
+ * was done. Retry: a shard whose owner died moves to a survivor within the lease.
+ */
+export class ClusterUnavailable extends Schema.TaggedError<ClusterUnavailable>()("ClusterUnavailable", fields) {
+  readonly code = "E2034" as const
+}
+
 /** Any expected failure of the runtime. */
 export type RuntimeError =
+  | ClusterUnavailable
   | ConfigInvalid
   | InputInvalid
   | Unauthenticated
@@ -344,6 +354,7 @@ const constructors: Record<ErrorCode, (data: { message: string; agentId?: string
   E2031: (d) => new WorkflowTransitionInvalid({ ...d, state: "unknown", operation: "unknown" }),
   E2032: (d) => new WorkflowNotFound(d),
   E2033: (d) => new WorkflowNodeFailed(d),
+  E2034: (d) => new ClusterUnavailable(d),
   E2040: (d) => new SandboxConfigInvalid(d),
   E2041: (d) => new RuntimeClassUnavailable({ ...d, runtimeClass: "unknown" }),
   E2042: (d) => new ResourceLimitsInvalid(d),
@@ -373,3 +384,16 @@ const constructors: Record<ErrorCode, (data: { message: string; agentId?: string
 /** Rebuilds a throwable error from its plain data (e.g. from a machine's context). */
 export const fromErrorData = (data: ErrorData, agentId?: string): RuntimeError =>
   constructors[data.code](agentId === undefined ? { message: data.message } : { message: data.message, agentId })
+
+/**
+ * Rebuilds a coded error from its code and fields (message, agentId, key and the code's own, such
+ * as E2020's state and operation), e.g. one raised on another cluster runner and sent as data.
+ */
+export const reviveError = (code: ErrorCode, fields: Readonly<Record<string, unknown>>): RuntimeError => {
+  const { message, agentId } = fields as { message?: unknown; agentId?: unknown }
+  const error = constructors[code](typeof agentId === "string" ? { message: String(message ?? code), agentId } : { message: String(message ?? code) })
+  for (const [name, value] of Object.entries(fields)) {
+    if (name !== "_tag" && name !== "code" && name !== "stack" && value !== undefined) (error as unknown as Record<string, unknown>)[name] = value
+  }
+  return error
+}

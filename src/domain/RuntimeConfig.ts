@@ -260,6 +260,32 @@ export const RuntimeConfig = Schema.Struct({
     /** How many agent steps of one run may run at once; the others of a wide fan-out wait their turn. */
     max_parallel_steps: PositiveInt
   }),
+  cluster: Schema.Struct({
+    /**
+     * Several supervisors share one fleet on Effect Cluster (docs/cluster.md): each is a runner, every
+     * agent hosted by the owner of its shard. Needs PostgreSQL (`store.url`). Off: one runner in process.
+     */
+    enabled: Schema.Boolean,
+    /** The fleet's name: supervisors of one store with the same name share its agents. */
+    name: Schema.String.check(Schema.isPattern(/^[a-z0-9][a-z0-9-]{0,40}$/)),
+    /** The host other runners reach this runner at (its address in the runner storage). */
+    runner_host: Schema.String.check(Schema.isMinLength(1)),
+    /** The port of the runner-to-runner transport (TCP sockets). */
+    runner_port: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 65535 })),
+    /** The address to listen on; empty: `runner_host`. */
+    listen_host: Schema.String,
+    /** Shards of the agents' group; every runner of a fleet must agree on it. */
+    shards: PositiveInt,
+    /** Seconds a runner's shard lease lasts without a refresh: after that its shards move to the others. */
+    lease_seconds: PositiveInt,
+    /** Seconds between lease refreshes; below `lease_seconds`. */
+    lease_refresh_seconds: PositiveInt,
+    /** How runners tell that another is gone: `ping` over the transport, or `k8s` (its Pod, by the API). */
+    health: Schema.Literals(["ping", "k8s"]),
+    /** With `health: k8s`: the namespace and label selector of the supervisors' Pods. */
+    k8s_namespace: Schema.String,
+    k8s_label_selector: Schema.String
+  }),
   telemetry: Schema.Struct({
     /** OpenTelemetry traces of lifecycle operations; `none` (the default) exports nothing. */
     traces: Schema.Struct({

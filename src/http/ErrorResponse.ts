@@ -35,6 +35,7 @@ export const statusOfCode: Readonly<Record<ErrorCode, number>> = {
   E2031: 409,
   E2032: 404,
   E2033: 502,
+  E2034: 503,
   E2040: 400,
   E2041: 400,
   E2042: 400,

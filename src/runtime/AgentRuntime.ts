@@ -37,7 +37,8 @@ import { makeLifecycleOperations } from "./internal/lifecycleOperations.ts"
 import { makeReconciliation } from "./internal/liveness.ts"
 import type { OperatorResources } from "./internal/modelExecution.ts"
 import { makeQueries } from "./internal/queries.ts"
-import { recoverAgents } from "./internal/recovery.ts"
+import { recoverAgents, type RecoveryDeps } from "./internal/recovery.ts"
+import { makeAgentHosting } from "./internal/agentHosting.ts"
 import { canPauseOf, type RuntimeCore } from "./internal/runtimeCore.ts"
 import { superviseAgents } from "./internal/agentSupervision.ts"
 import { makeScale } from "./internal/scaleOperation.ts"
@@ -170,10 +171,14 @@ export const make = (
     const health = (agentId: string): Effect.Effect<HealthStatus, RuntimeError> =>
       Effect.map(getState(agentId), (instance) => liveness.healthOf(instance, heartbeats, heartbeatTimeoutMs(instance.config)))
 
-    // ---- recovery ----------------------------------------------------------------------------------
-    yield* recoverAgents({
+    // ---- recovery: every agent at start, or (a cluster runner) each when its shard comes here ---------
+    const recovery: RecoveryDeps = {
       store, backend, checkpoints, iso, runtimeId: options.runtimeId, host, tokenBudget, onSandboxEvent, watchHeartbeat, warm, removeQuietly
-    })
+    }
+    const hosting = options.hosting === "cluster"
+      ? makeAgentHosting({ recovery, spawn, backendName: options.backendName, stopHeartbeat: heartbeats.stop })
+      : undefined
+    if (hosting === undefined) yield* recoverAgents(recovery)
 
     if (options.fillWarmPools !== false) yield* warm.start
     yield* Effect.addFinalizer(() => warm.stop)
@@ -194,7 +199,8 @@ export const make = (
       history: (query) => eventLog.query(query),
       checkSpawn: (raw, policy) => Effect.asVoid(checkSpawn(raw, policy)),
       recordEvents: (events) => Effect.tap(eventLog.append(events), (recorded) => Effect.sync(() => runtimeEvents.publish(recorded))),
-      fleetContext: () => fleet.getSnapshot().context
+      fleetContext: () => fleet.getSnapshot().context,
+      hosting
     })
   })
 

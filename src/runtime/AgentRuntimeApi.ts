@@ -19,6 +19,7 @@ import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import type { PoolStatus } from "../domain/PoolStatus.ts"
 import type { AgentFilter, FleetOperation } from "../services/StateStore.ts"
 import type { Clock } from "./ActorHost.ts"
+import type { AgentHosting } from "./internal/agentHosting.ts"
 import type { ModelExecuteEvent } from "./internal/modelExecution.ts"
 import type { ProgramExecuteEvent } from "./internal/programProtocol.ts"
 import type { SpawnPolicy } from "./SpawnPolicy.ts"
@@ -95,6 +96,12 @@ export interface AgentRuntimeOptions {
    */
   readonly tracer?: Tracer.Tracer | undefined
   /**
+   * `cluster`: a runner of a fleet on Effect Cluster hosts the agents of the shards it owns, one at a
+   * time through {@link AgentRuntimeShape.hosting}; it recovers nothing at start. Default `local`:
+   * every agent of the runtime id is restored at start.
+   */
+  readonly hosting?: "local" | "cluster" | undefined
+  /**
    * What gives memory back once the runtime is quiet (`runtime.reduce_memory_after_idle_seconds`).
    * Omitted: V8's memory-reducing full collection (src/runtime/internal/memoryReducer.ts).
    */
@@ -153,5 +160,7 @@ export interface AgentRuntimeShape {
   readonly flush: Effect.Effect<void>
   /** The live agent actor, for inspection and tests. */
   readonly actorOf: (agentId: string) => Option.Option<Actor<typeof agentMachine>>
+  /** With `hosting: "cluster"`: how the runner hosts and releases single agents (internal to the cluster layer). */
+  readonly hosting?: AgentHosting | undefined
 }
 

@@ -130,6 +130,8 @@ export interface L02Runtime {
 
 const runtimeIdFor = (config: RuntimeConfig): string => {
   if (config.runtime.runtime_id !== "") return config.runtime.runtime_id
+  // Every runner of a fleet shares its agents, their records and their sandboxes' labels.
+  if (config.cluster.enabled) return `cluster-${config.cluster.name}`
   if (config.store.url === "" && config.store.pglite === "memory") return `rt-${randomUUID().slice(0, 12)}`
   const key = `${hostname()}:${config.runtime.backend}:${resolve(config.runtime.data_dir)}:${config.store.url}`
   return `rt-${createHash("sha256").update(key).digest("hex").slice(0, 12)}`
@@ -176,13 +178,30 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
     random: options.random,
     fillWarmPools: options.fillWarmPools,
     reduceMemory: options.reduceMemory,
-    defaultCommand: options.layer === undefined ? defaultCommandFor(config) : undefined
+    defaultCommand: options.layer === undefined ? defaultCommandFor(config) : undefined,
+    hosting: config.cluster.enabled ? "cluster" : "local"
   })
   // Secrets are read from the environment the configuration was read from (or the embedder's own store).
   const secrets = options.secrets ?? SecretStore.layerConfig(config.secrets, options.env ?? process.env)
-  const runtimeLayer = Layer.provideMerge(layer, Layer.merge(services, secrets))
+  const portsLayer = Layer.merge(services, secrets)
+  const localLayer = Layer.provideMerge(layer, portsLayer)
+  // A cluster runner's callers reach every agent of the fleet through the routed runtime (docs/cluster.md).
+  const runtimeLayer = config.cluster.enabled
+    ? Layer.merge(Layer.provide(Layer.unwrap(Effect.promise(async () => (await import("../cluster/clusterRuntime.ts")).layer(config))), localLayer), portsLayer)
+    : localLayer
+  const runnerAddress = `${config.cluster.runner_host}:${config.cluster.runner_port}`
   const managed = ManagedRuntime.make(
-    Layer.provideMerge(Workflows.layer({ runnerName: runtimeId, inspect: options.inspect, hibernateAfterSeconds: config.runtime.hibernate_idle_after_seconds, tracer: tracing.tracer, maxParallelSteps: config.workflows.max_parallel_steps }), runtimeLayer)
+    Layer.provideMerge(
+      Workflows.layer({
+        runnerName: runtimeId,
+        inspect: options.inspect,
+        hibernateAfterSeconds: config.runtime.hibernate_idle_after_seconds,
+        tracer: tracing.tracer,
+        maxParallelSteps: config.workflows.max_parallel_steps,
+        engineTablePrefix: config.cluster.enabled ? `l02_wf_${createHash("sha256").update(runnerAddress).digest("hex").slice(0, 12)}` : undefined
+      }),
+      runtimeLayer
+    )
   )
   let core: AgentRuntime.AgentRuntimeShape
   let workflows: WorkflowsShape

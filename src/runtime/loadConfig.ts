@@ -77,6 +77,25 @@ const readYaml = (path: string, what: string): unknown => {
   }
 }
 
+/** The cluster keys that only make sense together with others. */
+const checkCluster = (config: RuntimeConfig): RuntimeConfig => {
+  const { cluster, store } = config
+  if (!cluster.enabled) return config
+  if (!/^postgres(ql)?:\/\//.test(store.url)) {
+    throw new ConfigInvalid({
+      message: "cluster.enabled needs a PostgreSQL store that every runner shares: set store.url to postgres://... (the embedded store belongs to one process)",
+      key: "cluster.enabled"
+    })
+  }
+  if (cluster.lease_refresh_seconds >= cluster.lease_seconds) {
+    throw new ConfigInvalid({
+      message: `cluster.lease_refresh_seconds (${cluster.lease_refresh_seconds}) must be below cluster.lease_seconds (${cluster.lease_seconds}), or leases lapse between refreshes`,
+      key: "cluster.lease_refresh_seconds"
+    })
+  }
+  return config
+}
+
 /** Loads and validates the configuration, synchronously. Throws {@link ConfigInvalid} (E2000). */
 export const loadConfigSync = (sources: ConfigSources = {}): RuntimeConfig => {
   let merged = merge({}, readYaml(defaultConfigPath, "default configuration"), "default configuration")
@@ -84,7 +103,7 @@ export const loadConfigSync = (sources: ConfigSources = {}): RuntimeConfig => {
   merged = merge(merged, sources.overrides, "configuration overrides")
   if (sources.env !== undefined) merged = merge(merged, fromEnv(sources.env), "environment")
   const result = Schema.decodeUnknownExit(RuntimeConfig)(merged, { errors: "all", onExcessProperty: "error" })
-  if (result._tag === "Success") return result.value
+  if (result._tag === "Success") return checkCluster(result.value)
   const error = result.cause.reasons.find((r) => r._tag === "Fail")
   const issue = error?._tag === "Fail" ? String((error.error as { message?: unknown }).message ?? error.error) : "invalid configuration"
   const key = /at \["([^"]+)"\]\["([^"]+)"\]/.exec(issue) ?? /at \["([^"]+)"\]/.exec(issue)

@@ -76,6 +76,11 @@ export interface WorkflowsOptions {
   readonly tracer?: Tracer.Tracer | undefined
   /** workflows.max_parallel_steps; default 16. */
   readonly maxParallelSteps?: number | undefined
+  /**
+   * The engine's tables; a runner of an agent cluster has its own (its runs are its own), and then
+   * leaves the pending runs of the shared store to the runners that accepted them.
+   */
+  readonly engineTablePrefix?: string | undefined
 }
 
 /** The workflows service. */
@@ -306,7 +311,7 @@ export const make = (options: WorkflowsOptions) =>
         return Scope.close(engineScope, Exit.void)
       })
     )
-    const engine = yield* Effect.cached(startEngine({ sql, hooks, runnerName: options.runnerName, scope: engineScope }).pipe(Effect.orDie))
+    const engine = yield* Effect.cached(startEngine({ sql, hooks, runnerName: options.runnerName, tablePrefix: options.engineTablePrefix, scope: engineScope }).pipe(Effect.orDie))
     const withEngine = <A, E>(f: (engine: Engine) => Effect.Effect<A, E, any>) =>
       Effect.flatMap(engine, (e) => Effect.provideContext(f(e), e.context) as Effect.Effect<A, E>)
     const executionIdOf = (workflowId: string) => withEngine((e) => e.graph.GraphWorkflow.executionId({ workflowId }))
@@ -318,7 +323,9 @@ export const make = (options: WorkflowsOptions) =>
     const unfinished = yield* Effect.orDie(store.list({ state: ["pending", "running", "waiting", "cancelling"], limit: 1 }))
     if (unfinished.length > 0) {
       yield* engine
-      for (const run of yield* Effect.orDie(store.list({ state: "pending", parentId: null }))) yield* execute(run.workflowId)
+      if (options.engineTablePrefix === undefined) {
+        for (const run of yield* Effect.orDie(store.list({ state: "pending", parentId: null }))) yield* execute(run.workflowId)
+      }
     }
 
     const start: WorkflowsShape["start"] = (document, input, startOptions) =>

@@ -28,23 +28,43 @@ export const startEngine = (options: {
   readonly sql: SqlClient
   readonly hooks: WorkflowHooksShape
   readonly runnerName: string
+  /**
+   * The engine's tables (default `cluster`). A runner of an agent cluster keeps its runs in tables
+   * of its own: its runs are its own, resumed when it comes back (docs/cluster.md).
+   */
+  readonly tablePrefix?: string | undefined
   readonly scope: Scope.Scope
 }): Effect.Effect<Engine, unknown> =>
   Effect.gen(function* () {
-    const [graph, ClusterWorkflowEngine, SingleRunner, RunnerAddress, NodeCrypto, SqlClientModule] = yield* Effect.promise(() =>
-      Promise.all([
-        import("./graphWorkflow.ts"),
-        import("effect/cluster/ClusterWorkflowEngine"),
-        import("effect/cluster/SingleRunner"),
-        import("effect/cluster/RunnerAddress"),
-        import("@effect/platform-node/NodeCrypto"),
-        import("effect/sql/SqlClient")
-      ])
+    const [graph, ClusterWorkflowEngine, Sharding, Runners, RunnerHealth, SqlMessageStorage, SqlRunnerStorage, ShardingConfig, RunnerAddress, NodeCrypto, SqlClientModule] =
+      yield* Effect.promise(() =>
+        Promise.all([
+          import("./graphWorkflow.ts"),
+          import("effect/cluster/ClusterWorkflowEngine"),
+          import("effect/cluster/Sharding"),
+          import("effect/cluster/Runners"),
+          import("effect/cluster/RunnerHealth"),
+          import("effect/cluster/SqlMessageStorage"),
+          import("effect/cluster/SqlRunnerStorage"),
+          import("effect/cluster/ShardingConfig"),
+          import("effect/cluster/RunnerAddress"),
+          import("@effect/platform-node/NodeCrypto"),
+          import("effect/sql/SqlClient")
+        ])
+      )
+    // A single runner (as the engine's SingleRunner, with the tables' prefix chosen here).
+    const prefix = options.tablePrefix ?? "cluster"
+    const runner = Sharding.layer.pipe(
+      Layer.provideMerge(Runners.layerNoop),
+      Layer.provideMerge(SqlMessageStorage.layerWith({ prefix })),
+      Layer.provide([Layer.orDie(SqlRunnerStorage.layerWith({ prefix })), RunnerHealth.layerNoop]),
+      Layer.provide(ShardingConfig.layer({
+        runnerAddress: Option.some(RunnerAddress.make(options.runnerName, 1)),
+        entityMessagePollInterval: "1 second",
+        entityMaxIdleTime: "10 seconds",
+        simulateRemoteSerialization: false
+      }))
     )
-    const runner = SingleRunner.layer({
-      runnerStorage: "sql",
-      shardingConfig: { runnerAddress: Option.some(RunnerAddress.make(options.runnerName, 1)), entityMessagePollInterval: "1 second", entityMaxIdleTime: "10 seconds", simulateRemoteSerialization: false }
-    })
     const layer = graph.graphWorkflowLayer.pipe(
       Layer.provideMerge(ClusterWorkflowEngine.layer),
       Layer.provideMerge(runner),

@@ -62,6 +62,11 @@ const backendsFor = (runtimeClass: string): string =>
 export interface AdmitAs {
   readonly session: string
   readonly priority: AdmissionPriority
+  /**
+   * The id the agent gets, decided by whoever accepted the spawn (a cluster runner routing it to
+   * the agent's owner); such a spawn claims no warm sandbox (those carry ids of their own).
+   */
+  readonly agentId?: string | undefined
 }
 
 /** Spawn, terminate, suspend and resume over the runtime's core. */
@@ -150,11 +155,11 @@ export const makeLifecycleOperations = (core: RuntimeCore) => {
       }
       yield* Effect.addFinalizer(() => Effect.sync(release))
       // A warm sandbox made from this very config becomes this agent's, with the id it was made for.
-      const claim = warm.claim(config)
+      const claim = admitAs?.agentId === undefined ? warm.claim(config) : undefined
       const sessionId = config.sessionId ?? claim?.sessionId ?? admittedAs
       const at = iso()
       const h = newAgentHandle({
-        agentId: claim?.agentId ?? randomUUID(),
+        agentId: admitAs?.agentId ?? claim?.agentId ?? randomUUID(),
         sessionId,
         config,
         sandbox,

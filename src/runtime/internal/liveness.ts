@@ -71,6 +71,8 @@ export const makeAgentHeartbeats = (deps: AgentHeartbeatDeps) => {
     },
     overdue: watch.overdue,
     lastHeartbeatAt: watch.lastHeartbeatAt,
+    /** Forgets one agent (it is hosted elsewhere now). */
+    stop: watch.stop,
     stopAll: watch.stopAll
   }
 }

@@ -108,6 +108,25 @@ const reapUnclaimed = (deps: RecoveryDeps) =>
     }
   })
 
+/**
+ * Restores one stored agent (not terminated) and reconciles its sandbox: an operation whose end was
+ * not written is completed or rolled back first (intentRecovery). True when something was settled
+ * (its write queued).
+ */
+export const recoverAgent = (deps: RecoveryDeps, found: AgentRecord): Effect.Effect<boolean, StoreFailed | SandboxError> =>
+  Effect.gen(function* () {
+    const settled = yield* settleIntent(deps, found)
+    const r = Option.isSome(settled) ? settled.value.record : found
+    const h = yield* restore(deps, r)
+    if (Option.isSome(settled)) {
+      deps.host.persist(h, [settled.value.event])
+      const { intent } = settled.value
+      if (settled.value.terminate) deps.host.live(h).send({ type: "agent.terminate", reason: intent.reason, force: intent.force })
+    }
+    yield* reconcileSandbox(deps, h)
+    return Option.isSome(settled)
+  })
+
 /** Restores every stored agent of this runtime and reconciles it, then reaps what nobody claims. */
 export const recoverAgents = (deps: RecoveryDeps): Effect.Effect<void, StoreFailed | SandboxError> =>
   Effect.gen(function* () {
@@ -115,17 +134,7 @@ export const recoverAgents = (deps: RecoveryDeps): Effect.Effect<void, StoreFail
     let settledAny = false
     for (const found of stored) {
       if (found.state === "terminated") continue
-      // An operation whose end was not written is completed or rolled back first (intentRecovery).
-      const settled = yield* settleIntent(deps, found)
-      const r = Option.isSome(settled) ? settled.value.record : found
-      const h = yield* restore(deps, r)
-      if (Option.isSome(settled)) {
-        settledAny = true
-        deps.host.persist(h, [settled.value.event])
-        const { intent } = settled.value
-        if (settled.value.terminate) deps.host.live(h).send({ type: "agent.terminate", reason: intent.reason, force: intent.force })
-      }
-      yield* reconcileSandbox(deps, h)
+      if (yield* recoverAgent(deps, found)) settledAny = true
     }
     // What was settled is in the store before the runtime is handed out (a refusal is tried again later).
     if (settledAny) yield* Effect.promise(() => deps.host.allWritten())

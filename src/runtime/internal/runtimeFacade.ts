@@ -15,6 +15,7 @@ import type { LifecycleEvent } from "../../domain/LifecycleEvent.ts"
 import type { AgentFilter, FleetOperation } from "../../services/StateStore.ts"
 import type { AgentRuntimeShape, ExecuteEvent, ExecuteOptions, ScaleOptions, SuspendOptions, TerminateOptions } from "../AgentRuntimeApi.ts"
 import type { SpawnPolicy } from "../SpawnPolicy.ts"
+import type { AgentHosting } from "./agentHosting.ts"
 import type { AdmitAs } from "./lifecycleOperations.ts"
 import type { RuntimeCore } from "./runtimeCore.ts"
 import { agentIdOf, checkpointIdOf, executeOptionsOf, suspendOptionsOf, terminateOptionsOf } from "./callInput.ts"
@@ -44,6 +45,7 @@ export const runtimeFacade = (
     readonly recordEvents: AgentRuntimeShape["recordEvents"]
     readonly checkSpawn: AgentRuntimeShape["checkSpawn"]
     readonly fleetContext: () => { readonly pendingRestarts: Readonly<Record<string, unknown>>; readonly restartsTotal: number }
+    readonly hosting?: AgentHosting | undefined
   }
 ): AgentRuntimeShape => {
   const { host, warm, store, checkpoints } = core
@@ -128,7 +130,8 @@ export const runtimeFacade = (
     actorOf: (agentId) => {
       const h = typeof agentId === "string" ? host.get(agentId.toLowerCase()) : undefined
       return h === undefined || h.state === "terminated" ? Option.none() : Option.some(host.live(h))
-    }
+    },
+    hosting: parts.hosting
   }
   return shape
 }

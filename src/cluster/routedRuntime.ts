@@ -1,0 +1,99 @@
+/**
+ * The runtime as a cluster runner's callers see it: every operation on one agent goes to the agent
+ * entity, which the engine delivers to the runner owning the agent's shard (this one or another),
+ * and answers as a local call would (the same values, the same coded errors, execute as a stream).
+ * What spans the fleet (list, events, history, fleet operations) reads the shared store.
+ */
+import { randomUUID } from "node:crypto"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import type { AgentInstance, SpawnResult } from "../domain/AgentInstance.ts"
+import type { AgentState } from "../domain/AgentState.ts"
+import type { ErrorCode } from "../domain/ErrorCatalog.ts"
+import { errorCatalog } from "../domain/ErrorCatalog.ts"
+import { ClusterUnavailable, reviveError, type RuntimeError } from "../domain/Errors.ts"
+import type { Checkpoint } from "../domain/Checkpoint.ts"
+import type { HealthStatus } from "../domain/HealthStatus.ts"
+import type { AgentRuntimeShape, ExecuteEvent } from "../runtime/AgentRuntimeApi.ts"
+import { agentIdOf, checkpointIdOf, executeOptionsOf, suspendOptionsOf, terminateOptionsOf } from "../runtime/operationInput.ts"
+import type { AgentEntity } from "./AgentEntity.ts"
+import { asJson as json } from "./agentEntityLayer.ts"
+
+type Client = Effect.Success<typeof AgentEntity.client>
+
+/** The caller's side of a failure: a coded error from the owner rebuilt, the engine's own as E2034. */
+const fromCall = (agentId: string) => (error: unknown): RuntimeError => {
+  if (typeof error === "object" && error !== null && (error as { _tag?: unknown })._tag === "RemoteFailure") {
+    const { code, fields } = error as { code: string; fields: Record<string, unknown> }
+    if (errorCatalog.has(code as ErrorCode)) return reviveError(code as ErrorCode, fields)
+  }
+  const what = typeof error === "object" && error !== null ? String((error as { _tag?: unknown })._tag ?? "") : ""
+  return new ClusterUnavailable({
+    message: `the runner hosting agent ${agentId} could not be reached (${what || String(error)}); nothing was done, retry: a dead runner's shards move to the others within cluster.lease_seconds`,
+    agentId
+  })
+}
+
+/** The routed shape over the local runtime and the entity's client. */
+export const routedRuntime = (local: AgentRuntimeShape, client: Client): AgentRuntimeShape => {
+  const call = <A>(agentId: string, f: (c: ReturnType<Client>) => Effect.Effect<unknown, unknown>): Effect.Effect<A, RuntimeError> =>
+    f(client(agentId)).pipe(
+      Effect.mapError(fromCall(agentId)),
+      Effect.catchDefect((defect) => Effect.fail(fromCall(agentId)(defect))),
+      Effect.map((value) => value as A)
+    )
+  const withId = <A>(agentId: unknown, op: (id: string) => Effect.Effect<A, RuntimeError>) => Effect.flatMap(agentIdOf(agentId), op)
+
+  return {
+    ...local,
+    spawn: (raw, initialContext, policy) =>
+      Effect.gen(function* () {
+        // Refused here as on the owner (the owner checks again), before anything is sent.
+        yield* local.checkSpawn(raw, policy)
+        const agentId = randomUUID()
+        return yield* call<SpawnResult>(agentId, (c) =>
+          c.spawn({ requestId: agentId, config: json(raw), initialContext: json(initialContext), policy: json(policy) })
+        )
+      }),
+    terminate: (agentId, opts) =>
+      withId(agentId, (id) => Effect.flatMap(terminateOptionsOf(opts), (o) => Effect.asVoid(call(id, (c) => c.terminate({ requestId: randomUUID(), options: json(o ?? {}) }))))),
+    suspend: (agentId, opts) =>
+      withId(agentId, (id) =>
+        Effect.flatMap(suspendOptionsOf(opts), (o) =>
+          Effect.map(call<string | null>(id, (c) => c.suspend({ requestId: randomUUID(), options: json(o ?? {}) })), (checkpointId) => checkpointId ?? undefined)
+        )
+      ),
+    resume: (agentId, checkpointId) =>
+      withId(agentId, (id) =>
+        Effect.flatMap(checkpointIdOf(checkpointId), (c) =>
+          call<AgentState>(id, (client) => client.resume({ requestId: randomUUID(), ...(c === undefined ? {} : { checkpointId: c }) }))
+        )
+      ),
+    getState: (agentId) => withId(agentId, (id) => call<AgentInstance>(id, (c) => c.getState())),
+    health: (agentId) => withId(agentId, (id) => call<HealthStatus>(id, (c) => c.health())),
+    checkpoints: (agentId) => withId(agentId, (id) => call<ReadonlyArray<Checkpoint>>(id, (c) => c.checkpoints())),
+    execute: (agentId, input, opts) =>
+      Stream.unwrap(
+        withId(agentId, (id) =>
+          Effect.map(executeOptionsOf(opts), (o) => {
+            const events = client(id).execute({ input: json(input), ...(o?.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }) }).pipe(
+              Stream.mapError(fromCall(id)),
+              Stream.catchCause((cause) => (Cause.hasDies(cause) ? Stream.fail(fromCall(id)(Cause.squash(cause))) : Stream.failCause(cause as Cause.Cause<RuntimeError>))),
+              Stream.map((event) => event as ExecuteEvent)
+            )
+            const signal = o?.signal
+            // Aborting the caller's signal ends the stream, which cancels the step on the owner.
+            return signal === undefined
+              ? events
+              : Stream.interruptWhen(events, Effect.callback<void>((resume) => {
+                if (signal.aborted) return resume(Effect.void)
+                const onAbort = () => resume(Effect.void)
+                signal.addEventListener("abort", onAbort, { once: true })
+                return Effect.sync(() => signal.removeEventListener("abort", onAbort))
+              }))
+          })
+        )
+      )
+  }
+}

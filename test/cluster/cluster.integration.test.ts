@@ -1,0 +1,129 @@
+// Three supervisors share one fleet on Effect Cluster (PostgreSQL): every agent is hosted by exactly
+// one runner, any runner answers for any agent as the owner would (values, coded errors, execute over
+// SSE), and when one runner is killed (kill -9) in the middle of a burst of operations, the survivors
+// take its shards: afterwards every agent answers, none is lost and none is hosted twice.
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { api, eachLimited, makeSchema, type Runner, startFleet } from "./clusterSupport.ts"
+
+const baseUrl = process.env.L02_TEST_POSTGRES_URL ?? ""
+const agents = 300
+const leaseSeconds = 6
+
+/** How many agents each runner hosts now (its fleet status counts the agents it hosts). */
+const hosted = async (runners: ReadonlyArray<Runner>) => Promise.all(runners.map(async (r) => (await api(r, "GET", "/v1/fleet")).body.total as number))
+
+/** Retries `f` until it holds or `ms` pass. */
+const eventually = async <A>(ms: number, f: () => Promise<A>, holds: (a: A) => boolean): Promise<A> => {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const value = await f()
+    if (holds(value) || Date.now() > deadline) return value
+    await new Promise((resolve) => setTimeout(resolve, 250))
+  }
+}
+
+describe.skipIf(baseUrl === "")("a fleet of three runners on one PostgreSQL", () => {
+  let schema: ReturnType<typeof makeSchema>
+  let fleet: Awaited<ReturnType<typeof startFleet>>
+  const ids: Array<string> = []
+
+  beforeAll(async () => {
+    schema = makeSchema(baseUrl)
+    fleet = await startFleet(schema.url, 3, leaseSeconds)
+  }, 120_000)
+  afterAll(async () => {
+    await fleet?.stop()
+    schema?.drop()
+  }, 60_000)
+
+  it("spawns 300 agents through different runners; every runner lists all 300 and answers for each; each is hosted once", async () => {
+    const { runners } = fleet
+    const spawned = await eachLimited(Array.from({ length: agents }, (_, i) => i), 12, async (i) => {
+      const answer = await api(runners[i % 3]!, "POST", "/v1/agents", { config: { name: `a${i}`, trustLevel: "TRUSTED" } })
+      expect(answer.status, JSON.stringify(answer.body)).toBe(201)
+      return answer.body.agentId as string
+    })
+    ids.push(...spawned)
+    expect(new Set(ids).size).toBe(agents)
+    for (const r of runners) {
+      const listed = (await api(r, "GET", "/v1/agents")).body.agents as Array<{ agentId: string; state: string }>
+      expect(new Set(listed.map((a) => a.agentId))).toEqual(new Set(ids))
+    }
+    // Every agent through every runner: the same answer as its owner gives.
+    await eachLimited(ids, 12, async (id) => {
+      const states = await Promise.all(runners.map((r) => api(r, "GET", `/v1/agents/${id}`)))
+      for (const s of states) expect([s.status, s.body.agentId, s.body.state]).toEqual([200, id, "running"])
+    })
+    // Hosted exactly once, spread over the three.
+    const counts = await hosted(runners)
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(agents)
+    for (const c of counts) expect(c).toBeGreaterThan(0)
+  }, 300_000)
+
+  it("carries every operation to the owner: suspend on one runner, resume on another, execute over SSE through a third, the same coded errors", async () => {
+    const [a, b, c] = fleet.runners as [Runner, Runner, Runner]
+    const id = ids[0]!
+    expect((await api(a, "POST", `/v1/agents/${id}/suspend`, {})).body).toMatchObject({ agentId: id, state: "suspended" })
+    const again = await api(b, "POST", `/v1/agents/${id}/suspend`, {})
+    expect(again.status).toBe(409)
+    expect(again.body.error).toMatchObject({ code: "E2020", agentId: id })
+    expect((await api(b, "POST", `/v1/agents/${id}/resume`, {})).body).toMatchObject({ agentId: id, state: "running" })
+    const response = await fetch(`${c.url}/v1/agents/${id}/execute`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ input: "through c" }) })
+    const text = await response.text()
+    expect(text).toContain("through c")
+    expect(text).toContain("event: done")
+    // An unknown agent: E2021 from every runner; a malformed id: E2001 before anything is routed.
+    for (const r of fleet.runners) {
+      expect((await api(r, "GET", "/v1/agents/00000000-0000-4000-8000-000000000000")).body.error.code).toBe("E2021")
+      expect((await api(r, "GET", "/v1/agents/not-an-id")).body.error.code).toBe("E2001")
+    }
+    const gone = ids.pop()!
+    expect((await api(c, "DELETE", `/v1/agents/${gone}`)).status).toBe(200)
+    const afterEnd = await api(a, "POST", `/v1/agents/${gone}/suspend`, {})
+    expect(afterEnd.body.error).toMatchObject({ code: "E2020", agentId: gone })
+  }, 120_000)
+
+  it("loses nothing when a runner is killed (kill -9) in a burst of operations: its shards move, every agent answers through the survivors, none hosted twice", async () => {
+    const [victim, ...survivors] = fleet.runners as [Runner, Runner, Runner]
+    const before = await hosted(fleet.runners)
+    expect(before[0]).toBeGreaterThan(0)
+    // A burst through the survivors; the victim dies in the middle of it.
+    let stop = false
+    const burst = (async () => {
+      let calls = 0
+      while (!stop) {
+        await eachLimited(ids.slice(0, 60), 12, async (id, i) => {
+          await api(survivors[i % 2]!, "GET", `/v1/agents/${id}`).catch(() => undefined)
+          calls += 1
+        })
+      }
+      return calls
+    })()
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    const killedAt = Date.now()
+    victim.child.kill("SIGKILL")
+    // Within the lease and a little more, the survivors host every agent, once.
+    const counts = await eventually((leaseSeconds + 20) * 1000, () => hosted(survivors), (c) => c[0]! + c[1]! === ids.length)
+    const movedMs = Date.now() - killedAt
+    stop = true
+    expect(await burst).toBeGreaterThan(0)
+    expect(counts[0]! + counts[1]!, `hosted after the kill: ${counts}`).toBe(ids.length)
+    expect(movedMs).toBeLessThan((leaseSeconds + 20) * 1000)
+    // Every agent answers through each survivor; none is lost. The victim's sandboxes (the memory
+    // backend's, local to its process) are gone: its agents are restarted per policy on their new owner.
+    await eachLimited(ids, 12, async (id) => {
+      for (const r of survivors) {
+        const s = await eventually(30_000, () => api(r, "GET", `/v1/agents/${id}`), (a) => a.status === 200 && a.body.state === "running")
+        expect([s.status, s.body.agentId, s.body.state], JSON.stringify(s.body)).toEqual([200, id, "running"])
+      }
+    })
+    for (const r of survivors) {
+      const listed = (await api(r, "GET", "/v1/agents")).body.agents as Array<{ agentId: string; state: string }>
+      expect(listed.filter((a) => a.state !== "terminated").map((a) => a.agentId).sort()).toEqual([...ids].sort())
+    }
+    // Still hosted once each a while later (no second owner appeared).
+    await new Promise((resolve) => setTimeout(resolve, 2000))
+    const later = await hosted(survivors)
+    expect(later[0]! + later[1]!).toBe(ids.length)
+  }, 300_000)
+})

@@ -33,6 +33,8 @@ export const agentEntityLayer = AgentEntity.toLayer(
     const hosting = local.hosting
     if (hosting === undefined) return yield* Effect.die(new Error("the agent entity needs a runtime made with hosting: \"cluster\""))
     const agentId = (yield* Entity.CurrentAddress).entityId
+    const runner = yield* Entity.CurrentRunnerAddress
+    const hostedBy = `${runner.host}:${runner.port}`
     const context = yield* Effect.context<Sharding.Sharding | Entity.CurrentAddress>()
     let kept = false
     /** Kept alive (and so redelivered to the next owner) exactly while the agent is hosted here. */
@@ -55,7 +57,7 @@ export const agentEntityLayer = AgentEntity.toLayer(
         ),
       suspend: ({ payload }) => remote(Effect.map(local.suspend(agentId, (payload.options ?? {}) as SuspendOptions), (checkpointId) => checkpointId ?? null)),
       resume: ({ payload }) => remote(local.resume(agentId, payload.checkpointId)),
-      getState: () => remote(local.getState(agentId)),
+      getState: () => remote(Effect.map(local.getState(agentId), (instance) => ({ ...instance, hostedBy }))),
       health: () => remote(local.health(agentId)),
       checkpoints: () => remote(local.checkpoints(agentId)),
       execute: ({ payload }) =>

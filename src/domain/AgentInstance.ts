@@ -31,6 +31,8 @@ export const AgentInstance = Schema.Struct({
   state: AgentState,
   activity: Schema.optional(AgentActivity),
   backend: Schema.String,
+  /** With `cluster.enabled`: the address of the runner hosting the agent now (`host:port`). */
+  hostedBy: Schema.optional(Schema.String),
   sandboxId: Schema.optional(Schema.String),
   config: AgentConfig,
   sandbox: SandboxConfiguration,

@@ -32,6 +32,12 @@ export interface AgentRecord {
   readonly createdAt: string
   readonly updatedAt: string
   readonly terminatedAt?: string | undefined
+  /**
+   * The token of the cluster runner hosting the agent. A record carrying one is saved only while
+   * the stored token is the same or none (see {@link StateStoreShape.claimAgent}); without one, a
+   * save always applies (one supervisor).
+   */
+  readonly hostToken?: string | undefined
 }
 
 /** Which agents to list; all given fields must match. */
@@ -63,6 +69,12 @@ export interface StateStoreShape {
    * runtime writes each batch of transitions with it. Agent ids must be distinct.
    */
   readonly saveAgents: (records: ReadonlyArray<AgentRecord>) => Effect.Effect<void, StoreFailed>
+  /**
+   * Makes `token` the agent's host token: from now on, saves of its record carrying another token
+   * change nothing (a runner that lost the agent's shard cannot write over its new owner). False
+   * when the store does not know the agent.
+   */
+  readonly claimAgent: (agentId: string, token: string) => Effect.Effect<boolean, StoreFailed>
   readonly getAgent: (agentId: string) => Effect.Effect<Option.Option<AgentRecord>, StoreFailed>
   /** Agents matching `filter`, oldest first (ties by id). */
   readonly listAgents: (filter?: AgentFilter) => Effect.Effect<ReadonlyArray<AgentRecord>, StoreFailed>
@@ -109,6 +121,15 @@ const matches = (record: AgentRecord, filter: AgentFilter): boolean => {
   return true
 }
 
+/** Saves a record unless a host token it carries is not the stored one (see {@link AgentRecord.hostToken}). */
+const saveFenced = (agents: HashMap.HashMap<string, AgentRecord>, record: AgentRecord): HashMap.HashMap<string, AgentRecord> => {
+  const stored = HashMap.get(agents, record.agentId)
+  const storedToken = stored._tag === "Some" ? stored.value.hostToken : undefined
+  if (record.hostToken !== undefined && storedToken !== undefined && storedToken !== record.hostToken) return agents
+  const hostToken = record.hostToken ?? storedToken
+  return HashMap.set(agents, record.agentId, hostToken === undefined ? record : { ...record, hostToken })
+}
+
 /** Agents in listing order: oldest first, ties by id (the order every implementation returns). */
 export const compareAgents = (a: AgentRecord, b: AgentRecord): number =>
   a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.agentId < b.agentId ? -1 : a.agentId > b.agentId ? 1 : 0
@@ -133,9 +154,14 @@ export const layerMemory: Layer.Layer<StateStore> = Layer.effect(
   Effect.gen(function* () {
     const ref = yield* Ref.make<MemoryState>({ agents: HashMap.empty(), operations: HashMap.empty() })
     return StateStore.of({
-      saveAgent: (record) => Ref.update(ref, (s) => ({ ...s, agents: HashMap.set(s.agents, record.agentId, record) })),
-      saveAgents: (records) =>
-        Ref.update(ref, (s) => ({ ...s, agents: records.reduce((agents, record) => HashMap.set(agents, record.agentId, record), s.agents) })),
+      saveAgent: (record) => Ref.update(ref, (s) => ({ ...s, agents: saveFenced(s.agents, record) })),
+      saveAgents: (records) => Ref.update(ref, (s) => ({ ...s, agents: records.reduce(saveFenced, s.agents) })),
+      claimAgent: (agentId, token) =>
+        Ref.modify(ref, (s) => {
+          const found = HashMap.get(s.agents, agentId)
+          if (found._tag === "None") return [false, s]
+          return [true, { ...s, agents: HashMap.set(s.agents, agentId, { ...found.value, hostToken: token }) }]
+        }),
       getAgent: (agentId) => Effect.map(Ref.get(ref), (s) => HashMap.get(s.agents, agentId)),
       listAgents: (filter = {}) =>
         Effect.map(Ref.get(ref), (s) => Array.from(HashMap.values(s.agents)).filter((r) => matches(r, filter)).sort(compareAgents)),

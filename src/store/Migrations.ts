@@ -42,6 +42,14 @@ const workflowRunsMigration: Migration = {
   ]
 }
 
+// The token of the cluster runner hosting an agent (fencing of a former owner's writes); the same
+// statement on PostgreSQL and SQLite.
+const hostTokenMigration: Migration = {
+  id: 3,
+  name: "agent_host_token",
+  statements: [`ALTER TABLE agent_instances ADD COLUMN host_token TEXT`]
+}
+
 /** Every migration, in order. Published migrations are never edited; changes are new migrations. */
 export const migrations: ReadonlyArray<Migration> = [
   {
@@ -104,7 +112,8 @@ export const migrations: ReadonlyArray<Migration> = [
       `CREATE INDEX lifecycle_events_agent_idx ON lifecycle_events (agent_id, id)`
     ]
   },
-  workflowRunsMigration
+  workflowRunsMigration,
+  hostTokenMigration
 ]
 
 /**
@@ -173,7 +182,8 @@ export const sqliteMigrations: ReadonlyArray<Migration> = [
       `CREATE INDEX lifecycle_events_agent_idx ON lifecycle_events (agent_id, id)`
     ]
   },
-  workflowRunsMigration
+  workflowRunsMigration,
+  hostTokenMigration
 ]
 
 /** The advisory lock key that serializes migration runs on one database ("l02-migrate"). */

@@ -33,7 +33,7 @@ const toEvent = (row: Row): LifecycleEvent => {
  * One INSERT ... SELECT of a batch of events, in batch order; returns their ids (see {@link withIds}).
  * `data` is nested as JSON text so that a JSON null payload stays distinct from no payload.
  */
-export const insertEvents = (sql: SqlClient, events: ReadonlyArray<LifecycleEvent>) => {
+export const insertEvents = (sql: SqlClient, events: ReadonlyArray<LifecycleEvent>, keep?: { readonly saved: string; readonly agentIds: ReadonlyArray<string> }) => {
   const batch = JSON.stringify(
     events.map((e) => ({
       agent_id: e.agentId,
@@ -58,6 +58,7 @@ export const insertEvents = (sql: SqlClient, events: ReadonlyArray<LifecycleEven
     SELECT e.v->>'agent_id', e.v->>'type', e.v->>'from_state', e.v->>'to_state', (e.v->>'data')::jsonb,
            (e.v->>'at')::timestamp
     FROM jsonb_array_elements(${batch}::jsonb) WITH ORDINALITY AS e(v, n)
+    ${keep === undefined ? sql`` : sql`WHERE (e.v->>'agent_id') IN (SELECT agent_id FROM ${sql.literal(keep.saved)}) OR NOT ((e.v->>'agent_id') = ANY(${keep.agentIds}::text[]))`}
     ORDER BY e.n
     RETURNING id::text AS id`
 }

@@ -26,11 +26,12 @@ const agentColumnsPg = [
   "resource_usage::text AS resource_usage",
   isoColumn("created_at"),
   isoColumn("updated_at"),
-  isoColumn("terminated_at")
+  isoColumn("terminated_at"),
+  "host_token"
 ]
 const agentColumnsPlain = [
   "agent_id", "session_id", "runtime_id", "state", "config", "sandbox", "sandbox_id", "snapshot", "resource_usage",
-  "created_at", "updated_at", "terminated_at"
+  "created_at", "updated_at", "terminated_at", "host_token"
 ]
 const agentColumns = (dialect: Dialect) => columnList(dialect, agentColumnsPg, agentColumnsPlain)
 
@@ -50,15 +51,22 @@ const operationColumns = (dialect: Dialect) => columnList(dialect, operationColu
 type Row = Readonly<Record<string, unknown>>
 
 const insertColumns =
-  "agent_id, session_id, runtime_id, state, config, sandbox, sandbox_id, snapshot, labels, resource_usage, created_at, updated_at, terminated_at"
+  "agent_id, session_id, runtime_id, state, config, sandbox, sandbox_id, snapshot, labels, resource_usage, created_at, updated_at, terminated_at, host_token"
 
-/** An upsert replaces every column and counts the save in `version`. */
+/**
+ * An upsert replaces every column and counts the save in `version`. A record carrying a host token
+ * (a cluster runner's) replaces the stored one only while the stored token is the same or none:
+ * once another runner claimed the agent ({@link StateStoreShape.claimAgent}), a paused former
+ * owner's writes change nothing (fencing).
+ */
 const upsertTail = `ON CONFLICT (agent_id) DO UPDATE SET
   session_id = EXCLUDED.session_id, runtime_id = EXCLUDED.runtime_id, state = EXCLUDED.state,
   config = EXCLUDED.config, sandbox = EXCLUDED.sandbox, sandbox_id = EXCLUDED.sandbox_id,
   snapshot = EXCLUDED.snapshot, labels = EXCLUDED.labels, resource_usage = EXCLUDED.resource_usage,
   created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, terminated_at = EXCLUDED.terminated_at,
-  version = agent_instances.version + 1`
+  host_token = COALESCE(EXCLUDED.host_token, agent_instances.host_token),
+  version = agent_instances.version + 1
+  WHERE EXCLUDED.host_token IS NULL OR agent_instances.host_token IS NULL OR agent_instances.host_token = EXCLUDED.host_token`
 
 /**
  * One upsert statement for several records: the rows travel as one JSON array (JSON columns nested as
@@ -79,7 +87,8 @@ export const upsertAgents = (sql: SqlClient, records: ReadonlyArray<AgentRecord>
       resource_usage: jsonParam(r.resourceUsage),
       created_at: r.createdAt,
       updated_at: r.updatedAt,
-      terminated_at: r.terminatedAt ?? null
+      terminated_at: r.terminatedAt ?? null,
+      host_token: r.hostToken ?? null
     }))
   )
   if (dialectOf(sql) === "sqlite") {
@@ -93,10 +102,10 @@ export const upsertAgents = (sql: SqlClient, records: ReadonlyArray<AgentRecord>
   return sql`INSERT INTO agent_instances (${sql.literal(insertColumns)})
       SELECT r.agent_id::uuid, r.session_id::uuid, r.runtime_id, r.state, r.config::jsonb, r.sandbox::jsonb, r.sandbox_id,
         r.snapshot::jsonb, r.labels::jsonb, r.resource_usage::jsonb, r.created_at::timestamp, r.updated_at::timestamp,
-        r.terminated_at::timestamp
+        r.terminated_at::timestamp, r.host_token
       FROM jsonb_to_recordset(${rows}::jsonb) AS r(agent_id text, session_id text, runtime_id text, state text, config text,
         sandbox text, sandbox_id text, snapshot text, labels text, resource_usage text, created_at text, updated_at text,
-        terminated_at text)
+        terminated_at text, host_token text)
       ${sql.literal(upsertTail)}`
 }
 
@@ -114,7 +123,8 @@ const toRecord = (row: Row): AgentRecord => {
     ...(resourceUsage === undefined ? {} : { resourceUsage }),
     createdAt: String(row.created_at),
     updatedAt: String(row.updated_at),
-    ...optional("terminatedAt", row.terminated_at)
+    ...optional("terminatedAt", row.terminated_at),
+    ...optional("hostToken", row.host_token)
   }
 }
 
@@ -138,14 +148,14 @@ export const make = (target: StoreTarget = defaultTarget) =>
       sql`INSERT INTO agent_instances (${sql.literal(insertColumns)})
           VALUES (${r.agentId}, ${r.sessionId}, ${r.runtimeId}, ${r.state}, ${jsonParam(r.config)}, ${jsonParam(r.sandbox)},
             ${r.sandboxId ?? null}, ${jsonParam(r.snapshot)}, ${jsonParam(r.config.labels ?? {})}, ${jsonParam(r.resourceUsage)},
-            ${r.createdAt}, ${r.updatedAt}, ${r.terminatedAt ?? null})
+            ${r.createdAt}, ${r.updatedAt}, ${r.terminatedAt ?? null}, ${r.hostToken ?? null})
           ${sql.literal(upsertTail)}`.pipe(Effect.asVoid, storeFailed(target, `saving agent ${r.agentId}`, r.agentId))
     const saveAgent = dialect === "sqlite" ? saveAgentSqlite : (r: AgentRecord) =>
       sql`INSERT INTO agent_instances (${sql.literal(insertColumns)})
           VALUES (${r.agentId}, ${r.sessionId}, ${r.runtimeId}, ${r.state}, ${jsonParam(r.config)}::jsonb,
             ${jsonParam(r.sandbox)}::jsonb, ${r.sandboxId ?? null}, ${jsonParam(r.snapshot)}::jsonb,
             ${jsonParam(r.config.labels ?? {})}::jsonb, ${jsonParam(r.resourceUsage)}::jsonb, ${r.createdAt}::timestamp,
-            ${r.updatedAt}::timestamp, ${r.terminatedAt ?? null}::timestamp)
+            ${r.updatedAt}::timestamp, ${r.terminatedAt ?? null}::timestamp, ${r.hostToken ?? null})
           ${sql.literal(upsertTail)}`.pipe(Effect.asVoid, storeFailed(target, `saving agent ${r.agentId}`, r.agentId))
     const timestamp = (value: string | null) => (dialect === "sqlite" ? sql`${value}` : sql`${value}::timestamp`)
     return StateStore.of({
@@ -156,6 +166,14 @@ export const make = (target: StoreTarget = defaultTarget) =>
         if (records.length === 1) return saveAgent(records[0]!)
         return upsertAgents(sql, records).pipe(Effect.asVoid, storeFailed(target, `saving ${records.length} agents`))
       },
+
+      claimAgent: (agentId, token) =>
+        isUuid(agentId)
+          ? sql<Row>`UPDATE agent_instances SET host_token = ${token} WHERE agent_id = ${agentId} RETURNING 1 AS claimed`.pipe(
+              Effect.map((rows) => rows.length > 0),
+              storeFailed(target, `claiming agent ${agentId}`, agentId)
+            )
+          : Effect.succeed(false),
 
       getAgent: (agentId) =>
         isUuid(agentId)

@@ -2,12 +2,14 @@
 // one runner, any runner answers for any agent as the owner would (values, coded errors, execute over
 // SSE), and when one runner is killed (kill -9) in the middle of a burst of operations, the survivors
 // take its shards: afterwards every agent answers, none is lost and none is hosted twice.
+import { execFileSync } from "node:child_process"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { api, eachLimited, makeSchema, type Runner, startFleet } from "./clusterSupport.ts"
 
 const baseUrl = process.env.L02_TEST_POSTGRES_URL ?? ""
 const agents = 300
 const leaseSeconds = 6
+let schemaName = ""
 
 /** How many agents each runner hosts now (its fleet status counts the agents it hosts). */
 const hosted = async (runners: ReadonlyArray<Runner>) => Promise.all(runners.map(async (r) => (await api(r, "GET", "/v1/fleet")).body.total as number))
@@ -29,6 +31,7 @@ describe.skipIf(baseUrl === "")("a fleet of three runners on one PostgreSQL", ()
 
   beforeAll(async () => {
     schema = makeSchema(baseUrl)
+    schemaName = schema.name
     fleet = await startFleet(schema.url, 3, leaseSeconds)
   }, 120_000)
   afterAll(async () => {
@@ -126,4 +129,49 @@ describe.skipIf(baseUrl === "")("a fleet of three runners on one PostgreSQL", ()
     const later = await hosted(survivors)
     expect(later[0]! + later[1]!).toBe(ids.length)
   }, 300_000)
+
+  it("fences a runner paused past its lease (SIGSTOP, then SIGCONT once its shards moved): it stops its actors and writes nothing over the new owner", async () => {
+    const [, paused, other] = fleet.runners as [Runner, Runner, Runner]
+    const hostOf = async () => {
+      const map = new Map<string, string>()
+      await eachLimited(ids, 12, async (id) => map.set(id, (await api(other, "GET", `/v1/agents/${id}`)).body.hostedBy))
+      return map
+    }
+    const before = await hostOf()
+    const pausedAddress = `127.0.0.1:${paused.runnerPort}`
+    const movedIds = ids.filter((id) => before.get(id) === pausedAddress)
+    expect(movedIds.length).toBeGreaterThan(0)
+    // The store tokens of the paused runner's hostings: once another hosting claims an agent, a write
+    // carrying its old token changes nothing (the store contract tests show the refusal).
+    const tokensBefore = rowsOf(movedIds)
+    paused.child.kill("SIGSTOP")
+    try {
+      // The other runner takes every agent once the paused one's lease lapsed.
+      const alone = await eventually((leaseSeconds + 30) * 1000, async () => (await api(other, "GET", "/v1/fleet")).body.total as number, (n) => n === ids.length)
+      expect(alone).toBe(ids.length)
+      for (const id of movedIds.slice(0, 20)) expect((await api(other, "GET", `/v1/agents/${id}`)).body.hostedBy).toBe(`127.0.0.1:${other.runnerPort}`)
+    } finally {
+      paused.child.kill("SIGCONT")
+    }
+    // Back, the paused runner learns its shards are gone and releases its actors; its shards come back
+    // to it (the same assignment), each agent adopted anew: every agent hosted once.
+    const settled = await eventually(30_000, () => hosted([paused, other]), (c) => c[0]! + c[1]! === ids.length)
+    expect(settled[0]! + settled[1]!).toBe(ids.length)
+    await new Promise((resolve) => setTimeout(resolve, 3000))
+    // No agent is left with a token of the hostings from before the pause: those can write nothing.
+    const tokensAfter = rowsOf(movedIds)
+    for (const id of movedIds) expect(tokensAfter.get(id), id).not.toBe(tokensBefore.get(id))
+    const final = await hosted([paused, other])
+    expect(final[0]! + final[1]!).toBe(ids.length)
+    for (const id of ids) expect((await api(paused, "GET", `/v1/agents/${id}`)).status).toBe(200)
+  }, 300_000)
 })
+
+/** Each agent's stored host token. */
+const rowsOf = (agentIds: ReadonlyArray<string>) => {
+  const out = execFileSync("psql", [baseUrl, "-At", "-F", " ", "-c", `SELECT agent_id, host_token FROM ${schemaName}.agent_instances WHERE agent_id IN (${agentIds.map((id) => `'${id}'`).join(",") || "NULL"})`], { encoding: "utf8" })
+  return new Map(out.trim().split("\n").filter((l) => l !== "").map((line) => {
+    const [id, token] = line.split(" ")
+    return [id!, token ?? ""]
+  }))
+}

@@ -28,7 +28,7 @@ export const makeSchema = (baseUrl: string) => {
   psql(`CREATE SCHEMA ${schema}`)
   const url = new URL(baseUrl)
   url.searchParams.set("options", `-c search_path=${schema}`)
-  return { url: url.toString(), drop: () => psql(`DROP SCHEMA ${schema} CASCADE`) }
+  return { url: url.toString(), name: schema, drop: () => psql(`DROP SCHEMA ${schema} CASCADE`) }
 }
 
 /** One runner process. */

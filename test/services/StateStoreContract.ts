@@ -52,6 +52,29 @@ export const stateStoreTests = (it: Vitest.MethodsNonLive<StateStore>) => {
       expect("terminatedAt" in got).toBe(false)
     }))
 
+  it.effect("fences a former host: once another token claimed an agent, saves carrying the old token change nothing", () =>
+    Effect.gen(function* () {
+      const store = yield* StateStore
+      const record = agentRecord({ state: "running", hostToken: "runner-a/1" })
+      yield* store.saveAgent(record)
+      expect(Option.getOrThrow(yield* store.getAgent(record.agentId)).hostToken).toBe("runner-a/1")
+      expect(yield* store.claimAgent(record.agentId, "runner-b/1")).toBe(true)
+      expect(yield* store.claimAgent(randomUUID(), "runner-b/1")).toBe(false)
+      // The former owner writes, alone and in a batch with another agent of its own: its fenced record stays as it was.
+      const other = agentRecord({ state: "running", hostToken: "runner-a/1" })
+      yield* store.saveAgent({ ...record, state: "failed", updatedAt: "2999-01-01T00:00:00.000Z" })
+      yield* store.saveAgents([{ ...record, state: "terminated", updatedAt: "2999-01-02T00:00:00.000Z" }, other])
+      const kept = Option.getOrThrow(yield* store.getAgent(record.agentId))
+      expect([kept.state, kept.updatedAt, kept.hostToken]).toEqual(["running", record.updatedAt, "runner-b/1"])
+      expect(Option.getOrThrow(yield* store.getAgent(other.agentId)).state).toBe("running")
+      // The new owner's saves apply; so does a save that carries no token (one supervisor), keeping the token.
+      yield* store.saveAgents([{ ...record, state: "suspended", hostToken: "runner-b/1" }])
+      expect(Option.getOrThrow(yield* store.getAgent(record.agentId)).state).toBe("suspended")
+      const { hostToken: _t, ...untokened } = record
+      yield* store.saveAgent({ ...untokened, state: "running" })
+      expect(Option.getOrThrow(yield* store.getAgent(record.agentId))).toMatchObject({ state: "running", hostToken: "runner-b/1" })
+    }))
+
   it.effect("answers None for an unknown agent, even for an id that is not a UUID", () =>
     Effect.gen(function* () {
       const store = yield* StateStore

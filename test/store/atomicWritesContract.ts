@@ -30,4 +30,32 @@ export const atomicWritesTests = (it: Vitest.MethodsNonLive<AtomicWrites | State
       expect(Option.getOrThrow(yield* store.getAgent(record.agentId)).state).toBe("running")
       expect(yield* log.query({ agentId: record.agentId })).toHaveLength(2)
     }))
+
+  it.effect("a fenced record's events are not appended either; the batch's others are", () =>
+    Effect.gen(function* () {
+      const store = yield* StateStore
+      const log = yield* EventLog
+      const atomic = yield* AtomicWrites
+      const lost = agentRecord({ runtimeId: "rt-fenced", state: "running", hostToken: "runner-a/1" })
+      const mine = agentRecord({ runtimeId: "rt-fenced", state: "running", hostToken: "runner-a/1" })
+      yield* store.saveAgents([lost, mine])
+      yield* store.claimAgent(lost.agentId, "runner-b/1")
+      const at = new Date().toISOString()
+      const appended = yield* atomic.saveAgentsAndAppend(
+        [{ ...lost, state: "failed" }, { ...mine, state: "suspended" }],
+        [
+          { agentId: lost.agentId, type: "agent.state", fromState: "running", toState: "failed", at },
+          { agentId: mine.agentId, type: "agent.state", fromState: "running", toState: "suspended", at },
+          { agentId: "00000000-0000-4000-8000-00000000f00d", type: "workflow.note", at }
+        ]
+      )
+      expect(appended.map((e) => [e.agentId, e.type])).toEqual([
+        [mine.agentId, "agent.state"],
+        ["00000000-0000-4000-8000-00000000f00d", "workflow.note"]
+      ])
+      expect(Option.getOrThrow(yield* store.getAgent(lost.agentId)).state).toBe("running")
+      expect(Option.getOrThrow(yield* store.getAgent(mine.agentId)).state).toBe("suspended")
+      expect(yield* log.query({ agentId: lost.agentId })).toHaveLength(0)
+      expect((yield* log.query({ agentId: mine.agentId })).map((e) => e.eventId)).toEqual([appended[0]!.eventId])
+    }))
 }

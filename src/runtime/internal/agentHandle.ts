@@ -35,6 +35,11 @@ export interface AgentHandle extends HostedEntry<typeof agentMachine> {
   model: PreparedModel | undefined
   /** The operation under way, written with the record before its side effects (see operationIntents). */
   intent: AgentIntent | undefined
+  /**
+   * With a cluster runner: the token this hosting of the agent claimed in the store, carried by its
+   * writes; a later hosting (here or on another runner) claims another, fencing this one's writes.
+   */
+  hostToken?: string | undefined
 }
 
 /** The machine state of a snapshot value (`running` for `{ running: "idle" }`). */
@@ -48,7 +53,7 @@ export const activityOf = (value: unknown): AgentActivity | undefined =>
 /** What a new handle starts from: a spawn's config, or a stored record. */
 export type HandleFields =
   & Pick<AgentHandle, "agentId" | "sessionId" | "config" | "sandbox" | "initialContext" | "createdAt" | "updatedAt" | "state">
-  & Partial<Pick<AgentHandle, "terminatedAt" | "conversation" | "tokenUsage">>
+  & Partial<Pick<AgentHandle, "terminatedAt" | "conversation" | "tokenUsage" | "hostToken">>
 
 /** A handle whose actor is not started yet. */
 export const newAgentHandle = (fields: HandleFields): AgentHandle => ({
@@ -104,7 +109,10 @@ export const identityOf = (h: AgentHandle): AgentIdentity => ({
   initialContext: h.initialContext
 })
 
-/** The stored record of an agent: its state, config and persisted snapshot, built when it is written. */
+/**
+ * The stored record of an agent: its state, config and persisted snapshot, built when it is written;
+ * with the handle's host token (a cluster runner's: a save is refused once another hosting claimed the agent).
+ */
 export const recordOf = (h: AgentHandle, runtimeId: string): AgentRecord => ({
   agentId: h.agentId,
   sessionId: h.sessionId,
@@ -126,7 +134,8 @@ export const recordOf = (h: AgentHandle, runtimeId: string): AgentRecord => ({
     : { resourceUsage: { tokensUsed: h.conversation.usage.inputTokens + h.conversation.usage.outputTokens } }),
   createdAt: h.createdAt,
   updatedAt: h.updatedAt,
-  terminatedAt: h.terminatedAt
+  terminatedAt: h.terminatedAt,
+  ...(h.hostToken === undefined ? {} : { hostToken: h.hostToken })
 })
 
 /** What `getState` and `list` answer for a live agent. */

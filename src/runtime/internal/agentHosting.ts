@@ -3,6 +3,7 @@
  * here (restored from the store, their sandboxes adopted) and released when the shards go. The
  * runtime itself then recovers nothing at start: which agents it hosts is the cluster's business.
  */
+import { randomUUID } from "node:crypto"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -42,6 +43,9 @@ export const makeAgentHosting = (deps: {
   readonly backendName: string
   readonly stopHeartbeat: (agentId: string) => void
 }): AgentHosting => {
+  // Each hosting of an agent claims a token of its own in the store and writes with it: the writes of
+  // an earlier hosting (a runner paused past its lease, an actor released here) change nothing.
+  const newToken = () => randomUUID()
   const { host, store } = deps.recovery
   // One adoption per agent at a time: a second caller waits for the first's.
   const adopting = new Map<string, Deferred.Deferred<Adoption, StoreFailed | SandboxError>>()
@@ -53,7 +57,10 @@ export const makeAgentHosting = (deps: {
       if (Option.isNone(found)) return "absent" as const
       if (found.value.state === "terminated") return "terminated" as const
       if (host.has(agentId)) return "hosted" as const
-      const settled = yield* recoverAgent(deps.recovery, found.value)
+      // Claimed first: from now on the former owner (paused past its lease, say) writes nothing over it.
+      const token = newToken()
+      yield* store.claimAgent(agentId, token)
+      const settled = yield* recoverAgent(deps.recovery, { ...found.value, hostToken: token })
       if (settled) yield* Effect.promise(() => host.written(agentId).catch(() => undefined))
       return "hosted" as const
     })
@@ -99,7 +106,7 @@ export const makeAgentHosting = (deps: {
             backend: deps.backendName
           } satisfies SpawnResult
         }
-        return yield* deps.spawn(raw, initialContext, { session: agentId, priority: "normal", agentId }, policy)
+        return yield* deps.spawn(raw, initialContext, { session: agentId, priority: "normal", agentId, hostToken: newToken() }, policy)
       }),
     isHosted: (agentId) => host.has(agentId)
   }

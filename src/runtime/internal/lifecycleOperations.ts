@@ -67,6 +67,8 @@ export interface AdmitAs {
    * the agent's owner); such a spawn claims no warm sandbox (those carry ids of their own).
    */
   readonly agentId?: string | undefined
+  /** The store token of this hosting of the agent (a cluster runner's; see AgentHandle.hostToken). */
+  readonly hostToken?: string | undefined
 }
 
 /** Spawn, terminate, suspend and resume over the runtime's core. */
@@ -166,7 +168,8 @@ export const makeLifecycleOperations = (core: RuntimeCore) => {
         initialContext: initialContext ?? null,
         createdAt: at,
         updatedAt: at,
-        state: "pending"
+        state: "pending",
+        ...(admitAs?.hostToken === undefined ? {} : { hostToken: admitAs.hostToken })
       })
       host.add(h)
       host.start(h)

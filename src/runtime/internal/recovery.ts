@@ -53,7 +53,8 @@ const restore = (deps: RecoveryDeps, r: AgentRecord) =>
       terminatedAt: r.terminatedAt,
       state: r.state,
       conversation: saved?.conversation,
-      tokenUsage: saved?.tokenUsage
+      tokenUsage: saved?.tokenUsage,
+      ...(r.hostToken === undefined ? {} : { hostToken: r.hostToken })
     })
     deps.host.add(h)
     deps.host.start(h, saved?.machine === undefined ? undefined : restorableMachineOf(saved.machine, h))

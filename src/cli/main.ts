@@ -173,7 +173,11 @@ const serveCommand = Command.make(
     ...global,
     port: Flag.Int("port").pipe(Flag.withDescription("TCP port (default http.port; 0 picks a free one)"), Flag.optional),
     host: Flag.String("host").pipe(Flag.withDescription("interface (default http.host, 127.0.0.1)"), Flag.optional),
-    inspect: Flag.Boolean("inspect").pipe(Flag.withDescription("stream every actor to the Stately inspector through a local bridge (docs/inspector.md)"), Flag.withDefault(false))
+    inspect: Flag.Boolean("inspect").pipe(Flag.withDescription("stream every actor to the Stately inspector through a local bridge (docs/inspector.md)"), Flag.withDefault(false)),
+    cluster: Flag.Boolean("cluster").pipe(
+      Flag.withDescription("serve as a runner of a fleet shared with other supervisors on the PostgreSQL store (cluster.enabled, docs/cluster.md)"),
+      Flag.withDefault(false)
+    )
   },
   (a) =>
     Effect.gen(function* () {
@@ -181,7 +185,10 @@ const serveCommand = Command.make(
         ? yield* Effect.acquireRelease(Effect.tryPromise({ try: async () => (await import("../runtime/inspector.ts")).createLocalInspector(), catch: (e) => e }), (i) => Effect.promise(() => i.stop()))
         : undefined
       const runtime = yield* Effect.acquireRelease(
-        Effect.tryPromise({ try: () => createRuntime({ ...optionsOf(a), inspect: inspector?.inspect }), catch: (e) => e }),
+        Effect.tryPromise({
+          try: () => createRuntime({ ...optionsOf(a), inspect: inspector?.inspect, ...(a.cluster ? { config: { cluster: { enabled: true } } } : {}) }),
+          catch: (e) => e
+        }),
         (rt) => Effect.promise(() => rt.shutdown())
       )
       const server = yield* Effect.acquireRelease(
@@ -199,7 +206,10 @@ const serveCommand = Command.make(
     }).pipe(Effect.scoped)
 ).pipe(
   Command.withDescription("Serve the HTTP API (docs/http.md) until interrupted"),
-  Command.withExamples([{ command: "l02 serve --port 8080", description: "serve on 127.0.0.1:8080 with the configured backend" }])
+  Command.withExamples([
+    { command: "l02 serve --port 8080", description: "serve on 127.0.0.1:8080 with the configured backend" },
+    { command: "L02_STORE__URL=postgres://db/l02 l02 serve --cluster --host 0.0.0.0", description: "one of several supervisors sharing a fleet (docs/cluster.md)" }
+  ])
 )
 
 const fleetStatus = Command.make("status", global, (g) =>

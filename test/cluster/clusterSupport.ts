@@ -43,7 +43,7 @@ export interface Runner {
 /** Starts a runner and resolves once it serves HTTP. */
 export const startRunner = async (options: { readonly name: string; readonly storeUrl: string; readonly dataDir: string; readonly leaseSeconds: number; readonly backend?: string }): Promise<Runner> => {
   const [httpPort, runnerPort] = [await freePort(), await freePort()]
-  const child = spawn(process.execPath, [cli, "serve", "--port", String(httpPort)], {
+  const child = spawn(process.execPath, [cli, "serve", "--cluster", "--port", String(httpPort)], {
     stdio: ["ignore", "pipe", "pipe"],
     env: {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
@@ -51,7 +51,6 @@ export const startRunner = async (options: { readonly name: string; readonly sto
       L02_RUNTIME__BACKEND: options.backend ?? "memory",
       L02_RUNTIME__DATA_DIR: options.dataDir,
       L02_STORE__URL: options.storeUrl,
-      L02_CLUSTER__ENABLED: "true",
       L02_CLUSTER__RUNNER_PORT: String(runnerPort),
       L02_CLUSTER__LEASE_SECONDS: String(options.leaseSeconds),
       L02_CLUSTER__LEASE_REFRESH_SECONDS: String(Math.max(1, Math.floor(options.leaseSeconds / 3))),

@@ -10,7 +10,8 @@ import { Effect, Fiber, Stream } from "effect"
 import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1"
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1"
 import { RuntimeClass } from "kubernetes-models/node.k8s.io/v1"
-import { Namespace, PersistentVolumeClaim, Pod, ServiceAccount } from "kubernetes-models/v1"
+import { Deployment } from "kubernetes-models/apps/v1"
+import { Namespace, PersistentVolumeClaim, Pod, Service, ServiceAccount } from "kubernetes-models/v1"
 import { describe, expect, it } from "vitest"
 import { parseAllDocuments } from "yaml"
 import * as KubernetesBackend from "../../../src/backends/kubernetes/KubernetesBackend.ts"
@@ -29,6 +30,8 @@ const models: Readonly<Record<string, new (data: never) => { validate: () => voi
   "v1/ServiceAccount": ServiceAccount,
   "v1/Pod": Pod,
   "v1/PersistentVolumeClaim": PersistentVolumeClaim,
+  "v1/Service": Service,
+  "apps/v1/Deployment": Deployment,
   "networking.k8s.io/v1/NetworkPolicy": NetworkPolicy,
   "node.k8s.io/v1/RuntimeClass": RuntimeClass,
   "rbac.authorization.k8s.io/v1/Role": Role,
@@ -73,15 +76,35 @@ describe("manifests against the Kubernetes schemas", () => {
       [
         "ClusterRole/l02-runtimeclasses-reader",
         "ClusterRoleBinding/l02-runtimeclasses-reader",
+        "Deployment/l02-supervisor",
         "Namespace/l02-agents",
+        "NetworkPolicy/l02-supervisor-runners",
         "Role/l02-sandboxes",
         "RoleBinding/l02-sandboxes",
         "RuntimeClass/gvisor",
         "RuntimeClass/kata",
         "RuntimeClass/kata-cc",
+        "Role/l02-supervisors",
+        "RoleBinding/l02-supervisors",
+        "Service/l02-supervisor",
         "ServiceAccount/l02-runtime"
       ].sort()
     )
+    // The supervisors of supervisor.yaml are runners of one fleet: cluster mode, each reached at its Pod
+    // IP, runner health by the Pods of their own label, which the Deployment's Pods carry.
+    const deployment = documents.find((d) => d.object.kind === "Deployment")!.object
+    const container = deployment.spec.template.spec.containers[0]
+    expect(container.command).toContain("--cluster")
+    const env = Object.fromEntries((container.env as Array<Json>).map((e) => [e.name, e.value ?? e.valueFrom]))
+    expect(env.L02_CLUSTER__RUNNER_HOST).toEqual({ fieldRef: { fieldPath: "status.podIP" } })
+    expect(env.L02_CLUSTER__HEALTH).toBe("k8s")
+    const [key, value] = String(env.L02_CLUSTER__K8S_LABEL_SELECTOR).split("=")
+    expect(deployment.spec.template.metadata.labels[key!]).toBe(value)
+    expect(container.ports.map((p: Json) => p.containerPort)).toContain(34431)
+    // Only the supervisors reach the runner port.
+    const runners = documents.find((d) => d.object.kind === "NetworkPolicy" && d.object.metadata.name === "l02-supervisor-runners")!.object
+    const runnerRule = (runners.spec.ingress as Array<Json>).find((r) => r.ports.some((p: Json) => p.port === 34431))!
+    expect(runnerRule.from).toEqual([{ podSelector: { matchLabels: { "app.kubernetes.io/name": "l02-supervisor" } } }])
     const runtimeClassNames = documents.filter((d) => d.object.kind === "RuntimeClass").map((d) => d.object.metadata.name)
     for (const mapped of Object.values(KubernetesBackend.defaultRuntimeClasses).filter((n) => n !== "")) expect(runtimeClassNames).toContain(mapped)
   })

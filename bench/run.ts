@@ -56,6 +56,23 @@ targets.push({ name: "heap bytes per idle agent at 10,000, in-memory backend and
   targets.push({ name: "workflow: resume of one waiting run (signal to its end) p50, ms", value: waiting.resumeP50Ms, target: "<= 50", ok: waiting.resumeP50Ms <= 50 })
 }
 
+// Several supervisors on Effect Cluster, when PostgreSQL answers: routing, failover, memory per runner.
+{
+  const { benchCluster, clusterBenchStore } = await import("./cluster.ts")
+  const storeUrl = clusterBenchStore()
+  if (storeUrl === undefined) {
+    results.cluster = { skipped: "no PostgreSQL answers: set L02_BENCH_POSTGRES_URL" }
+  } else {
+    const cluster = await benchCluster({ storeUrl, agents: Number(process.env.L02_BENCH_CLUSTER_AGENTS ?? 10_000) })
+    results.cluster = cluster
+    targets.push({ name: "cluster: getState through a non-owner p50 - on the owner p50 (HTTP, loopback), ms", value: cluster.routing.addedP50Ms, target: "<= 2", ok: cluster.routing.addedP50Ms <= 2 })
+    targets.push({ name: `cluster: failover, kill -9 until each of ${cluster.failover.agents} agents answers from a survivor, p50 ms`, value: cluster.failover.p50Ms, target: `<= ${cluster.failover.targetMs} (lease + 2 s)`, ok: cluster.failover.p50Ms <= cluster.failover.targetMs })
+    targets.push({ name: "cluster: failover, the same, max ms", value: cluster.failover.maxMs, target: `<= ${cluster.failover.targetMs} (lease + 2 s)`, ok: cluster.failover.maxMs <= cluster.failover.targetMs })
+    // Not a target: reported.
+    console.error(`cluster: ${cluster.memory.agents} agents over three runners (hosted ${cluster.memory.hosted.join(" / ")}): RSS ${cluster.memory.rssMb.join(" / ")} MB`)
+  }
+}
+
 // Docker: the backend and the full runtime against raw dockerode, when an engine answers.
 if (process.env.L02_BENCH_DOCKER !== "0") {
   try {

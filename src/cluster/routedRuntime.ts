@@ -2,11 +2,14 @@
  * The runtime as a cluster runner's callers see it: every operation on one agent goes to the agent
  * entity, which the engine delivers to the runner owning the agent's shard (this one or another),
  * and answers as a local call would (the same values, the same coded errors, execute as a stream).
- * What spans the fleet (list, events, history, fleet operations) reads the shared store.
+ * What spans the fleet reads the shared store: list, history, fleet operations, the fleet's status
+ * (counted over every agent, with how many this runner hosts) and the lifecycle events of every runner
+ * (read from the event log as they are written).
  */
 import { randomUUID } from "node:crypto"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import type { AgentInstance, SpawnResult } from "../domain/AgentInstance.ts"
 import type { AgentState } from "../domain/AgentState.ts"
@@ -15,6 +18,7 @@ import { errorCatalog } from "../domain/ErrorCatalog.ts"
 import { ClusterUnavailable, reviveError, type RuntimeError } from "../domain/Errors.ts"
 import type { Checkpoint } from "../domain/Checkpoint.ts"
 import type { HealthStatus } from "../domain/HealthStatus.ts"
+import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import type { AgentRuntimeShape, ExecuteEvent } from "../runtime/AgentRuntimeApi.ts"
 import { agentIdOf, checkpointIdOf, executeOptionsOf, suspendOptionsOf, terminateOptionsOf } from "../runtime/operationInput.ts"
 import type { AgentEntity } from "./AgentEntity.ts"
@@ -35,6 +39,11 @@ const fromCall = (agentId: string) => (error: unknown): RuntimeError => {
   })
 }
 
+/** How often a runner's event stream reads the shared event log for the others' events. */
+const eventPollMs = 250
+/** How many ids below the highest one sent each read looks at again (events committed late). */
+const eventLookBack = 200
+
 /** The routed shape over the local runtime and the entity's client. */
 export const routedRuntime = (local: AgentRuntimeShape, client: Client): AgentRuntimeShape => {
   const call = <A>(agentId: string, f: (c: ReturnType<Client>) => Effect.Effect<unknown, unknown>): Effect.Effect<A, RuntimeError> =>
@@ -45,8 +54,53 @@ export const routedRuntime = (local: AgentRuntimeShape, client: Client): AgentRu
     )
   const withId = <A>(agentId: unknown, op: (id: string) => Effect.Effect<A, RuntimeError>) => Effect.flatMap(agentIdOf(agentId), op)
 
-  return {
+  /**
+   * Every runner's lifecycle events, from the shared event log, as they are written. Ids come from one
+   * sequence but commit out of order across runners (a lower id can become visible after a higher
+   * one): each read goes back `eventLookBack` ids and skips those already sent.
+   */
+  const fleetEvents = Stream.callback<LifecycleEvent>((queue) =>
+    Effect.gen(function* () {
+      const startedAfter = (yield* Effect.orElseSucceed(local.history({ latest: true, limit: 1 }), () => []))[0]?.eventId ?? 0
+      let after = startedAfter
+      const sent = new Set<number>()
+      const poll = Effect.gen(function* () {
+        for (;;) {
+          const from = Math.max(0, after - eventLookBack)
+          const batch = yield* Effect.orElseSucceed(local.history({ afterId: from, limit: 1000 + eventLookBack }), () => [])
+          let fresh = 0
+          for (const event of batch) {
+            const id = event.eventId ?? 0
+            // Those written before the stream began are history (runtime.history), not news.
+            if (id <= startedAfter || sent.has(id)) continue
+            sent.add(id)
+            fresh += 1
+            Queue.offerUnsafe(queue, event)
+            after = Math.max(after, id)
+          }
+          for (const id of sent) if (id <= after - eventLookBack) sent.delete(id)
+          if (fresh < 1000) yield* Effect.sleep(`${eventPollMs} millis`)
+        }
+      })
+      yield* Effect.forkScoped(poll)
+    })
+  )
+
+  const routed: AgentRuntimeShape = {
     ...local,
+    events: fleetEvents,
+    fleetStatus: Effect.gen(function* () {
+      const here = yield* local.fleetStatus
+      const agents = yield* Effect.orElseSucceed(local.list(), () => [])
+      const byState: Record<string, number> = {}
+      let total = 0
+      for (const a of agents) {
+        if (a.state === "terminated") continue
+        total += 1
+        byState[a.state] = (byState[a.state] ?? 0) + 1
+      }
+      return { ...here, total, byState, hostedHere: here.total }
+    }),
     spawn: (raw, initialContext, policy) =>
       Effect.gen(function* () {
         // Refused here as on the owner (the owner checks again), before anything is sent.
@@ -96,4 +150,12 @@ export const routedRuntime = (local: AgentRuntimeShape, client: Client): AgentRu
         )
       )
   }
+  // A pool is the fleet's: its members are counted over every runner, its spawns and terminations
+  // reach each agent's owner; the operation itself runs once, on the runner asked.
+  const scale = local.hosting?.scaleWith({
+    spawn: (raw, initialContext, _admitAs, policy) => routed.spawn(raw, initialContext, policy),
+    terminate: (agentId, options) => routed.terminate(agentId, options),
+    agents: () => local.list()
+  })
+  return scale === undefined ? routed : { ...routed, scale }
 }

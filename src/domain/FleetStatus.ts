@@ -12,7 +12,12 @@ export const FleetStatus = Schema.Struct({
   /** Idle agents whose actor is stopped and kept as a snapshot until the next operation wakes it. */
   hibernated: Schema.Number,
   pendingRestarts: Schema.Number,
-  restartsTotal: Schema.Number
+  restartsTotal: Schema.Number,
+  /**
+   * With `cluster.enabled`: how many of the fleet's agents this runner hosts (`total` and `byState`
+   * then count the whole fleet, from the shared store; hibernated and restarts stay this runner's).
+   */
+  hostedHere: Schema.optional(Schema.Number)
 })
 /** @see FleetStatus */
 export type FleetStatus = typeof FleetStatus.Type

@@ -41,6 +41,8 @@ export interface WorkflowRun {
   readonly input: unknown
   /** Whether the graph came from outside the process (HTTP): its agent configs are checked as remote ones. */
   readonly origin: ConfigOrigin
+  /** With `cluster.enabled`: the runner the run belongs to (`host:port`), which alone signals and cancels it. */
+  readonly hostedBy?: string | undefined
   readonly nodes: Readonly<Record<string, NodeRun>>
   readonly output?: unknown
   readonly error?: ErrorData | undefined

@@ -27,6 +27,7 @@ const runFields = {
   state: Schema.Literals(["pending", "running", "waiting", "cancelling", "completed", "failed", "cancelled"]),
   input: Schema.Unknown,
   origin: Schema.Literals(["embedding", "remote"]),
+  hostedBy: Schema.optional(Schema.String),
   nodes: Schema.Record(Schema.String, NodeRunSchema),
   output: Schema.optional(Schema.Unknown),
   error: Schema.optional(ErrorData),

@@ -176,7 +176,7 @@ export const make = (
       store, backend, checkpoints, iso, runtimeId: options.runtimeId, host, tokenBudget, onSandboxEvent, watchHeartbeat, warm, removeQuietly
     }
     const hosting = options.hosting === "cluster"
-      ? makeAgentHosting({ recovery, spawn, backendName: options.backendName, stopHeartbeat: heartbeats.stop })
+      ? makeAgentHosting({ recovery, spawn, backendName: options.backendName, stopHeartbeat: heartbeats.stop, scaleWith: (ops) => makeScale(core, ops) })
       : undefined
     if (hosting === undefined) yield* recoverAgents(recovery)
 

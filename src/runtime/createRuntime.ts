@@ -176,7 +176,8 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
     clock: options.clock,
     now: options.now,
     random: options.random,
-    fillWarmPools: options.fillWarmPools,
+    // A cluster runner's spawns are routed to each agent's owner and claim no warm sandbox: it fills no pool.
+    fillWarmPools: config.cluster.enabled ? false : options.fillWarmPools,
     reduceMemory: options.reduceMemory,
     defaultCommand: options.layer === undefined ? defaultCommandFor(config) : undefined,
     hosting: config.cluster.enabled ? "cluster" : "local"
@@ -198,7 +199,8 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
         hibernateAfterSeconds: config.runtime.hibernate_idle_after_seconds,
         tracer: tracing.tracer,
         maxParallelSteps: config.workflows.max_parallel_steps,
-        engineTablePrefix: config.cluster.enabled ? `l02_wf_${createHash("sha256").update(runnerAddress).digest("hex").slice(0, 12)}` : undefined
+        engineTablePrefix: config.cluster.enabled ? `l02_wf_${createHash("sha256").update(runnerAddress).digest("hex").slice(0, 12)}` : undefined,
+        runnerAddress: config.cluster.enabled ? runnerAddress : undefined
       }),
       runtimeLayer
     )

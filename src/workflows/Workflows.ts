@@ -26,7 +26,7 @@ import type { Actor, InspectionEvent } from "xstate"
 import type { workflowMachine } from "../../machines/workflowMachine.ts"
 import type { AgentConfig } from "../domain/AgentConfig.ts"
 import type { ErrorData } from "../domain/ErrorCatalog.ts"
-import { InputInvalid, type RuntimeError, type StoreFailed, WorkflowGraphInvalid, WorkflowTransitionInvalid } from "../domain/Errors.ts"
+import { ClusterUnavailable, InputInvalid, type RuntimeError, type StoreFailed, WorkflowGraphInvalid, WorkflowTransitionInvalid } from "../domain/Errors.ts"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import type { WorkflowGraph, WorkflowNode } from "../domain/WorkflowGraph.ts"
 import { finalWorkflowStates, type NodeRun, type WorkflowRun, type WorkflowSummary } from "../domain/WorkflowRun.ts"
@@ -81,6 +81,11 @@ export interface WorkflowsOptions {
    * leaves the pending runs of the shared store to the runners that accepted them.
    */
   readonly engineTablePrefix?: string | undefined
+  /**
+   * A cluster runner's address: its runs say they are its own (`hostedBy`), and a signal or cancel of
+   * another runner's run is refused here with E2034 naming that runner (its engine has the run).
+   */
+  readonly runnerAddress?: string | undefined
 }
 
 /** The workflows service. */
@@ -296,6 +301,7 @@ export const make = (options: WorkflowsOptions) =>
         graph,
         input,
         origin,
+        ...(options.runnerAddress === undefined ? {} : { hostedBy: options.runnerAddress }),
         nodes: Object.fromEntries(graph.nodes.map((n) => [n.id, { state: "pending", attempts: 0 } satisfies NodeRun])),
         createdAt: at,
         updatedAt: at
@@ -361,10 +367,23 @@ export const make = (options: WorkflowsOptions) =>
         operation
       })
 
+    /** A run another runner of the cluster hosts: refused here, before anything changes. */
+    const hereOnly = (id: string, operation: string) =>
+      Effect.gen(function* () {
+        const found = yield* store.get(id)
+        const owner = Option.isSome(found) ? found.value.hostedBy : undefined
+        if (owner !== undefined && owner !== options.runnerAddress) {
+          return yield* new ClusterUnavailable({
+            message: `workflow ${id} runs on the runner at ${owner}, whose engine has it; ${operation} it through that runner (a workflow does not move between runners yet)`
+          })
+        }
+      })
+
     const signal: WorkflowsShape["signal"] = (workflowId, node, value) =>
       Effect.gen(function* () {
         const id = yield* workflowIdOf(workflowId)
         if (typeof node !== "string") return yield* new InputInvalid({ message: "the node to signal is the id of an approval node", key: "node" })
+        yield* hereOnly(id, "signal")
         const hosted = yield* host.load(id)
         return yield* hosted.operations.withPermit(
           Effect.gen(function* () {
@@ -385,6 +404,7 @@ export const make = (options: WorkflowsOptions) =>
     const cancel: WorkflowsShape["cancel"] = (workflowId, reason) =>
       Effect.gen(function* () {
         const id = yield* workflowIdOf(workflowId)
+        yield* hereOnly(id, "cancel")
         const hosted = yield* host.load(id)
         return yield* hosted.operations.withPermit(
           Effect.gen(function* () {

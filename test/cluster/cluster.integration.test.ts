@@ -11,8 +11,8 @@ const agents = 300
 const leaseSeconds = 6
 let schemaName = ""
 
-/** How many agents each runner hosts now (its fleet status counts the agents it hosts). */
-const hosted = async (runners: ReadonlyArray<Runner>) => Promise.all(runners.map(async (r) => (await api(r, "GET", "/v1/fleet")).body.total as number))
+/** How many agents each runner hosts now (its fleet status says, beside the fleet's counts). */
+const hosted = async (runners: ReadonlyArray<Runner>) => Promise.all(runners.map(async (r) => (await api(r, "GET", "/v1/fleet")).body.hostedHere as number))
 
 /** Retries `f` until it holds or `ms` pass. */
 const eventually = async <A>(ms: number, f: () => Promise<A>, holds: (a: A) => boolean): Promise<A> => {
@@ -57,16 +57,33 @@ describe.skipIf(baseUrl === "")("a fleet of three runners on one PostgreSQL", ()
       const states = await Promise.all(runners.map((r) => api(r, "GET", `/v1/agents/${id}`)))
       for (const s of states) expect([s.status, s.body.agentId, s.body.state]).toEqual([200, id, "running"])
     })
-    // Hosted exactly once, spread over the three.
+    // Hosted exactly once, spread over the three; each runner's fleet status counts the whole fleet.
     const counts = await hosted(runners)
     expect(counts.reduce((a, b) => a + b, 0)).toBe(agents)
     for (const c of counts) expect(c).toBeGreaterThan(0)
+    for (const r of runners) expect((await api(r, "GET", "/v1/fleet")).body).toMatchObject({ total: agents, byState: { running: agents } })
   }, 300_000)
 
   it("carries every operation to the owner: suspend on one runner, resume on another, execute over SSE through a third, the same coded errors", async () => {
     const [a, b, c] = fleet.runners as [Runner, Runner, Runner]
     const id = ids[0]!
+    // The events of every runner, on any runner's stream.
+    const watcher = new AbortController()
+    const stream = await fetch(`${c.url}/v1/events?agentId=${id}`, { signal: watcher.signal })
+    const seen = (async () => {
+      const decoder = new TextDecoder()
+      let text = ""
+      for await (const chunk of stream.body!) {
+        text += decoder.decode(chunk as Uint8Array)
+        if (text.includes('"toState":"suspended"')) return text
+      }
+      return text
+    })()
     expect((await api(a, "POST", `/v1/agents/${id}/suspend`, {})).body).toMatchObject({ agentId: id, state: "suspended" })
+    const timeout = setTimeout(() => watcher.abort(), 10_000)
+    expect(await seen.catch(() => "")).toContain('"toState":"suspended"')
+    clearTimeout(timeout)
+    watcher.abort()
     const again = await api(b, "POST", `/v1/agents/${id}/suspend`, {})
     expect(again.status).toBe(409)
     expect(again.body.error).toMatchObject({ code: "E2020", agentId: id })
@@ -80,6 +97,34 @@ describe.skipIf(baseUrl === "")("a fleet of three runners on one PostgreSQL", ()
       expect((await api(r, "GET", "/v1/agents/00000000-0000-4000-8000-000000000000")).body.error.code).toBe("E2021")
       expect((await api(r, "GET", "/v1/agents/not-an-id")).body.error.code).toBe("E2001")
     }
+    // A pool is the fleet's: scaled up through one runner, its members land on their shards' owners;
+    // scaled down through another, it counts them all.
+    const up = await api(a, "POST", "/v1/fleet/scale", { pool: "web", replicas: 6, template: { name: "web", trustLevel: "TRUSTED" } })
+    expect(up.body, JSON.stringify(up.body)).toMatchObject({ status: "completed", targetReplicas: 6 })
+    const members = async () => (await api(b, "GET", "/v1/agents?label=pool.l02.dev/name=web")).body.agents.filter((m: { state: string }) => m.state !== "terminated") as Array<{ agentId: string }>
+    const web = await members()
+    expect(web).toHaveLength(6)
+    const owners = new Set(await Promise.all(web.map(async (m) => (await api(c, "GET", `/v1/agents/${m.agentId}`)).body.hostedBy as string)))
+    expect(owners.size).toBeGreaterThan(1)
+    expect((await api(c, "POST", "/v1/fleet/scale", { pool: "web", replicas: 2 })).body).toMatchObject({ status: "completed" })
+    expect(await members()).toHaveLength(2)
+    expect((await api(b, "POST", "/v1/fleet/scale", { pool: "web", replicas: 0 })).body).toMatchObject({ status: "completed", operationType: "drain" })
+    expect(await members()).toHaveLength(0)
+
+    // A workflow belongs to the runner that started it: read through any runner; signalled elsewhere,
+    // E2034 naming its runner and nothing changes; signalled on its own, it goes on.
+    const started = await api(a, "POST", "/v1/workflows", { graph: { name: "hold", nodes: [{ id: "approve", kind: "approval" }] } })
+    expect(started.status, JSON.stringify(started.body)).toBe(201)
+    const runId = started.body.workflowId as string
+    expect(started.body.hostedBy).toBe(`127.0.0.1:${a.runnerPort}`)
+    await eventually(10_000, async () => (await api(b, "GET", `/v1/workflows/${runId}`)).body.state, (state) => state === "waiting")
+    const elsewhere = await api(b, "POST", `/v1/workflows/${runId}/signal`, { node: "approve", value: true })
+    expect(elsewhere.body.error).toMatchObject({ code: "E2034" })
+    expect(elsewhere.body.error.message).toContain(`127.0.0.1:${a.runnerPort}`)
+    expect((await api(c, "GET", `/v1/workflows/${runId}`)).body.state).toBe("waiting")
+    expect((await api(a, "POST", `/v1/workflows/${runId}/signal`, { node: "approve", value: true })).status).toBe(200)
+    expect(await eventually(10_000, async () => (await api(c, "GET", `/v1/workflows/${runId}`)).body.state, (state) => state === "completed")).toBe("completed")
+
     const gone = ids.pop()!
     expect((await api(c, "DELETE", `/v1/agents/${gone}`)).status).toBe(200)
     const afterEnd = await api(a, "POST", `/v1/agents/${gone}/suspend`, {})
@@ -103,8 +148,24 @@ describe.skipIf(baseUrl === "")("a fleet of three runners on one PostgreSQL", ()
       return calls
     })()
     await new Promise((resolve) => setTimeout(resolve, 500))
+    // Spawns accepted by the survivors while the victim dies: about a third go to its shards.
+    const spawning = eachLimited(Array.from({ length: 30 }, (_, i) => i), 10, async (i) =>
+      api(survivors[i % 2]!, "POST", "/v1/agents", { config: { name: `during-${i}`, trustLevel: "TRUSTED" } }).then(
+        (answer) => answer,
+        (error) => ({ status: 0, body: { error: { code: String(error) } } })
+      )
+    )
+    await new Promise((resolve) => setTimeout(resolve, 50))
     const killedAt = Date.now()
     victim.child.kill("SIGKILL")
+    // Each spawn was carried out (once) or refused with a coded error.
+    const spawned = await spawning
+    for (const answer of spawned) {
+      if (answer.status === 201) ids.push(answer.body.agentId)
+      else expect(answer.body.error.code, JSON.stringify(answer.body)).toMatch(/^E20\d\d$/)
+    }
+    const during = (await api(survivors[0]!, "GET", "/v1/agents")).body.agents.filter((a: { name: string }) => a.name.startsWith("during-"))
+    expect(during.length, "agents of the spawns made during the kill").toBe(spawned.filter((a) => a.status === 201).length)
     // Within the lease and a little more, the survivors host every agent, once.
     const counts = await eventually((leaseSeconds + 20) * 1000, () => hosted(survivors), (c) => c[0]! + c[1]! === ids.length)
     const movedMs = Date.now() - killedAt
@@ -147,7 +208,7 @@ describe.skipIf(baseUrl === "")("a fleet of three runners on one PostgreSQL", ()
     paused.child.kill("SIGSTOP")
     try {
       // The other runner takes every agent once the paused one's lease lapsed.
-      const alone = await eventually((leaseSeconds + 30) * 1000, async () => (await api(other, "GET", "/v1/fleet")).body.total as number, (n) => n === ids.length)
+      const alone = await eventually((leaseSeconds + 30) * 1000, async () => (await api(other, "GET", "/v1/fleet")).body.hostedHere as number, (n) => n === ids.length)
       expect(alone).toBe(ids.length)
       for (const id of movedIds.slice(0, 20)) expect((await api(other, "GET", `/v1/agents/${id}`)).body.hostedBy).toBe(`127.0.0.1:${other.runnerPort}`)
     } finally {

@@ -41,7 +41,14 @@ export interface Runner {
 }
 
 /** Starts a runner and resolves once it serves HTTP. */
-export const startRunner = async (options: { readonly name: string; readonly storeUrl: string; readonly dataDir: string; readonly leaseSeconds: number; readonly backend?: string }): Promise<Runner> => {
+export const startRunner = async (options: {
+  readonly name: string
+  readonly storeUrl: string
+  readonly dataDir: string
+  readonly leaseSeconds: number
+  readonly backend?: string | undefined
+  readonly env?: Readonly<Record<string, string>> | undefined
+}): Promise<Runner> => {
   const [httpPort, runnerPort] = [await freePort(), await freePort()]
   const child = spawn(process.execPath, [cli, "serve", "--cluster", "--port", String(httpPort)], {
     stdio: ["ignore", "pipe", "pipe"],
@@ -54,7 +61,8 @@ export const startRunner = async (options: { readonly name: string; readonly sto
       L02_CLUSTER__RUNNER_PORT: String(runnerPort),
       L02_CLUSTER__LEASE_SECONDS: String(options.leaseSeconds),
       L02_CLUSTER__LEASE_REFRESH_SECONDS: String(Math.max(1, Math.floor(options.leaseSeconds / 3))),
-      L02_POOLS__WARM: "[]"
+      L02_POOLS__WARM: "[]",
+      ...options.env
     }
   })
   const output: Array<string> = []
@@ -78,11 +86,11 @@ export const startRunner = async (options: { readonly name: string; readonly sto
 }
 
 /** Three (or `count`) runners on one store, each with a data directory of its own. */
-export const startFleet = async (storeUrl: string, count: number, leaseSeconds: number, backend?: string) => {
+export const startFleet = async (storeUrl: string, count: number, leaseSeconds: number, backend?: string, env?: Readonly<Record<string, string>>) => {
   const root = mkdtempSync(join(tmpdir(), "l02-cluster-"))
   const runners: Array<Runner> = []
   for (let i = 0; i < count; i++) {
-    runners.push(await startRunner({ name: `r${i}`, storeUrl, dataDir: join(root, `r${i}`), leaseSeconds, ...(backend === undefined ? {} : { backend }) }))
+    runners.push(await startRunner({ name: `r${i}`, storeUrl, dataDir: join(root, `r${i}`), leaseSeconds, backend, env }))
   }
   return {
     runners,

@@ -9,7 +9,10 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { SpawnResult } from "../../domain/AgentInstance.ts"
 import type { RuntimeError, SandboxError, StoreFailed } from "../../domain/Errors.ts"
+import type { FleetOperation } from "../../services/StateStore.ts"
+import type { ScaleOptions } from "../AgentRuntimeApi.ts"
 import type { SpawnPolicy } from "../SpawnPolicy.ts"
+import type { ScaleOps } from "./scaleOperation.ts"
 import type { AdmitAs } from "./lifecycleOperations.ts"
 import { recoverAgent, type RecoveryDeps } from "./recovery.ts"
 
@@ -34,6 +37,8 @@ export interface AgentHosting {
   readonly spawnAs: (agentId: string, raw: unknown, initialContext: unknown, policy: SpawnPolicy | undefined) => Effect.Effect<SpawnResult, RuntimeError>
   /** Whether the agent is hosted here now. */
   readonly isHosted: (agentId: string) => boolean
+  /** The scale operation over the fleet's agents and spawns and terminations that reach their owners. */
+  readonly scaleWith: (ops: ScaleOps) => (pool: string, replicas: number, options?: ScaleOptions) => Effect.Effect<FleetOperation, RuntimeError>
 }
 
 /** The hosting of one runtime over its recovery, spawn and heartbeats. */
@@ -42,6 +47,7 @@ export const makeAgentHosting = (deps: {
   readonly spawn: (raw: unknown, initialContext: unknown, admitAs: AdmitAs, policy: SpawnPolicy | undefined) => Effect.Effect<SpawnResult, RuntimeError>
   readonly backendName: string
   readonly stopHeartbeat: (agentId: string) => void
+  readonly scaleWith: AgentHosting["scaleWith"]
 }): AgentHosting => {
   // Each hosting of an agent claims a token of its own in the store and writes with it: the writes of
   // an earlier hosting (a runner paused past its lease, an actor released here) change nothing.
@@ -92,6 +98,10 @@ export const makeAgentHosting = (deps: {
         // the agent that exists is the answer.
         const adoption = yield* adoptOnce(agentId)
         if (adoption !== "absent") {
+          // A spawn its previous owner had begun goes on here (recovery starts a pending one): its answer
+          // is where it ends, as the first delivery's would have been.
+          const begun = host.get(agentId)
+          if (begun !== undefined) yield* host.waitFor(begun, () => begun.state !== "pending" && begun.state !== "spawning")
           const h = host.get(agentId)
           const stored = h === undefined ? Option.getOrUndefined(yield* store.getAgent(agentId)) : undefined
           const state = h?.state ?? stored?.state ?? "terminated"
@@ -108,6 +118,7 @@ export const makeAgentHosting = (deps: {
         }
         return yield* deps.spawn(raw, initialContext, { session: agentId, priority: "normal", agentId, hostToken: newToken() }, policy)
       }),
-    isHosted: (agentId) => host.has(agentId)
+    isHosted: (agentId) => host.has(agentId),
+    scaleWith: deps.scaleWith
   }
 }

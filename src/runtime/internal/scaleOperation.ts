@@ -15,20 +15,33 @@ import { resolveSandbox } from "../../domain/resolveSandbox.ts"
 import type { FleetOperation } from "../../services/StateStore.ts"
 import { poolLabel, type ScaleOptions, type TerminateOptions } from "../AgentRuntimeApi.ts"
 import { checkSpawnPolicy, type SpawnPolicy } from "../SpawnPolicy.ts"
-import type { AgentHandle } from "./agentHandle.ts"
 import { type AdmitAs, decodeConfig } from "./lifecycleOperations.ts"
 import type { RuntimeCore } from "./runtimeCore.ts"
 
+/** A pool's member as scaling sees it. */
+export interface PoolMember {
+  readonly agentId: string
+  readonly config: AgentConfig
+  readonly state: string
+  readonly createdAt: string
+}
+
+/** What scaling spawns, terminates and counts with. */
+export interface ScaleOps {
+  readonly spawn: (raw: unknown, initialContext?: unknown, admitAs?: AdmitAs, policy?: SpawnPolicy) => Effect.Effect<SpawnResult, RuntimeError>
+  readonly terminate: (agentId: string, options?: TerminateOptions) => Effect.Effect<void, RuntimeError>
+  /**
+   * The agents of the fleet (default: those this runtime hosts); a cluster runner counts the whole
+   * fleet's from the store, and spawns and terminates through the agents' owners.
+   */
+  readonly agents?: (() => Effect.Effect<ReadonlyArray<PoolMember>, RuntimeError>) | undefined
+}
+
 /** The scale operation over the runtime's core and its spawn and terminate. */
-export const makeScale = (
-  core: RuntimeCore,
-  ops: {
-    readonly spawn: (raw: unknown, initialContext?: unknown, admitAs?: AdmitAs, policy?: SpawnPolicy) => Effect.Effect<SpawnResult, RuntimeError>
-    readonly terminate: (agentId: string, options?: TerminateOptions) => Effect.Effect<void, RuntimeError>
-  }
-) => {
+export const makeScale = (core: RuntimeCore, ops: ScaleOps) => {
   const { host, store, iso, declared, publish } = core
   const { spawn, terminate } = ops
+  const agents = ops.agents ?? (() => Effect.sync((): ReadonlyArray<PoolMember> => [...host.entries()]))
   const lifecycle = core.config.lifecycle
   const poolName = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/
   const scale = (pool: string, replicas: number, opts: ScaleOptions = {}): Effect.Effect<FleetOperation, RuntimeError> =>
@@ -39,7 +52,7 @@ export const makeScale = (
       if (!Number.isInteger(replicas) || replicas < 0 || replicas > 10_000) {
         return yield* new InputInvalid({ message: `replicas must be a whole number from 0 to 10000, got ${replicas}`, key: "replicas" })
       }
-      const members = [...host.entries()].filter(
+      const members = (yield* agents()).filter(
         (h) => h.config.labels?.[poolLabel] === pool && h.state !== "terminated" && h.state !== "terminating"
       )
       let template: AgentConfig | undefined
@@ -86,7 +99,7 @@ export const makeScale = (
             { concurrency: lifecycle.max_concurrent_spawns + Math.min(lifecycle.max_concurrent_spawns, lifecycle.spawn_queue_limit), discard: true }
           )
         } else if (replicas < members.length) {
-          const order = (h: AgentHandle) => (h.state === "failed" ? 0 : 1)
+          const order = (h: PoolMember) => (h.state === "failed" ? 0 : 1)
           const victims = [...members].sort((a, b) => order(a) - order(b) || b.createdAt.localeCompare(a.createdAt)).slice(0, members.length - replicas)
           yield* Effect.forEach(victims, (h) => terminate(h.agentId, { reason: `pool ${pool} scaled to ${replicas}` }), {
             concurrency: 16,

@@ -5,8 +5,8 @@
 // - failover: kill -9 of a runner, then, for each agent it hosted, the time until `getState` through a
 //   survivor answers from the agent's new owner (p50 and max), against the configured lease;
 // - resident memory of each runner with N agents over the three.
-import { execFileSync } from "node:child_process"
 import { readFileSync } from "node:fs"
+import { storeUrlAnswering } from "./idleFleet.ts"
 import { api, eachLimited, makeSchema, type Runner, startFleet } from "../test/cluster/clusterSupport.ts"
 
 const p = (xs: ReadonlyArray<number>, q: number) => {
@@ -17,15 +17,7 @@ const round = (n: number) => Math.round(n * 100) / 100
 const rssMb = (pid: number) => Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024
 
 /** The PostgreSQL URL the bench uses, when it answers. */
-export const clusterBenchStore = (): string | undefined => {
-  const url = process.env.L02_BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test"
-  try {
-    execFileSync("psql", [url, "-q", "-c", "SELECT 1"], { stdio: "ignore" })
-    return url
-  } catch {
-    return undefined
-  }
-}
+export const clusterBenchStore = storeUrlAnswering
 
 const spawnAll = (runners: ReadonlyArray<Runner>, count: number, prefix: string) =>
   eachLimited(Array.from({ length: count }, (_, i) => i), 24, async (i) => {

@@ -21,7 +21,8 @@ export const benchIdleFleet = (agents: number): Promise<Record<string, unknown>>
     })
   })
 
-const storeUrlAnswering = (): string | undefined => {
+/** L02_BENCH_POSTGRES_URL (default the local test database) when it answers, else undefined. */
+export const storeUrlAnswering = (): string | undefined => {
   const url = process.env.L02_BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test"
   try {
     execFileSync("psql", [url, "-q", "-c", "SELECT 1"], { stdio: "ignore" })

@@ -155,6 +155,13 @@ describe.skipIf(baseUrl === "")("a fleet of three runners on one PostgreSQL", ()
         (error) => ({ status: 0, body: { error: { code: String(error) } } })
       )
     )
+    // And spawns accepted by the victim itself, some of them cut off by its death.
+    const throughVictim = eachLimited(Array.from({ length: 10 }, (_, i) => i), 5, async (i) =>
+      api(victim, "POST", "/v1/agents", { config: { name: `via-victim-${i}`, trustLevel: "TRUSTED" } }).then(
+        (answer) => answer,
+        () => ({ status: 0, body: undefined })
+      )
+    )
     await new Promise((resolve) => setTimeout(resolve, 50))
     const killedAt = Date.now()
     victim.child.kill("SIGKILL")
@@ -164,8 +171,15 @@ describe.skipIf(baseUrl === "")("a fleet of three runners on one PostgreSQL", ()
       if (answer.status === 201) ids.push(answer.body.agentId)
       else expect(answer.body.error.code, JSON.stringify(answer.body)).toMatch(/^E20\d\d$/)
     }
-    const during = (await api(survivors[0]!, "GET", "/v1/agents")).body.agents.filter((a: { name: string }) => a.name.startsWith("during-"))
+    const listedNow = (await api(survivors[0]!, "GET", "/v1/agents")).body.agents as Array<{ agentId: string; name: string }>
+    const during = listedNow.filter((a) => a.name.startsWith("during-"))
     expect(during.length, "agents of the spawns made during the kill").toBe(spawned.filter((a) => a.status === 201).length)
+    // Through the victim: each answered spawn's agent exists; none is there twice (an unanswered one
+    // may have been carried out, once, by the agent's owner).
+    const victimSpawns = await throughVictim
+    for (const answer of victimSpawns) if (answer.status === 201) expect(listedNow.map((a) => a.agentId)).toContain(answer.body.agentId)
+    for (let i = 0; i < 10; i++) expect(listedNow.filter((a) => a.name === `via-victim-${i}`).length).toBeLessThanOrEqual(1)
+    for (const a of listedNow) if (a.name.startsWith("via-victim-")) ids.push(a.agentId)
     // Within the lease and a little more, the survivors host every agent, once.
     const counts = await eventually((leaseSeconds + 20) * 1000, () => hosted(survivors), (c) => c[0]! + c[1]! === ids.length)
     const movedMs = Date.now() - killedAt

@@ -18,8 +18,8 @@ import { buildAgentImage, isolationInForce } from "../runtime/liveLayer.ts"
 import { loadConfigSync } from "../runtime/loadConfig.ts"
 import type { MachineName } from "../runtime/inspector.ts"
 import { global, optionsOf, print, progress, table, withRuntime } from "./commandSupport.ts"
-import { makeRenderer } from "./render.ts"
 import { workflowCommand } from "./workflowCommands.ts"
+import { attach, cancel, exec, runs } from "./runCommands.ts"
 import { announceServe } from "./serveDiscovery.ts"
 
 
@@ -151,21 +151,6 @@ const checkpoints = Command.make("checkpoints", { ...global, agentId: idArg }, (
 const terminate = Command.make("terminate", { ...global, agentId: idArg, force: Flag.Boolean("force").pipe(Flag.withDescription("kill at once instead of a graceful stop"), Flag.withDefault(false)) }, (a) =>
   withRuntime(a, (rt) => rt.terminate(a.agentId, { force: a.force, reason: "l02 terminate" })).pipe(Effect.flatMap(() => print(a, { state: "terminated" }, () => "terminated")))
 ).pipe(Command.withDescription("Terminate an agent"), Command.withExamples([{ command: `l02 terminate 6f1c2d0e-9a4b-4c1e-8f55-2f1d3a7b9c10 --force`, description: "kill at once instead of a graceful stop" }]))
-
-const exec = Command.make("exec", { ...global, agentId: idArg, input: Argument.String("input").pipe(Argument.atLeast(1), Argument.withDescription("what to send the agent: the words after the id, joined by spaces (quote them to keep spacing as typed)")) }, (a) =>
-  withRuntime(a, async (rt) => {
-    // A suspended agent is resumed for the step and stays running: say so rather than do it silently.
-    const before = await rt.getState(a.agentId)
-    if (before.state === "suspended") {
-      console.error(`agent ${a.agentId} is suspended: resuming it for this step; it stays running afterwards (l02 suspend to pause it again)`)
-    }
-    const show = makeRenderer({ out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) })
-    for await (const event of rt.execute(a.agentId, a.input.join(" "))) {
-      if (a.json) console.log(JSON.stringify(event))
-      else show(event)
-    }
-  })
-).pipe(Command.withDescription("Send input to an agent and stream its answer"), Command.withExamples([{ command: `l02 exec 6f1c2d0e-9a4b-4c1e-8f55-2f1d3a7b9c10 "summarise README.md"`, description: "one step; the answer streams as it comes" }]))
 
 const serveCommand = Command.make(
   "serve",
@@ -326,7 +311,7 @@ const machines = Command.make("machines").pipe(Command.withDescription("The XSta
 /** The `l02` command tree. */
 export const l02 = Command.make("l02").pipe(
   Command.withDescription("L02 Agent Runtime: run AI agents as supervised actors in real sandboxes"),
-  Command.withSubcommands([demo, serveCommand, config, spawn, ls, get, suspend, resume, checkpoints, terminate, exec, fleet, pools, workflowCommand, image, machines])
+  Command.withSubcommands([demo, serveCommand, config, spawn, ls, get, suspend, resume, checkpoints, terminate, exec, attach, cancel, runs, fleet, pools, workflowCommand, image, machines])
 )
 
 /** What a coded error means for someone at the `l02` prompt: the flags that are the ways out. */

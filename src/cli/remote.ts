@@ -12,13 +12,17 @@ import type { FleetStatus } from "../domain/FleetStatus.ts"
 import type { PoolStatus } from "../domain/PoolStatus.ts"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import type { WorkflowRun, WorkflowSummary } from "../domain/WorkflowRun.ts"
+import type { ExecutionRun, RunEvent } from "../domain/ExecutionRun.ts"
 import type { L02Runtime } from "../runtime/createRuntime.ts"
 
 /** What the CLI's commands use of a runtime, embedded or remote. */
 export type CliRuntime = Pick<
   L02Runtime,
-  "spawn" | "list" | "getState" | "suspend" | "resume" | "terminate" | "checkpoints" | "execute" | "fleetStatus" | "scale" | "fleetOperations" | "pools" | "shutdown" | "workflows"
->
+  "spawn" | "list" | "getState" | "suspend" | "resume" | "terminate" | "checkpoints" | "execute" | "runs" | "fleetStatus" | "scale" | "fleetOperations" | "pools" | "shutdown" | "workflows"
+> & {
+  /** The server's URL when the runtime is a server's (runs then outlive the command); absent when embedded. */
+  readonly server?: string | undefined
+}
 
 type FleetOperation = Awaited<ReturnType<L02Runtime["scale"]>>
 
@@ -103,6 +107,7 @@ export const remoteRuntime = (url: string, apiKey: string | undefined): CliRunti
   })
 
   return {
+    server: base,
     spawn: (config, initialContext) => call<SpawnResult>("POST", "/v1/agents", { config, ...(initialContext === undefined ? {} : { initialContext }) }),
     list: async () => (await call<{ agents: ReadonlyArray<AgentInstance> }>("GET", "/v1/agents")).agents,
     getState: (agentId) => call<AgentInstance>("GET", `/v1/agents/${id(agentId)}`),
@@ -136,6 +141,31 @@ export const remoteRuntime = (url: string, apiKey: string | undefined): CliRunti
         }
       }
     }),
+    runs: {
+      start: (agentId, input, options) =>
+        call<ExecutionRun>("POST", `/v1/agents/${id(agentId)}/execute`, { input, detach: true, ...(options?.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }) }),
+      /** The run's events after `from` as the server sends them, ending with its end event. */
+      attach: (runId, options) => ({
+        [Symbol.asyncIterator]: async function* () {
+          const response = await send("GET", `/v1/runs/${id(runId)}/events${options?.from === undefined ? "" : `?from=${options.from}`}`)
+          if (!response.ok) throw errorOf(response.status, await jsonOf(response))
+          for await (const event of sseEvents(response)) {
+            yield event as RunEvent
+            if ((event as RunEvent).event?.type === "end") return
+          }
+        }
+      }),
+      get: (runId) => call<ExecutionRun>("GET", `/v1/runs/${id(runId)}`),
+      list: async (query) => {
+        const params = new URLSearchParams()
+        if (query?.agentId !== undefined) params.set("agentId", query.agentId)
+        if (query?.status !== undefined) params.set("status", typeof query.status === "string" ? query.status : query.status.join(","))
+        if (query?.limit !== undefined) params.set("limit", String(query.limit))
+        const search = params.toString()
+        return (await call<{ runs: ReadonlyArray<ExecutionRun> }>("GET", `/v1/runs${search === "" ? "" : `?${search}`}`)).runs
+      },
+      cancel: (runId) => call<ExecutionRun>("POST", `/v1/runs/${id(runId)}/cancel`)
+    },
     workflows: {
       start: (graph, input) => call<WorkflowRun>("POST", "/v1/workflows", { graph, ...(input === undefined ? {} : { input }) }),
       get: getWorkflow,

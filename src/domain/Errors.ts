@@ -256,9 +256,38 @@ export class ClusterUnavailable extends Schema.TaggedError<ClusterUnavailable>()
   readonly code = "E2034" as const
 }
 
+/** E2035: no execute run with this id is in the store (never started, or removed by `execution.stream_retention_*`). */
+export class RunNotFound extends Schema.TaggedError<RunNotFound>()("RunNotFound", {
+  ...fields,
+  runId: Schema.optional(Schema.String)
+}) {
+  readonly code = "E2035" as const
+}
+/**
+ * E2036: the run's supervisor stopped (shutdown, kill -9) or lost the agent (its shard moved, the agent
+ * was terminated) before the step ended; the events recorded before it stay, `lastSeq` says how many.
+ */
+export class RunInterrupted extends Schema.TaggedError<RunInterrupted>()("RunInterrupted", {
+  ...fields,
+  runId: Schema.optional(Schema.String),
+  lastSeq: Schema.optional(Schema.Number)
+}) {
+  readonly code = "E2036" as const
+}
+/** E2037: a client cancelled the run (`runs.cancel`, `l02 cancel`, or a disconnect with cancelOnDisconnect). */
+export class RunCancelled extends Schema.TaggedError<RunCancelled>()("RunCancelled", {
+  ...fields,
+  runId: Schema.optional(Schema.String)
+}) {
+  readonly code = "E2037" as const
+}
+
 /** Any expected failure of the runtime. */
 export type RuntimeError =
   | ClusterUnavailable
+  | RunNotFound
+  | RunInterrupted
+  | RunCancelled
   | ConfigInvalid
   | InputInvalid
   | Unauthenticated
@@ -355,6 +384,9 @@ const constructors: Record<ErrorCode, (data: { message: string; agentId?: string
   E2032: (d) => new WorkflowNotFound(d),
   E2033: (d) => new WorkflowNodeFailed(d),
   E2034: (d) => new ClusterUnavailable(d),
+  E2035: (d) => new RunNotFound(d),
+  E2036: (d) => new RunInterrupted(d),
+  E2037: (d) => new RunCancelled(d),
   E2040: (d) => new SandboxConfigInvalid(d),
   E2041: (d) => new RuntimeClassUnavailable({ ...d, runtimeClass: "unknown" }),
   E2042: (d) => new ResourceLimitsInvalid(d),

@@ -254,7 +254,11 @@ export const RuntimeConfig = Schema.Struct({
      * URLs an agent config from outside the process (HTTP) may name as `model.baseUrl` or an MCP server's
      * `url`: a URL matches an entry with the same scheme, host and port whose path is a prefix of its own.
      */
-    allowed_urls: Schema.Array(HttpUrl)
+    allowed_urls: Schema.Array(HttpUrl),
+    /** How long an ended execute run and its events are kept (docs/execution.md, "Runs"). */
+    stream_retention_seconds: PositiveInt,
+    /** How many ended runs of one agent are kept (the newest). */
+    stream_retention_runs: PositiveInt
   }),
   workflows: Schema.Struct({
     /** How many agent steps of one run may run at once; the others of a wide fan-out wait their turn. */

@@ -36,6 +36,10 @@ export const statusOfCode: Readonly<Record<ErrorCode, number>> = {
   E2032: 404,
   E2033: 502,
   E2034: 503,
+  E2035: 404,
+  // A run whose supervisor went away before it ended, or that a client cancelled: in a stream's error event.
+  E2036: 502,
+  E2037: 409,
   E2040: 400,
   E2041: 400,
   E2042: 400,

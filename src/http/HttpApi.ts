@@ -17,6 +17,7 @@ import { PoolStatus } from "../domain/PoolStatus.ts"
 import { AgentId, CheckpointId } from "../domain/Ids.ts"
 import { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import { type ApiKeyScope, PoolName } from "../domain/RuntimeConfig.ts"
+import { makeRunsGroup } from "./RunsApi.ts"
 import { makeWorkflowsGroup } from "./WorkflowsApi.ts"
 
 /** The body of every error answer: the stable code, the error's tag and a message saying what to fix. */
@@ -110,6 +111,12 @@ export const ExecuteRequest = Schema.Struct({
     Schema.Number.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 3_600_000 })).annotate({
       description: "How long to wait for the agent's done line; default 300000."
     })
+  ),
+  detach: Schema.optional(
+    Schema.Boolean.annotate({ description: "Answer 202 with the run at once (follow it with GET /v1/runs/{runId}/events) instead of streaming it." })
+  ),
+  cancelOnDisconnect: Schema.optional(
+    Schema.Boolean.annotate({ description: "Cancel the step when this client disconnects; default false: the run goes on and can be attached to again." })
   )
 }).annotate({ identifier: "ExecuteRequest" })
 
@@ -215,9 +222,9 @@ export const AgentsGroup = HttpApiGroup.make("agents")
       error: [...agentErrors]
     }).annotateMerge(
       OpenApi.annotations({
-        summary: "Send input to the agent and stream its answer as Server-Sent Events",
+        summary: "Send input to the agent as a durable run and stream its answer as Server-Sent Events (or, with detach, answer 202 with the run)",
         description:
-          "Errors before the stream starts answer with a status and ErrorBody. Once streaming, each event is `data: <ExecuteEvent JSON>`; a failure mid-stream is `event: error` with an ErrorBody, and ends the stream."
+          "Errors before the stream starts answer with a status and ErrorBody. Once streaming (header L02-Run-Id names the run), each event is `id: <seq>` and `data: <ExecuteEvent JSON>`; a failure mid-stream is `event: error` with an ErrorBody, and ends the stream. A client that disconnects leaves the run going (unless cancelOnDisconnect); GET /v1/runs/{runId}/events with Last-Event-ID reads the rest."
       })
     )
   )
@@ -353,6 +360,10 @@ export type EndpointName =
   | "signalWorkflow"
   | "cancelWorkflow"
   | "workflowEvents"
+  | "listRuns"
+  | "getRun"
+  | "runEvents"
+  | "cancelRun"
 
 /** The scope each endpoint needs (`admin` has them all); `public` endpoints need no key. */
 export const endpointScopes: Readonly<Record<EndpointName, ApiKeyScope | "public">> = {
@@ -378,7 +389,11 @@ export const endpointScopes: Readonly<Record<EndpointName, ApiKeyScope | "public
   getWorkflow: "read",
   signalWorkflow: "operate",
   cancelWorkflow: "operate",
-  workflowEvents: "read"
+  workflowEvents: "read",
+  listRuns: "read",
+  getRun: "read",
+  runEvents: "read",
+  cancelRun: "operate"
 }
 
 /** The whole API. */
@@ -388,6 +403,7 @@ export const L02Api = Api.make("l02")
   .add(PoolsGroup)
   .add(FleetGroup)
   .add(makeWorkflowsGroup(agentErrors))
+  .add(makeRunsGroup(agentErrors))
   .annotateMerge(
     OpenApi.annotations({
       title: "L02 Agent Runtime",

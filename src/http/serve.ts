@@ -11,7 +11,8 @@ import type { AddressInfo, Socket } from "node:net"
 import * as Schema from "effect/Schema"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import type { AgentState } from "../domain/AgentState.ts"
-import { ConfigInvalid, InputInvalid, Unauthenticated } from "../domain/Errors.ts"
+import { ConfigInvalid, fromErrorData, InputInvalid, Unauthenticated } from "../domain/Errors.ts"
+import type { ErrorData } from "../domain/ErrorCatalog.ts"
 import type { ApiKeyConfig } from "../domain/RuntimeConfig.ts"
 import type { L02Runtime } from "../runtime/createRuntime.ts"
 import type { SpawnPolicy } from "../runtime/SpawnPolicy.ts"
@@ -39,6 +40,7 @@ import { pathProblem } from "./internal/canonicalPath.ts"
 import { match, type Route } from "./internal/routes.ts"
 import { makeMetrics } from "./Metrics.ts"
 import { workflowHandlers } from "./workflowHandlers.ts"
+import { runHandlers, streamRun } from "./runHandlers.ts"
 import { docsHtml, openApiJson } from "./OpenApiDocument.ts"
 
 /** Options of {@link serve}; host, port, keys and body limit default to the runtime's `http` configuration. */
@@ -220,26 +222,33 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
     execute: async ({ params, body, res }) => {
       const { agentId } = orThrow(decode(AgentPath, params, "path"))
       const request = orThrow(decode(ExecuteRequest, body, "body"))
-      const events = runtime.execute(agentId, request.input, request.timeoutMs === undefined ? {} : { timeoutMs: request.timeoutMs })[Symbol.asyncIterator]()
-      // A client that leaves, even before the first output, abandons the step (the agent goes back to idle).
-      const stop = () => void events.return?.().catch(() => undefined)
-      res.once("close", stop)
-      // The first step decides the status: errors before any output answer as JSON with their status.
+      // The step is a durable run: refusals (E2020, E2021, ...) answer as JSON before anything runs.
+      const run = await runtime.runs.start(agentId, request.input, request.timeoutMs === undefined ? {} : { timeoutMs: request.timeoutMs })
+      if (request.detach === true) return json(202, run)
+      const events = runtime.runs.attach(run.runId)[Symbol.asyncIterator]()
+      // A client that leaves abandons the step only when it asked to; otherwise the run goes on.
+      const onClose = () => {
+        if (request.cancelOnDisconnect === true) void runtime.runs.cancel(run.runId).catch(() => undefined)
+      }
+      res.once("close", onClose)
+      // The first event decides the status: a step that fails before any output answers as JSON with its status.
       const first = await events.next()
-      if (res.destroyed) return { _tag: "Streamed" }
+      if (res.destroyed) {
+        void events.return?.().catch(() => undefined)
+        return { _tag: "Streamed" }
+      }
+      const failedAtOnce = first.done !== true && first.value.event.type === "end" ? (first.value.event as { error?: ErrorData }).error : undefined
+      if (failedAtOnce !== undefined) {
+        res.off("close", onClose)
+        void events.return?.().catch(() => undefined)
+        throw fromErrorData(failedAtOnce, agentId)
+      }
+      res.setHeader("l02-run-id", run.runId)
       startSse(res)
       try {
-        let next = first
-        while (!next.done) {
-          if (!writeEvent(res, { event: next.value.type, data: next.value })) break
-          next = await events.next()
-        }
-      } catch (error) {
-        writeEvent(res, { event: "error", data: answerOfUnknown(error).body })
+        await streamRun(res, events, "execute", first)
       } finally {
-        res.off("close", stop)
-        stop()
-        res.end()
+        res.off("close", onClose)
       }
       return { _tag: "Streamed" }
     },
@@ -328,6 +337,10 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
     },
     health: async () => json(200, { status: "ok", runtimeId: runtime.runtimeId }),
     ...workflowHandlers(runtime, (end) => {
+      closers.add(end)
+      return () => closers.delete(end)
+    }),
+    ...runHandlers(runtime, (end) => {
       closers.add(end)
       return () => closers.delete(end)
     })

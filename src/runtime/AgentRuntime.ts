@@ -31,7 +31,9 @@ import { AtomicWrites, StateStore } from "../services/StateStore.ts"
 import type { AgentRuntimeOptions, AgentRuntimeShape } from "./AgentRuntimeApi.ts"
 import { makeAgentAccess } from "./internal/agentAccess.ts"
 import { recordOf } from "./internal/agentHandle.ts"
-import { makeExecute } from "./internal/executeStep.ts"
+import { makeExecuteStep } from "./internal/executeStep.ts"
+import { makeExecutionRuns } from "./internal/executionRuns.ts"
+import { makeMemory as runLogInMemory, RunLog } from "../services/RunLog.ts"
 import { makeFairAdmission } from "./internal/fairAdmission.ts"
 import { makeLifecycleOperations } from "./internal/lifecycleOperations.ts"
 import { makeReconciliation } from "./internal/liveness.ts"
@@ -147,7 +149,20 @@ export const make = (
     const scale = makeScale(core, { spawn, terminate })
 
     const { getState, list } = makeQueries(core)
-    const execute = makeExecute(core, resume)
+    // Every execute step is a durable run (its events in the store's run log; in memory without one).
+    const runLog = Option.getOrElse(yield* Effect.serviceOption(RunLog), runLogInMemory)
+    const runs = makeExecutionRuns({
+      runLog,
+      runtimeId: options.runtimeId,
+      iso,
+      now,
+      agentStateOf: (agentId) => host.get(agentId)?.state ?? "unknown",
+      begin: makeExecuteStep(core, resume),
+      scope,
+      retention: { seconds: config.execution.stream_retention_seconds, runsPerAgent: config.execution.stream_retention_runs }
+    })
+    const execute = runs.execute
+    yield* Effect.addFinalizer(() => runs.shutdown)
 
     // ---- backend events and liveness ------------------------------------------------------------------
     const liveness = makeReconciliation({
@@ -178,7 +193,12 @@ export const make = (
     const hosting = options.hosting === "cluster"
       ? makeAgentHosting({ recovery, spawn, backendName: options.backendName, stopHeartbeat: heartbeats.stop, scaleWith: (ops) => makeScale(core, ops) })
       : undefined
-    if (hosting === undefined) yield* recoverAgents(recovery)
+    if (hosting === undefined) {
+      yield* recoverAgents(recovery)
+      // Runs the store says are running ran in an earlier process of this runtime: they were interrupted.
+      yield* runs.interruptStale({ runtimeId: options.runtimeId })
+    }
+    yield* Effect.forkIn(Effect.forever(Effect.andThen(Effect.ignore(runs.prune), Effect.sleep("10 minutes"))), scope)
 
     if (options.fillWarmPools !== false) yield* warm.start
     yield* Effect.addFinalizer(() => warm.stop)
@@ -195,6 +215,7 @@ export const make = (
     return runtimeFacade(core, {
       spans,
       operations: { spawn, terminate, suspend, resume, scale, getState, list, execute, health },
+      runs,
       events: runtimeEvents.stream,
       history: (query) => eventLog.query(query),
       checkSpawn: (raw, policy) => Effect.asVoid(checkSpawn(raw, policy)),

@@ -24,6 +24,8 @@ import type { ModelExecuteEvent } from "./internal/modelExecution.ts"
 import type { ProgramExecuteEvent } from "./internal/programProtocol.ts"
 import type { SpawnPolicy } from "./SpawnPolicy.ts"
 import type { EventQuery } from "../services/EventLog.ts"
+import type { ExecutionRun, RunEvent } from "../domain/ExecutionRun.ts"
+import type { RunQuery } from "../services/RunLog.ts"
 
 /** Options of `suspend`. */
 export interface SuspendOptions {
@@ -55,12 +57,41 @@ export interface ScaleOptions {
 /** The label that names an agent's pool. */
 export const poolLabel = "pool.l02.dev/name"
 
-/** Options of `execute`. */
+/** Options of `execute` and `runs.start`. */
 export interface ExecuteOptions {
   /** How long to wait for the agent's `done` line; default 300 s. */
   readonly timeoutMs?: number | undefined
-  /** Aborting it cancels the step: the model request, running tools, the wait for the agent's answer. */
+  /** Aborting it cancels the step (its run ends cancelled, E2037): the model request, running tools, the wait for the agent's answer. */
   readonly signal?: AbortSignal | undefined
+  /**
+   * `execute` only: cancel the step when the caller stops reading its stream. Default false: the step
+   * goes on as a durable run, and `runs.attach` reads the rest.
+   */
+  readonly cancelOnDisconnect?: boolean | undefined
+}
+
+/** Options of `runs.attach`. */
+export interface AttachOptions {
+  /** Deliver the events after this sequence number (default 0: all of them), then the live ones. */
+  readonly from?: number | undefined
+}
+
+/**
+ * Durable execute runs (docs/execution.md, "Runs"): every execute step is one, its events kept in the
+ * store with a sequence number; any caller can attach from any sequence, after a disconnect or a
+ * supervisor restart, and reads each event once, in order, then the run's `end`.
+ */
+export interface RunsShape {
+  /** Begins a step detached: resolves with its run once the agent accepted it (E2020/E2021 otherwise, nothing recorded). */
+  readonly start: (agentId: string, input: unknown, options?: ExecuteOptions) => Effect.Effect<ExecutionRun, RuntimeError>
+  /** The run's events after `from`, then the live ones, ending with its `end` event (E2035 for an unknown run). */
+  readonly attach: (runId: string, options?: AttachOptions) => Stream.Stream<RunEvent, RuntimeError>
+  /** One run (E2035 when unknown). */
+  readonly get: (runId: string) => Effect.Effect<ExecutionRun, RuntimeError>
+  /** Runs, newest first. */
+  readonly list: (query?: RunQuery) => Effect.Effect<ReadonlyArray<ExecutionRun>, RuntimeError>
+  /** Cancels a running run (it ends cancelled, E2037, the agent goes back to idle); an ended run is answered as it is. */
+  readonly cancel: (runId: string) => Effect.Effect<ExecutionRun, RuntimeError>
 }
 
 /**
@@ -123,7 +154,13 @@ export interface AgentRuntimeShape {
   readonly resume: (agentId: string, checkpointId?: string) => Effect.Effect<AgentState, RuntimeError>
   readonly getState: (agentId: string) => Effect.Effect<AgentInstance, RuntimeError>
   readonly list: (filter?: AgentFilter) => Effect.Effect<ReadonlyArray<AgentInstance>, RuntimeError>
+  /**
+   * Runs a step as a durable run and streams its events until `done` (a failed, cancelled or
+   * interrupted run fails the stream with its coded error). `done.executionId` is the run's id.
+   */
   readonly execute: (agentId: string, input: unknown, options?: ExecuteOptions) => Stream.Stream<ExecuteEvent, RuntimeError>
+  /** Durable execute runs: start detached, attach from a sequence number, get, list, cancel. */
+  readonly runs: RunsShape
   /** Lifecycle events as they happen (state changes and supervision decisions). */
   readonly events: Stream.Stream<LifecycleEvent>
   /**

@@ -36,6 +36,9 @@ import * as Workflows from "../workflows/Workflows.ts"
 import type { StartOptions, WorkflowsShape } from "../workflows/Workflows.ts"
 import type { workflowMachine } from "../../machines/workflowMachine.ts"
 import type { SpawnPolicy } from "./SpawnPolicy.ts"
+import type { ExecutionRun, RunEvent } from "../domain/ExecutionRun.ts"
+import type { RunQuery } from "../services/RunLog.ts"
+import type { AttachOptions } from "./AgentRuntimeApi.ts"
 
 /** Options of {@link createRuntime}. */
 export interface RuntimeOptions {
@@ -86,8 +89,24 @@ export interface L02Runtime {
   readonly resume: (agentId: string, checkpointId?: string) => Promise<AgentState>
   readonly getState: (agentId: string) => Promise<AgentInstance>
   readonly list: (filter?: AgentFilter) => Promise<ReadonlyArray<AgentInstance>>
-  /** Sends input to the agent and streams its answer until its `done` line. */
+  /**
+   * Sends input to the agent and streams its answer until its `done` line. The step is a durable run
+   * (`done.executionId` is its id): a caller that stops reading leaves it running unless it passed
+   * `cancelOnDisconnect`; `runs.attach` reads the rest.
+   */
   readonly execute: (agentId: string, input: unknown, options?: AgentRuntime.ExecuteOptions) => AsyncIterable<AgentRuntime.ExecuteEvent>
+  /**
+   * Durable execute runs (docs/execution.md, "Runs"): `start` a step detached (resolves with its run
+   * once the agent accepted it), `attach` from a sequence number (the missed events, the live ones,
+   * then `end`), `get`, `list` (newest first), `cancel`.
+   */
+  readonly runs: {
+    readonly start: (agentId: string, input: unknown, options?: AgentRuntime.ExecuteOptions) => Promise<ExecutionRun>
+    readonly attach: (runId: string, options?: AttachOptions) => AsyncIterable<RunEvent>
+    readonly get: (runId: string) => Promise<ExecutionRun>
+    readonly list: (query?: RunQuery) => Promise<ReadonlyArray<ExecutionRun>>
+    readonly cancel: (runId: string) => Promise<ExecutionRun>
+  }
   /** Lifecycle events from now on, as an async iterable. */
   readonly events: () => AsyncIterable<LifecycleEvent>
   /** Lifecycle events already recorded, oldest first (after an id, of one agent, the first or newest `limit`). */
@@ -227,6 +246,13 @@ export const createRuntime = async (options: RuntimeOptions = {}): Promise<L02Ru
     getState: (agentId) => run(core.getState(agentId)),
     list: (filter) => run(core.list(filter)),
     execute: (agentId, input, opts) => Stream.toAsyncIterable(core.execute(agentId, input, opts)),
+    runs: {
+      start: (agentId, input, opts) => run(core.runs.start(agentId, input, opts)),
+      attach: (runId, opts) => Stream.toAsyncIterable(core.runs.attach(runId, opts)),
+      get: (runId) => run(core.runs.get(runId)),
+      list: (query) => run(core.runs.list(query)),
+      cancel: (runId) => run(core.runs.cancel(runId))
+    },
     events: () => Stream.toAsyncIterable(core.events),
     history: (query) => run(core.history(query)),
     fleetStatus: () => run(core.fleetStatus),

@@ -50,6 +50,34 @@ const hostTokenMigration: Migration = {
   statements: [`ALTER TABLE agent_instances ADD COLUMN host_token TEXT`]
 }
 
+// Durable execute runs and their events (docs/execution.md, "Runs"); text columns, so the same
+// statements run on PostgreSQL and SQLite.
+const executionRunsMigration: Migration = {
+  id: 4,
+  name: "execution_runs",
+  statements: [
+    `CREATE TABLE execution_runs (
+      run_id TEXT PRIMARY KEY,
+      agent_id TEXT NOT NULL,
+      runtime_id TEXT NOT NULL,
+      status TEXT NOT NULL,
+      started_at TEXT NOT NULL,
+      ended_at TEXT,
+      error TEXT
+    )`,
+    `CREATE INDEX execution_runs_agent_idx ON execution_runs (agent_id, started_at)`,
+    `CREATE INDEX execution_runs_status_idx ON execution_runs (status, runtime_id)`,
+    `CREATE TABLE execution_run_events (
+      run_id TEXT NOT NULL,
+      seq BIGINT NOT NULL,
+      agent_state TEXT NOT NULL,
+      event TEXT NOT NULL,
+      created_at TEXT NOT NULL,
+      PRIMARY KEY (run_id, seq)
+    )`
+  ]
+}
+
 /** Every migration, in order. Published migrations are never edited; changes are new migrations. */
 export const migrations: ReadonlyArray<Migration> = [
   {
@@ -113,7 +141,8 @@ export const migrations: ReadonlyArray<Migration> = [
     ]
   },
   workflowRunsMigration,
-  hostTokenMigration
+  hostTokenMigration,
+  executionRunsMigration
 ]
 
 /**
@@ -183,7 +212,8 @@ export const sqliteMigrations: ReadonlyArray<Migration> = [
     ]
   },
   workflowRunsMigration,
-  hostTokenMigration
+  hostTokenMigration,
+  executionRunsMigration
 ]
 
 /** The advisory lock key that serializes migration runs on one database ("l02-migrate"). */

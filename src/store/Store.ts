@@ -18,12 +18,14 @@ import { StoreFailed } from "../domain/Errors.ts"
 import type { CheckpointStore } from "../services/CheckpointStore.ts"
 import type { EventLog } from "../services/EventLog.ts"
 import type { AtomicWrites, StateStore } from "../services/StateStore.ts"
+import type { RunLog } from "../services/RunLog.ts"
 import type { WorkflowStore } from "../services/WorkflowStore.ts"
 import { type StoreTarget, storeFailed } from "./internal/sqlSupport.ts"
 import { runMigrations } from "./Migrations.ts"
 import * as SqlAtomicWrites from "./SqlAtomicWrites.ts"
 import * as SqlCheckpointStore from "./SqlCheckpointStore.ts"
 import * as SqlEventLog from "./SqlEventLog.ts"
+import * as SqlRunLog from "./SqlRunLog.ts"
 import * as SqlWorkflowStore from "./SqlWorkflowStore.ts"
 import * as SqlStateStore from "./SqlStateStore.ts"
 
@@ -116,12 +118,13 @@ const clientLayer = (options: StoreOptions): Layer.Layer<SqlClient, StoreFailed>
  */
 export const layerFromClient = (
   options: Pick<StoreOptions, "dataDir"> & { readonly target: StoreTarget }
-): Layer.Layer<StateStore | CheckpointStore | EventLog | AtomicWrites | WorkflowStore, StoreFailed, SqlClient> =>
+): Layer.Layer<StateStore | CheckpointStore | EventLog | AtomicWrites | WorkflowStore | RunLog, StoreFailed, SqlClient> =>
   SqlAtomicWrites.layer(options.target).pipe(
     Layer.provideMerge(
       Layer.mergeAll(
         SqlStateStore.layer(options.target),
         SqlWorkflowStore.layer(options.target),
+        SqlRunLog.layer(options.target),
         SqlCheckpointStore.layer({ blobDir: join(options.dataDir, "checkpoints"), target: options.target }),
         SqlEventLog.layer(options.target)
       )
@@ -141,5 +144,5 @@ export const layerFromClient = (
  */
 export const layer = (
   options: StoreOptions
-): Layer.Layer<StateStore | CheckpointStore | EventLog | AtomicWrites | WorkflowStore | SqlClient, StoreFailed> =>
+): Layer.Layer<StateStore | CheckpointStore | EventLog | AtomicWrites | WorkflowStore | RunLog | SqlClient, StoreFailed> =>
   layerFromClient({ dataDir: options.dataDir, target: targetOf(options) }).pipe(Layer.provideMerge(clientLayer(options)))

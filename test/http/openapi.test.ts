@@ -53,6 +53,10 @@ describe("OpenAPI document", () => {
       "GET /v1/workflows/{workflowId}",
       "POST /v1/workflows/{workflowId}/signal",
       "POST /v1/workflows/{workflowId}/cancel",
+      "GET /v1/runs",
+      "GET /v1/runs/{runId}",
+      "GET /v1/runs/{runId}/events",
+      "POST /v1/runs/{runId}/cancel",
       "GET /v1/workflows/{workflowId}/events"
     ].sort()
     const beside = ["GET /dashboard", "GET /v1/machines/{name}", "GET /openapi.json", "GET /docs"]

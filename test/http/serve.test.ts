@@ -173,8 +173,9 @@ describe("HTTP API routes on the in-memory runtime", () => {
     controller.abort()
   })
 
-  it("returns the agent to idle when the execute client disconnects", async () => {
-    const t = await start()
+  it("a client that disconnects leaves the run going; one that asked for cancelOnDisconnect cancels it and the agent goes back to idle", async () => {
+    const silent = (context: { readonly terminated: Effect.Effect<void> }) => Effect.as(context.terminated, 143)
+    const t = await start({ backend: { programs: { "l02-silent": silent } } })
     const { agentId } = await t.runtime.spawn({ name: "echo", trustLevel: "TRUSTED", command: ["l02-echo"] })
     const controller = new AbortController()
     const response = await fetch(`${t.url}/v1/agents/${agentId}/execute`, {
@@ -184,27 +185,30 @@ describe("HTTP API routes on the in-memory runtime", () => {
       signal: controller.signal
     })
     expect(response.status).toBe(200)
+    const runId = response.headers.get("l02-run-id")!
     expect((await t.runtime.getState(agentId)).activity).toBe("busy")
     controller.abort()
-    await eventually(async () => expect((await t.runtime.getState(agentId)).activity).toBe("idle"))
-  })
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect((await t.runtime.getState(agentId)).activity).toBe("busy")
+    expect(await t.runtime.runs.get(runId)).toMatchObject({ status: "running", agentId })
+    await t.runtime.runs.cancel(runId)
+    expect((await t.runtime.getState(agentId)).activity).toBe("idle")
 
-  it("abandons the step when the client leaves before the agent's first output line", async () => {
-    // l02-silent reads its input and never answers, so the answer's headers are never sent.
-    const silent = (context: { readonly terminated: Effect.Effect<void> }) => Effect.as(context.terminated, 143)
-    const t = await start({ backend: { programs: { "l02-silent": silent } } })
-    const { agentId } = await t.runtime.spawn({ name: "silent", trustLevel: "TRUSTED", command: ["l02-silent"] })
-    const controller = new AbortController()
-    const pending = fetch(`${t.url}/v1/agents/${agentId}/execute`, {
+    // cancelOnDisconnect, even before the agent's first output line (the answer's headers are never sent).
+    const quiet = await t.runtime.spawn({ name: "silent", trustLevel: "TRUSTED", command: ["l02-silent"] })
+    const leaving = new AbortController()
+    const pending = fetch(`${t.url}/v1/agents/${quiet.agentId}/execute`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ input: "x" }),
-      signal: controller.signal
+      body: JSON.stringify({ input: "x", cancelOnDisconnect: true }),
+      signal: leaving.signal
     }).catch((error: unknown) => error)
-    await eventually(async () => expect((await t.runtime.getState(agentId)).activity).toBe("busy"))
-    controller.abort()
+    await eventually(async () => expect((await t.runtime.getState(quiet.agentId)).activity).toBe("busy"))
+    leaving.abort()
     await pending
-    await eventually(async () => expect((await t.runtime.getState(agentId)).activity).toBe("idle"))
+    await eventually(async () => expect((await t.runtime.getState(quiet.agentId)).activity).toBe("idle"))
+    const [run] = await t.runtime.runs.list({ agentId: quiet.agentId })
+    expect(run).toMatchObject({ status: "cancelled", error: { code: "E2037" } })
   })
 
   it("streams lifecycle events as Server-Sent Events, optionally for one agent", async () => {

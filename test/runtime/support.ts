@@ -8,6 +8,8 @@ import { CheckpointStore, layerMemory as checkpointMemory } from "../../src/serv
 import { EventLog, layerMemory as eventLogMemory } from "../../src/services/EventLog.ts"
 import { layerMemory as sandboxMemory, SandboxBackend } from "../../src/services/SandboxBackend.ts"
 import { layerMemory as stateMemory, StateStore } from "../../src/services/StateStore.ts"
+import { layerMemory as runLogMemory, RunLog } from "../../src/services/RunLog.ts"
+import type { MemoryProgramEntry } from "../../src/services/internal/memorySandbox.ts"
 
 export type Services = SandboxBackend | StateStore | CheckpointStore | EventLog
 
@@ -15,15 +17,18 @@ export type Services = SandboxBackend | StateStore | CheckpointStore | EventLog
 export const memoryServices = async (backendOptions: Parameters<typeof sandboxMemory>[0] = {}) => {
   const scope = Effect.runSync(Scope.make())
   const context = await Effect.runPromise(
-    Layer.buildWithScope(Layer.mergeAll(sandboxMemory(backendOptions), stateMemory, checkpointMemory, eventLogMemory), scope)
+    Layer.buildWithScope(Layer.mergeAll(sandboxMemory(backendOptions), stateMemory, checkpointMemory, eventLogMemory, runLogMemory), scope)
   )
-  const run = <A, E>(f: (s: { backend: SandboxBackend["Service"]; store: StateStore["Service"]; checkpoints: CheckpointStore["Service"]; log: EventLog["Service"] }) => Effect.Effect<A, E>) =>
+  const run = <A, E>(
+    f: (s: { backend: SandboxBackend["Service"]; store: StateStore["Service"]; checkpoints: CheckpointStore["Service"]; log: EventLog["Service"]; runLog: RunLog["Service"] }) => Effect.Effect<A, E>
+  ) =>
     Effect.runPromise(
       f({
         backend: Context.get(context, SandboxBackend),
         store: Context.get(context, StateStore),
         checkpoints: Context.get(context, CheckpointStore),
-        log: Context.get(context, EventLog)
+        log: Context.get(context, EventLog),
+        runLog: Context.get(context, RunLog)
       })
     )
   return {
@@ -125,3 +130,21 @@ export const failureOf = async (p: Promise<unknown>): Promise<{ code: string; me
   }
   throw new Error("the operation succeeded")
 }
+
+/**
+ * `l02-ticker`: for an input `{count, everyMs}` writes `count` output lines `{"type":"output","data":{"i":n}}`,
+ * one every `everyMs`, then its done line.
+ */
+export const ticker: MemoryProgramEntry = {
+  onLine: (line, context) =>
+    Effect.gen(function* () {
+      const message = JSON.parse(line) as { id: string; input: { count: number; everyMs: number } }
+      for (let i = 1; i <= message.input.count; i++) {
+        yield* context.write("stdout", `${JSON.stringify({ type: "output", data: { i } })}\n`)
+        if (message.input.everyMs > 0) yield* Effect.sleep(message.input.everyMs)
+      }
+      yield* context.write("stdout", `${JSON.stringify({ type: "done", id: message.id })}\n`)
+      return undefined
+    })
+}
+

@@ -55,7 +55,7 @@ describe("PGlite file store across restarts", () => {
         expect(recorded.map((r) => Number(r.id))).toEqual(migrations.map((m) => m.id))
         const tables = yield* sql<{ readonly name: string }>`
           SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'migration_check' ORDER BY table_name`
-        expect(tables.map((t) => t.name)).toEqual(["agent_checkpoints", "agent_instances", "fleet_operations", "l02_migrations", "lifecycle_events", "workflow_runs"])
+        expect(tables.map((t) => t.name)).toEqual(["agent_checkpoints", "agent_instances", "execution_run_events", "execution_runs", "fleet_operations", "l02_migrations", "lifecycle_events", "workflow_runs"])
       }).pipe(Effect.provide(PgliteClient.layer({ dataDir: join(fileDir, "pglite") }))),
     60_000
   )

@@ -41,7 +41,7 @@ describe("SQLite file store across restarts", () => {
       expect(yield* runMigrations()).toEqual(sqliteMigrations.map((m) => m.id))
       expect(yield* runMigrations()).toEqual([])
       const tables = yield* sql<{ readonly name: string }>`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`
-      expect(tables.map((t) => t.name)).toEqual(["agent_checkpoints", "agent_instances", "fleet_operations", "l02_migrations", "lifecycle_events", "workflow_runs"])
+      expect(tables.map((t) => t.name)).toEqual(["agent_checkpoints", "agent_instances", "execution_run_events", "execution_runs", "fleet_operations", "l02_migrations", "lifecycle_events", "workflow_runs"])
     }).pipe(Effect.provide(SqliteClient.layer())), 60_000)
 })
 

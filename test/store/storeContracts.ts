@@ -11,6 +11,8 @@ import { checkpointRequest, checkpointStoreTests } from "../services/CheckpointS
 import { eventLogTests } from "../services/EventLogContract.ts"
 import type { WorkflowStore } from "../../src/services/WorkflowStore.ts"
 import { workflowStoreTests } from "../services/WorkflowStoreContract.ts"
+import type { RunLog } from "../../src/services/RunLog.ts"
+import { runLogTests } from "../services/RunLogContract.ts"
 import { agentRecord, stateStoreTests } from "../services/StateStoreContract.ts"
 import { atomicWritesTests } from "./atomicWritesContract.ts"
 import { spawnSync } from "node:child_process"
@@ -21,7 +23,7 @@ import { join } from "node:path"
 export const truncate = (checkpoint: Checkpoint) => Effect.sync(() => truncateSync(checkpoint.storageLocation, Math.floor(checkpoint.sizeBytes / 2)))
 
 /** The state, atomic-write, checkpoint and event-log contracts, plus the refusal of a whole batch. */
-export const storeContracts = (it: Vitest.MethodsNonLive<StateStore | CheckpointStore | EventLog | AtomicWrites | WorkflowStore>) => {
+export const storeContracts = (it: Vitest.MethodsNonLive<StateStore | CheckpointStore | EventLog | AtomicWrites | WorkflowStore | RunLog>) => {
   describe("StateStore", () => stateStoreTests(it))
   it.effect("a batch save is one statement: a record the database refuses fails the batch with E2060 and saves none of it", () =>
     Effect.gen(function* () {
@@ -35,6 +37,7 @@ export const storeContracts = (it: Vitest.MethodsNonLive<StateStore | Checkpoint
   describe("CheckpointStore", () => checkpointStoreTests(it, { corrupt: truncate }))
   describe("EventLog", () => eventLogTests(it))
   describe("WorkflowStore", () => workflowStoreTests(it))
+  describe("RunLog", () => runLogTests(it))
 }
 
 /**

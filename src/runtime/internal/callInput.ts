@@ -5,7 +5,9 @@
  */
 import * as Effect from "effect/Effect"
 import { InputInvalid } from "../../domain/Errors.ts"
-import type { ExecuteOptions, SuspendOptions, TerminateOptions } from "../AgentRuntimeApi.ts"
+import { type RunStatus, runStatuses } from "../../domain/ExecutionRun.ts"
+import type { RunQuery } from "../../services/RunLog.ts"
+import type { AttachOptions, ExecuteOptions, SuspendOptions, TerminateOptions } from "../AgentRuntimeApi.ts"
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -31,7 +33,7 @@ export const agentIdOf = (value: unknown): Effect.Effect<string, InputInvalid> =
 export const checkpointIdOf = (value: unknown): Effect.Effect<string | undefined, InputInvalid> =>
   value === undefined ? Effect.succeed(undefined) : uuidOf(value, "checkpointId", "a checkpoint id (runtime.checkpoints(agentId) lists them)")
 
-type FieldType = "boolean" | "string" | "positiveInteger" | "abortSignal"
+type FieldType = "boolean" | "string" | "positiveInteger" | "sequence" | "statusList" | "abortSignal"
 
 const fits = (type: FieldType, value: unknown): boolean =>
   type === "boolean"
@@ -40,12 +42,18 @@ const fits = (type: FieldType, value: unknown): boolean =>
       ? typeof value === "string" && value.length <= 4096
       : type === "positiveInteger"
         ? typeof value === "number" && Number.isInteger(value) && value > 0
-        : value instanceof AbortSignal
+        : type === "sequence"
+          ? typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+          : type === "statusList"
+            ? (typeof value === "string" ? [value] : Array.isArray(value) ? value : [undefined]).every((s) => runStatuses.includes(s as RunStatus))
+            : value instanceof AbortSignal
 
 const spelled: Readonly<Record<FieldType, string>> = {
   boolean: "true or false",
   string: "a string of at most 4096 characters",
   positiveInteger: "a positive integer",
+  sequence: "a sequence number: an integer of 0 or more",
+  statusList: `a run status or an array of them (${runStatuses.join(", ")})`,
   abortSignal: "an AbortSignal"
 }
 
@@ -75,4 +83,29 @@ export const suspendOptionsOf = (value: unknown) => optionsOf<SuspendOptions>(va
 export const terminateOptionsOf = (value: unknown) => optionsOf<TerminateOptions>(value, "options", { reason: "string", force: "boolean" })
 
 /** The options of execute. */
-export const executeOptionsOf = (value: unknown) => optionsOf<ExecuteOptions>(value, "options", { timeoutMs: "positiveInteger", signal: "abortSignal" })
+export const executeOptionsOf = (value: unknown) =>
+  optionsOf<ExecuteOptions>(value, "options", { timeoutMs: "positiveInteger", signal: "abortSignal", cancelOnDisconnect: "boolean" })
+
+/** The options of runs.attach: `from`, a sequence number (0 or more). */
+export const attachOptionsOf = (value: unknown): Effect.Effect<AttachOptions | undefined, InputInvalid> =>
+  optionsOf<AttachOptions>(value, "options", { from: "sequence" })
+
+/** The query of runs.list: an agent id (canonical), a status or statuses, a limit (1-1000). */
+export const runQueryOf = (value: unknown): Effect.Effect<RunQuery | undefined, InputInvalid> =>
+  Effect.gen(function* () {
+    const query = yield* optionsOf<{ agentId?: unknown; status?: unknown; limit?: unknown }>(value, "query", { agentId: "string", status: "statusList", limit: "positiveInteger" })
+    if (query === undefined) return undefined
+    const agentId = query.agentId === undefined ? undefined : yield* uuidOf(query.agentId, "query.agentId", "an agent id")
+    if (typeof query.limit === "number" && query.limit > 1000) {
+      return yield* new InputInvalid({ message: `query.limit must be at most 1000; got ${query.limit}`, key: "query.limit" })
+    }
+    return {
+      ...(agentId === undefined ? {} : { agentId }),
+      ...(query.status === undefined ? {} : { status: query.status as RunQuery["status"] }),
+      ...(query.limit === undefined ? {} : { limit: query.limit as number })
+    }
+  })
+
+/** A run id argument, canonical. */
+export const runIdOf = (value: unknown): Effect.Effect<string, InputInvalid> =>
+  uuidOf(value, "runId", "a run id (the done event's executionId, runs.list(), GET /v1/runs and l02 runs show them)")

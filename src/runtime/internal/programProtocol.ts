@@ -24,11 +24,13 @@ export const runProgramStep = (options: {
   readonly input: unknown
   readonly timeoutMs: number
   readonly now: () => number
+  /** The id the input line carries and `done` answers with (the run's id); a fresh one when omitted. */
+  readonly executionId?: string | undefined
 }): Effect.Effect<Stream.Stream<ProgramExecuteEvent, RuntimeError>, RuntimeError, Scope.Scope> =>
   Effect.gen(function* () {
     const { backend, agentId, sandboxId, input, timeoutMs, now } = options
     const attachment = yield* backend.attach(sandboxId)
-    const executionId = randomUUID()
+    const executionId = options.executionId ?? randomUUID()
     yield* attachment.write(JSON.stringify({ type: "input", id: executionId, input }))
         const startedAt = now()
     let finished = false

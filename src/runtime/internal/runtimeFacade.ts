@@ -13,12 +13,12 @@ import type { FleetStatus } from "../../domain/FleetStatus.ts"
 import type { HealthStatus } from "../../domain/HealthStatus.ts"
 import type { LifecycleEvent } from "../../domain/LifecycleEvent.ts"
 import type { AgentFilter, FleetOperation } from "../../services/StateStore.ts"
-import type { AgentRuntimeShape, ExecuteEvent, ExecuteOptions, ScaleOptions, SuspendOptions, TerminateOptions } from "../AgentRuntimeApi.ts"
+import type { AgentRuntimeShape, ExecuteEvent, ExecuteOptions, RunsShape, ScaleOptions, SuspendOptions, TerminateOptions } from "../AgentRuntimeApi.ts"
 import type { SpawnPolicy } from "../SpawnPolicy.ts"
 import type { AgentHosting } from "./agentHosting.ts"
 import type { AdmitAs } from "./lifecycleOperations.ts"
 import type { RuntimeCore } from "./runtimeCore.ts"
-import { agentIdOf, checkpointIdOf, executeOptionsOf, suspendOptionsOf, terminateOptionsOf } from "./callInput.ts"
+import { agentIdOf, attachOptionsOf, checkpointIdOf, executeOptionsOf, runIdOf, runQueryOf, suspendOptionsOf, terminateOptionsOf } from "./callInput.ts"
 import type { Spans } from "./spans.ts"
 
 /** The operations the facade wraps. */
@@ -46,6 +46,7 @@ export const runtimeFacade = (
     readonly checkSpawn: AgentRuntimeShape["checkSpawn"]
     readonly fleetContext: () => { readonly pendingRestarts: Readonly<Record<string, unknown>>; readonly restartsTotal: number }
     readonly hosting?: AgentHosting | undefined
+    readonly runs: RunsShape
   }
 ): AgentRuntimeShape => {
   const { host, warm, store, checkpoints } = core
@@ -106,6 +107,16 @@ export const runtimeFacade = (
       Stream.unwrap(withId(agentId, (id) => Effect.map(executeOptionsOf(opts), (o) => execute(id, input, o)))).pipe(
         spans.tracedStream("l02.execute", { "l02.agent_id": idAttribute(agentId), "l02.trust_level": trustOf(agentId) })
       ),
+    runs: {
+      start: (agentId, input, opts) =>
+        traced("l02.run.start", { "l02.agent_id": idAttribute(agentId), "l02.trust_level": trustOf(agentId) })(
+          withId(agentId, (id) => Effect.flatMap(executeOptionsOf(opts), (o) => parts.runs.start(id, input, o)))
+        ),
+      attach: (runId, opts) => Stream.unwrap(Effect.flatMap(runIdOf(runId), (id) => Effect.map(attachOptionsOf(opts), (o) => parts.runs.attach(id, o)))),
+      get: (runId) => Effect.flatMap(runIdOf(runId), parts.runs.get),
+      list: (query) => Effect.flatMap(runQueryOf(query), parts.runs.list),
+      cancel: (runId) => traced("l02.run.cancel", { "l02.run_id": idAttribute(runId) })(Effect.flatMap(runIdOf(runId), parts.runs.cancel))
+    },
     events: parts.events,
     history: parts.history,
     recordEvents: parts.recordEvents,

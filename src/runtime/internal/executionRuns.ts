@@ -1,0 +1,340 @@
+/**
+ * Durable execute runs: every execute step is a run with its own id. Its events get sequence numbers
+ * 1, 2, 3... as they happen, are kept in memory for the callers attached to it and go to the store in
+ * ordered batches (runWriter.ts); the last is always `end`, with the run's status. The step runs in a
+ * fiber of the runtime's scope, not the caller's: a caller that goes away leaves it running.
+ *
+ * Attaching reads the events after a sequence number from the store, then from memory, then waits for
+ * the live ones, so each event is delivered once and in order however often a caller reconnects. A run
+ * of another supervisor (a cluster runner) is followed by polling the store.
+ */
+import { randomUUID } from "node:crypto"
+import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import * as Result from "effect/Result"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type { ErrorData } from "../../domain/ErrorCatalog.ts"
+import { fromErrorData, RunCancelled, RunInterrupted, RunNotFound, type RuntimeError, toErrorData } from "../../domain/Errors.ts"
+import type { ExecutionRun, RunEvent, RunStatus } from "../../domain/ExecutionRun.ts"
+import type { RunLogShape, RunQuery } from "../../services/RunLog.ts"
+import type { ExecuteEvent, ExecuteOptions, RunsShape } from "../AgentRuntimeApi.ts"
+import type { StepOptions } from "./executeStep.ts"
+import { makeRunWriter } from "./runWriter.ts"
+
+/** A run this runtime is running, and the window of its events kept in memory. */
+interface LiveRun {
+  readonly run: ExecutionRun
+  /** Events in memory: `events[i].seq === base + i + 1`; those up to `base` are only in the store. */
+  readonly events: Array<RunEvent>
+  base: number
+  /** The highest sequence number the store has. */
+  written: number
+  ended: { readonly status: Exclude<RunStatus, "running">; readonly at: string; readonly error?: ErrorData | undefined; readonly cause?: RuntimeError | undefined } | undefined
+  readonly waiters: Set<() => void>
+  fiber: Fiber.Fiber<unknown, unknown> | undefined
+  cancelling: boolean
+}
+
+/** What the runs are built over. */
+export interface ExecutionRunsDeps {
+  readonly runLog: RunLogShape
+  readonly runtimeId: string
+  readonly iso: () => string
+  readonly now: () => number
+  /** The agent's state now, recorded on every event. */
+  readonly agentStateOf: (agentId: string) => string
+  /** Begins a step (executeStep.ts) in the run's scope. */
+  readonly begin: (agentId: string, input: unknown, options: StepOptions) => Effect.Effect<Stream.Stream<ExecuteEvent, RuntimeError>, RuntimeError, Scope.Scope>
+  /** The scope run fibers live in (the runtime's). */
+  readonly scope: Scope.Scope
+  readonly retention: { readonly seconds: number; readonly runsPerAgent: number }
+  /** How often a run of another supervisor is read again while it runs (default 100 ms). */
+  readonly pollMs?: number | undefined
+}
+
+/** Events kept in memory per run before written ones are dropped from it (attachers behind read the store). */
+const memoryWindow = 1024
+const pageSize = 1000
+
+/** The runs of a runtime, and what the runtime itself does with them (start, recover, shut down). */
+export interface ExecutionRuns extends RunsShape {
+  /** The execute operation: a run, attached from its first event, failing with the run's error if it did not complete. */
+  readonly execute: (agentId: string, input: unknown, options?: ExecuteOptions) => Stream.Stream<ExecuteEvent, RuntimeError>
+  /**
+   * Ends the runs the store says are running that this runtime does not run, as interrupted (E2036):
+   * at start, those of this runtime id; a cluster runner, those of an agent it has just taken over.
+   */
+  readonly interruptStale: (query: { readonly runtimeId?: string; readonly agentId?: string }) => Effect.Effect<number, RuntimeError>
+  /** Removes ended runs past their retention. */
+  readonly prune: Effect.Effect<number, RuntimeError>
+  /** Interrupts the runs under way (they end interrupted) and writes what is queued. */
+  readonly shutdown: Effect.Effect<void>
+}
+
+const endEvent = (runId: string, seq: number, at: string, agentState: string, status: RunStatus, error: ErrorData | undefined): RunEvent => ({
+  runId,
+  seq,
+  at,
+  agentState,
+  event: { type: "end", status, ...(error === undefined ? {} : { error }) }
+})
+
+/** Builds the runs of a runtime. */
+export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
+  const { runLog, runtimeId, iso } = deps
+  const pollMs = deps.pollMs ?? 100
+  const live = new Map<string, LiveRun>()
+  const writer = makeRunWriter(runLog, {
+    onWritten: (runId, seq) => {
+      const r = live.get(runId)
+      if (r === undefined) return
+      r.written = Math.max(r.written, seq)
+      // Written events beyond the window leave memory; an attacher behind them reads the store.
+      const drop = Math.min(r.written - r.base, r.events.length - memoryWindow)
+      if (drop > 0) {
+        r.events.splice(0, drop)
+        r.base += drop
+      }
+    },
+    onFinished: (runId) => void live.delete(runId)
+  })
+
+  const lastSeqOf = (r: LiveRun) => r.base + r.events.length
+  const snapshotOf = (r: LiveRun): ExecutionRun => ({
+    ...r.run,
+    lastSeq: lastSeqOf(r),
+    ...(r.ended === undefined ? {} : { status: r.ended.status, endedAt: r.ended.at, ...(r.ended.error === undefined ? {} : { error: r.ended.error }) })
+  })
+  const wake = (r: LiveRun) => {
+    const waiting = [...r.waiters]
+    r.waiters.clear()
+    for (const resume of waiting) resume()
+  }
+  const push = (r: LiveRun, event: RunEvent["event"]) => {
+    const recorded: RunEvent = { runId: r.run.runId, seq: lastSeqOf(r) + 1, at: iso(), agentState: deps.agentStateOf(r.run.agentId), event }
+    r.events.push(recorded)
+    writer.append(recorded)
+    wake(r)
+  }
+
+  /** Records how the run ended: its `end` event (written with the run's status) and the error it carries. */
+  const end = (r: LiveRun, exit: Exit.Exit<unknown, RuntimeError>) => {
+    if (r.ended !== undefined) return
+    let status: Exclude<RunStatus, "running">
+    let cause: RuntimeError | undefined
+    if (Exit.isSuccess(exit)) status = "completed"
+    else {
+      const failure = Cause.findError(exit.cause)
+      if (Result.isSuccess(failure)) {
+        status = "failed"
+        cause = failure.success
+      } else if (r.cancelling) {
+        status = "cancelled"
+        cause = new RunCancelled({ message: `run ${r.run.runId} was cancelled`, agentId: r.run.agentId, runId: r.run.runId })
+      } else if (Cause.hasInterrupts(exit.cause)) {
+        status = "interrupted"
+        cause = new RunInterrupted({
+          message: `run ${r.run.runId} was interrupted after event ${lastSeqOf(r)}: its supervisor stopped before the step ended`,
+          agentId: r.run.agentId,
+          runId: r.run.runId,
+          lastSeq: lastSeqOf(r)
+        })
+      } else {
+        status = "failed"
+        cause = new RunInterrupted({ message: `run ${r.run.runId} ended with a defect: ${String(Cause.squash(exit.cause)).slice(0, 300)}`, agentId: r.run.agentId, runId: r.run.runId })
+      }
+    }
+    const error = cause === undefined ? undefined : toErrorData(cause)
+    const at = iso()
+    const last = endEvent(r.run.runId, lastSeqOf(r) + 1, at, deps.agentStateOf(r.run.agentId), status, error)
+    r.events.push(last)
+    r.ended = { status, at, error, cause }
+    writer.finish(r.run.runId, { status, endedAt: at, ...(error === undefined ? {} : { error }), event: last })
+    wake(r)
+  }
+
+  const start = (agentId: string, input: unknown, options: ExecuteOptions = {}): Effect.Effect<ExecutionRun, RuntimeError> =>
+    Effect.gen(function* () {
+      const runId = randomUUID()
+      const accepted = yield* Deferred.make<LiveRun, RuntimeError>()
+      const body = Effect.scoped(
+        Effect.gen(function* () {
+          const stream = yield* deps.begin(agentId, input, { runId, timeoutMs: options.timeoutMs })
+          const run: ExecutionRun = { runId, agentId, runtimeId, status: "running", startedAt: iso(), lastSeq: 0 }
+          // The run's record is written before the step's first event: a store that refuses it refuses the step.
+          yield* runLog.create(run)
+          const r: LiveRun = { run, events: [], base: 0, written: 0, ended: undefined, waiters: new Set(), fiber: undefined, cancelling: false }
+          live.set(runId, r)
+          yield* Deferred.succeed(accepted, r)
+          yield* Stream.runForEach(stream, (event) => Effect.sync(() => push(r, event as RunEvent["event"])))
+        })
+      )
+      const fiber = yield* Effect.forkIn(
+        body.pipe(
+          Effect.onExit((exit) =>
+            Effect.suspend(() => {
+              const r = live.get(runId)
+              if (r !== undefined) {
+                end(r, exit)
+                return Deferred.succeed(accepted, r)
+              }
+              // Refused before it was under way: the caller hears why, and nothing was recorded.
+              if (Exit.isSuccess(exit)) return Effect.void
+              const failure = Cause.findError(exit.cause)
+              return Result.isSuccess(failure) ? Deferred.fail(accepted, failure.success) : Deferred.failCause(accepted, exit.cause as Cause.Cause<never>)
+            })
+          )
+        ),
+        deps.scope
+      )
+      const r = yield* Deferred.await(accepted)
+      r.fiber = fiber
+      if (options.signal !== undefined) {
+        const signal = options.signal
+        const onAbort = () => void Effect.runFork(cancel(runId))
+        if (signal.aborted) onAbort()
+        else {
+          signal.addEventListener("abort", onAbort, { once: true })
+          fiber.addObserver(() => signal.removeEventListener("abort", onAbort))
+        }
+      }
+      return snapshotOf(r)
+    })
+
+  const notFound = (runId: string) =>
+    new RunNotFound({ message: `no execute run ${runId} is in the store: it was never started, or its retention (execution.stream_retention_seconds, stream_retention_runs) removed it`, runId })
+
+  const get = (runId: string): Effect.Effect<ExecutionRun, RuntimeError> =>
+    Effect.suspend(() => {
+      const r = live.get(runId)
+      if (r !== undefined) return Effect.succeed(snapshotOf(r))
+      return Effect.flatMap(runLog.get(runId), (found) => (Option.isSome(found) ? Effect.succeed(found.value) : Effect.fail(notFound(runId))))
+    })
+
+  const list = (query: RunQuery = {}): Effect.Effect<ReadonlyArray<ExecutionRun>, RuntimeError> =>
+    Effect.map(runLog.list(query), (runs) => runs.map((run) => {
+      const r = live.get(run.runId)
+      return r === undefined ? run : snapshotOf(r)
+    }))
+
+  const cancel = (runId: string): Effect.Effect<ExecutionRun, RuntimeError> =>
+    Effect.gen(function* () {
+      const r = live.get(runId)
+      if (r === undefined) return yield* get(runId)
+      if (r.ended === undefined && r.fiber !== undefined) {
+        r.cancelling = true
+        yield* Fiber.interrupt(r.fiber)
+      }
+      return snapshotOf(r)
+    })
+
+  /** Waits until the run has an event after `cursor`, or has ended. */
+  const eventAfter = (r: LiveRun, cursor: number) =>
+    Effect.callback<void>((resume) => {
+      if (lastSeqOf(r) > cursor || r.ended !== undefined) return resume(Effect.void)
+      const waiter = () => resume(Effect.void)
+      r.waiters.add(waiter)
+      return Effect.sync(() => void r.waiters.delete(waiter))
+    })
+
+  type Page = readonly [ReadonlyArray<RunEvent>, Option.Option<number>]
+  const pageOf = (events: ReadonlyArray<RunEvent>, cursor: number): Page => {
+    const last = events.at(-1)
+    if (last === undefined) return [events, Option.some(cursor)]
+    return [events, last.event.type === "end" ? Option.none() : Option.some(last.seq)]
+  }
+
+  const nextPage = (runId: string, local: LiveRun | undefined, cursor: number): Effect.Effect<Page, RuntimeError> =>
+    Effect.gen(function* () {
+      if (local !== undefined) {
+        // Behind the memory window: the store has those.
+        if (cursor < local.base) return pageOf(yield* runLog.events(runId, cursor, Math.min(pageSize, local.base - cursor)), cursor)
+        yield* eventAfter(local, cursor)
+        const fresh = local.events.slice(cursor - local.base)
+        if (fresh.length === 0 && local.ended !== undefined) return [[], Option.none()] as Page
+        return pageOf(fresh, cursor)
+      }
+      // A run of another supervisor, or one that has ended: the store. Its status is read before its
+      // events, so a run seen ended has its end event among them.
+      const run = yield* runLog.get(runId)
+      const events = yield* runLog.events(runId, cursor, pageSize)
+      if (events.length > 0) return pageOf(events, cursor)
+      if (Option.isNone(run) || run.value.status !== "running") return [[], Option.none()] as Page
+      yield* Effect.sleep(pollMs)
+      return [[], Option.some(cursor)] as Page
+    })
+
+  const attach = (runId: string, from = 0): Stream.Stream<RunEvent, RuntimeError> =>
+    Stream.unwrap(
+      Effect.gen(function* () {
+        const local = live.get(runId)
+        if (local === undefined && Option.isNone(yield* runLog.get(runId))) return yield* notFound(runId)
+        return Stream.paginate(from, (cursor: number) => nextPage(runId, local, cursor))
+      })
+    )
+
+  const execute = (agentId: string, input: unknown, options: ExecuteOptions = {}): Stream.Stream<ExecuteEvent, RuntimeError> =>
+    Stream.unwrap(
+      Effect.map(start(agentId, input, options), (run) => {
+        let ended = false
+        return attach(run.runId).pipe(
+          Stream.mapEffect((recorded): Effect.Effect<ExecuteEvent | undefined, RuntimeError> => {
+            if (recorded.event.type !== "end") return Effect.succeed(recorded.event as unknown as ExecuteEvent)
+            ended = true
+            const error = (recorded.event as { error?: ErrorData }).error
+            // A caller whose own signal cancelled the step just stops reading; anyone else hears why it ended.
+            if (error === undefined || (error.code === "E2037" && options.signal?.aborted === true)) return Effect.succeed(undefined)
+            // The error as raised where it ran (with its own fields), else rebuilt from its data.
+            const cause = live.get(run.runId)?.ended?.cause ?? fromErrorData(error, agentId)
+            return Effect.fail(cause)
+          }),
+          Stream.filter((event): event is ExecuteEvent => event !== undefined),
+          Stream.onExit(() => (ended || options.cancelOnDisconnect !== true ? Effect.void : Effect.ignore(cancel(run.runId))))
+        )
+      })
+    )
+
+  const interruptStale = (query: { readonly runtimeId?: string; readonly agentId?: string }) =>
+    Effect.gen(function* () {
+      const stale = (yield* runLog.list({ ...query, status: "running", limit: 100_000 })).filter((run) => !live.has(run.runId))
+      for (const run of stale) {
+        const error = toErrorData(
+          new RunInterrupted({
+            message: `run ${run.runId} was interrupted after event ${run.lastSeq}: its supervisor stopped or lost the agent before the step ended`,
+            agentId: run.agentId,
+            runId: run.runId,
+            lastSeq: run.lastSeq
+          })
+        )
+        const at = iso()
+        yield* runLog.finish(run.runId, {
+          status: "interrupted",
+          endedAt: at,
+          error,
+          event: endEvent(run.runId, run.lastSeq + 1, at, deps.agentStateOf(run.agentId), "interrupted", error)
+        })
+      }
+      return stale.length
+    })
+
+  const prune = Effect.suspend(() =>
+    runLog.prune({
+      runtimeId,
+      keepPerAgent: deps.retention.runsPerAgent,
+      endedBefore: new Date(deps.now() - deps.retention.seconds * 1000).toISOString()
+    })
+  )
+
+  const shutdown = Effect.gen(function* () {
+    const running = [...live.values()].flatMap((r) => (r.fiber === undefined || r.ended !== undefined ? [] : [r.fiber]))
+    yield* Fiber.interruptAll(running)
+    yield* Effect.promise(() => writer.close())
+  })
+
+  return { start, attach: (runId, options) => attach(runId, options?.from ?? 0), get, list, cancel, execute, interruptStale, prune, shutdown }
+}

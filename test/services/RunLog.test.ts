@@ -1,0 +1,4 @@
+import { layerMemory } from "../../src/services/RunLog.ts"
+import { runLogContract } from "./RunLogContract.ts"
+
+runLogContract("in-memory", layerMemory)

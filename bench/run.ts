@@ -42,6 +42,16 @@ targets.push({ name: "heap bytes per idle agent at 10,000, in-memory backend and
   console.error(`process: runtime spawn + first execute / bare: ${proc.ratios.runtimeSpawnExchange}x; runtime terminate / bare: ${proc.ratios.runtimeTerminate}x`)
 }
 
+// Durable execute runs on the embedded default: a step of 10,000 small events written to the store
+// against the same step with its events in memory only, and the replay of a finished run.
+{
+  const { benchRunStreaming } = await import("./runs.ts")
+  const streaming = await benchRunStreaming(10_000, 7)
+  results.runStreaming = streaming
+  targets.push({ name: "runs: step of 10,000 events, durable p50 / in-memory p50 (process backend)", value: streaming.ratio, target: "<= 1.3", ok: streaming.ratio <= 1.3 })
+  targets.push({ name: "runs: replay of a finished run's 10,000 events from the embedded store (attach from 0) p50, ms", value: streaming.replayP50Ms, target: "<= 200", ok: streaming.replayP50Ms <= 200 })
+}
+
 // Workflows on the embedded default: node dispatch against the same executes called directly, and
 // runs waiting on an approval.
 {

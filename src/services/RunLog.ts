@@ -97,6 +97,7 @@ export const prunedRuns = (runs: ReadonlyArray<ExecutionRun>, retention: RunRete
 interface MemoryRun {
   run: ExecutionRun
   readonly events: Array<RunEvent>
+  readonly seqs: Set<number>
 }
 
 /** A fresh in-memory run log: real state in a Map, lost with it. */
@@ -106,22 +107,28 @@ export const makeMemory = (): RunLogShape => {
   return RunLog.of({
     create: (run) =>
       Effect.sync(() => {
-        if (!runs.has(run.runId)) runs.set(run.runId, { run: { ...run, lastSeq: 0 }, events: [] })
+        if (!runs.has(run.runId)) runs.set(run.runId, { run: { ...run, lastSeq: 0 }, events: [], seqs: new Set() })
       }),
     append: (events) =>
       Effect.sync(() => {
         for (const event of events) {
           const entry = runs.get(event.runId)
-          if (entry === undefined || entry.events.some((e) => e.seq === event.seq)) continue
+          if (entry === undefined || entry.seqs.has(event.seq)) continue
+          entry.seqs.add(event.seq)
+          const last = entry.events.at(-1)
           entry.events.push(structuredClone(event))
-          entry.events.sort((a, b) => a.seq - b.seq)
+          // Events come in order; one that does not is put in its place.
+          if (last !== undefined && last.seq > event.seq) entry.events.sort((a, b) => a.seq - b.seq)
         }
       }),
     finish: (runId, end) =>
       Effect.sync(() => {
         const entry = runs.get(runId)
         if (entry === undefined || entry.run.status !== "running") return false
-        if (end.event !== undefined) entry.events.push(structuredClone(end.event))
+        if (end.event !== undefined && !entry.seqs.has(end.event.seq)) {
+          entry.seqs.add(end.event.seq)
+          entry.events.push(structuredClone(end.event))
+        }
         entry.run = { ...entry.run, status: end.status, endedAt: end.endedAt, ...(end.error === undefined ? {} : { error: end.error }) }
         return true
       }),
@@ -137,7 +144,15 @@ export const makeMemory = (): RunLogShape => {
     events: (runId, afterSeq, limit) =>
       Effect.sync(() => {
         const all = runs.get(runId)?.events ?? []
-        const after = all.filter((e) => e.seq > afterSeq)
+        // Sorted by seq: the first event after afterSeq by binary search.
+        let lo = 0
+        let hi = all.length
+        while (lo < hi) {
+          const mid = (lo + hi) >>> 1
+          if (all[mid]!.seq <= afterSeq) lo = mid + 1
+          else hi = mid
+        }
+        const after = all.slice(lo)
         return structuredClone(limit === undefined ? after : after.slice(0, Math.max(0, Math.floor(limit))))
       }),
     prune: (retention) =>

@@ -67,13 +67,14 @@ const executionRunsMigration: Migration = {
     )`,
     `CREATE INDEX execution_runs_agent_idx ON execution_runs (agent_id, started_at)`,
     `CREATE INDEX execution_runs_status_idx ON execution_runs (status, runtime_id)`,
+    // A run's events in segments: each row holds the events first_seq..last_seq of one write, as a JSON array.
     `CREATE TABLE execution_run_events (
       run_id TEXT NOT NULL,
-      seq BIGINT NOT NULL,
-      agent_state TEXT NOT NULL,
-      event TEXT NOT NULL,
+      first_seq BIGINT NOT NULL,
+      last_seq BIGINT NOT NULL,
+      events TEXT NOT NULL,
       created_at TEXT NOT NULL,
-      PRIMARY KEY (run_id, seq)
+      PRIMARY KEY (run_id, first_seq)
     )`
   ]
 }

@@ -1,9 +1,10 @@
 /**
  * The run log over `effect/sql` (PostgreSQL, PGlite or SQLite): execution_runs, one row per run, and
- * execution_run_events, one row per event keyed by (run_id, seq). A batch of events is one INSERT ...
- * SELECT over the batch as a JSON array, so it is written all or nothing (an event already stored is
- * left as it is, so a batch tried again writes nothing twice); a run's end and its last
- * event are one transaction.
+ * execution_run_events, a run's events in segments: one row per run and write, holding the events
+ * first_seq..last_seq as a JSON array (a write of 10,000 events is one row, not 10,000). A batch is
+ * one transaction; of each run only the events after its last stored sequence number are written, so
+ * a batch tried again after a lost answer writes nothing twice. A run's end and its last event are one
+ * transaction too.
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -12,12 +13,12 @@ import { SqlClient } from "effect/sql/SqlClient"
 import type { ErrorData } from "../domain/ErrorCatalog.ts"
 import type { ExecutionRun, RunEvent, RunStatus } from "../domain/ExecutionRun.ts"
 import { RunLog } from "../services/RunLog.ts"
-import { defaultTarget, dialectOf, type StoreTarget, storeFailed } from "./internal/sqlSupport.ts"
+import { defaultTarget, type StoreTarget, storeFailed } from "./internal/sqlSupport.ts"
 
 type Row = Readonly<Record<string, unknown>>
 
 const runColumns = `r.run_id, r.agent_id, r.runtime_id, r.status, r.started_at, r.ended_at, r.error,
-  COALESCE((SELECT MAX(ev.seq) FROM execution_run_events ev WHERE ev.run_id = r.run_id), 0) AS last_seq`
+  COALESCE((SELECT MAX(ev.last_seq) FROM execution_run_events ev WHERE ev.run_id = r.run_id), 0) AS last_seq`
 
 const toRun = (row: Row): ExecutionRun => ({
   runId: String(row.run_id),
@@ -30,13 +31,16 @@ const toRun = (row: Row): ExecutionRun => ({
   ...(row.error === null || row.error === undefined ? {} : { error: JSON.parse(String(row.error)) as ErrorData })
 })
 
-const toEvent = (row: Row): RunEvent => ({
-  runId: String(row.run_id),
-  seq: Number(row.seq),
-  at: String(row.created_at),
-  agentState: String(row.agent_state),
-  event: JSON.parse(String(row.event)) as RunEvent["event"]
-})
+/** One event as a segment holds it (the run id is the row's). */
+interface StoredEvent {
+  readonly seq: number
+  readonly at: string
+  readonly agentState: string
+  readonly event: RunEvent["event"]
+}
+
+const eventsOfSegment = (row: Row): ReadonlyArray<RunEvent> =>
+  (JSON.parse(String(row.events)) as ReadonlyArray<StoredEvent>).map((e) => ({ runId: String(row.run_id), seq: e.seq, at: e.at, agentState: e.agentState, event: e.event }))
 
 /** The SQL run log, over the `SqlClient` in context (migrated by the store's migrations). */
 export const layer = (target: StoreTarget = defaultTarget): Layer.Layer<RunLog, never, SqlClient> =>
@@ -44,24 +48,28 @@ export const layer = (target: StoreTarget = defaultTarget): Layer.Layer<RunLog, 
     RunLog,
     Effect.gen(function* () {
       const sql = yield* SqlClient
-      const sqlite = dialectOf(sql) === "sqlite"
-      const insertEvents = (events: ReadonlyArray<RunEvent>) => {
-        const batch = JSON.stringify(
-          events.map((e) => ({ run_id: e.runId, seq: e.seq, agent_state: e.agentState, event: JSON.stringify(e.event), at: e.at }))
-        )
-        return sqlite
-          ? sql`
-              INSERT INTO execution_run_events (run_id, seq, agent_state, event, created_at)
-              SELECT json_extract(e.value, '$.run_id'), json_extract(e.value, '$.seq'), json_extract(e.value, '$.agent_state'),
-                     json_extract(e.value, '$.event'), json_extract(e.value, '$.at')
-              FROM json_each(${batch}) AS e ORDER BY e.key
-              ON CONFLICT (run_id, seq) DO NOTHING`
-          : sql`
-              INSERT INTO execution_run_events (run_id, seq, agent_state, event, created_at)
-              SELECT e.v->>'run_id', (e.v->>'seq')::bigint, e.v->>'agent_state', e.v->>'event', e.v->>'at'
-              FROM jsonb_array_elements(${batch}::jsonb) WITH ORDINALITY AS e(v, n) ORDER BY e.n
-              ON CONFLICT (run_id, seq) DO NOTHING`
-      }
+      /** Writes the events of one run that come after its last stored one, as one segment. */
+      const insertSegment = (runId: string, events: ReadonlyArray<RunEvent>) =>
+        Effect.gen(function* () {
+          const [stored] = yield* sql<{ readonly last: unknown }>`SELECT COALESCE(MAX(last_seq), 0) AS last FROM execution_run_events WHERE run_id = ${runId}`
+          const after = Number(stored?.last ?? 0)
+          const fresh = events.filter((e) => e.seq > after).sort((a, b) => a.seq - b.seq)
+          if (fresh.length === 0) return
+          const segment = JSON.stringify(fresh.map((e): StoredEvent => ({ seq: e.seq, at: e.at, agentState: e.agentState, event: e.event })))
+          yield* sql`
+            INSERT INTO execution_run_events (run_id, first_seq, last_seq, events, created_at)
+            VALUES (${runId}, ${fresh[0]!.seq}, ${fresh.at(-1)!.seq}, ${segment}, ${fresh[0]!.at})`
+        })
+      const insertEvents = (events: ReadonlyArray<RunEvent>) =>
+        Effect.gen(function* () {
+          const byRun = new Map<string, Array<RunEvent>>()
+          for (const event of events) {
+            const list = byRun.get(event.runId)
+            if (list === undefined) byRun.set(event.runId, [event])
+            else list.push(event)
+          }
+          for (const [runId, list] of byRun) yield* insertSegment(runId, list)
+        })
       return RunLog.of({
         create: (run) =>
           sql`
@@ -70,7 +78,7 @@ export const layer = (target: StoreTarget = defaultTarget): Layer.Layer<RunLog, 
                     ${run.error === undefined ? null : JSON.stringify(run.error)})
             ON CONFLICT (run_id) DO NOTHING`.pipe(Effect.asVoid, storeFailed(target, `recording run ${run.runId}`, run.agentId)),
         append: (events) =>
-          events.length === 0 ? Effect.void : insertEvents(events).pipe(Effect.asVoid, storeFailed(target, `appending ${events.length} run events`)),
+          events.length === 0 ? Effect.void : sql.withTransaction(insertEvents(events)).pipe(storeFailed(target, `appending ${events.length} run events`)),
         finish: (runId, end) =>
           sql
             .withTransaction(
@@ -81,7 +89,7 @@ export const layer = (target: StoreTarget = defaultTarget): Layer.Layer<RunLog, 
                   WHERE run_id = ${runId} AND status = 'running'
                   RETURNING run_id`
                 if (updated.length === 0) return false
-                if (end.event !== undefined) yield* insertEvents([end.event])
+                if (end.event !== undefined) yield* insertSegment(runId, [end.event])
                 return true
               })
             )
@@ -106,14 +114,20 @@ export const layer = (target: StoreTarget = defaultTarget): Layer.Layer<RunLog, 
             storeFailed(target, "listing runs")
           )
         },
-        events: (runId, afterSeq, limit) =>
-          sql<Row>`
-            SELECT run_id, seq, agent_state, event, created_at FROM execution_run_events
-            WHERE run_id = ${runId} AND seq > ${afterSeq} ORDER BY seq
-            ${limit === undefined ? sql`` : sql`LIMIT ${Math.max(0, Math.floor(limit))}`}`.pipe(
-            Effect.map((rows) => rows.map(toEvent)),
+        events: (runId, afterSeq, limit) => {
+          // Sequence numbers have no gaps: the events after afterSeq, at most limit, are in the segments
+          // that end after afterSeq and start at or before afterSeq + limit.
+          const upTo = limit === undefined ? sql`` : sql`AND first_seq <= ${afterSeq + Math.max(0, Math.floor(limit))}`
+          return sql<Row>`
+            SELECT run_id, events FROM execution_run_events
+            WHERE run_id = ${runId} AND last_seq > ${afterSeq} ${upTo} ORDER BY first_seq`.pipe(
+            Effect.map((rows) => {
+              const out = rows.flatMap(eventsOfSegment).filter((e) => e.seq > afterSeq)
+              return limit === undefined ? out : out.slice(0, Math.max(0, Math.floor(limit)))
+            }),
             storeFailed(target, `reading the events of run ${runId}`)
-          ),
+          )
+        },
         prune: (retention) =>
           sql
             .withTransaction(

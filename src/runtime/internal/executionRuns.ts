@@ -59,7 +59,7 @@ export interface ExecutionRunsDeps {
 
 /** Events kept in memory per run before written ones are dropped from it (attachers behind read the store). */
 const memoryWindow = 1024
-const pageSize = 1000
+const pageSize = 5000
 
 /** The runs of a runtime, and what the runtime itself does with them (start, recover, shut down). */
 export interface ExecutionRuns extends RunsShape {

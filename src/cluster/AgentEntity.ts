@@ -43,5 +43,13 @@ export const AgentEntity = Entity.make("l02/agent", [
   Rpc.make("getState", { success: Json, error: RemoteFailure }),
   Rpc.make("health", { success: Json, error: RemoteFailure }),
   Rpc.make("checkpoints", { success: Json, error: RemoteFailure }),
-  Rpc.make("execute", { payload: { input: Json, timeoutMs: Schema.optional(Schema.Number) }, success: Json, error: RemoteFailure, stream: true })
+  Rpc.make("execute", {
+    payload: { input: Json, timeoutMs: Schema.optional(Schema.Number), cancelOnDisconnect: Schema.optional(Schema.Boolean) },
+    success: Json,
+    error: RemoteFailure,
+    stream: true
+  }),
+  // Durable execute runs (the run's events are read from the shared store, through any runner).
+  Rpc.make("startRun", { payload: { input: Json, timeoutMs: Schema.optional(Schema.Number) }, success: Json, error: RemoteFailure }),
+  Rpc.make("cancelRun", { payload: { runId: Schema.String }, success: Json, error: RemoteFailure })
 ])

@@ -61,10 +61,14 @@ export const agentEntityLayer = AgentEntity.toLayer(
       health: () => remote(local.health(agentId)),
       checkpoints: () => remote(local.checkpoints(agentId)),
       execute: ({ payload }) =>
-        local.execute(agentId, payload.input, payload.timeoutMs === undefined ? {} : { timeoutMs: payload.timeoutMs }).pipe(
-          Stream.map(asJson),
-          Stream.mapError(toRemote)
-        )
+        local
+          .execute(agentId, payload.input, {
+            ...(payload.timeoutMs === undefined ? {} : { timeoutMs: payload.timeoutMs }),
+            ...(payload.cancelOnDisconnect === undefined ? {} : { cancelOnDisconnect: payload.cancelOnDisconnect })
+          })
+          .pipe(Stream.map(asJson), Stream.mapError(toRemote)),
+      startRun: ({ payload }) => remote(local.runs.start(agentId, payload.input, payload.timeoutMs === undefined ? {} : { timeoutMs: payload.timeoutMs })),
+      cancelRun: ({ payload }) => remote(local.runs.cancel(payload.runId))
     })
   }),
   { concurrency: "unbounded" }

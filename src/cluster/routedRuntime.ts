@@ -20,6 +20,7 @@ import type { Checkpoint } from "../domain/Checkpoint.ts"
 import type { HealthStatus } from "../domain/HealthStatus.ts"
 import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import type { AgentRuntimeShape, ExecuteEvent } from "../runtime/AgentRuntimeApi.ts"
+import type { ExecutionRun } from "../domain/ExecutionRun.ts"
 import { agentIdOf, checkpointIdOf, executeOptionsOf, suspendOptionsOf, terminateOptionsOf } from "../runtime/operationInput.ts"
 import type { AgentEntity } from "./AgentEntity.ts"
 import { asJson as json } from "./agentEntityLayer.ts"
@@ -131,13 +132,19 @@ export const routedRuntime = (local: AgentRuntimeShape, client: Client): AgentRu
       Stream.unwrap(
         withId(agentId, (id) =>
           Effect.map(executeOptionsOf(opts), (o) => {
-            const events = client(id).execute({ input: json(input), ...(o?.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }) }).pipe(
+            // A caller with a signal cancels by leaving: the owner cancels the run when this stream ends early.
+            const cancelOnDisconnect = o?.cancelOnDisconnect === true || o?.signal !== undefined
+            const events = client(id).execute({
+              input: json(input),
+              ...(o?.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
+              ...(cancelOnDisconnect ? { cancelOnDisconnect } : {})
+            }).pipe(
               Stream.mapError(fromCall(id)),
               Stream.catchCause((cause) => (Cause.hasDies(cause) ? Stream.fail(fromCall(id)(Cause.squash(cause))) : Stream.failCause(cause as Cause.Cause<RuntimeError>))),
               Stream.map((event) => event as ExecuteEvent)
             )
             const signal = o?.signal
-            // Aborting the caller's signal ends the stream, which cancels the step on the owner.
+            // Aborting the caller's signal ends the stream, which cancels the run on the owner.
             return signal === undefined
               ? events
               : Stream.interruptWhen(events, Effect.callback<void>((resume) => {
@@ -148,7 +155,24 @@ export const routedRuntime = (local: AgentRuntimeShape, client: Client): AgentRu
               }))
           })
         )
-      )
+      ),
+    runs: {
+      ...local.runs,
+      // A run starts on the agent's owner; its record and events are in the shared store, so get, list
+      // and attach answer on any runner.
+      start: (agentId, input, opts) =>
+        withId(agentId, (id) =>
+          Effect.flatMap(executeOptionsOf(opts), (o) =>
+            call<ExecutionRun>(id, (c) => c.startRun({ input: json(input), ...(o?.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }) }))
+          )
+        ),
+      cancel: (runId) =>
+        Effect.gen(function* () {
+          const run = yield* local.runs.get(runId)
+          if (run.status !== "running") return run
+          return yield* call<ExecutionRun>(run.agentId, (c) => c.cancelRun({ runId: run.runId }))
+        })
+    }
   }
   // A pool is the fleet's: its members are counted over every runner, its spawns and terminations
   // reach each agent's owner; the operation itself runs once, on the runner asked.

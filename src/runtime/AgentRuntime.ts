@@ -191,7 +191,15 @@ export const make = (
       store, backend, checkpoints, iso, runtimeId: options.runtimeId, host, tokenBudget, onSandboxEvent, watchHeartbeat, warm, removeQuietly
     }
     const hosting = options.hosting === "cluster"
-      ? makeAgentHosting({ recovery, spawn, backendName: options.backendName, stopHeartbeat: heartbeats.stop, scaleWith: (ops) => makeScale(core, ops) })
+      ? makeAgentHosting({
+        recovery,
+        spawn,
+        backendName: options.backendName,
+        stopHeartbeat: heartbeats.stop,
+        scaleWith: (ops) => makeScale(core, ops),
+        onAdopted: (agentId) => Effect.ignore(runs.interruptStale({ agentId })),
+        onReleased: runs.releaseAgent
+      })
       : undefined
     if (hosting === undefined) {
       yield* recoverAgents(recovery)

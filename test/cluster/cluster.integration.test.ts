@@ -131,8 +131,47 @@ describe.skipIf(baseUrl === "")("a fleet of three runners on one PostgreSQL", ()
     expect(afterEnd.body.error).toMatchObject({ code: "E2020", agentId: gone })
   }, 120_000)
 
+  it("a run started through one runner is followed through another and cancelled through a third; each event once, in order", async () => {
+    const [a, b, c] = fleet.runners as [Runner, Runner, Runner]
+    const spawned = await api(a, "POST", "/v1/agents", { config: { name: "runs", trustLevel: "TRUSTED", command: ["l02-agent"] } })
+    expect(spawned.status, JSON.stringify(spawned.body)).toBe(201)
+    const agentId = spawned.body.agentId as string
+    const started = await api(b, "POST", `/v1/agents/${agentId}/execute`, { input: { hello: "fleet" }, detach: true })
+    expect(started.status, JSON.stringify(started.body)).toBe(202)
+    const runId = started.body.runId as string
+    const read = async (runner: Runner, headers: Record<string, string> = {}) => {
+      const text = await (await fetch(`${runner.url}/v1/runs/${runId}/events`, { headers })).text()
+      return [...text.matchAll(/^id: (\d+)\nevent: (\S+)\n/gm)].map((m) => [Number(m[1]), m[2]])
+    }
+    expect(await read(c)).toEqual([[1, "output"], [2, "done"], [3, "end"]])
+    expect(await read(a, { "last-event-id": "1" })).toEqual([[2, "done"], [3, "end"]])
+    expect((await api(c, "GET", `/v1/runs/${runId}`)).body).toMatchObject({ runId, agentId, status: "completed", lastSeq: 3 })
+    expect((await api(a, "GET", `/v1/runs?agentId=${agentId}`)).body.runs.map((r: { runId: string }) => r.runId)).toEqual([runId])
+
+    // A step that never answers: started through a, cancelled through c, seen ended through b.
+    const quiet = (await api(a, "POST", "/v1/agents", { config: { name: "quiet", trustLevel: "TRUSTED", command: ["l02-sleep", "600"] } })).body.agentId as string
+    const long = (await api(a, "POST", `/v1/agents/${quiet}/execute`, { input: "x", detach: true })).body.runId as string
+    const cancelled = await api(c, "POST", `/v1/runs/${long}/cancel`)
+    expect(cancelled.body, JSON.stringify(cancelled.body)).toMatchObject({ runId: long, status: "cancelled", error: { code: "E2037" } })
+    expect(await eventually(10_000, async () => (await api(b, "GET", `/v1/runs/${long}`)).body.status, (status) => status === "cancelled")).toBe("cancelled")
+    expect(await eventually(10_000, async () => (await api(b, "GET", `/v1/agents/${quiet}`)).body.activity, (activity) => activity === "idle")).toBe("idle")
+    // The tests after this one count the fleet's agents: these two leave it.
+    for (const id of [agentId, quiet]) expect((await api(c, "DELETE", `/v1/agents/${id}?force=true`)).status).toBe(200)
+  }, 120_000)
+
   it("loses nothing when a runner is killed (kill -9) in a burst of operations: its shards move, every agent answers through the survivors, none hosted twice", async () => {
     const [victim, ...survivors] = fleet.runners as [Runner, Runner, Runner]
+    // A step under way on the victim (an agent whose shard it owns): its run must end interrupted once a
+    // survivor takes the agent.
+    let sleeper: string | undefined
+    for (let i = 0; i < 40 && sleeper === undefined; i++) {
+      const id = (await api(survivors[0]!, "POST", "/v1/agents", { config: { name: `sleeper-${i}`, trustLevel: "TRUSTED", command: ["l02-sleep", "600"] } })).body.agentId as string
+      ids.push(id)
+      if ((await api(victim, "GET", `/v1/agents/${id}`)).body.hostedBy === `127.0.0.1:${victim.runnerPort}`) sleeper = id
+    }
+    expect(sleeper, "an agent hosted by the victim").toBeDefined()
+    const cut = (await api(survivors[0]!, "POST", `/v1/agents/${sleeper}/execute`, { input: "x", detach: true })).body.runId as string
+    expect((await api(survivors[1]!, "GET", `/v1/runs/${cut}`)).body.status).toBe("running")
     const before = await hosted(fleet.runners)
     expect(before[0]).toBeGreaterThan(0)
     // A burst through the survivors; the victim dies in the middle of it.
@@ -195,6 +234,9 @@ describe.skipIf(baseUrl === "")("a fleet of three runners on one PostgreSQL", ()
         expect([s.status, s.body.agentId, s.body.state], JSON.stringify(s.body)).toEqual([200, id, "running"])
       }
     })
+    // The run of the step that was under way on the victim: interrupted, through any survivor.
+    const interrupted = await eventually(30_000, () => api(survivors[1]!, "GET", `/v1/runs/${cut}`), (r) => r.body.status !== "running")
+    expect(interrupted.body, JSON.stringify(interrupted.body)).toMatchObject({ runId: cut, status: "interrupted", error: { code: "E2036" } })
     for (const r of survivors) {
       const listed = (await api(r, "GET", "/v1/agents")).body.agents as Array<{ agentId: string; state: string }>
       expect(listed.filter((a) => a.state !== "terminated").map((a) => a.agentId).sort()).toEqual([...ids].sort())

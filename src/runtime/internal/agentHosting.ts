@@ -48,6 +48,10 @@ export const makeAgentHosting = (deps: {
   readonly backendName: string
   readonly stopHeartbeat: (agentId: string) => void
   readonly scaleWith: AgentHosting["scaleWith"]
+  /** After an agent came here: what its former owner left running (its execute runs) is ended. */
+  readonly onAdopted: (agentId: string) => Effect.Effect<void>
+  /** Before an agent leaves: what runs here for it (its execute runs) is ended. */
+  readonly onReleased: (agentId: string) => Effect.Effect<void>
 }): AgentHosting => {
   // Each hosting of an agent claims a token of its own in the store and writes with it: the writes of
   // an earlier hosting (a runner paused past its lease, an actor released here) change nothing.
@@ -68,6 +72,7 @@ export const makeAgentHosting = (deps: {
       yield* store.claimAgent(agentId, token)
       const settled = yield* recoverAgent(deps.recovery, { ...found.value, hostToken: token })
       if (settled) yield* Effect.promise(() => host.written(agentId).catch(() => undefined))
+      yield* deps.onAdopted(agentId)
       return "hosted" as const
     })
 
@@ -88,6 +93,7 @@ export const makeAgentHosting = (deps: {
       Effect.gen(function* () {
         const h = host.get(agentId)
         if (h === undefined) return
+        yield* deps.onReleased(agentId)
         if (handOver) yield* Effect.promise(() => host.persisted(h))
         deps.stopHeartbeat(agentId)
         host.forget(h)

@@ -70,6 +70,8 @@ export interface ExecutionRuns extends RunsShape {
    * at start, those of this runtime id; a cluster runner, those of an agent it has just taken over.
    */
   readonly interruptStale: (query: { readonly runtimeId?: string; readonly agentId?: string }) => Effect.Effect<number, RuntimeError>
+  /** Ends the runs under way of an agent this runtime stops hosting (a cluster runner's shard moved) as interrupted. */
+  readonly releaseAgent: (agentId: string) => Effect.Effect<void>
   /** Removes ended runs past their retention. */
   readonly prune: Effect.Effect<number, RuntimeError>
   /** Interrupts the runs under way (they end interrupted) and writes what is queued. */
@@ -330,11 +332,16 @@ export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
     })
   )
 
+  const releaseAgent = (agentId: string) =>
+    Effect.suspend(() =>
+      Fiber.interruptAll([...live.values()].flatMap((r) => (r.run.agentId === agentId && r.ended === undefined && r.fiber !== undefined ? [r.fiber] : [])))
+    )
+
   const shutdown = Effect.gen(function* () {
     const running = [...live.values()].flatMap((r) => (r.fiber === undefined || r.ended !== undefined ? [] : [r.fiber]))
     yield* Fiber.interruptAll(running)
     yield* Effect.promise(() => writer.close())
   })
 
-  return { start, attach: (runId, options) => attach(runId, options?.from ?? 0), get, list, cancel, execute, interruptStale, prune, shutdown }
+  return { start, attach: (runId, options) => attach(runId, options?.from ?? 0), get, list, cancel, execute, interruptStale, releaseAgent, prune, shutdown }
 }

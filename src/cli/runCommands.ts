@@ -41,7 +41,13 @@ const follow = async (g: Global, rt: CliRuntime, runId: string, from: number, ev
   try {
     for (;;) {
       const next = await Promise.race([iterator.next(), detached])
-      if (next === "detached" || next.done === true) return
+      if (next === "detached") return
+      if (next.done === true) {
+        // Attached after its end (--from past it): the run's record says how it ended.
+        const run = await rt.runs.get(runId)
+        if (run.error !== undefined) throw fromErrorData(run.error)
+        return
+      }
       const recorded = next.value
       last = recorded.seq
       if (recorded.event.type === "end") {

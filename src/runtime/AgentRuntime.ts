@@ -206,7 +206,9 @@ export const make = (
       // Runs the store says are running ran in an earlier process of this runtime: they were interrupted.
       yield* runs.interruptStale({ runtimeId: options.runtimeId })
     }
-    yield* Effect.forkIn(Effect.forever(Effect.andThen(Effect.ignore(runs.prune), Effect.sleep("10 minutes"))), scope)
+    // Ended runs past their retention go at start, then every ten minutes.
+    yield* Effect.ignore(runs.prune)
+    yield* Effect.forkIn(Effect.forever(Effect.andThen(Effect.sleep("10 minutes"), Effect.ignore(runs.prune))), scope)
 
     if (options.fillWarmPools !== false) yield* warm.start
     yield* Effect.addFinalizer(() => warm.stop)

@@ -8,21 +8,10 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { screenOf } from "./terminalSupport.ts"
 
 const main = new URL("../../src/cli/main.ts", import.meta.url).pathname
 const prompt = "person$ "
-
-/** What a terminal shows for `raw`: each line as its last carriage return left it, escape sequences gone. */
-const screenOf = (raw: string): Array<string> =>
-  raw
-    .replace(/\x1b\[[0-9;?]*[ -/]*[@-~]/g, "")
-    .replace(/\r\n/g, "\n")
-    .split("\n")
-    .map((line) => {
-      let shown = ""
-      for (const part of line.split("\r")) shown = part + shown.slice(part.length)
-      return shown.trimEnd()
-    })
 
 describe("l02 in a terminal, as a person types it", () => {
   const home = mkdtempSync(join(tmpdir(), "l02-tty-"))

@@ -13,9 +13,10 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
 })
 
-const setup = async () => {
+const setup = async (options: { readonly config?: Record<string, Record<string, unknown>>; readonly now?: () => number } = {}) => {
   const services = await memoryServices({ programs: { "l02-ticker": ticker } })
-  const start = () => createRuntime({ layer: services.layer, env: {}, config: { runtime: { runtime_id: "rt-runs" } } })
+  const start = () =>
+    createRuntime({ layer: services.layer, env: {}, config: { runtime: { runtime_id: "rt-runs" }, ...options.config }, ...(options.now === undefined ? {} : { now: options.now }) })
   let current: L02Runtime | undefined = await start()
   cleanups.push(async () => {
     await current?.shutdown()
@@ -168,6 +169,28 @@ describe("execute runs", () => {
     const events = await collect(next.runs.attach(runId, { from: 1 }))
     expect(events.map((e) => [e.seq, e.event.type])).toEqual([[2, "output"], [3, "end"]])
     expect((await next.runs.get(foreign)).status).toBe("running")
+  })
+
+  it("retention removes ended runs beyond the newest stream_retention_runs of an agent, and those older than stream_retention_seconds", async () => {
+    let clock = Date.parse("2026-12-04T10:00:00.000Z")
+    const t = await setup({ config: { execution: { stream_retention_runs: 2, stream_retention_seconds: 3600 } }, now: () => clock })
+    const { agentId } = await t.runtime().spawn(tickerAgent)
+    const ids: Array<string> = []
+    for (let i = 0; i < 4; i++) {
+      clock += 1000
+      const events = await collect(t.runtime().execute(agentId, { count: 1, everyMs: 0 }))
+      ids.push((events.at(-1) as { executionId: string }).executionId)
+    }
+    // Retention runs at start (and every ten minutes).
+    await eventually(async () => expect((await t.runtime().runs.get(ids[3]!)).status).toBe("completed"))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    let next = await t.restart()
+    expect((await next.runs.list({ agentId })).map((r) => r.runId)).toEqual([ids[3], ids[2]])
+    await expect(next.runs.get(ids[0]!)).rejects.toMatchObject({ code: "E2035" })
+    // Two hours later, the rest have aged out.
+    clock += 2 * 3600 * 1000
+    next = await t.restart()
+    expect(await next.runs.list({ agentId })).toEqual([])
   })
 
   it("random disconnects and reattaches from the last sequence seen deliver each event exactly once, in order (fast-check)", async () => {

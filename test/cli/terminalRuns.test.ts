@@ -64,7 +64,7 @@ describe("a run in a terminal, held by l02 serve", () => {
     expect(before.length).toBe(seen)
 
     // The run went on in the server.
-    expect((await (await fetch(`${url}/v1/runs/${runId}`)).json()).status).toBe("running")
+    expect(((await (await fetch(`${url}/v1/runs/${runId}`)).json()) as { status: string }).status).toBe("running")
     const rest = await terminal.type(`l02 attach ${runId} --from ${seen}; echo "exit=$?"`, 30_000)
     const after = rest.filter((l) => /^tick \d+$/.test(l))
     expect([...before, ...after]).toEqual(Array.from({ length: 25 }, (_, i) => `tick ${i + 1}`))

@@ -30,6 +30,7 @@ export {
   type SuspendOptions,
   type TerminateOptions
 } from "./runtime/AgentRuntime.ts"
+export { type AttachOptions, type RunsShape } from "./runtime/AgentRuntimeApi.ts"
 export { type ConfigOverrides, type ConfigSources, loadConfig, loadConfigSync } from "./runtime/loadConfig.ts"
 export { toMermaid } from "./runtime/machineDiagram.ts"
 export * from "./domain/AgentConfig.ts"
@@ -50,6 +51,8 @@ export * from "./domain/RuntimeConfig.ts"
 export * from "./domain/SandboxConfiguration.ts"
 export * from "./domain/WorkflowGraph.ts"
 export * from "./domain/WorkflowRun.ts"
+export * from "./domain/ExecutionRun.ts"
+export { layerMemory as runLogMemory, RunLog, type RunEnd, type RunLogShape, type RunQuery, type RunRetention } from "./services/RunLog.ts"
 export { layer as workflowsLayer, type StartOptions, Workflows, type WorkflowsShape } from "./workflows/Workflows.ts"
 export { validateGraph, type ValidGraph } from "./workflows/validateGraph.ts"
 export { layerMemory as workflowStoreMemory, type WorkflowFilter, WorkflowStore, type WorkflowStoreShape } from "./services/WorkflowStore.ts"

@@ -109,8 +109,9 @@ const step = (
         : Effect.void
     return yield* Effect.gen(function* () {
       if (agent.state === "suspended") yield* Effect.mapError(runtime.resume(agent.agentId), toErrorData)
+      // The node owns its step: a node stopped (cancel, timeout) cancels the agent's run with it.
       const events = yield* Stream.runCollect(
-        runtime.execute(agent.agentId, request.input, request.timeoutMs === undefined ? undefined : { timeoutMs: request.timeoutMs })
+        runtime.execute(agent.agentId, request.input, { cancelOnDisconnect: true, ...(request.timeoutMs === undefined ? {} : { timeoutMs: request.timeoutMs }) })
       ).pipe(Effect.mapError(toErrorData))
       const answer = collect(events, agent.agentId)
       return "code" in answer ? yield* Effect.fail(answer) : answer

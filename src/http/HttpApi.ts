@@ -17,7 +17,7 @@ import { PoolStatus } from "../domain/PoolStatus.ts"
 import { AgentId, CheckpointId } from "../domain/Ids.ts"
 import { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import { type ApiKeyScope, PoolName } from "../domain/RuntimeConfig.ts"
-import { makeRunsGroup } from "./RunsApi.ts"
+import { ExecutionRunSchema, makeRunsGroup } from "./RunsApi.ts"
 import { makeWorkflowsGroup } from "./WorkflowsApi.ts"
 
 /** The body of every error answer: the stable code, the error's tag and a message saying what to fix. */
@@ -218,7 +218,7 @@ export const AgentsGroup = HttpApiGroup.make("agents")
     HttpApiEndpoint.post("execute", "/v1/agents/:agentId/execute", {
       params: AgentPath,
       payload: ExecuteRequest,
-      success: sse(ExecuteEvent),
+      success: [sse(ExecuteEvent), ExecutionRunSchema.pipe(HttpApiSchema.status(202))],
       error: [...agentErrors]
     }).annotateMerge(
       OpenApi.annotations({

@@ -163,7 +163,18 @@ export const routedRuntime = (local: AgentRuntimeShape, client: Client): AgentRu
       start: (agentId, input, opts) =>
         withId(agentId, (id) =>
           Effect.flatMap(executeOptionsOf(opts), (o) =>
-            call<ExecutionRun>(id, (c) => c.startRun({ input: json(input), ...(o?.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }) }))
+            call<ExecutionRun>(id, (c) => c.startRun({ input: json(input), ...(o?.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }) })).pipe(
+              // A signal does not cross runners: its abort cancels the run through its owner.
+              Effect.tap((run) =>
+                Effect.sync(() => {
+                  const signal = o?.signal
+                  if (signal === undefined) return
+                  const onAbort = () => void Effect.runFork(Effect.ignore(routed.runs.cancel(run.runId)))
+                  if (signal.aborted) onAbort()
+                  else signal.addEventListener("abort", onAbort, { once: true })
+                })
+              )
+            )
           )
         ),
       cancel: (runId) =>

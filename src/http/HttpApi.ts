@@ -392,7 +392,8 @@ export const endpointScopes: Readonly<Record<EndpointName, ApiKeyScope | "public
   workflowEvents: "read",
   listRuns: "read",
   getRun: "read",
-  runEvents: "read",
+  // A step's output is its caller's (execute needs operate): following it needs operate too.
+  runEvents: "operate",
   cancelRun: "operate"
 }
 

@@ -45,7 +45,8 @@ export interface RunLogShape {
   readonly create: (run: ExecutionRun) => Effect.Effect<void, StoreFailed>
   /**
    * Appends events of any runs, in order, all or nothing. An event whose (runId, seq) is already stored
-   * is left as stored (a batch tried again after a lost answer writes nothing twice).
+   * is left as stored (a batch tried again after a lost answer writes nothing twice); events of a run
+   * that is unknown or has ended are not stored (nothing goes after a run's end).
    */
   readonly append: (events: ReadonlyArray<RunEvent>) => Effect.Effect<void, StoreFailed>
   /**
@@ -113,7 +114,7 @@ export const makeMemory = (): RunLogShape => {
       Effect.sync(() => {
         for (const event of events) {
           const entry = runs.get(event.runId)
-          if (entry === undefined || entry.seqs.has(event.seq)) continue
+          if (entry === undefined || entry.run.status !== "running" || entry.seqs.has(event.seq)) continue
           entry.seqs.add(event.seq)
           const last = entry.events.at(-1)
           entry.events.push(structuredClone(event))

@@ -48,9 +48,16 @@ export const layer = (target: StoreTarget = defaultTarget): Layer.Layer<RunLog, 
     RunLog,
     Effect.gen(function* () {
       const sql = yield* SqlClient
-      /** Writes the events of one run that come after its last stored one, as one segment. */
-      const insertSegment = (runId: string, events: ReadonlyArray<RunEvent>) =>
+      /**
+       * Writes the events of one run that come after its last stored one, as one segment; with
+       * `whileRunning`, only while the run is running (nothing goes after a run's end).
+       */
+      const insertSegment = (runId: string, events: ReadonlyArray<RunEvent>, whileRunning: boolean) =>
         Effect.gen(function* () {
+          if (whileRunning) {
+            const [run] = yield* sql<{ readonly status: string }>`SELECT status FROM execution_runs WHERE run_id = ${runId}`
+            if (run === undefined || run.status !== "running") return
+          }
           const [stored] = yield* sql<{ readonly last: unknown }>`SELECT COALESCE(MAX(last_seq), 0) AS last FROM execution_run_events WHERE run_id = ${runId}`
           const after = Number(stored?.last ?? 0)
           const fresh = events.filter((e) => e.seq > after).sort((a, b) => a.seq - b.seq)
@@ -68,7 +75,7 @@ export const layer = (target: StoreTarget = defaultTarget): Layer.Layer<RunLog, 
             if (list === undefined) byRun.set(event.runId, [event])
             else list.push(event)
           }
-          for (const [runId, list] of byRun) yield* insertSegment(runId, list)
+          for (const [runId, list] of byRun) yield* insertSegment(runId, list, true)
         })
       return RunLog.of({
         create: (run) =>
@@ -89,7 +96,7 @@ export const layer = (target: StoreTarget = defaultTarget): Layer.Layer<RunLog, 
                   WHERE run_id = ${runId} AND status = 'running'
                   RETURNING run_id`
                 if (updated.length === 0) return false
-                if (end.event !== undefined) yield* insertSegment(runId, [end.event])
+                if (end.event !== undefined) yield* insertSegment(runId, [end.event], false)
                 return true
               })
             )

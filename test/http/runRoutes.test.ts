@@ -8,8 +8,8 @@ const open: Array<TestServer> = []
 afterEach(async () => {
   for (const t of open.splice(0)) await t.close()
 })
-const start = async () => {
-  const t = await startServer({ backend: { programs: { "l02-ticker": ticker } } })
+const start = async (options: Omit<Parameters<typeof startServer>[0] & {}, "backend"> = {}) => {
+  const t = await startServer({ ...options, backend: { programs: { "l02-ticker": ticker } } })
   open.push(t)
   return t
 }
@@ -80,5 +80,22 @@ describe("execute runs over HTTP", () => {
     expect((await t.request("GET", "/v1/runs?status=sleeping")).json.error).toMatchObject({ code: "E2001", key: "query.status" })
     expect((await t.request("GET", `/v1/runs/${run.runId}/events?from=-1`)).status).toBe(400)
     expect((await t.request("POST", `/v1/agents/${agentId}/execute`, { body: { input: 1, detach: "yes" } })).json.error).toMatchObject({ code: "E2001" })
+  })
+
+  it("a read key sees a run's record but not its output or its cancel (E2003); an operate key follows and cancels it", async () => {
+    const t = await start({
+      apiKeys: [{ key_env: "READER", scopes: ["read"] }, { key_env: "OPERATOR", scopes: ["operate"] }],
+      env: { READER: "reader-secret", OPERATOR: "operator-secret" }
+    })
+    const { agentId } = await t.runtime.spawn(tickerAgent)
+    const run = await t.runtime.runs.start(agentId, { count: 2, everyMs: 0 })
+    expect((await t.request("GET", `/v1/runs/${run.runId}`, { token: "reader-secret" })).status).toBe(200)
+    expect((await t.request("GET", `/v1/runs?agentId=${agentId}`, { token: "reader-secret" })).json.runs).toHaveLength(1)
+    const refused = await t.request("GET", `/v1/runs/${run.runId}/events`, { token: "reader-secret" })
+    expect([refused.status, refused.json.error.code]).toEqual([403, "E2003"])
+    expect((await t.request("POST", `/v1/runs/${run.runId}/cancel`, { token: "reader-secret" })).json.error.code).toBe("E2003")
+    expect((await t.request("GET", `/v1/runs/${run.runId}/events`)).status).toBe(401)
+    const events = await readSse(await fetch(`${t.url}/v1/runs/${run.runId}/events`, { headers: { authorization: "Bearer operator-secret" } }))
+    expect(events.map((e) => e.event)).toEqual(["output", "output", "done", "end"])
   })
 })

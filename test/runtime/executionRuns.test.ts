@@ -193,6 +193,22 @@ describe("execute runs", () => {
     expect(await next.runs.list({ agentId })).toEqual([])
   })
 
+  it("a reader far behind a long run reads what left memory from the store, then memory: every event once, in order", async () => {
+    const t = await setup()
+    const runtime = t.runtime()
+    const { agentId } = await runtime.spawn(tickerAgent)
+    const run = await runtime.runs.start(agentId, { count: 5000, everyMs: 0 })
+    const seen: Array<number> = []
+    for await (const e of runtime.runs.attach(run.runId)) {
+      seen.push(e.seq)
+      // Slow at first, so the run's written events leave the memory window ahead of this reader.
+      if (seen.length < 5) await new Promise((resolve) => setTimeout(resolve, 40))
+    }
+    expect(seen).toEqual(Array.from({ length: 5002 }, (_, i) => i + 1))
+    const stored = await t.services.run(({ runLog }) => runLog.events(run.runId, 0))
+    expect(stored.map((e) => e.seq)).toEqual(seen)
+  })
+
   it("random disconnects and reattaches from the last sequence seen deliver each event exactly once, in order (fast-check)", async () => {
     const t = await setup()
     const runtime = t.runtime()

@@ -73,6 +73,9 @@ export const runLogTests = (it: Vitest.MethodsNonLive<RunLog>) => {
       expect(yield* log.finish(run.runId, { status: "completed", endedAt: at(10), event: again })).toBe(false)
       expect(Option.getOrThrow(yield* log.get(run.runId))).toMatchObject({ status: "interrupted", lastSeq: 3 })
       expect(yield* log.finish(randomUUID(), { status: "completed", endedAt: at(10) })).toBe(false)
+      // Nothing goes after a run's end (a former owner's late writes, say).
+      yield* log.append([{ ...last, seq: 4, event: { type: "output", stream: "stdout", line: "late" } }])
+      expect((yield* log.events(run.runId, 0)).map((e) => e.seq)).toEqual([1, 2, 3])
     }))
 
   it.effect("lists runs newest first, by agent, runtime and status, with a limit", () =>

@@ -18,6 +18,8 @@ export interface StepOptions {
   readonly runId: string
   /** How long to wait for the agent's `done` line; default 300 s. */
   readonly timeoutMs?: number | undefined
+  /** Runs once the agent accepted the step (it is busy), before its input is sent; its failure ends the step. */
+  readonly accepted?: Effect.Effect<void, RuntimeError> | undefined
 }
 
 /**
@@ -39,6 +41,7 @@ export const makeExecuteStep = (core: RuntimeCore, resume: (agentId: string) => 
       yield* Effect.addFinalizer(() => Effect.sync(() => void host.sendIfAccepted(h, { type: "agent.idle" })))
       yield* flushed(h)
       if (sandboxId === undefined) return yield* new ExecuteFailed({ message: "the agent has no sandbox", agentId })
+      if (opts.accepted !== undefined) yield* opts.accepted
       if (h.config.model !== undefined) {
         const model = h.config.model
         // The agent loop (providers, tokenizer, MCP) is loaded by the first agent that has a model.

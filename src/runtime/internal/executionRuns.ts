@@ -53,7 +53,7 @@ export interface ExecutionRunsDeps {
   /** The scope run fibers live in (the runtime's). */
   readonly scope: Scope.Scope
   readonly retention: { readonly seconds: number; readonly runsPerAgent: number }
-  /** How often a run of another supervisor is read again while it runs (default 100 ms). */
+  /** How often a run of another supervisor is read again while it runs and is quiet (default 200 ms). */
   readonly pollMs?: number | undefined
 }
 
@@ -89,7 +89,7 @@ const endEvent = (runId: string, seq: number, at: string, agentState: string, st
 /** Builds the runs of a runtime. */
 export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
   const { runLog, runtimeId, iso } = deps
-  const pollMs = deps.pollMs ?? 100
+  const pollMs = deps.pollMs ?? 200
   const live = new Map<string, LiveRun>()
   const writer = makeRunWriter(runLog, {
     onWritten: (runId, seq) => {
@@ -160,19 +160,32 @@ export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
     wake(r)
   }
 
-  const start = (agentId: string, input: unknown, options: ExecuteOptions = {}): Effect.Effect<ExecutionRun, RuntimeError> =>
+  // Fibers of the runs under way, from their fork on (before they are accepted), and cancels asked
+  // for before a run was accepted (its caller went away while the agent was being reached).
+  const fibers = new Map<string, Fiber.Fiber<unknown, unknown>>()
+  const cancelRequested = new Set<string>()
+
+  /** Starts a run with a chosen id; resolves once the agent accepted the step. */
+  const startWith = (runId: string, agentId: string, input: unknown, options: ExecuteOptions = {}): Effect.Effect<ExecutionRun, RuntimeError> =>
     Effect.gen(function* () {
-      const runId = randomUUID()
       const accepted = yield* Deferred.make<LiveRun, RuntimeError>()
+      // The run's record is written once the agent accepted the step and before its input is sent: a
+      // store that refuses it refuses the step, and the agent never sees the input.
+      const record = Effect.gen(function* () {
+        const run: ExecutionRun = { runId, agentId, runtimeId, status: "running", startedAt: iso(), lastSeq: 0 }
+        yield* runLog.create(run)
+        const r: LiveRun = { run, events: [], base: 0, written: 0, ended: undefined, waiters: new Set(), fiber: fibers.get(runId), cancelling: false }
+        live.set(runId, r)
+        yield* Deferred.succeed(accepted, r)
+        if (cancelRequested.delete(runId)) {
+          r.cancelling = true
+          return yield* Effect.interrupt
+        }
+      })
       const body = Effect.scoped(
         Effect.gen(function* () {
-          const stream = yield* deps.begin(agentId, input, { runId, timeoutMs: options.timeoutMs })
-          const run: ExecutionRun = { runId, agentId, runtimeId, status: "running", startedAt: iso(), lastSeq: 0 }
-          // The run's record is written before the step's first event: a store that refuses it refuses the step.
-          yield* runLog.create(run)
-          const r: LiveRun = { run, events: [], base: 0, written: 0, ended: undefined, waiters: new Set(), fiber: undefined, cancelling: false }
-          live.set(runId, r)
-          yield* Deferred.succeed(accepted, r)
+          const stream = yield* deps.begin(agentId, input, { runId, timeoutMs: options.timeoutMs, accepted: record })
+          const r = live.get(runId)!
           yield* Stream.runForEach(stream, (event) => Effect.sync(() => push(r, event as RunEvent["event"])))
         })
       )
@@ -180,6 +193,8 @@ export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
         body.pipe(
           Effect.onExit((exit) =>
             Effect.suspend(() => {
+              fibers.delete(runId)
+              cancelRequested.delete(runId)
               const r = live.get(runId)
               if (r !== undefined) {
                 end(r, exit)
@@ -194,8 +209,9 @@ export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
         ),
         deps.scope
       )
-      const r = yield* Deferred.await(accepted)
-      r.fiber = fiber
+      fibers.set(runId, fiber)
+      const existing = live.get(runId)
+      if (existing !== undefined) existing.fiber = fiber
       if (options.signal !== undefined) {
         const signal = options.signal
         const onAbort = () => void Effect.runFork(cancel(runId))
@@ -205,8 +221,10 @@ export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
           fiber.addObserver(() => signal.removeEventListener("abort", onAbort))
         }
       }
-      return snapshotOf(r)
+      return snapshotOf(yield* Deferred.await(accepted))
     })
+
+  const start = (agentId: string, input: unknown, options: ExecuteOptions = {}) => startWith(randomUUID(), agentId, input, options)
 
   const notFound = (runId: string) =>
     new RunNotFound({ message: `no execute run ${runId} is in the store: it was never started, or its retention (execution.stream_retention_seconds, stream_retention_runs) removed it`, runId })
@@ -227,10 +245,26 @@ export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
   const cancel = (runId: string): Effect.Effect<ExecutionRun, RuntimeError> =>
     Effect.gen(function* () {
       const r = live.get(runId)
-      if (r === undefined) return yield* get(runId)
-      if (r.ended === undefined && r.fiber !== undefined) {
+      const fiber = fibers.get(runId)
+      if (r === undefined && fiber !== undefined) {
+        // Not accepted yet: it is cancelled as soon as it is.
+        cancelRequested.add(runId)
+        yield* Fiber.await(fiber)
+        return yield* get(runId)
+      }
+      if (r === undefined) {
+        const stored = yield* get(runId)
+        if (stored.status !== "running" || stored.runtimeId !== runtimeId) return stored
+        // Running in the store but not here, though this runtime would run it: nobody does (its
+        // supervisor stopped); it ends cancelled.
+        const error = toErrorData(new RunCancelled({ message: `run ${runId} was cancelled`, agentId: stored.agentId, runId }))
+        const at = iso()
+        yield* runLog.finish(runId, { status: "cancelled", endedAt: at, error, event: endEvent(runId, stored.lastSeq + 1, at, deps.agentStateOf(stored.agentId), "cancelled", error) })
+        return yield* get(runId)
+      }
+      if (r.ended === undefined) {
         r.cancelling = true
-        yield* Fiber.interrupt(r.fiber)
+        if (fiber !== undefined) yield* Fiber.interrupt(fiber)
       }
       return snapshotOf(r)
     })
@@ -245,28 +279,40 @@ export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
     })
 
   type Page = readonly [ReadonlyArray<RunEvent>, Option.Option<number>]
+  /** A page of events and where the next starts; nothing after a run's end is delivered. */
   const pageOf = (events: ReadonlyArray<RunEvent>, cursor: number): Page => {
+    const endAt = events.findIndex((e) => e.event.type === "end")
+    if (endAt >= 0) return [events.slice(0, endAt + 1), Option.none()]
     const last = events.at(-1)
-    if (last === undefined) return [events, Option.some(cursor)]
-    return [events, last.event.type === "end" ? Option.none() : Option.some(last.seq)]
+    return last === undefined ? [events, Option.some(cursor)] : [events, Option.some(last.seq)]
   }
 
   const nextPage = (runId: string, local: LiveRun | undefined, cursor: number): Effect.Effect<Page, RuntimeError> =>
     Effect.gen(function* () {
       if (local !== undefined) {
-        // Behind the memory window: the store has those.
-        if (cursor < local.base) return pageOf(yield* runLog.events(runId, cursor, Math.min(pageSize, local.base - cursor)), cursor)
         yield* eventAfter(local, cursor)
+        // Behind the memory window (also when it moved while waiting): the store has those.
+        if (cursor < local.base) {
+          const stored = yield* runLog.events(runId, cursor, Math.min(pageSize, local.base - cursor))
+          // Nothing stored behind the window: the run was removed by retention meanwhile.
+          if (stored.length === 0) return yield* notFound(runId)
+          return pageOf(stored, cursor)
+        }
         const fresh = local.events.slice(cursor - local.base)
         if (fresh.length === 0 && local.ended !== undefined) return [[], Option.none()] as Page
         return pageOf(fresh, cursor)
       }
-      // A run of another supervisor, or one that has ended: the store. Its status is read before its
-      // events, so a run seen ended has its end event among them.
-      const run = yield* runLog.get(runId)
+      // A run of another supervisor, or one that has ended: the store.
       const events = yield* runLog.events(runId, cursor, pageSize)
       if (events.length > 0) return pageOf(events, cursor)
-      if (Option.isNone(run) || run.value.status !== "running") return [[], Option.none()] as Page
+      // Nothing new: the run's status says whether more can come. One seen ended has its end event
+      // stored with it, so it is read once more.
+      const run = yield* runLog.get(runId)
+      if (Option.isNone(run)) return yield* notFound(runId)
+      if (run.value.status !== "running") {
+        const last = yield* runLog.events(runId, cursor, pageSize)
+        return last.length > 0 ? pageOf(last, cursor) : ([[], Option.none()] as Page)
+      }
       yield* Effect.sleep(pollMs)
       return [[], Option.some(cursor)] as Page
     })
@@ -282,7 +328,11 @@ export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
 
   const execute = (agentId: string, input: unknown, options: ExecuteOptions = {}): Stream.Stream<ExecuteEvent, RuntimeError> =>
     Stream.unwrap(
-      Effect.map(start(agentId, input, options), (run) => {
+      Effect.suspend(() => {
+        const runId = randomUUID()
+        // A caller that goes away while the agent is still being reached cancels as one that stops reading.
+        return options.cancelOnDisconnect === true ? Effect.onInterrupt(startWith(runId, agentId, input, options), () => Effect.ignore(cancel(runId))) : startWith(runId, agentId, input, options)
+      }).pipe(Effect.map((run) => {
         let ended = false
         return attach(run.runId).pipe(
           Stream.mapEffect((recorded): Effect.Effect<ExecuteEvent | undefined, RuntimeError> => {
@@ -298,7 +348,7 @@ export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
           Stream.filter((event): event is ExecuteEvent => event !== undefined),
           Stream.onExit(() => (ended || options.cancelOnDisconnect !== true ? Effect.void : Effect.ignore(cancel(run.runId))))
         )
-      })
+      }))
     )
 
   const interruptStale = (query: { readonly runtimeId?: string; readonly agentId?: string }) =>
@@ -332,14 +382,16 @@ export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
     })
   )
 
+  // The runs end here and their ends are written before the agent goes, so its next owner finds
+  // nothing of them running.
   const releaseAgent = (agentId: string) =>
-    Effect.suspend(() =>
-      Fiber.interruptAll([...live.values()].flatMap((r) => (r.run.agentId === agentId && r.ended === undefined && r.fiber !== undefined ? [r.fiber] : [])))
-    )
+    Effect.gen(function* () {
+      yield* Fiber.interruptAll([...live.values()].flatMap((r) => (r.run.agentId === agentId && r.ended === undefined ? Option.toArray(Option.fromUndefinedOr(fibers.get(r.run.runId))) : [])))
+      yield* Effect.promise(() => writer.drained())
+    })
 
   const shutdown = Effect.gen(function* () {
-    const running = [...live.values()].flatMap((r) => (r.fiber === undefined || r.ended !== undefined ? [] : [r.fiber]))
-    yield* Fiber.interruptAll(running)
+    yield* Fiber.interruptAll([...fibers.values()])
     yield* Effect.promise(() => writer.close())
   })
 

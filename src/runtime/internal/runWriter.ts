@@ -76,8 +76,12 @@ export const makeRunWriter = (
     }
     const batch: Array<RunEvent> = []
     let taken = 0
-    while (taken < queue.length && queue[taken]!.kind === "events" && batch.length < timing.maxBatch) {
-      batch.push(...(queue[taken] as { readonly events: Array<RunEvent> }).events)
+    // The events at the front, as many queued writes as fit in maxBatch (the first always goes).
+    for (;;) {
+      const op = queue[taken]
+      if (op === undefined || op.kind !== "events") break
+      if (taken > 0 && batch.length + op.events.length > timing.maxBatch) break
+      batch.push(...op.events)
       taken += 1
     }
     frozen = taken
@@ -118,7 +122,8 @@ export const makeRunWriter = (
   return {
     append: (event) => {
       const last = queue.at(-1)
-      if (last !== undefined && last.kind === "events" && queue.length > frozen) last.events.push(event)
+      // Joins the last queued write unless it is being written or full (a batch never grows past maxBatch).
+      if (last !== undefined && last.kind === "events" && queue.length > frozen && last.events.length < timing.maxBatch) last.events.push(event)
       else queue.push({ kind: "events", events: [event] })
       kick()
     },

@@ -55,7 +55,11 @@ describe.skipIf(baseUrl === "")("a fleet of three runners on one PostgreSQL", ()
     // Every agent through every runner: the same answer as its owner gives.
     await eachLimited(ids, 12, async (id) => {
       const states = await Promise.all(runners.map((r) => api(r, "GET", `/v1/agents/${id}`)))
-      for (const s of states) expect([s.status, s.body.agentId, s.body.state]).toEqual([200, id, "running"])
+      for (const s of states) {
+        // On failure: the agent as answered and what the runners logged of it.
+        const why = () => `${JSON.stringify(s.body)}\n${runners.flatMap((r) => r.output.filter((l) => l.includes(id)).map((l) => `${r.name}: ${l}`)).join("\n")}`
+        expect([s.status, s.body.agentId, s.body.state], why()).toEqual([200, id, "running"])
+      }
     })
     // Hosted exactly once, spread over the three; each runner's fleet status counts the whole fleet.
     const counts = await hosted(runners)

@@ -33,6 +33,11 @@ describe.skipIf(baseUrl === "")("a fleet of three runners on one PostgreSQL", ()
     schema = makeSchema(baseUrl)
     schemaName = schema.name
     fleet = await startFleet(schema.url, 3, leaseSeconds)
+    // Each runner sees the others' joins within a refresh of assignments (1 s) and only then gives up
+    // shards; the memory backend's sandboxes live in their runner's process, so agents spawned before
+    // the shards settle would lose theirs when their shard moves. A quiet period first (a loaded host
+    // takes longer to observe the joins).
+    await new Promise((resolve) => setTimeout(resolve, 4000))
   }, 120_000)
   afterAll(async () => {
     await fleet?.stop()

@@ -61,6 +61,8 @@ export const makeMetrics = (): Metrics => {
   const runEnds = new Map<string, number>([["completed", 0], ["failed", 0], ["cancelled", 0]])
   const nodeOutcomes = new Map<string, number>([["completed", 0], ["failed", 0], ["skipped", 0], ["retry", 0], ["cancelled", 0]])
   let runsStarted = 0
+  let executeRunsStarted = 0
+  const executeRunEnds = new Map<string, number>([["completed", 0], ["failed", 0], ["cancelled", 0], ["interrupted", 0]])
   const nodeDurations = new Histogram()
   /** When each workflow node's current try started, by run and node. */
   const nodeStarted = new Map<string, number>()
@@ -84,6 +86,11 @@ export const makeMetrics = (): Metrics => {
   const observe = (event: LifecycleEvent) => {
     eventsByType.set(event.type, (eventsByType.get(event.type) ?? 0) + 1)
     if (event.type.startsWith("workflow.")) return observeWorkflow(event)
+    if (event.type === "run.started") executeRunsStarted += 1
+    if (event.type === "run.ended") {
+      const status = String((event.data as { status?: unknown } | undefined)?.status)
+      if (executeRunEnds.has(status)) executeRunEnds.set(status, executeRunEnds.get(status)! + 1)
+    }
     const at = Date.parse(event.at)
     if (event.type === "agent.created") started.set(event.agentId, { operation: "spawn", at })
     if (event.type === "agent.state") {
@@ -150,6 +157,10 @@ export const makeMetrics = (): Metrics => {
     family("l02_workflow_nodes_total", "counter", "Workflow node outcomes (retry: a try failed and another follows).")
     for (const [outcome, n] of nodeOutcomes) lines.push(`l02_workflow_nodes_total{outcome="${outcome}"} ${n}`)
     histogram("l02_workflow_node_duration_seconds", "From a workflow node's try starting to the node completing.", nodeDurations)
+    family("l02_execute_runs_started_total", "counter", "Execute runs (steps) started since the server started.")
+    lines.push(`l02_execute_runs_started_total ${executeRunsStarted}`)
+    family("l02_execute_runs_ended_total", "counter", "Execute runs that ended, by status.")
+    for (const [status, n] of executeRunEnds) lines.push(`l02_execute_runs_ended_total{status="${status}"} ${n}`)
     family("l02_http_requests_total", "counter", "HTTP requests answered, by endpoint and status.")
     for (const [key, n] of [...requests].sort()) {
       const [endpoint, status] = key.split(" ")

@@ -159,7 +159,8 @@ export const make = (
       agentStateOf: (agentId) => host.get(agentId)?.state ?? "unknown",
       begin: makeExecuteStep(core, resume),
       scope,
-      retention: { seconds: config.execution.stream_retention_seconds, runsPerAgent: config.execution.stream_retention_runs }
+      retention: { seconds: config.execution.stream_retention_seconds, runsPerAgent: config.execution.stream_retention_runs },
+      recordEvents: (events) => void runFork(Effect.ignore(Effect.tap(eventLog.append(events), (recorded) => Effect.sync(() => publish(recorded)))))
     })
     const execute = runs.execute
     yield* Effect.addFinalizer(() => runs.shutdown)

@@ -98,4 +98,27 @@ describe("execute runs over HTTP", () => {
     const events = await readSse(await fetch(`${t.url}/v1/runs/${run.runId}/events`, { headers: { authorization: "Bearer operator-secret" } }))
     expect(events.map((e) => e.event)).toEqual(["output", "output", "done", "end"])
   })
+
+  it("runs are lifecycle events of their agent (run.started, run.ended with status and last sequence) and metrics", async () => {
+    const t = await start()
+    const { agentId } = await t.runtime.spawn(tickerAgent)
+    const done = await t.request("POST", `/v1/agents/${agentId}/execute`, { body: { input: { count: 2, everyMs: 0 }, detach: true } })
+    await eventually(async () => expect((await t.runtime.runs.get(done.json.runId)).status).toBe("completed"))
+    const long = await t.runtime.runs.start(agentId, { count: 1000, everyMs: 5 })
+    await t.runtime.runs.cancel(long.runId)
+    await eventually(async () => {
+      const events = (await t.runtime.history({ agentId })).filter((e) => e.type.startsWith("run."))
+      expect(events.map((e) => [e.type, (e.data as { runId: string }).runId, (e.data as { status?: string }).status])).toEqual([
+        ["run.started", done.json.runId, undefined],
+        ["run.ended", done.json.runId, "completed"],
+        ["run.started", long.runId, undefined],
+        ["run.ended", long.runId, "cancelled"]
+      ])
+      expect(events[1]!.data).toMatchObject({ lastSeq: 4 })
+    })
+    const metrics = (await t.request("GET", "/metrics")).text
+    expect(metrics).toContain("l02_execute_runs_started_total 2")
+    expect(metrics).toContain('l02_execute_runs_ended_total{status="completed"} 1')
+    expect(metrics).toContain('l02_execute_runs_ended_total{status="cancelled"} 1')
+  })
 })

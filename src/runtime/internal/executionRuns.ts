@@ -21,6 +21,7 @@ import * as Stream from "effect/Stream"
 import type { ErrorData } from "../../domain/ErrorCatalog.ts"
 import { fromErrorData, RunCancelled, RunInterrupted, RunNotFound, type RuntimeError, toErrorData } from "../../domain/Errors.ts"
 import type { ExecutionRun, RunEvent, RunStatus } from "../../domain/ExecutionRun.ts"
+import type { LifecycleEvent } from "../../domain/LifecycleEvent.ts"
 import type { RunLogShape, RunQuery } from "../../services/RunLog.ts"
 import type { ExecuteEvent, ExecuteOptions, RunsShape } from "../AgentRuntimeApi.ts"
 import type { StepOptions } from "./executeStep.ts"
@@ -53,6 +54,8 @@ export interface ExecutionRunsDeps {
   /** The scope run fibers live in (the runtime's). */
   readonly scope: Scope.Scope
   readonly retention: { readonly seconds: number; readonly runsPerAgent: number }
+  /** Records lifecycle events of the agent (`run.started`, `run.ended`) in the event log, in the background. */
+  readonly recordEvents: (events: ReadonlyArray<LifecycleEvent>) => void
   /** How often a run of another supervisor is read again while it runs and is quiet (default 200 ms). */
   readonly pollMs?: number | undefined
 }
@@ -158,6 +161,9 @@ export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
     r.ended = { status, at, error, cause }
     writer.finish(r.run.runId, { status, endedAt: at, ...(error === undefined ? {} : { error }), event: last })
     wake(r)
+    deps.recordEvents([
+      { agentId: r.run.agentId, type: "run.ended", data: { runId: r.run.runId, status, lastSeq: last.seq, ...(error === undefined ? {} : { error }) }, at }
+    ])
   }
 
   // Fibers of the runs under way, from their fork on (before they are accepted), and cancels asked
@@ -176,6 +182,7 @@ export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
         yield* runLog.create(run)
         const r: LiveRun = { run, events: [], base: 0, written: 0, ended: undefined, waiters: new Set(), fiber: fibers.get(runId), cancelling: false }
         live.set(runId, r)
+        deps.recordEvents([{ agentId, type: "run.started", data: { runId }, at: run.startedAt }])
         yield* Deferred.succeed(accepted, r)
         if (cancelRequested.delete(runId)) {
           r.cancelling = true
@@ -364,12 +371,13 @@ export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
           })
         )
         const at = iso()
-        yield* runLog.finish(run.runId, {
+        const ended = yield* runLog.finish(run.runId, {
           status: "interrupted",
           endedAt: at,
           error,
           event: endEvent(run.runId, run.lastSeq + 1, at, deps.agentStateOf(run.agentId), "interrupted", error)
         })
+        if (ended) deps.recordEvents([{ agentId: run.agentId, type: "run.ended", data: { runId: run.runId, status: "interrupted", lastSeq: run.lastSeq + 1, error }, at }])
       }
       return stale.length
     })

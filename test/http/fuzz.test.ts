@@ -62,11 +62,32 @@ const wrongTypes = fc.constantFrom(
   { input: 1, timeoutMs: 1.5 },
   { input: 1, timeoutMs: "soon" },
   { force: "true" },
-  { reason: 12 }
+  { reason: 12 },
+  { input: 1, detach: "yes" },
+  { input: 1, cancelOnDisconnect: 1 }
 ).map((v) => JSON.stringify(v))
 
 /** Malformed requests, some aimed at the real agent `agentId` (which must stay untouched). */
 const malformedFor = (agentId: string): fc.Arbitrary<Malformed> => fc.oneof(
+  // execute runs: wrong methods, odd or unknown run ids, bad queries
+  fc.record({
+    method: fc.constantFrom("PUT", "PATCH", "DELETE"),
+    path: fc.constantFrom("/v1/runs", `/v1/runs/${unknownId}`, `/v1/runs/${unknownId}/events`, `/v1/runs/${unknownId}/cancel`)
+  }),
+  fc.record({ method: fc.constant("GET"), path: fc.constantFrom(`/v1/runs/${unknownId}`, `/v1/runs/${unknownId}/events`, `/v1/runs/${unknownId}/cancel`) }),
+  fc.record({ method: fc.constant("POST"), path: fc.constantFrom(`/v1/runs/${unknownId}/cancel`, "/v1/runs") }),
+  fc.record({
+    method: fc.constantFrom("GET", "POST"),
+    // `..` is left out here: the client itself resolves /v1/runs/../events to /v1/events, a live stream.
+    path: fc.tuple(oddId.filter((id) => id !== ".."), fc.constantFrom("", "/events", "/cancel")).map(([id, tail]) => `/v1/runs/${encodeURIComponent(id)}${tail}`)
+  }),
+  fc.record({
+    method: fc.constant("GET"),
+    path: fc.oneof(
+      fc.string({ minLength: 1, maxLength: 30 }).filter((v) => v.split(",").some((p) => !["running", "completed", "failed", "cancelled", "interrupted"].includes(p))).map((v) => `/v1/runs?status=${encodeURIComponent(v)}`),
+      fc.constantFrom("/v1/runs?limit=-1", "/v1/runs?limit=99999", "/v1/runs?limit=1.5", "/v1/runs?agentId=42", `/v1/runs/${unknownId}/events?from=x`, `/v1/runs/${unknownId}/events?from=-1`, "/v1/runs?colour=red")
+    )
+  }),
   // wrong method on a known path
   fc.record({
     method: fc.constantFrom("PUT", "PATCH", "OPTIONS"),
@@ -136,7 +157,8 @@ const snapshot = async () => ({
   agents: await t.runtime.list(),
   stored: await t.services.run(({ store }) => store.listAgents({})),
   events: (await t.services.run(({ log }) => log.query({}))).length,
-  sandboxes: (await t.services.run(({ backend }) => backend.list({}))).map((s) => `${s.sandboxId}:${s.status}`)
+  sandboxes: (await t.services.run(({ backend }) => backend.list({}))).map((s) => `${s.sandboxId}:${s.status}`),
+  runs: (await t.services.run(({ runLog }) => runLog.list({ limit: 1000 }))).map((r) => `${r.runId}:${r.status}:${r.lastSeq}`)
 })
 
 const runs = Number(process.env.L02_FUZZ_RUNS ?? 10_000)

@@ -71,14 +71,25 @@ const calls: fc.Arbitrary<Call> = fc.oneof(
   fc.anything().filter((v) => typeof (v as { name?: unknown } | null)?.name !== "string").map((config): Call => ({ name: `spawn(${JSON.stringify(config)?.slice(0, 60)})`, run: () => runtime.spawn(config), key: /^/, codes: ["E2001", "E2040", "E2042"] })),
   notOptions(["checkpoint"]).map((o): Call => ({ name: `suspend(id, ${JSON.stringify(o)?.slice(0, 60)})`, run: () => runtime.suspend(agentId, o as never), key: /^options/ })),
   notOptions(["force", "reason"]).map((o): Call => ({ name: `terminate(id, ${JSON.stringify(o)?.slice(0, 60)})`, run: () => runtime.terminate(agentId, o as never), key: /^options/ })),
-  notOptions(["timeoutMs", "signal"]).map((o): Call => ({ name: `execute(id, _, ${JSON.stringify(o)?.slice(0, 60)})`, run: () => drain(runtime.execute(agentId, "hi", o as never)), key: /^options/ }))
+  notOptions(["timeoutMs", "signal", "cancelOnDisconnect"]).map((o): Call => ({ name: `execute(id, _, ${JSON.stringify(o)?.slice(0, 60)})`, run: () => drain(runtime.execute(agentId, "hi", o as never)), key: /^options/ })),
+  // Execute runs: bad run ids, bad agent ids, bad options and queries.
+  notAnId.map((id): Call => ({ name: `runs.get(${labelOf(id)})`, run: () => runtime.runs.get(id as string), key: /^runId$/ })),
+  notAnId.map((id): Call => ({ name: "runs.cancel(bad id)", run: () => runtime.runs.cancel(id as string), key: /^runId$/ })),
+  notAnId.map((id): Call => ({ name: "runs.attach(bad id)", run: () => drain(runtime.runs.attach(id as string)), key: /^runId$/ })),
+  notAnId.map((id): Call => ({ name: "runs.start(bad id)", run: () => runtime.runs.start(id as string, "hi"), key: /^agentId$/ })),
+  notOptions(["from"]).map((o): Call => ({ name: `runs.attach(id, ${JSON.stringify(o)?.slice(0, 60)})`, run: () => drain(runtime.runs.attach(unknownRun, o as never)), key: /^options/ })),
+  notOptions(["agentId", "status", "limit"]).map((q): Call => ({ name: `runs.list(${JSON.stringify(q)?.slice(0, 60)})`, run: () => runtime.runs.list(q as never), key: /^query/ }))
 )
+
+/** A run id no run has. */
+const unknownRun = "00000000-0000-4000-8000-000000000001"
 
 const snapshot = async () =>
   JSON.stringify({
     agents: (await runtime.list()).map((a) => [a.agentId, a.state, a.activity, a.sandboxId, a.restartCount]),
     stored: (await services.run(({ store }) => store.listAgents({}))).map((a) => [a.agentId, a.state]),
-    sandboxes: (await services.run(({ backend }) => backend.list({}))).map((s) => `${s.sandboxId}:${s.status}`)
+    sandboxes: (await services.run(({ backend }) => backend.list({}))).map((s) => `${s.sandboxId}:${s.status}`),
+    runs: (await services.run(({ runLog }) => runLog.list({ limit: 1000 }))).map((r) => `${r.runId}:${r.status}:${r.lastSeq}`)
   })
 
 describe("library calls with generated bad arguments", () => {

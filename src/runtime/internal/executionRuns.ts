@@ -22,7 +22,7 @@ import type { ErrorData } from "../../domain/ErrorCatalog.ts"
 import { fromErrorData, RunCancelled, RunInterrupted, RunNotFound, type RuntimeError, toErrorData } from "../../domain/Errors.ts"
 import type { ExecutionRun, RunEvent, RunStatus } from "../../domain/ExecutionRun.ts"
 import type { LifecycleEvent } from "../../domain/LifecycleEvent.ts"
-import type { RunLogShape, RunQuery } from "../../services/RunLog.ts"
+import { compareRunsNewestFirst, matchesRunQuery, type RunLogShape, type RunQuery } from "../../services/RunLog.ts"
 import type { ExecuteEvent, ExecuteOptions, RunsShape } from "../AgentRuntimeApi.ts"
 import type { StepOptions } from "./executeStep.ts"
 import { makeRunWriter } from "./runWriter.ts"
@@ -243,11 +243,18 @@ export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
       return Effect.flatMap(runLog.get(runId), (found) => (Option.isSome(found) ? Effect.succeed(found.value) : Effect.fail(notFound(runId))))
     })
 
+  // The store's answer with what memory knows better: runs under way here as they are now (a run
+  // that has just ended may not have its end written yet), filtered and ordered again.
   const list = (query: RunQuery = {}): Effect.Effect<ReadonlyArray<ExecutionRun>, RuntimeError> =>
-    Effect.map(runLog.list(query), (runs) => runs.map((run) => {
-      const r = live.get(run.runId)
-      return r === undefined ? run : snapshotOf(r)
-    }))
+    Effect.map(runLog.list(query), (stored) => {
+      const byId = new Map<string, ExecutionRun>()
+      for (const run of stored) byId.set(run.runId, run)
+      for (const r of live.values()) byId.set(r.run.runId, snapshotOf(r))
+      return [...byId.values()]
+        .filter((run) => matchesRunQuery(run, query))
+        .sort(compareRunsNewestFirst)
+        .slice(0, Math.max(0, Math.floor(query.limit ?? 100)))
+    })
 
   const cancel = (runId: string): Effect.Effect<ExecutionRun, RuntimeError> =>
     Effect.gen(function* () {

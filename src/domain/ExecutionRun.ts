@@ -10,13 +10,10 @@ import type { ErrorData } from "./ErrorCatalog.ts"
  * error, `cancelled` when a client cancelled it, `interrupted` when its supervisor stopped or lost the
  * agent before the step ended (E2036).
  */
-export type RunStatus = "running" | "completed" | "failed" | "cancelled" | "interrupted"
+export type RunStatus = (typeof runStatuses)[number]
 
 /** Every run status, in lifecycle order. */
-export const runStatuses: ReadonlyArray<RunStatus> = ["running", "completed", "failed", "cancelled", "interrupted"]
-
-/** The statuses a run ends in. */
-export const endedRunStatuses: ReadonlyArray<RunStatus> = ["completed", "failed", "cancelled", "interrupted"]
+export const runStatuses = ["running", "completed", "failed", "cancelled", "interrupted"] as const
 
 /** One run, as the store keeps it and `runs.get` answers it. */
 export interface ExecutionRun {

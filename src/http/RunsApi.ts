@@ -4,16 +4,16 @@
  */
 import * as Schema from "effect/Schema"
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
+import { runStatuses } from "../domain/ExecutionRun.ts"
 
 const ErrorData = Schema.Struct({ code: Schema.String, message: Schema.String, retryable: Schema.Boolean })
-const statuses = ["running", "completed", "failed", "cancelled", "interrupted"] as const
 
 /** One execute run, as answered. */
 export const ExecutionRunSchema = Schema.Struct({
   runId: Schema.String,
   agentId: Schema.String,
   runtimeId: Schema.String,
-  status: Schema.Literals(statuses),
+  status: Schema.Literals(runStatuses),
   startedAt: Schema.String,
   endedAt: Schema.optional(Schema.String),
   lastSeq: Schema.Number.annotate({ description: "The sequence number of the run's last recorded event." }),
@@ -37,7 +37,7 @@ export const RunPath = Schema.Struct({ runId: Schema.String.annotate({ descripti
 /** Query of GET /v1/runs. */
 export const RunListQuery = Schema.Struct({
   agentId: Schema.optional(Schema.String.annotate({ description: "Only the runs of this agent." })),
-  status: Schema.optional(Schema.String.annotate({ description: `Comma-separated statuses: ${statuses.join(", ")}.` })),
+  status: Schema.optional(Schema.String.annotate({ description: `Comma-separated statuses: ${runStatuses.join(", ")}.` })),
   limit: Schema.optional(Schema.String.check(Schema.isPattern(/^\d{1,4}$/)).annotate({ description: "At most this many (1-1000, default 100)." }))
 })
 

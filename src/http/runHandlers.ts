@@ -3,26 +3,18 @@
  * execute route shares with them: each event `id: <seq>`, so a client reconnecting with Last-Event-ID
  * reads each event once, in order.
  */
-import type { IncomingMessage, ServerResponse } from "node:http"
+import type { ServerResponse } from "node:http"
 import type { ErrorData } from "../domain/ErrorCatalog.ts"
-import { fromErrorData, InputInvalid } from "../domain/Errors.ts"
-import { type RunStatus, runStatuses } from "../domain/ExecutionRun.ts"
-import type { RunEvent } from "../domain/ExecutionRun.ts"
+import { fromErrorData } from "../domain/Errors.ts"
+import type { RunEvent, RunStatus } from "../domain/ExecutionRun.ts"
 import type { L02Runtime } from "../runtime/createRuntime.ts"
 import { answerOfUnknown } from "./ErrorResponse.ts"
-import { type Answer, type Handler, json, orThrow, startSse, writeEvent } from "./internal/answers.ts"
+import { type Answer, type Handler, json, lastEventIdOf, orThrow, startSse, writeEvent } from "./internal/answers.ts"
 import { decode } from "./internal/decode.ts"
 import { RunEventsQuery, RunListQuery, RunPath } from "./RunsApi.ts"
 
 /** The names of the run endpoints. */
 export type RunEndpoint = "listRuns" | "getRun" | "runEvents" | "cancelRun"
-
-/** The sequence number a reconnecting client last saw (Last-Event-ID), else `from`, else 0. */
-export const resumeSeqOf = (req: IncomingMessage, from: string | undefined): number => {
-  const lastEventId = req.headers["last-event-id"]
-  if (typeof lastEventId === "string" && /^\d{1,15}$/.test(lastEventId.trim())) return Number(lastEventId.trim())
-  return from === undefined ? 0 : Number(from)
-}
 
 /**
  * Streams a run's events to `res` as SSE until its end (or the client leaves): `events` is the run's
@@ -47,8 +39,7 @@ export const streamRun = async (
         if (error !== undefined) writeEvent(res, { id: recorded.seq, event: "error", data: answerOfUnknown(fromErrorData(error)).body })
         break
       }
-      const written = endAs === "end" ? writeEvent(res, { id: recorded.seq, event: recorded.event.type, data: recorded }) : writeEvent(res, { id: recorded.seq, event: recorded.event.type, data: recorded.event })
-      if (!written) break
+      if (!writeEvent(res, { id: recorded.seq, event: recorded.event.type, data: endAs === "end" ? recorded : recorded.event })) break
       next = await events.next()
     }
   } catch (error) {
@@ -64,14 +55,10 @@ export const streamRun = async (
 export const runHandlers = (runtime: L02Runtime, track: (end: () => void) => () => void): Record<RunEndpoint, Handler> => ({
   listRuns: async ({ query }) => {
     const q = orThrow(decode(RunListQuery, query, "query"))
-    const statuses = q.status === undefined ? undefined : q.status.split(",")
-    const bad = statuses?.find((s) => !runStatuses.includes(s as RunStatus))
-    if (bad !== undefined) {
-      throw new InputInvalid({ message: `query.status: ${JSON.stringify(bad.slice(0, 100))} is not a run status; use ${runStatuses.join(", ")}`, key: "query.status" })
-    }
+    // The runtime checks the agent id and each status (E2001 naming query.agentId, query.status).
     const runs = await runtime.runs.list({
       ...(q.agentId === undefined ? {} : { agentId: q.agentId }),
-      ...(statuses === undefined ? {} : { status: statuses as Array<RunStatus> }),
+      ...(q.status === undefined ? {} : { status: q.status.split(",") as Array<RunStatus> }),
       ...(q.limit === undefined ? {} : { limit: Number(q.limit) })
     })
     return json(200, { runs })
@@ -82,7 +69,8 @@ export const runHandlers = (runtime: L02Runtime, track: (end: () => void) => () 
     const q = orThrow(decode(RunEventsQuery, query, "query"))
     // An unknown run answers 404 before the stream starts.
     await runtime.runs.get(runId)
-    const events = runtime.runs.attach(runId, { from: resumeSeqOf(req, q.from) })[Symbol.asyncIterator]()
+    // A reconnecting client says what it saw last (Last-Event-ID), else `from`.
+    const events = runtime.runs.attach(runId, { from: lastEventIdOf(req) ?? Number(q.from ?? 0) })[Symbol.asyncIterator]()
     const untrack = track(() => void events.return?.().catch(() => undefined))
     startSse(res)
     res.write(": connected\n\n")

@@ -35,7 +35,7 @@ import {
 } from "./HttpApi.ts"
 import { dashboardRoute } from "./dashboard/DashboardRoutes.ts"
 import { decode } from "./internal/decode.ts"
-import { type Answer, type Handler, json, orThrow, securityHeaders, sendError, sendJson, startSse, writeEvent } from "./internal/answers.ts"
+import { type Answer, type Handler, json, lastEventIdOf, orThrow, securityHeaders, sendError, sendJson, startSse, writeEvent } from "./internal/answers.ts"
 import { pathProblem } from "./internal/canonicalPath.ts"
 import { match, type Route } from "./internal/routes.ts"
 import { makeMetrics } from "./Metrics.ts"
@@ -163,6 +163,14 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
   // Let the subscription start before the first request can cause events.
   await new Promise((r) => setImmediate(r))
 
+  /** Ends open event streams on close. */
+  const closers = new Set<() => void>()
+  /** Registers an open stream's end with the server; answers the function that unregisters it. */
+  const track = (end: () => void) => {
+    closers.add(end)
+    return () => void closers.delete(end)
+  }
+
   const handlers: Record<Route["name"], Handler> = {
     spawn: async ({ body, policy }) => {
       // A bare agent config (the most common first mistake) is named for what it is.
@@ -284,8 +292,8 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
     events: async ({ query, res, req }) => {
       const q = orThrow(decode(EventsQuery, query, "query"))
       // A reconnecting EventSource sends the id of the last event it got: it gets what it missed.
-      const lastEventId = req.headers["last-event-id"]
-      const after = q.after ?? (typeof lastEventId === "string" && /^\d{1,15}$/.test(lastEventId.trim()) ? lastEventId.trim() : undefined)
+      const lastEventId = lastEventIdOf(req)
+      const after = q.after ?? (lastEventId === undefined ? undefined : String(lastEventId))
       const recent = q.recent === undefined ? undefined : Math.min(1000, Number(q.recent))
       return new Promise<Answer>((resolve) => {
         startSse(res)
@@ -336,18 +344,10 @@ export const serve = async (options: ServeOptions): Promise<HttpServerHandle> =>
       return { _tag: "Text", status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render(await runtime.fleetStatus(), agents) }
     },
     health: async () => json(200, { status: "ok", runtimeId: runtime.runtimeId }),
-    ...workflowHandlers(runtime, (end) => {
-      closers.add(end)
-      return () => closers.delete(end)
-    }),
-    ...runHandlers(runtime, (end) => {
-      closers.add(end)
-      return () => closers.delete(end)
-    })
+    ...workflowHandlers(runtime, track),
+    ...runHandlers(runtime, track)
   }
 
-  /** Ends open event streams on close. */
-  const closers = new Set<() => void>()
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     let endpoint = "unmatched"

@@ -7,7 +7,7 @@ import { InputInvalid } from "../domain/Errors.ts"
 import type { WorkflowStateValue } from "../domain/WorkflowRun.ts"
 import type { L02Runtime } from "../runtime/createRuntime.ts"
 import { answerOfUnknown } from "./ErrorResponse.ts"
-import { type Answer, type Handler, json, orThrow, startSse, writeEvent } from "./internal/answers.ts"
+import { type Answer, type Handler, json, lastEventIdOf, orThrow, startSse, writeEvent } from "./internal/answers.ts"
 import { decode } from "./internal/decode.ts"
 import { CancelRequest, SignalRequest, StartWorkflowRequest, WorkflowListQuery, WorkflowPath } from "./WorkflowsApi.ts"
 
@@ -50,8 +50,7 @@ export const workflowHandlers = (runtime: L02Runtime, track: (end: () => void) =
     const { workflowId } = orThrow(decode(WorkflowPath, params, "path"))
     // Unknown runs answer 404 before the stream starts.
     await runtime.workflows.get(workflowId)
-    const lastEventId = req.headers["last-event-id"]
-    const after = typeof lastEventId === "string" && /^\d{1,15}$/.test(lastEventId.trim()) ? Number(lastEventId.trim()) : 0
+    const after = lastEventIdOf(req) ?? 0
     const events = runtime.workflows.events(workflowId)[Symbol.asyncIterator]()
     const stop = () => void events.return?.().catch(() => undefined)
     const untrack = track(stop)

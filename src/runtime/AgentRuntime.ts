@@ -21,6 +21,7 @@ import type * as Scope from "effect/Scope"
 import { checkDeclarations, declaredResourcesOf } from "../domain/ConfigReferences.ts"
 import type { RuntimeError } from "../domain/Errors.ts"
 import type { HealthStatus } from "../domain/HealthStatus.ts"
+import type { LifecycleEvent } from "../domain/LifecycleEvent.ts"
 import type { RuntimeConfig } from "../domain/RuntimeConfig.ts"
 import * as TokenBudget from "../execution/TokenBudget.ts"
 import { CheckpointStore } from "../services/CheckpointStore.ts"
@@ -149,6 +150,9 @@ export const make = (
     const scale = makeScale(core, { spawn, terminate })
 
     const { getState, list } = makeQueries(core)
+    /** Events of something the runtime hosts besides agents' states (runs, workflow runs): logged, then published. */
+    const recordEvents = (events: ReadonlyArray<LifecycleEvent>) => Effect.tap(eventLog.append(events), (recorded) => Effect.sync(() => publish(recorded)))
+
     // Every execute step is a durable run (its events in the store's run log; in memory without one).
     const runLog = Option.getOrElse(yield* Effect.serviceOption(RunLog), runLogInMemory)
     const runs = makeExecutionRuns({
@@ -160,7 +164,7 @@ export const make = (
       begin: makeExecuteStep(core, resume),
       scope,
       retention: { seconds: config.execution.stream_retention_seconds, runsPerAgent: config.execution.stream_retention_runs },
-      recordEvents: (events) => void runFork(Effect.ignore(Effect.tap(eventLog.append(events), (recorded) => Effect.sync(() => publish(recorded)))))
+      recordEvents: (events) => void runFork(Effect.ignore(recordEvents(events)))
     })
     const execute = runs.execute
     yield* Effect.addFinalizer(() => runs.shutdown)
@@ -230,7 +234,7 @@ export const make = (
       events: runtimeEvents.stream,
       history: (query) => eventLog.query(query),
       checkSpawn: (raw, policy) => Effect.asVoid(checkSpawn(raw, policy)),
-      recordEvents: (events) => Effect.tap(eventLog.append(events), (recorded) => Effect.sync(() => runtimeEvents.publish(recorded))),
+      recordEvents,
       fleetContext: () => fleet.getSnapshot().context,
       hosting
     })

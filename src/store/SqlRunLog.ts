@@ -54,11 +54,11 @@ export const layer = (target: StoreTarget = defaultTarget): Layer.Layer<RunLog, 
        */
       const insertSegment = (runId: string, events: ReadonlyArray<RunEvent>, whileRunning: boolean) =>
         Effect.gen(function* () {
-          if (whileRunning) {
-            const [run] = yield* sql<{ readonly status: string }>`SELECT status FROM execution_runs WHERE run_id = ${runId}`
-            if (run === undefined || run.status !== "running") return
-          }
-          const [stored] = yield* sql<{ readonly last: unknown }>`SELECT COALESCE(MAX(last_seq), 0) AS last FROM execution_run_events WHERE run_id = ${runId}`
+          // The run's status and its last stored sequence number, in one statement.
+          const [stored] = yield* sql<{ readonly status: string; readonly last: unknown }>`
+            SELECT r.status, COALESCE((SELECT MAX(ev.last_seq) FROM execution_run_events ev WHERE ev.run_id = r.run_id), 0) AS last
+            FROM execution_runs r WHERE r.run_id = ${runId}`
+          if (whileRunning && (stored === undefined || stored.status !== "running")) return
           const after = Number(stored?.last ?? 0)
           const fresh = events.filter((e) => e.seq > after).sort((a, b) => a.seq - b.seq)
           if (fresh.length === 0) return

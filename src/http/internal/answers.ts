@@ -56,6 +56,12 @@ export const writeEvent = (res: ServerResponse, fields: { readonly event?: strin
   return true
 }
 
+/** The id a reconnecting EventSource last got (its `Last-Event-ID` header), when it is a plain number. */
+export const lastEventIdOf = (req: IncomingMessage): number | undefined => {
+  const header = req.headers["last-event-id"]
+  return typeof header === "string" && /^\d{1,15}$/.test(header.trim()) ? Number(header.trim()) : undefined
+}
+
 export const startSse = (res: ServerResponse) => {
   res.writeHead(200, { ...securityHeaders, "content-type": "text/event-stream; charset=utf-8", connection: "keep-alive", "x-accel-buffering": "no" })
   res.flushHeaders()

@@ -19,7 +19,7 @@ import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { ErrorData } from "../../domain/ErrorCatalog.ts"
-import { fromErrorData, RunCancelled, RunInterrupted, RunNotFound, type RuntimeError, toErrorData } from "../../domain/Errors.ts"
+import { ExecuteFailed, fromErrorData, RunCancelled, RunInterrupted, RunNotFound, type RuntimeError, toErrorData } from "../../domain/Errors.ts"
 import type { ExecutionRun, RunEvent, RunStatus } from "../../domain/ExecutionRun.ts"
 import type { LifecycleEvent } from "../../domain/LifecycleEvent.ts"
 import { compareRunsNewestFirst, matchesRunQuery, type RunLogShape, type RunQuery } from "../../services/RunLog.ts"
@@ -37,7 +37,6 @@ interface LiveRun {
   written: number
   ended: { readonly status: Exclude<RunStatus, "running">; readonly at: string; readonly error?: ErrorData | undefined; readonly cause?: RuntimeError | undefined } | undefined
   readonly waiters: Set<() => void>
-  fiber: Fiber.Fiber<unknown, unknown> | undefined
   cancelling: boolean
 }
 
@@ -151,7 +150,7 @@ export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
         })
       } else {
         status = "failed"
-        cause = new RunInterrupted({ message: `run ${r.run.runId} ended with a defect: ${String(Cause.squash(exit.cause)).slice(0, 300)}`, agentId: r.run.agentId, runId: r.run.runId })
+        cause = new ExecuteFailed({ message: `run ${r.run.runId} ended with a defect: ${String(Cause.squash(exit.cause)).slice(0, 300)}`, agentId: r.run.agentId })
       }
     }
     const error = cause === undefined ? undefined : toErrorData(cause)
@@ -180,7 +179,7 @@ export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
       const record = Effect.gen(function* () {
         const run: ExecutionRun = { runId, agentId, runtimeId, status: "running", startedAt: iso(), lastSeq: 0 }
         yield* runLog.create(run)
-        const r: LiveRun = { run, events: [], base: 0, written: 0, ended: undefined, waiters: new Set(), fiber: fibers.get(runId), cancelling: false }
+        const r: LiveRun = { run, events: [], base: 0, written: 0, ended: undefined, waiters: new Set(), cancelling: false }
         live.set(runId, r)
         deps.recordEvents([{ agentId, type: "run.started", data: { runId }, at: run.startedAt }])
         yield* Deferred.succeed(accepted, r)
@@ -217,8 +216,6 @@ export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
         deps.scope
       )
       fibers.set(runId, fiber)
-      const existing = live.get(runId)
-      if (existing !== undefined) existing.fiber = fiber
       if (options.signal !== undefined) {
         const signal = options.signal
         const onAbort = () => void Effect.runFork(cancel(runId))
@@ -232,6 +229,18 @@ export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
     })
 
   const start = (agentId: string, input: unknown, options: ExecuteOptions = {}) => startWith(randomUUID(), agentId, input, options)
+
+  /**
+   * Ends a run the store says is running but that runs nowhere here (its supervisor stopped): its end
+   * event after its last stored one and its status in one write, and `run.ended`.
+   */
+  const finishStored = (run: ExecutionRun, status: "interrupted" | "cancelled", error: ErrorData) =>
+    Effect.gen(function* () {
+      const at = iso()
+      const last = endEvent(run.runId, run.lastSeq + 1, at, deps.agentStateOf(run.agentId), status, error)
+      const ended = yield* runLog.finish(run.runId, { status, endedAt: at, error, event: last })
+      if (ended) deps.recordEvents([{ agentId: run.agentId, type: "run.ended", data: { runId: run.runId, status, lastSeq: last.seq, error }, at }])
+    })
 
   const notFound = (runId: string) =>
     new RunNotFound({ message: `no execute run ${runId} is in the store: it was never started, or its retention (execution.stream_retention_seconds, stream_retention_runs) removed it`, runId })
@@ -271,9 +280,7 @@ export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
         if (stored.status !== "running" || stored.runtimeId !== runtimeId) return stored
         // Running in the store but not here, though this runtime would run it: nobody does (its
         // supervisor stopped); it ends cancelled.
-        const error = toErrorData(new RunCancelled({ message: `run ${runId} was cancelled`, agentId: stored.agentId, runId }))
-        const at = iso()
-        yield* runLog.finish(runId, { status: "cancelled", endedAt: at, error, event: endEvent(runId, stored.lastSeq + 1, at, deps.agentStateOf(stored.agentId), "cancelled", error) })
+        yield* finishStored(stored, "cancelled", toErrorData(new RunCancelled({ message: `run ${runId} was cancelled`, agentId: stored.agentId, runId })))
         return yield* get(runId)
       }
       if (r.ended === undefined) {
@@ -369,22 +376,8 @@ export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
     Effect.gen(function* () {
       const stale = (yield* runLog.list({ ...query, status: "running", limit: 100_000 })).filter((run) => !live.has(run.runId))
       for (const run of stale) {
-        const error = toErrorData(
-          new RunInterrupted({
-            message: `run ${run.runId} was interrupted after event ${run.lastSeq}: its supervisor stopped or lost the agent before the step ended`,
-            agentId: run.agentId,
-            runId: run.runId,
-            lastSeq: run.lastSeq
-          })
-        )
-        const at = iso()
-        const ended = yield* runLog.finish(run.runId, {
-          status: "interrupted",
-          endedAt: at,
-          error,
-          event: endEvent(run.runId, run.lastSeq + 1, at, deps.agentStateOf(run.agentId), "interrupted", error)
-        })
-        if (ended) deps.recordEvents([{ agentId: run.agentId, type: "run.ended", data: { runId: run.runId, status: "interrupted", lastSeq: run.lastSeq + 1, error }, at }])
+        const message = `run ${run.runId} was interrupted after event ${run.lastSeq}: its supervisor stopped or lost the agent before the step ended`
+        yield* finishStored(run, "interrupted", toErrorData(new RunInterrupted({ message, agentId: run.agentId, runId: run.runId, lastSeq: run.lastSeq })))
       }
       return stale.length
     })

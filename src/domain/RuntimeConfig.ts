@@ -258,7 +258,9 @@ export const RuntimeConfig = Schema.Struct({
     /** How long an ended execute run and its events are kept (docs/execution.md, "Runs"). */
     stream_retention_seconds: PositiveInt,
     /** How many ended runs of one agent are kept (the newest). */
-    stream_retention_runs: PositiveInt
+    stream_retention_runs: PositiveInt,
+    /** How much output one run may record (characters of its events' lines and texts); beyond it the step fails with E2029. */
+    stream_max_bytes: PositiveInt
   }),
   workflows: Schema.Struct({
     /** How many agent steps of one run may run at once; the others of a wide fan-out wait their turn. */

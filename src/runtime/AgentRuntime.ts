@@ -164,6 +164,7 @@ export const make = (
       begin: makeExecuteStep(core, resume),
       scope,
       retention: { seconds: config.execution.stream_retention_seconds, runsPerAgent: config.execution.stream_retention_runs },
+      maxBytes: config.execution.stream_max_bytes,
       recordEvents: (events) => void runFork(Effect.ignore(recordEvents(events)))
     })
     const execute = runs.execute

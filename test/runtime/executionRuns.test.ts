@@ -209,6 +209,36 @@ describe("execute runs", () => {
     expect(stored.map((e) => e.seq)).toEqual(seen)
   })
 
+  it("an agent that writes more than execution.stream_max_bytes fails its step (E2029 naming the key); what fit is recorded and the agent takes the next step", async () => {
+    const t = await setup({ config: { execution: { stream_max_bytes: 2000 } } })
+    const runtime = t.runtime()
+    const { agentId } = await runtime.spawn(tickerAgent)
+    const run = await runtime.runs.start(agentId, { count: 100_000, everyMs: 0 })
+    const events: Array<RunEvent> = []
+    for await (const e of runtime.runs.attach(run.runId)) events.push(e)
+    const end = events.at(-1)!
+    expect(end.event).toMatchObject({ type: "end", status: "failed", error: { code: "E2029", message: expect.stringContaining("execution.stream_max_bytes") } })
+    // Each line of the ticker counts about 100 characters: some fit, nowhere near all.
+    expect(events.length - 1).toBeGreaterThan(5)
+    expect(events.length - 1).toBeLessThan(30)
+    expect(events.slice(0, -1).every((e) => e.event.type === "output")).toBe(true)
+    await eventually(async () => expect((await runtime.getState(agentId)).activity).toBe("idle"))
+    // The agent accepts the next step (its program may still be writing the flood: no cancel line in the protocol).
+    const next = await runtime.runs.start(agentId, { count: 1, everyMs: 0 })
+    expect(next.status).toBe("running")
+    await runtime.runs.cancel(next.runId)
+  })
+
+  it("a run id in any case names the same run (answered in lowercase)", async () => {
+    const t = await setup()
+    const runtime = t.runtime()
+    const { agentId } = await runtime.spawn(tickerAgent)
+    const events = await collect(runtime.execute(agentId, { count: 1, everyMs: 0 }))
+    const runId = (events.at(-1) as { executionId: string }).executionId
+    expect((await runtime.runs.get(runId.toUpperCase())).runId).toBe(runId)
+    expect((await collect(runtime.runs.attach(runId.toUpperCase()))).map((e) => e.seq)).toEqual([1, 2, 3])
+  })
+
   it("random disconnects and reattaches from the last sequence seen deliver each event exactly once, in order (fast-check)", async () => {
     const t = await setup()
     const runtime = t.runtime()

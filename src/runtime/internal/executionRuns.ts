@@ -38,6 +38,8 @@ interface LiveRun {
   ended: { readonly status: Exclude<RunStatus, "running">; readonly at: string; readonly error?: ErrorData | undefined; readonly cause?: RuntimeError | undefined } | undefined
   readonly waiters: Set<() => void>
   cancelling: boolean
+  /** The output recorded so far, as {@link outputSizeOf} counts it. */
+  bytes: number
 }
 
 /** What the runs are built over. */
@@ -53,6 +55,8 @@ export interface ExecutionRunsDeps {
   /** The scope run fibers live in (the runtime's). */
   readonly scope: Scope.Scope
   readonly retention: { readonly seconds: number; readonly runsPerAgent: number }
+  /** How much output one run may record (`execution.stream_max_bytes`), counted by {@link outputSizeOf}. */
+  readonly maxBytes: number
   /** Records lifecycle events of the agent (`run.started`, `run.ended`) in the event log, in the background. */
   readonly recordEvents: (events: ReadonlyArray<LifecycleEvent>) => void
   /** How often a run of another supervisor is read again while it runs and is quiet (default 200 ms). */
@@ -87,6 +91,17 @@ const endEvent = (runId: string, seq: number, at: string, agentState: string, st
   agentState,
   event: { type: "end", status, ...(error === undefined ? {} : { error }) }
 })
+
+/**
+ * What an event adds to a run's output: the characters of its line, text, content or arguments (the
+ * parts an agent or model chooses), plus a little for the rest of the event.
+ */
+export const outputSizeOf = (event: ExecuteEvent): number => {
+  const e = event as { readonly line?: unknown; readonly text?: unknown; readonly content?: unknown; readonly arguments?: unknown }
+  let size = 64
+  for (const part of [e.line, e.text, e.content, e.arguments]) if (typeof part === "string") size += part.length
+  return size
+}
 
 /** Builds the runs of a runtime. */
 export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
@@ -179,7 +194,7 @@ export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
       const record = Effect.gen(function* () {
         const run: ExecutionRun = { runId, agentId, runtimeId, status: "running", startedAt: iso(), lastSeq: 0 }
         yield* runLog.create(run)
-        const r: LiveRun = { run, events: [], base: 0, written: 0, ended: undefined, waiters: new Set(), cancelling: false }
+        const r: LiveRun = { run, events: [], base: 0, written: 0, ended: undefined, waiters: new Set(), cancelling: false, bytes: 0 }
         live.set(runId, r)
         deps.recordEvents([{ agentId, type: "run.started", data: { runId }, at: run.startedAt }])
         yield* Deferred.succeed(accepted, r)
@@ -192,7 +207,20 @@ export const makeExecutionRuns = (deps: ExecutionRunsDeps): ExecutionRuns => {
         Effect.gen(function* () {
           const stream = yield* deps.begin(agentId, input, { runId, timeoutMs: options.timeoutMs, accepted: record })
           const r = live.get(runId)!
-          yield* Stream.runForEach(stream, (event) => Effect.sync(() => push(r, event as RunEvent["event"])))
+          // The agent's output is untrusted: a run records at most maxBytes of it, then the step fails.
+          yield* Stream.runForEach(stream, (event) => {
+            r.bytes += outputSizeOf(event)
+            if (r.bytes > deps.maxBytes) {
+              return Effect.fail(
+                new ExecuteFailed({
+                  message: `run ${runId} recorded more than ${deps.maxBytes} bytes of the agent's output, the most one run may (execution.stream_max_bytes); the step was stopped`,
+                  agentId,
+                  key: "execution.stream_max_bytes"
+                })
+              )
+            }
+            return Effect.sync(() => push(r, event as RunEvent["event"]))
+          })
         })
       )
       const fiber = yield* Effect.forkIn(
